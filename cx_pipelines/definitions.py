@@ -1,0 +1,14 @@
+"""The one Dagster Definitions entry point; workspace.yaml and `cx materialize` load it."""
+
+import dagster as dg
+
+from cx_pipelines.defs import decisioning, features, sources, training
+from cx_pipelines.defs.warehouse_io import WarehouseIOManager
+
+defs = dg.Definitions.merge(
+    sources.defs,
+    features.defs,
+    training.defs,
+    decisioning.defs,
+    dg.Definitions(resources={"io_manager": WarehouseIOManager()}),
+)

@@ -1,0 +1,5 @@
+"""Dagster definitions for the decisioning domain."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,5 @@
+"""Dagster definitions for the features domain."""
+
+import dagster as dg
+
+defs = dg.Definitions()

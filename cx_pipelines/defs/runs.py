@@ -1,0 +1,42 @@
+"""Materialise assets through Dagster on the instance in DAGSTER_HOME (what `cx materialize` runs)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cx_pipelines import config
+
+
+def materialize(selection: str = "*", *, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
+    """Run the assets (and their checks) matched by a Dagster selection string, e.g. ``customers+``.
+
+    The run is recorded in the Dagster instance, so it appears in the UI like any other.
+    """
+    from cx_pipelines.definitions import defs
+
+    config.ensure_dagster_home()
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.DagsterInstance.get() as instance:
+        asset_graph = defs.resolve_asset_graph()
+        selected = dg.AssetSelection.from_string(selection).resolve(asset_graph)
+        return job.execute_in_process(
+            instance=instance,
+            asset_selection=list(selected),
+            raise_on_error=raise_on_error,
+        )
+
+
+def summarize_run(result: dg.ExecuteInProcessResult) -> str:
+    """One line per materialised asset and check, then where to look."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.asset_materialization
+        rows = materialization.metadata.get("dagster/row_count")
+        count = f"{rows.value:,} rows" if rows is not None else ""
+        lines.append(f"  materialised {materialization.asset_key.to_user_string():<28} {count}")
+    for event in result.get_asset_check_evaluations():
+        status = "passed" if event.passed else "FAILED"
+        lines.append(f"  check {event.asset_key.to_user_string()}.{event.check_name}: {status}")
+    outcome = "succeeded" if result.success else "FAILED"
+    lines.append(f"Run {result.run_id} {outcome}.")
+    return "\n".join(lines)

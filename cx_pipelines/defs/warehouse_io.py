@@ -1,0 +1,37 @@
+"""IO manager that stores every DataFrame asset as a warehouse table named after the asset."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from cx_pipelines import warehouse
+
+PREVIEW_ROWS = 10
+
+
+def table_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Row count, column schema and a preview, as shown on an asset's page in the UI."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]
+        ),
+        "preview": dg.MetadataValue.md(frame.head(PREVIEW_ROWS).to_markdown(index=False)),
+    }
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Writes asset outputs atomically to Parquet and reads upstream tables back by name."""
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+        if obj is None:  # the asset wrote its table itself (streamed); nothing to store
+            return
+        name = context.asset_key.path[-1]
+        path = warehouse.write_table(name, obj)
+        metadata = table_metadata(obj)
+        metadata["path"] = dg.MetadataValue.path(str(path))
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        return warehouse.read_table(context.asset_key.path[-1])
