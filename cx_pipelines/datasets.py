@@ -27,7 +27,12 @@ def read_cdnow(*, master: bool = False) -> pd.DataFrame:
                 skiprows=1,
                 header=None,
                 names=["customer_id", "date", "cds", "dollar_value"],
-                dtype={"customer_id": "int64", "date": "str", "cds": "int64", "dollar_value": "float64"},
+                dtype={
+                    "customer_id": "int64",
+                    "date": "str",
+                    "cds": "int64",
+                    "dollar_value": "float64",
+                },
             )
         else:
             frame = pd.read_csv(

@@ -110,7 +110,9 @@ def _purchases(
 
 
 def _restrict(purchases: _Purchases, keep: np.ndarray) -> _Purchases:
-    return _Purchases(purchases.customer_ids, purchases.code[keep], purchases.time[keep], purchases.value[keep])
+    return _Purchases(
+        purchases.customer_ids, purchases.code[keep], purchases.time[keep], purchases.value[keep]
+    )
 
 
 def _occasion_counts(purchases: _Purchases, merge_same_day: bool) -> np.ndarray:
@@ -143,7 +145,9 @@ def _summarise(purchases: _Purchases, end: int, scale: float, merge_same_day: bo
     is_first = time == first[code]
     first_value = np.bincount(code[is_first], weights=value[is_first], minlength=n_customers)
     if not merge_same_day:
-        first_value = first_value / np.maximum(np.bincount(code[is_first], minlength=n_customers), 1)
+        first_value = first_value / np.maximum(
+            np.bincount(code[is_first], minlength=n_customers), 1
+        )
     present = count > 0
     frequency = count[present] - 1
     repeat_value = total[present] - first_value[present]
