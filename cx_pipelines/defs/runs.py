@@ -30,7 +30,7 @@ def summarize_run(result: dg.ExecuteInProcessResult) -> str:
     """One line per materialised asset and check, then where to look."""
     lines = []
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
+        materialization = event.step_materialization_data.materialization
         rows = materialization.metadata.get("dagster/row_count")
         count = f"{rows.value:,} rows" if rows is not None else ""
         lines.append(f"  materialised {materialization.asset_key.to_user_string():<28} {count}")
