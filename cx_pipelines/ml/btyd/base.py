@@ -1,0 +1,250 @@
+"""Shared machinery of the BTYD models: data contract, maximum likelihood, standard errors.
+
+Every model is fitted on *sufficient statistics*: rows with identical inputs are grouped
+and their log-likelihood is weighted by the group size, so a million customers with
+day-resolution recency fit as fast as their few hundred thousand distinct histories.
+Parameters are optimised on the log scale (they are all positive); standard errors
+come from the inverse of a numerical Hessian of the log-likelihood on that scale, mapped
+back with the delta method.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+
+class BTYDFitError(RuntimeError):
+    """The likelihood could not be maximised to a finite optimum."""
+
+
+class BTYDNotFittedError(RuntimeError):
+    """A prediction was asked of a model that has not been fitted."""
+
+
+def check_data(data: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Raise ``ValueError`` with an exact message when ``data`` breaks the BTYD data contract."""
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    for column in ("customer_id", *columns):
+        if column not in data.columns:
+            raise ValueError(f"Required column {column} is missing")
+    if len(data) == 0:
+        raise ValueError("Data has no rows: at least one customer is needed")
+    if data["customer_id"].isna().any():
+        raise ValueError("Column customer_id has missing entries")
+    if data["customer_id"].duplicated().any():
+        raise ValueError("Column customer_id has duplicate entries")
+    for column in columns:
+        values = pd.to_numeric(data[column], errors="coerce")
+        if values.isna().any():
+            raise ValueError(f"Column {column} has missing or non-numeric entries")
+        if not np.isfinite(values.to_numpy(dtype="float64")).all():
+            raise ValueError(f"Column {column} has infinite entries")
+        if (values < 0).any():
+            raise ValueError(f"Column {column} has negative entries")
+    if "frequency" in columns:
+        frequency = data["frequency"].to_numpy(dtype="float64")
+        if (frequency != np.round(frequency)).any():
+            raise ValueError("Column frequency has non-integer entries")
+    if "recency" in columns and "T" in columns:
+        if (data["recency"].to_numpy() > data["T"].to_numpy()).any():
+            raise ValueError("Column recency has entries greater than T")
+        if ((data["frequency"].to_numpy() == 0) & (data["recency"].to_numpy() > 0)).any():
+            raise ValueError("Column recency has entries greater than 0 where frequency is 0")
+
+
+def sufficient_statistics(
+    data: pd.DataFrame, columns: Sequence[str]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of ``columns`` and how many customers share each one."""
+    grouped = data.groupby(list(columns), sort=False).size()
+    frame = grouped.reset_index()
+    arrays = [frame[column].to_numpy(dtype="float64") for column in columns]
+    return arrays, grouped.to_numpy(dtype="float64")
+
+
+def numerical_hessian(function, point: np.ndarray, *, step: float = 1e-4) -> np.ndarray:
+    """Central-difference Hessian of a scalar ``function`` at ``point``."""
+    size = len(point)
+    hessian = np.empty((size, size))
+    for i in range(size):
+        for j in range(i, size):
+            shift_i = np.zeros(size)
+            shift_j = np.zeros(size)
+            shift_i[i] = step
+            shift_j[j] = step
+            value = (
+                function(point + shift_i + shift_j)
+                - function(point + shift_i - shift_j)
+                - function(point - shift_i + shift_j)
+                + function(point - shift_i - shift_j)
+            ) / (4 * step * step)
+            hessian[i, j] = hessian[j, i] = value
+    return hessian
+
+
+class MaximumLikelihoodModel:
+    """Base of the BTYD models: options in ``__init__``, ``fit`` returns the model.
+
+    Subclasses define ``parameter_names``, ``required_columns``, ``_statistics(data)`` and
+    ``_log_likelihood(params, *statistics)`` (per-row log-likelihood, vectorised).
+    After ``fit``: ``params_`` and ``standard_errors_`` (Series indexed by the papers'
+    parameter names), ``log_likelihood_`` (sum over customers), ``n_customers_``,
+    ``converged_``.
+    """
+
+    parameter_names: tuple[str, ...] = ()
+    required_columns: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        penalizer: float = 0.0,
+        initial_params: dict[str, float] | None = None,
+        max_iterations: int = 2000,
+        tolerance: float = 1e-10,
+    ) -> None:
+        self.penalizer = penalizer
+        self.initial_params = initial_params
+        self.max_iterations = max_iterations
+        self.tolerance = tolerance
+
+    # -- subclass hooks -------------------------------------------------------------
+    def _statistics(self, data: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
+        return sufficient_statistics(data, self.required_columns)
+
+    def _log_likelihood(self, params: np.ndarray, *statistics: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_identifiable(self, data: pd.DataFrame) -> None:
+        """Raise when the data cannot identify the parameters (default: nothing to check)."""
+
+    # -- fitting --------------------------------------------------------------------
+    def _objective(self, log_params: np.ndarray, statistics, weights) -> float:
+        params = np.exp(log_params)
+        with np.errstate(all="ignore"):
+            values = self._log_likelihood(params, *statistics)
+            total = float(np.dot(weights, values))
+        if not np.isfinite(total):
+            return np.inf
+        penalty = self.penalizer * float(np.sum(log_params**2))
+        return -total / self._scale + penalty
+
+    def fit(self, data: pd.DataFrame) -> MaximumLikelihoodModel:
+        """Maximise the likelihood of ``data`` (one row per customer); returns the model."""
+        check_data(data, self.required_columns)
+        self._check_identifiable(data)
+        statistics, weights = self._statistics(data)
+        self._scale = float(weights.sum())
+        if self.initial_params is None:
+            start = np.zeros(len(self.parameter_names))
+        else:
+            unknown = set(self.initial_params) - set(self.parameter_names)
+            if unknown:
+                raise ValueError(
+                    f"initial_params has unknown names {sorted(unknown)}; "
+                    f"expected {list(self.parameter_names)}"
+                )
+            start = np.log([self.initial_params.get(name, 1.0) for name in self.parameter_names])
+
+        def objective(point: np.ndarray) -> float:
+            return self._objective(point, statistics, weights)
+
+        result = optimize.minimize(
+            objective,
+            start,
+            method="L-BFGS-B",
+            bounds=[(-20.0, 20.0)] * len(start),
+            options={"maxiter": self.max_iterations, "ftol": self.tolerance, "gtol": 1e-8},
+        )
+        # A Nelder-Mead polish from the quasi-Newton optimum guards against the
+        # finite-difference gradient stopping early on flat ridges.
+        polished = optimize.minimize(
+            objective,
+            result.x,
+            method="Nelder-Mead",
+            options={"maxiter": 400 * len(start), "xatol": 1e-7, "fatol": 1e-12},
+        )
+        best = polished if polished.fun <= result.fun else result
+        if not np.isfinite(best.fun):
+            raise BTYDFitError(
+                f"{type(self).__name__}: the log-likelihood is not finite at any point tried; "
+                "check the data (units of recency and T, outliers) or pass initial_params"
+            )
+        log_params = best.x
+        self.params_ = pd.Series(
+            np.exp(log_params), index=list(self.parameter_names), name="estimate"
+        )
+        self.log_likelihood_ = float(
+            np.dot(weights, self._log_likelihood(self.params_.to_numpy(), *statistics))
+        )
+        self.n_customers_ = int(weights.sum())
+        self._data = data
+        self.converged_ = bool(result.success or polished.success)
+        self.standard_errors_ = self._standard_errors(objective, log_params)
+        return self
+
+    def _standard_errors(self, objective, log_params: np.ndarray) -> pd.Series:
+        hessian = numerical_hessian(objective, log_params) * self._scale
+        names = list(self.parameter_names)
+        try:
+            covariance = np.linalg.inv(hessian)
+        except np.linalg.LinAlgError:
+            covariance = np.full_like(hessian, np.nan)
+        variances = np.diag(covariance)
+        if not np.all(np.isfinite(variances)) or np.any(variances <= 0):
+            warnings.warn(
+                f"{type(self).__name__}: the Hessian of the log-likelihood is not positive "
+                "definite at the optimum; standard errors are set to NaN (parameters are "
+                "poorly identified by these data)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return pd.Series(np.nan, index=names, name="standard_error")
+        # Delta method: se(theta) = theta * se(log theta).
+        return pd.Series(
+            np.exp(log_params) * np.sqrt(variances), index=names, name="standard_error"
+        )
+
+    # -- reporting ------------------------------------------------------------------
+    def _fitted(self) -> pd.Series:
+        if not hasattr(self, "params_"):
+            raise BTYDNotFittedError(
+                f"{type(self).__name__} is not fitted yet: call fit(data) first"
+            )
+        return self.params_
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% intervals (normal on the log scale)."""
+        params = self._fitted()
+        se = self.standard_errors_
+        log_se = se / params
+        return pd.DataFrame(
+            {
+                "estimate": params,
+                "standard_error": se,
+                "lower_95": params * np.exp(-1.96 * log_se),
+                "upper_95": params * np.exp(1.96 * log_se),
+            }
+        )
+
+    def __repr__(self) -> str:
+        if hasattr(self, "params_"):
+            values = ", ".join(f"{name}={value:.4g}" for name, value in self.params_.items())
+            return f"{type(self).__name__}({values}, log_likelihood={self.log_likelihood_:.2f})"
+        return f"{type(self).__name__}(penalizer={self.penalizer})"
+
+    def _prepare(self, data: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
+        """Data to predict for: the given rows (checked) or, by default, the fitted data."""
+        self._fitted()
+        if data is None:
+            if getattr(self, "_data", None) is None:
+                raise ValueError("No data given and none kept from fit")
+            return self._data
+        check_data(data, columns)
+        return data
