@@ -1,4 +1,4 @@
-"""Buy-till-you-die models fitted by maximum likelihood: BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma."""
+"""Buy-till-you-die models by maximum likelihood: BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma."""
 
 from cx_pipelines.ml.btyd.base import BTYDFitError, BTYDNotFittedError, check_data
 from cx_pipelines.ml.btyd.beta_geo import BetaGeoModel

@@ -92,6 +92,12 @@ class BetaGeoModel(MaximumLikelihoodModel):
         data = self._prepare(data, RFM_COLUMNS)
         return self._series(data, self._probability_alive(*_arrays(data)), "probability_alive")
 
+    def expected_probability_ever_again(self, data: pd.DataFrame | None = None) -> pd.Series:
+        """P(at least one more transaction, ever): equal to P(alive), since a live customer
+        with a positive purchase rate buys again and dropout happens only at purchases."""
+        data = self._prepare(data, RFM_COLUMNS)
+        return self._series(data, self._probability_alive(*_arrays(data)), "probability_ever_again")
+
     def expected_transactions(
         self, data: pd.DataFrame | None = None, *, future_t: float
     ) -> pd.Series:

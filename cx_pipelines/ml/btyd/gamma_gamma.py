@@ -19,7 +19,7 @@ SPEND_COLUMNS = ("frequency", "monetary_value")
 
 
 class GammaGammaModel(MaximumLikelihoodModel):
-    """Gamma-Gamma with parameters ``p, q, v``; customers with frequency 0 are left out of ``fit``."""
+    """Gamma-Gamma with parameters ``p, q, v``; ``fit`` leaves out customers with frequency 0."""
 
     parameter_names = ("p", "q", "v")
     required_columns = SPEND_COLUMNS

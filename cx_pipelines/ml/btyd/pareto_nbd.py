@@ -101,6 +101,29 @@ class ParetoNBDModel(MaximumLikelihoodModel):
         data = self._prepare(data, RFM_COLUMNS)
         return self._series(data, self._probability_alive(*_arrays(data)), "probability_alive")
 
+    def expected_probability_ever_again(self, data: pd.DataFrame | None = None) -> pd.Series:
+        """P(at least one more transaction before death) per customer.
+
+        Alive at T with lambda ~ Gamma(k = r+x, A = alpha+T) and mu ~ Gamma(s, B = beta+T),
+        the next purchase precedes death with probability lambda / (lambda + mu), whose
+        expectation is k/(k+s) 2F1(s, 1; k+s+1; 1 - A/B) (Pfaff-transformed when A > B so
+        the argument stays in [0, 1)); times P(alive).
+        """
+        data = self._prepare(data, RFM_COLUMNS)
+        x, t_x, T = _arrays(data)
+        r, alpha, s, beta = self.params_.to_numpy()
+        k = r + x
+        rate_a, rate_b = alpha + T, beta + T
+        direct = hyp2f1(s, 1.0, k + s + 1.0, 1.0 - np.minimum(rate_a / rate_b, 1.0))
+        pfaff = (
+            rate_b
+            / rate_a
+            * hyp2f1(k + 1.0, 1.0, k + s + 1.0, 1.0 - np.minimum(rate_b / rate_a, 1.0))
+        )
+        mean_share = k / (k + s) * np.where(rate_a <= rate_b, direct, pfaff)
+        values = self._probability_alive(x, t_x, T) * mean_share
+        return self._series(data, values, "probability_ever_again")
+
     def expected_transactions(
         self, data: pd.DataFrame | None = None, *, future_t: float
     ) -> pd.Series:
