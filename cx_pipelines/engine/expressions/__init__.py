@@ -129,10 +129,21 @@ class CompiledExpression:
             raise error.at(self.location) from None
 
 
-def _place(error: EngineError, location: Location | None, column: int) -> EngineError:
+def _place(error: EngineError, text: str, location: Location | None, column: int) -> EngineError:
+    """``error`` placed at ``location`` with the column inside the file, quoting the text."""
     base = location or Location()
     start = base.column if base.column is not None else 1
-    return error.at(replace(base, column=start + column))
+    where = f"at column {start + column}" if location and location.column else ""
+    if not where:
+        where = f"at character {column + 1}"
+    shown = text if isinstance(text, str) else repr(text)
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    return type(error)(
+        f"{error.message} ({where} of expression {shown!r})",
+        location=replace(base, column=start + column),
+        symbol=error.symbol,
+        suggestion=error.suggestion,
+    )
 
 
 def compile_expression(
@@ -149,10 +160,10 @@ def compile_expression(
     """
     tree, error, column = parse(text)
     if error is not None:
-        raise _place(error, location, column)
+        raise _place(error, text, location, column)
     error, column = check(tree, attribute_types, expected_type)
     if error is not None:
-        raise _place(error, location, column)
+        raise _place(error, text, location, column)
     record = compile_record(tree)
     if tree.value_type is ValueType.BOOLEAN and (
         tree.kind not in _ALWAYS_BOOLEAN or is_constant(tree)
