@@ -1,9 +1,229 @@
-"""`cx strategy …` subcommands (filled in by the decision-engine work)."""
+"""`cx strategy …`: validate, test, show, diff and simulate strategy files.
+
+Every subcommand exits non-zero when anything fails (a file does not load, a golden case
+differs, a table is missing), and prints errors as ``file:line, path: message`` so an
+editor or CI log points at the exact place.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from cx_pipelines.engine.errors import EngineError
+
+STRATEGY_SUFFIXES = (".yaml", ".yml")
+
+
+def _strategy_files(paths: list[str]) -> list[Path]:
+    """Files named on the command line; a folder stands for its strategy files."""
+    files: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in STRATEGY_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def _error_line(problem: EngineError, *, kind: str = "error") -> str:
+    return f"{kind}: {problem.describe()}"
+
+
+def _load(path: Path):
+    """Load one strategy, printing every error found; ``None`` when it does not load."""
+    from cx_pipelines.engine import load_strategy
+
+    if not path.exists():
+        print(f"error: {path}: no such file", file=sys.stderr)
+        return None
+    try:
+        return load_strategy(path)
+    except EngineError as problem:
+        for item in [problem, *getattr(problem, "others", [])]:
+            print(_error_line(item), file=sys.stderr)
+        return None
+
+
+def _validate(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.engine import check_strategy, load_strategy
+
+    files = _strategy_files(arguments.paths)
+    if not files:
+        print("error: no strategy files given", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in files:
+        if not path.exists():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            failed += 1
+            continue
+        errors, warnings = check_strategy(path)
+        for warning in warnings:
+            print(_error_line(warning, kind="warning"), file=sys.stderr)
+        if errors or (arguments.strict and warnings):
+            for problem in errors:
+                print(_error_line(problem), file=sys.stderr)
+            print(f"FAILED {path}: {len(errors)} error(s), {len(warnings)} warning(s)")
+            failed += 1
+            continue
+        strategy = load_strategy(path)
+        print(f"ok {path}: {strategy.name} v{strategy.version} {strategy.content_hash}  "
+              f"{len(strategy.events)} events, {len(strategy.mechanisms)} mechanisms, "
+              f"{len(strategy.golden_cases)} golden cases")
+    return 1 if failed else 0
+
+
+def _test(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.engine import run_golden_cases
+
+    files = _strategy_files(arguments.paths)
+    if not files:
+        print("error: no strategy files given", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in files:
+        strategy = _load(path)
+        if strategy is None:
+            print(f"FAILED {path}: does not load")
+            failed += 1
+            continue
+        failures = run_golden_cases(strategy)
+        for failure in failures:
+            print(_error_line(failure, kind="fail"), file=sys.stderr)
+        cases = len(strategy.golden_cases)
+        if not cases:
+            print(f"warning: {path}: no golden cases", file=sys.stderr)
+        if failures:
+            print(f"FAILED {path}: {len(failures)} failure(s) in {cases} golden cases "
+                  "(batch and per-record evaluators)")
+            failed += 1
+        else:
+            print(f"ok {path}: {cases} golden cases pass on the batch and per-record evaluators")
+    return 1 if failed else 0
+
+
+def _show(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.engine.render import render_mermaid, render_text
+
+    strategy = _load(Path(arguments.path))
+    if strategy is None:
+        return 1
+    try:
+        if arguments.mermaid:
+            print(render_mermaid(strategy, mechanism=arguments.mechanism), end="")
+        else:
+            print(render_text(strategy, mechanism=arguments.mechanism), end="")
+    except KeyError as problem:
+        print(f"error: {problem.args[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _diff(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.engine.diff import diff_files
+
+    strategies = [_load(Path(arguments.old)), _load(Path(arguments.new))]
+    if any(strategy is None for strategy in strategies):
+        return 1
+    difference = diff_files(arguments.old, arguments.new)
+    old, new = strategies
+    print(f"content hash {old.content_hash} -> {new.content_hash}"
+          + ("  (same)" if old.content_hash == new.content_hash else ""))
+    print(difference.describe(), end="")
+    return 1 if arguments.exit_code and not difference.identical else 0
+
+
+def _simulate(arguments: argparse.Namespace) -> int:
+    from cx_pipelines import warehouse
+    from cx_pipelines.engine.simulate import OPTIONAL_TABLES, PopulationError, engine_inputs, simulate
+
+    strategy = _load(Path(arguments.path))
+    against = _load(Path(arguments.against)) if arguments.against else None
+    if strategy is None or (arguments.against and against is None):
+        return 1
+    try:
+        customers = warehouse.read_table("customers")
+        accounts = warehouse.read_table("accounts")
+        tables = {name: warehouse.read_table(name) if warehouse.table_exists(name) else None
+                  for name in OPTIONAL_TABLES}
+        if arguments.sample and len(customers) > arguments.sample:
+            customers = customers.sample(n=arguments.sample, random_state=arguments.seed)
+        inputs = engine_inputs([strategy, *([against] if against else [])],
+                               customers=customers, accounts=accounts, tables=tables)
+        report = simulate(strategy, event=arguments.event, customers=inputs[0], accounts=inputs[1],
+                          against=against, channel=arguments.channel, examples=arguments.examples)
+    except (warehouse.WarehouseError, PopulationError, EngineError) as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    present = [name for name, table in tables.items() if table is not None]
+    print(f"population: warehouse tables customers, accounts"
+          + (f", {', '.join(present)}" if present else "") + f" ({warehouse.config.warehouse_dir()})")
+    print(report.describe(), end="")
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(_report_json(report), indent=2, default=str))
+        print(f"report written to {arguments.json}")
+    return 0
+
+
+def _report_json(report) -> dict:
+    return {
+        "strategy": report.strategy,
+        "event": report.event,
+        "customers": report.customers,
+        "accounts": report.accounts,
+        "against": report.against,
+        "distributions": {key: counts.to_dict() for key, counts in report.distributions.items()},
+        "numbers": {key: {"mean": mean, "share_with_value": share}
+                    for key, (mean, share) in report.numbers.items()},
+        "shifts": [
+            {"level": shift.level, "column": shift.column, "rows": shift.rows,
+             "changed": shift.changed, "transitions": shift.transitions.to_dict("records"),
+             "by_segment": shift.by_segment.to_dict("records")}
+            for shift in report.shifts
+        ],
+        "examples": report.examples,
+    }
 
 
 def add_strategy_commands(commands: argparse._SubParsersAction) -> None:
     """Register `cx strategy` and its subcommands on the `cx` parser."""
+    strategy = commands.add_parser("strategy", help="validate, test, show, diff, simulate strategies")
+    subcommands = strategy.add_subparsers(dest="strategy_command", required=True)
+
+    validate = subcommands.add_parser("validate", help="load and type-check strategy files")
+    validate.add_argument("paths", nargs="+", help="strategy files or folders (e.g. strategies/)")
+    validate.add_argument("--strict", action="store_true", help="warnings fail too")
+    validate.set_defaults(handler=_validate)
+
+    test = subcommands.add_parser("test", help="run golden cases on both evaluators")
+    test.add_argument("paths", nargs="+", help="strategy files or folders")
+    test.set_defaults(handler=_test)
+
+    show = subcommands.add_parser("show", help="print trees, matrices and scorecards (or Mermaid)")
+    show.add_argument("path")
+    show.add_argument("--mermaid", action="store_true", help="a Mermaid flowchart instead of text")
+    show.add_argument("--mechanism", help="only this mechanism")
+    show.set_defaults(handler=_show)
+
+    diff = subcommands.add_parser("diff", help="what changed between two strategy files")
+    diff.add_argument("old")
+    diff.add_argument("new")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when they differ")
+    diff.set_defaults(handler=_diff)
+
+    simulate = subcommands.add_parser(
+        "simulate", help="run over the materialised population; compare with --against"
+    )
+    simulate.add_argument("path")
+    simulate.add_argument("--against", help="another strategy file to compare decisions with")
+    simulate.add_argument("--event", default="periodic_review")
+    simulate.add_argument("--channel", help="only this channel's treatments")
+    simulate.add_argument("--sample", type=int, help="simulate on this many random customers")
+    simulate.add_argument("--seed", type=int, default=7, help="seed of --sample")
+    simulate.add_argument("--examples", type=int, default=5, help="example customers to show")
+    simulate.add_argument("--json", help="also write the report as JSON to this file")
+    simulate.set_defaults(handler=_simulate)
