@@ -1,0 +1,135 @@
+"""Bulk writes of column arrays into the source tables, fast on SQLite and PostgreSQL.
+
+Columns arrive as NumPy arrays: integers, floats (NaN is NULL), booleans, strings (object
+arrays may hold None), ``datetime64[s]`` for DateTime and ``datetime64[D]`` for Date
+columns. SQLite gets DBAPI ``executemany`` with values in the exact text format that
+SQLAlchemy's SQLite types store and parse; PostgreSQL gets ``COPY … FROM STDIN``; any
+other database gets SQLAlchemy Core ``insert`` with lists of parameter dictionaries.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+
+import numpy as np
+import sqlalchemy as sa
+
+from cx_pipelines.source_schema import SOURCE_TABLES, metadata
+
+BATCH_ROWS = 100_000
+"""Rows converted to Python values at a time, to bound memory on large chunks."""
+
+
+class SourceWriteError(RuntimeError):
+    """A table could not be written to the source database."""
+
+
+def _text_datetimes(values: np.ndarray) -> list[str | None]:
+    text = np.datetime_as_string(values.astype("datetime64[us]"), unit="us")
+    raw = text.astype("S26")
+    raw.view(np.uint8).reshape(len(raw), 26)[:, 10] = ord(" ")
+    result = raw.astype("U26").astype(object)
+    result[np.isnat(values)] = None
+    return result.tolist()
+
+
+def _text_dates(values: np.ndarray) -> list[str | None]:
+    result = np.datetime_as_string(values.astype("datetime64[D]"), unit="D").astype(object)
+    result[np.isnat(values)] = None
+    return result.tolist()
+
+
+def _python_values(values: np.ndarray, column: sa.Column, *, dates_as_text: bool) -> list:
+    kind = values.dtype.kind
+    if kind == "M":
+        is_datetime = isinstance(column.type, sa.DateTime)
+        if dates_as_text:
+            return _text_datetimes(values) if is_datetime else _text_dates(values)
+        result = values.astype("datetime64[us]" if is_datetime else "datetime64[D]")
+        result = result.astype(object)
+        result[np.isnat(values)] = None
+        return result.tolist()
+    if kind == "f":
+        missing = np.isnan(values)
+        if missing.any():
+            result = values.astype(object)
+            result[missing] = None
+            return result.tolist()
+    return values.tolist()
+
+
+class SourceWriter:
+    """Drops, recreates and fills the six source tables of one database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    def recreate_tables(self) -> None:
+        """Drop the source tables and create them empty, without indexes (added at the end)."""
+        with self.engine.begin() as connection:
+            metadata.drop_all(connection, tables=list(SOURCE_TABLES), checkfirst=True)
+            for table in SOURCE_TABLES:
+                connection.execute(sa.schema.CreateTable(table))
+
+    def create_indexes(self) -> None:
+        """Create the indexes declared in the schema, after the bulk load."""
+        with self.engine.begin() as connection:
+            for table in SOURCE_TABLES:
+                for index in table.indexes:
+                    index.create(connection)
+
+    def write(self, tables: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        """Append rows to several tables in one transaction."""
+        with self.engine.begin() as connection:
+            if self.dialect == "sqlite":
+                connection.exec_driver_sql("PRAGMA synchronous = OFF")
+            for name, columns in tables.items():
+                table = metadata.tables[name]
+                try:
+                    self._write_table(connection, table, columns)
+                except sa.exc.DBAPIError as error:
+                    raise SourceWriteError(
+                        f"Could not write table {name!r} to {self.engine.url!r}: {error.orig}"
+                    ) from error
+
+    def _write_table(
+        self, connection: sa.Connection, table: sa.Table, columns: Mapping[str, np.ndarray]
+    ) -> None:
+        names = list(columns)
+        unknown = set(names) - set(table.columns.keys())
+        if unknown:
+            raise SourceWriteError(f"Table {table.name!r} has no columns {sorted(unknown)}")
+        rows = len(next(iter(columns.values())))
+        for start in range(0, rows, BATCH_ROWS):
+            stop = min(start + BATCH_ROWS, rows)
+            values = [
+                _python_values(
+                    columns[name][start:stop],
+                    table.columns[name],
+                    dates_as_text=self.dialect in ("sqlite", "postgresql"),
+                )
+                for name in names
+            ]
+            if self.dialect == "sqlite":
+                placeholders = ", ".join("?" for _ in names)
+                sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"
+                cursor = connection.connection.driver_connection.cursor()
+                cursor.executemany(sql, zip(*values, strict=True))
+                cursor.close()
+            elif self.dialect == "postgresql":
+                buffer = io.StringIO()
+                csv.writer(buffer, lineterminator="\n").writerows(zip(*values, strict=True))
+                buffer.seek(0)
+                cursor = connection.connection.driver_connection.cursor()
+                cursor.copy_expert(
+                    f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)", buffer
+                )
+                cursor.close()
+            else:
+                connection.execute(
+                    table.insert(),
+                    [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)],
+                )
