@@ -1,0 +1,204 @@
+"""Propensity and attrition classifiers: gradient boosting with calibrated probabilities.
+
+The estimator is scikit-learn's ``HistGradientBoostingClassifier`` behind an ordinal
+encoder for categorical columns (unknown categories become missing, which the booster
+handles natively), wrapped in ``CalibratedClassifierCV`` so a predicted 0.08 means an
+8% response rate. One pooled model covers every offer type and channel: ``offer_type``
+and ``channel`` are categorical features, so each offer × channel gets its own response
+curve while sharing what customers have in common, which a 25-way split of a few
+thousand contacts per cell cannot learn. :func:`score_offer_channels` scores each
+customer once per offer × channel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+from threadpoolctl import threadpool_limits
+
+from cx_pipelines.ml.specs import ModelSpec
+
+
+class TrainingDataError(ValueError):
+    """A training or scoring frame lacks columns, has an unusable target or bad feature types."""
+
+
+@contextmanager
+def training_threads() -> Iterator[None]:
+    """Limit OpenMP threads while boosting (``CX_TRAINING_THREADS``, default 1).
+
+    Several Dagster steps train at once on a small machine; busy-waiting OpenMP pools
+    oversubscribe the cores and make each fit an order of magnitude slower.
+    """
+    threads = int(os.environ.get("CX_TRAINING_THREADS", "1"))
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        yield
+
+
+def check_binary_target(frame: pd.DataFrame, target: str, *, where: str) -> np.ndarray:
+    """The target column as 0/1 integers, or a clear error naming what is wrong."""
+    if target not in frame.columns:
+        raise TrainingDataError(f"{where}: target column {target!r} is missing")
+    values = frame[target]
+    if values.isna().any():
+        raise TrainingDataError(
+            f"{where}: target {target!r} has {int(values.isna().sum())} missing values"
+        )
+    numeric = pd.to_numeric(values.astype("object").replace({True: 1, False: 0}), errors="coerce")
+    if numeric.isna().any() or not numeric.isin([0, 1]).all():
+        raise TrainingDataError(f"{where}: target {target!r} must be binary (0/1 or True/False)")
+    labels = numeric.to_numpy(dtype=int)
+    if len(labels) and labels.min() == labels.max():
+        raise TrainingDataError(
+            f"{where}: target {target!r} holds only the value {labels[0]}; "
+            "a classifier needs both outcomes"
+        )
+    return labels
+
+
+def feature_frame(
+    frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str], *, where: str
+) -> pd.DataFrame:
+    """The model's input columns with consistent types: categorical as strings, others as floats."""
+    missing = [column for column in features if column not in frame.columns]
+    if missing:
+        raise TrainingDataError(f"{where}: feature columns {missing} are missing")
+    result = {}
+    for column in features:
+        values = frame[column]
+        if column in categorical:
+            result[column] = values.astype("string").astype(object).where(values.notna(), None)
+        elif pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            result[column] = values.astype(float)
+        else:
+            raise TrainingDataError(
+                f"{where}: feature {column!r} has type {values.dtype}; declare it under "
+                "features.categorical in the model spec or exclude it"
+            )
+    return pd.DataFrame(result, index=frame.index)
+
+
+def build_classifier(
+    spec: ModelSpec,
+    features: Sequence[str],
+    *,
+    random_state: int,
+    calibrate: bool | None = None,
+) -> Pipeline | CalibratedClassifierCV:
+    """An unfitted pipeline: ordinal-encode categoricals, boost, optionally calibrate."""
+    categorical = [column for column in features if column in spec.categorical]
+    numeric = [column for column in features if column not in spec.categorical]
+    encoder = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=-1,
+                    encoded_missing_value=-1,
+                    dtype=float,
+                ),
+                categorical,
+            ),
+            ("numeric", "passthrough", numeric),
+        ],
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    booster = HistGradientBoostingClassifier(
+        **spec.estimator_params,
+        categorical_features=categorical or None,
+        random_state=random_state,
+    )
+    pipeline = Pipeline([("encode", encoder), ("boost", booster)])
+    method = spec.calibration if calibrate is None or calibrate else "none"
+    if method == "none":
+        return pipeline
+    return CalibratedClassifierCV(pipeline, method=method, cv=spec.calibration_folds)
+
+
+@dataclass
+class FittedClassifier:
+    """A fitted classifier with the feature columns it expects."""
+
+    estimator: Pipeline | CalibratedClassifierCV
+    features: list[str]
+    categorical: list[str]
+    training_rows: int
+
+    def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return feature_frame(frame, self.features, self.categorical, where="scoring data")
+
+    def predict_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """Probability of the positive outcome for every row of ``frame``."""
+        with training_threads():
+            probabilities = self.estimator.predict_proba(self.input_frame(frame))[:, 1]
+        if np.isnan(probabilities).any():
+            raise TrainingDataError("the model produced NaN probabilities; check the inputs")
+        return probabilities
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """scikit-learn style two-column probabilities (negative, positive)."""
+        positive = self.predict_probability(frame)
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The positive-class probability: what a decision strategy's model score reads."""
+        return self.predict_probability(frame)
+
+
+def subsample(frame: pd.DataFrame, limit: int | None, *, random_state: int) -> pd.DataFrame:
+    """At most ``limit`` rows, drawn without replacement with a fixed seed."""
+    if limit is None or len(frame) <= limit:
+        return frame
+    return frame.sample(n=limit, random_state=random_state)
+
+
+def fit_classifier(
+    frame: pd.DataFrame,
+    spec: ModelSpec,
+    *,
+    random_state: int = 0,
+    features: Sequence[str] | None = None,
+) -> FittedClassifier:
+    """Fit the spec's classifier on ``frame`` (features chosen by the spec unless given)."""
+    where = f"training data for {spec.name!r}"
+    if frame.empty:
+        raise TrainingDataError(f"{where} is empty")
+    frame = subsample(frame, spec.max_training_rows, random_state=random_state)
+    labels = check_binary_target(frame, spec.target, where=where)
+    chosen = list(features) if features is not None else spec.select_features(list(frame.columns))
+    categorical = [column for column in chosen if column in spec.categorical]
+    inputs = feature_frame(frame, chosen, categorical, where=where)
+    estimator = build_classifier(spec, chosen, random_state=random_state)
+    with training_threads():
+        estimator.fit(inputs, labels)
+    return FittedClassifier(estimator, chosen, categorical, len(frame))
+
+
+def score_offer_channels(
+    model: FittedClassifier,
+    customers: pd.DataFrame,
+    *,
+    offer_types: Sequence[str],
+    channels: Sequence[str],
+    prefix: str = "propensity",
+) -> pd.DataFrame:
+    """One row per customer, one column ``<prefix>__<offer>__<channel>`` per combination."""
+    if "customer_id" not in customers.columns:
+        raise TrainingDataError("scoring data: column 'customer_id' is missing")
+    result = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy()})
+    for offer_type in offer_types:
+        for channel in channels:
+            candidates = customers.assign(offer_type=offer_type, channel=channel)
+            result[f"{prefix}__{offer_type}__{channel}"] = model.predict_probability(candidates)
+    return result
