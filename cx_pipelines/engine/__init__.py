@@ -6,15 +6,22 @@ single pass), the per-record evaluator over one customer, with identical results
 No Dagster here.
 """
 
+from cx_pipelines.engine.batch import BatchResult, evaluate_batch
+from cx_pipelines.engine.golden import run_golden_cases
 from cx_pipelines.engine.loader import check_strategy, load_strategy
 from cx_pipelines.engine.model import Strategy
+from cx_pipelines.engine.record import evaluate_customer
 from cx_pipelines.engine.schema import strategy_json_schema
 from cx_pipelines.engine.user_exits import register_user_exit
 
 __all__ = [
+    "BatchResult",
     "Strategy",
     "check_strategy",
+    "evaluate_batch",
+    "evaluate_customer",
     "load_strategy",
     "register_user_exit",
+    "run_golden_cases",
     "strategy_json_schema",
 ]
