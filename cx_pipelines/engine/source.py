@@ -53,8 +53,10 @@ class SourceMap:
         return Location(file=self.file, line=line, column=column, path=format_path(key) or None)
 
 
-def _walk(node: yaml.Node, path: PathKey, source: SourceMap) -> None:
-    source.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+def _walk(node: yaml.Node, path: PathKey, source: SourceMap, key: yaml.Node | None = None) -> None:
+    # a mapping entry is placed where its key is written, so nested blocks point at their key
+    mark = (key or node).start_mark
+    source.marks[path] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -71,7 +73,7 @@ def _walk(node: yaml.Node, path: PathKey, source: SourceMap) -> None:
                     symbol=key,
                 )
             seen[key] = key_node.start_mark.line + 1
-            _walk(value_node, (*path, key), source)
+            _walk(value_node, (*path, key), source, key_node)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), source)
