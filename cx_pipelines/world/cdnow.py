@@ -22,12 +22,11 @@ no longer describes the source tables.
 from __future__ import annotations
 
 import numpy as np
-import sqlalchemy as sa
 
 from cx_pipelines import config
 from cx_pipelines.datasets import read_cdnow
 from cx_pipelines.source_schema import SOURCE_TABLES
-from cx_pipelines.world.source_writer import SourceWriter
+from cx_pipelines.world.source_writer import SourceWriter, source_engine
 
 PLACEHOLDER_CUSTOMER_TYPE = "mass_market"
 PLACEHOLDER_REGION = "central"
@@ -73,7 +72,7 @@ def load_cdnow(*, master: bool = False, source_url: str) -> dict[str, int]:
             "channel": np.full(len(log), "ecommerce", dtype=object),
         },
     }
-    engine = sa.create_engine(source_url)
+    engine = source_engine(source_url)
     try:
         writer = SourceWriter(engine)
         writer.recreate_tables()

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sqlalchemy as sa
 
 from cx_pipelines import config
 from cx_pipelines.source_schema import (
@@ -49,7 +48,7 @@ from cx_pipelines.world.offers import (
     plan_campaigns,
     response_probabilities,
 )
-from cx_pipelines.world.source_writer import SourceWriter
+from cx_pipelines.world.source_writer import SourceWriter, source_engine
 from cx_pipelines.world.spending import draw_purchases, draw_transactions
 
 DEFAULT_CHUNK_CUSTOMERS = 25_000
@@ -226,7 +225,7 @@ def generate(
         )
     began = time.perf_counter()
     campaigns = plan_campaigns(seed)
-    engine = sa.create_engine(source_url)
+    engine = source_engine(source_url)
     writer = SourceWriter(engine)
     writer.recreate_tables()
     folder = config.world_dir()

@@ -295,4 +295,3 @@ def standardised_beta(values: np.ndarray, a: float, b: float) -> np.ndarray:
     mean = a / (a + b)
     variance = a * b / ((a + b) ** 2 * (a + b + 1))
     return (values - mean) / np.sqrt(variance)
-

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
@@ -24,6 +25,14 @@ BATCH_ROWS = 100_000
 
 class SourceWriteError(RuntimeError):
     """A table could not be written to the source database."""
+
+
+def source_engine(url: str) -> sa.Engine:
+    """Engine for ``url``; for a SQLite file, its folder is created when missing."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(parsed)
 
 
 def _text_datetimes(values: np.ndarray) -> list[str | None]:
