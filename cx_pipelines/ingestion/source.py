@@ -1,0 +1,149 @@
+"""Reading the source system: raw values, chunk by chunk, with errors that name table and URL.
+
+Columns are selected untyped, so SQLAlchemy applies no result processing: a text value in a
+numeric column (SQLite allows it) arrives as text and is quarantined by the contract
+instead of crashing the read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from cx_pipelines.ingestion.errors import (
+    SourceColumnsMissingError,
+    SourceTableMissingError,
+    SourceUnavailableError,
+)
+
+DEFAULT_CHUNK_ROWS = 250_000
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe to print in errors and logs."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _reason(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(error).__name__
+
+
+class SourceReader:
+    """Reads source tables from one database URL; use as a context manager."""
+
+    def __init__(self, url: str, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        self.url = url
+        self.masked_url = mask_url(url)
+        self.chunk_rows = chunk_rows
+        self._engine: sa.Engine | None = None
+
+    def __enter__(self) -> SourceReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _engine_for(self, table: str) -> sa.Engine:
+        if self._engine is not None:
+            return self._engine
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except ArgumentError as error:
+            raise SourceUnavailableError(
+                table=table, url=self.masked_url, reason=f"not a database URL ({error})"
+            ) from error
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            # SQLite would silently create an empty file; say instead that there is none.
+            if not Path(parsed.database).exists():
+                raise SourceUnavailableError(
+                    table=table,
+                    url=self.masked_url,
+                    reason=f"database file {parsed.database} does not exist",
+                )
+        try:
+            self._engine = sa.create_engine(parsed)
+        except (NoSuchModuleError, ArgumentError, ImportError) as error:
+            raise SourceUnavailableError(
+                table=table, url=self.masked_url, reason=_reason(error)
+            ) from error
+        return self._engine
+
+    def check_table(self, table: str, columns: list[str]) -> None:
+        """Raise a clear error unless ``table`` exists with every one of ``columns``."""
+        engine = self._engine_for(table)
+        try:
+            inspector = sa.inspect(engine)
+            if not inspector.has_table(table):
+                raise SourceTableMissingError(table=table, url=self.masked_url)
+            present = {column["name"] for column in inspector.get_columns(table)}
+        except DBAPIError as error:
+            raise SourceUnavailableError(
+                table=table, url=self.masked_url, reason=_reason(error)
+            ) from error
+        missing = [column for column in columns if column not in present]
+        if missing:
+            raise SourceColumnsMissingError(table=table, url=self.masked_url, columns=missing)
+
+    def duplicated_keys(self, table: str, key: str) -> np.ndarray:
+        """Raw values of ``key`` that occur on more than one row (nulls excluded)."""
+        column = sa.column(key)
+        statement = (
+            sa.select(column)
+            .select_from(sa.table(table))
+            .where(column.is_not(None))
+            .group_by(column)
+            .having(sa.func.count() > 1)
+        )
+        try:
+            with self._engine_for(table).connect() as connection:
+                values = connection.execute(statement).scalars().all()
+        except DBAPIError as error:
+            raise SourceUnavailableError(
+                table=table, url=self.masked_url, reason=_reason(error)
+            ) from error
+        return np.array(values, dtype=object)
+
+    def read_chunks(self, table: str, columns: list[str]) -> Iterator[pd.DataFrame]:
+        """Yield the table as DataFrames of at most ``chunk_rows`` rows of raw (object) values."""
+        statement = sa.select(*(sa.column(name) for name in columns)).select_from(sa.table(table))
+        try:
+            with self._engine_for(table).connect() as connection:
+                result = connection.execution_options(
+                    stream_results=True, max_row_buffer=self.chunk_rows
+                ).execute(statement)
+                for rows in result.partitions(self.chunk_rows):
+                    yield _raw_frame(rows, columns)
+        except DBAPIError as error:
+            raise SourceUnavailableError(
+                table=table, url=self.masked_url, reason=_reason(error)
+            ) from error
+
+
+def _raw_frame(rows: list[sa.Row], columns: list[str]) -> pd.DataFrame:
+    """Rows as object columns, exactly as the driver returned them (no type inference)."""
+    if not rows:
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in columns})
+    # Explicit object Series: pandas would otherwise infer its string dtype from text.
+    values = list(zip(*rows, strict=True))
+    frame = {}
+    for name, column in zip(columns, values, strict=True):
+        array = np.empty(len(column), dtype=object)
+        array[:] = column
+        frame[name] = pd.Series(array, dtype=object, copy=False)
+    return pd.DataFrame(frame, copy=False)
