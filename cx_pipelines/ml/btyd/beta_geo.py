@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from cx_pipelines.ml.btyd.base import MaximumLikelihoodModel
 
@@ -59,15 +59,58 @@ class BetaGeoModel(MaximumLikelihoodModel):
 
     def _log_likelihood(self, params, x, t_x, T) -> np.ndarray:
         r, alpha, a, b = params
-        head = (
-            gammaln(r + x)
-            - gammaln(r)
-            + r * np.log(alpha)
-            + betaln(a, b + x)
-            - betaln(a, b)
-            - (r + x) * np.log(alpha + T)
+        offset = self._dropout_offset
+        counts = x.values
+        log_age = T.apply(lambda value: np.log(alpha + value))
+        head = x.apply(
+            lambda value: gammaln(r + value) - gammaln(r) + betaln(a, b + value + offset + 1.0)
+        ) - betaln(a, b)
+        head += r * np.log(alpha) - (r + counts) * log_age
+        return head + np.logaddexp(0.0, self._coded_dropout_odds(params, x, t_x, log_age))
+
+    def _coded_dropout_odds(self, params, x, t_x, log_age) -> np.ndarray:
+        """``_log_dropout_odds`` on DistinctColumn inputs, log(alpha + T) given."""
+        r, alpha, a, b = params
+        offset = self._dropout_offset
+        with np.errstate(divide="ignore", invalid="ignore"):
+            odds = x.apply(lambda value: np.log(a) - np.log(b + value + offset))
+            odds += (r + x.values) * (log_age - t_x.apply(lambda value: np.log(alpha + value)))
+        if offset < 0:
+            odds = np.where(x.values > 0, odds, -np.inf)
+        return odds
+
+    def _gradient(self, params, x, t_x, T) -> np.ndarray:
+        r, alpha, a, b = params
+        offset = self._dropout_offset
+        counts = x.values
+        log_age = T.apply(lambda value: np.log(alpha + value))
+        weight = expit(self._coded_dropout_odds(params, x, t_x, log_age))  # dropout term share
+        inverse_age = T.apply(lambda value: 1.0 / (alpha + value))
+        inverse_recency = t_x.apply(lambda value: 1.0 / (alpha + value))
+        log_ratio = log_age - t_x.apply(lambda value: np.log(alpha + value))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dropout_b = np.where(
+                weight > 0, weight * x.apply(lambda v: 1.0 / (b + v + offset)), 0.0
+            )
+        b_terms = x.apply(
+            lambda value: digamma(b + value + offset + 1.0) - digamma(a + b + value + offset + 1.0)
         )
-        return head + np.logaddexp(0.0, self._log_dropout_odds(params, x, t_x, T))
+        return np.stack(
+            [
+                x.apply(lambda value: digamma(r + value))
+                - digamma(r)
+                + np.log(alpha)
+                - log_age
+                + weight * log_ratio,
+                r / alpha
+                - (r + counts) * inverse_age
+                + weight * (r + counts) * (inverse_age - inverse_recency),
+                digamma(a + b)
+                - x.apply(lambda value: digamma(a + b + value + offset + 1.0))
+                + weight / a,
+                b_terms - digamma(b) + digamma(a + b) - dropout_b,
+            ]
+        )
 
     # -- predictions ----------------------------------------------------------------
     def _probability_alive(self, x, t_x, T) -> np.ndarray:

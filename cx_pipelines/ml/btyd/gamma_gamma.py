@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 from cx_pipelines.ml.btyd.base import MaximumLikelihoodModel, check_data
 
@@ -43,15 +43,31 @@ class GammaGammaModel(MaximumLikelihoodModel):
 
     def _log_likelihood(self, params, x, m) -> np.ndarray:
         p, q, v = params
-        px = p * x
+        counts, means = x.values, m.values
+        by_count = x.apply(
+            lambda value: gammaln(p * value + q) - gammaln(p * value) + p * value * np.log(value)
+        )
         return (
-            gammaln(px + q)
-            - gammaln(px)
+            by_count
             - gammaln(q)
             + q * np.log(v)
-            + (px - 1.0) * np.log(m)
-            + px * np.log(x)
-            - (px + q) * np.log(v + x * m)
+            + (p * counts - 1.0) * m.apply(np.log)
+            - (p * counts + q) * np.log(v + counts * means)
+        )
+
+    def _gradient(self, params, x, m) -> np.ndarray:
+        p, q, v = params
+        counts, means = x.values, m.values
+        total = v + counts * means
+        log_total = np.log(total)
+        shared = x.apply(lambda value: digamma(p * value + q))
+        return np.stack(
+            [
+                counts * (shared - x.apply(lambda value: digamma(p * value) - np.log(value)))
+                + counts * (m.apply(np.log) - log_total),
+                shared - digamma(q) + np.log(v) - log_total,
+                q / v - (p * counts + q) / total,
+            ]
         )
 
     def expected_average_spend(self, data: pd.DataFrame | None = None) -> pd.Series:

@@ -9,7 +9,6 @@ again, for x = 0: 1 / (1 + a/b * ((alpha + T) / alpha)^r).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, gammaln
 
 from cx_pipelines.ml.btyd.beta_geo import BetaGeoModel
 
@@ -22,15 +21,3 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     def _log_dropout_odds(self, params, x, t_x, T) -> np.ndarray:
         r, alpha, a, b = params
         return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
-
-    def _log_likelihood(self, params, x, t_x, T) -> np.ndarray:
-        r, alpha, a, b = params
-        head = (
-            gammaln(r + x)
-            - gammaln(r)
-            + r * np.log(alpha)
-            + betaln(a, b + x + 1.0)
-            - betaln(a, b)
-            - (r + x) * np.log(alpha + T)
-        )
-        return head + np.logaddexp(0.0, self._log_dropout_odds(params, x, t_x, T))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, gammaln, hyp2f1
 
-from cx_pipelines.ml.btyd.base import MaximumLikelihoodModel
+from cx_pipelines.ml.btyd.base import DistinctColumn, MaximumLikelihoodModel, sufficient_statistics
 from cx_pipelines.ml.btyd.beta_geo import RFM_COLUMNS, _arrays
 
 
@@ -25,28 +25,43 @@ def _log1mexp(value: np.ndarray) -> np.ndarray:
         return np.where(value > -0.6931, np.log(-np.expm1(value)), np.log1p(-np.exp(value)))
 
 
-def log_a0(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """log A0 of Fader and Hardie (2005, eq. 19-20); -inf where recency equals T."""
+def _log_term(params: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """log of 2F1(r+s+x, B; r+s+x+1; z(t)) / (max(alpha, beta) + t)^(r+s+x), Euler-transformed."""
     r, alpha, s, beta = params
     rsx = r + s + x
     larger = max(alpha, beta)
-    gap = abs(alpha - beta)
     if alpha >= beta:
         exponent, series_b = -s, r + x
     else:
         exponent, series_b = 1.0 - r - x, s + 1.0
+    z = abs(alpha - beta) / (larger + t)
+    return (
+        exponent * np.log1p(-z)
+        + np.log(hyp2f1(1.0, series_b, rsx + 1.0, z))
+        - rsx * np.log(larger + t)
+    )
 
-    def log_term(t: np.ndarray) -> np.ndarray:
-        z = gap / (larger + t)
-        return (
-            exponent * np.log1p(-z)
-            + np.log(hyp2f1(1.0, series_b, rsx + 1.0, z))
-            - rsx * np.log(larger + t)
-        )
 
-    at_recency = log_term(t_x)
-    at_age = log_term(T)
-    return at_recency + _log1mexp(np.minimum(at_age - at_recency, 0.0))
+def log_a0(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """log A0 of Fader and Hardie (2005, eq. 19-20); -inf where recency equals T."""
+    at_recency = _log_term(params, x, t_x)
+    return at_recency + _log1mexp(np.minimum(_log_term(params, x, T) - at_recency, 0.0))
+
+
+class _Pairs:
+    """Distinct (frequency, time) pairs and each row's code: the hypergeometric terms
+    depend on both, and distinct pairs are far fewer than customers."""
+
+    __slots__ = ("codes", "t", "x")
+
+    def __init__(self, x: DistinctColumn, t: DistinctColumn) -> None:
+        key = x.codes.astype("int64") * len(t.distinct) + t.codes
+        distinct, self.codes = np.unique(key, return_inverse=True)
+        self.x = x.distinct[distinct // len(t.distinct)]
+        self.t = t.distinct[distinct % len(t.distinct)]
+
+    def log_term(self, params: np.ndarray) -> np.ndarray:
+        return _log_term(params, self.x, self.t)[self.codes]
 
 
 class ParetoNBDModel(MaximumLikelihoodModel):
@@ -62,12 +77,21 @@ class ParetoNBDModel(MaximumLikelihoodModel):
                 "dropout rates cannot be estimated. Use a longer observation period."
             )
 
-    def _log_likelihood(self, params, x, t_x, T) -> np.ndarray:
+    def _statistics(self, data: pd.DataFrame):
+        (x, t_x, T), weights = sufficient_statistics(data, self.required_columns)
+        return [x, t_x, T, _Pairs(x, t_x), _Pairs(x, T)], weights
+
+    def _log_likelihood(self, params, x, t_x, T, recency_pairs, age_pairs) -> np.ndarray:
         r, alpha, s, beta = params
-        head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-        alive_term = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-        dead_term = np.log(s) - np.log(r + s + x) + log_a0(params, x, t_x, T)
-        return head + np.logaddexp(alive_term, dead_term)
+        head = x.apply(lambda value: gammaln(r + value)) - gammaln(r)
+        head += r * np.log(alpha) + s * np.log(beta)
+        alive = -(r + x.values) * T.apply(lambda value: np.log(alpha + value))
+        alive -= s * T.apply(lambda value: np.log(beta + value))
+        at_recency = recency_pairs.log_term(params)
+        at_age = age_pairs.log_term(params)
+        log_a0 = at_recency + _log1mexp(np.minimum(at_age - at_recency, 0.0))
+        dead = np.log(s) - x.apply(lambda value: np.log(r + s + value)) + log_a0
+        return head + np.logaddexp(alive, dead)
 
     def _probability_alive(self, x, t_x, T) -> np.ndarray:
         params = self.params_.to_numpy()
