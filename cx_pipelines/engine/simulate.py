@@ -217,6 +217,7 @@ class SimulationReport:
     numbers: dict[str, tuple[float, float]]  # numeric derived column → (mean, non-null share)
     against: str | None = None
     shifts: list[DecisionShift] = field(default_factory=list)
+    against_numbers: dict[str, tuple[float, float]] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -245,6 +246,9 @@ class SimulationReport:
                     table = tabulate(shift.by_segment, headers="keys", showindex=False,
                                      tablefmt="simple", floatfmt=".1%")
                     lines.extend("      " + row for row in table.splitlines())
+        for column, (mean, _) in self.numbers.items():
+            if column in self.against_numbers and not math.isclose(mean, self.against_numbers[column][0]):
+                lines.append(f"  {column}: mean {self.against_numbers[column][0]:,.2f} -> {mean:,.2f}")
         if self.examples:
             lines.append("  example customers:")
             for example in self.examples:
@@ -253,13 +257,22 @@ class SimulationReport:
         return "\n".join(lines) + "\n"
 
 
+def _rows_of_type(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Account rows a virtual attribute belongs to (``credit_card.ccdecsn`` → credit cards)."""
+    account_type = column.split(".", 1)[0] if "." in column else None
+    if account_type and "account_type" in frame.columns and (frame["account_type"] == account_type).any():
+        return frame[frame["account_type"] == account_type]
+    return frame
+
+
 def _distributions(customers: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, pd.Series]:
     result = {}
     for level, frame in (("customer", customers), ("account", accounts)):
         for column in decision_columns(frame):
-            if column == "account_type":
-                continue
-            result[f"{level}:{column}"] = frame[column].astype(object).fillna("(none)").astype(str).value_counts()
+            rows = _rows_of_type(frame, column) if level == "account" else frame
+            if column == "account_type" or rows[column].isna().all():
+                continue  # not decided by this event
+            result[f"{level}:{column}"] = rows[column].astype(object).fillna("(none)").astype(str).value_counts()
     return result
 
 
@@ -283,6 +296,8 @@ def _numbers(customers: pd.DataFrame, accounts: pd.DataFrame, strategy: Strategy
 
 def _shift(old: pd.DataFrame, new: pd.DataFrame, key: str, column: str, level: str,
            segments: pd.Series) -> DecisionShift:
+    if level == "account":
+        old, new = _rows_of_type(old, column), _rows_of_type(new, column)
     joined = old[[key, column]].merge(new[[key, column]], on=key, suffixes=("_old", "_new"))
     before = joined[f"{column}_old"].astype(object).fillna("(none)").astype(str)
     after = joined[f"{column}_new"].astype(object).fillna("(none)").astype(str)
@@ -336,12 +351,15 @@ def simulate(
         return report
     other = run(against)
     report.against = against.name if against.name != strategy.name else (against.file or against.name)
+    report.against_numbers = _numbers(other.customers, other.accounts, against)
     segments = result.customers.set_index("customer_id")["segment"]
     changed_customers: dict[Any, dict[str, tuple[Any, Any]]] = {}
     for level, key, new, old in (("customer", "customer_id", result.customers, other.customers),
                                  ("account", "account_id", result.accounts, other.accounts)):
         shared = [c for c in decision_columns(new) if c in decision_columns(old) and c != "account_type"]
         for column in shared:
+            if new[column].isna().all() and old[column].isna().all():
+                continue  # neither strategy decides it on this event
             shift = _shift(old, new, key, column, level, segments)
             report.shifts.append(shift)
             if shift.changed and len(changed_customers) < examples:
