@@ -67,8 +67,11 @@ class Accounts:
 
 
 def _pick(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:
-    """One category per row of ``logits`` (Gumbel-max: exact softmax sampling)."""
-    return np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+    """One category per row, with softmax(``logits``) probabilities (inverse CDF)."""
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    cumulative = np.cumsum(weights, axis=1, out=weights)
+    threshold = rng.random(len(logits)) * cumulative[:, -1]
+    return np.minimum((cumulative < threshold[:, None]).sum(axis=1), logits.shape[1] - 1)
 
 
 def draw_customers(rng: np.random.Generator, *, first_id: int, count: int) -> Customers:

@@ -2,8 +2,9 @@
 
 Columns arrive as NumPy arrays: integers, floats (NaN is NULL), booleans, strings (object
 arrays may hold None), ``datetime64[s]`` for DateTime and ``datetime64[D]`` for Date
-columns. SQLite gets DBAPI ``executemany`` with values in the exact text format that
-SQLAlchemy's SQLite types store and parse; PostgreSQL gets ``COPY … FROM STDIN``; any
+columns. SQLite gets DBAPI ``executemany``, with date and time values passed as whole seconds and
+formatted by SQLite into the exact text that SQLAlchemy's SQLite types store and parse
+(so sub-second parts are dropped); PostgreSQL gets ``COPY … FROM STDIN``; any
 other database gets SQLAlchemy Core ``insert`` with lists of parameter dictionaries.
 """
 
@@ -35,38 +36,46 @@ def source_engine(url: str) -> sa.Engine:
     return sa.create_engine(parsed)
 
 
-def _text_datetimes(values: np.ndarray) -> list[str | None]:
-    text = np.datetime_as_string(values.astype("datetime64[us]"), unit="us")
-    raw = text.astype("S26")
+def _with_nulls(result: np.ndarray, missing: np.ndarray) -> list:
+    if missing.any():
+        result = result.astype(object)
+        result[missing] = None
+    return result.tolist()
+
+
+def _text_datetimes(values: np.ndarray) -> np.ndarray:
+    raw = np.datetime_as_string(values.astype("datetime64[us]"), unit="us").astype("S26")
     raw.view(np.uint8).reshape(len(raw), 26)[:, 10] = ord(" ")
-    result = raw.astype("U26").astype(object)
-    result[np.isnat(values)] = None
-    return result.tolist()
+    return raw.astype("U26")
 
 
-def _text_dates(values: np.ndarray) -> list[str | None]:
-    result = np.datetime_as_string(values.astype("datetime64[D]"), unit="D").astype(object)
-    result[np.isnat(values)] = None
-    return result.tolist()
-
-
-def _python_values(values: np.ndarray, column: sa.Column, *, dates_as_text: bool) -> list:
+def _python_values(values: np.ndarray, column: sa.Column, *, dialect: str) -> list:
+    """Values of one column as the driver of ``dialect`` takes them (see the module doc)."""
     kind = values.dtype.kind
     if kind == "M":
         is_datetime = isinstance(column.type, sa.DateTime)
-        if dates_as_text:
-            return _text_datetimes(values) if is_datetime else _text_dates(values)
-        result = values.astype("datetime64[us]" if is_datetime else "datetime64[D]")
-        result = result.astype(object)
-        result[np.isnat(values)] = None
-        return result.tolist()
+        missing = np.isnat(values)
+        if dialect == "sqlite":  # whole seconds since the epoch, formatted by SQLite itself
+            return _with_nulls(values.astype("datetime64[s]").astype(np.int64), missing)
+        if dialect == "postgresql":
+            if is_datetime:
+                return _with_nulls(_text_datetimes(values), missing)
+            return _with_nulls(np.datetime_as_string(values.astype("datetime64[D]")), missing)
+        return _with_nulls(
+            values.astype("datetime64[us]" if is_datetime else "datetime64[D]"), missing
+        )
     if kind == "f":
-        missing = np.isnan(values)
-        if missing.any():
-            result = values.astype(object)
-            result[missing] = None
-            return result.tolist()
+        return _with_nulls(values, np.isnan(values))
     return values.tolist()
+
+
+def _sqlite_placeholder(column: sa.Column, values: np.ndarray) -> str:
+    """SQLAlchemy's SQLite text formats for DateTime and Date, built by SQLite from seconds."""
+    if values.dtype.kind != "M":
+        return "?"
+    if isinstance(column.type, sa.DateTime):
+        return "strftime('%Y-%m-%d %H:%M:%S', ?, 'unixepoch') || '.000000'"
+    return "date(?, 'unixepoch')"
 
 
 class SourceWriter:
@@ -115,15 +124,13 @@ class SourceWriter:
         for start in range(0, rows, BATCH_ROWS):
             stop = min(start + BATCH_ROWS, rows)
             values = [
-                _python_values(
-                    columns[name][start:stop],
-                    table.columns[name],
-                    dates_as_text=self.dialect in ("sqlite", "postgresql"),
-                )
+                _python_values(columns[name][start:stop], table.columns[name], dialect=self.dialect)
                 for name in names
             ]
             if self.dialect == "sqlite":
-                placeholders = ", ".join("?" for _ in names)
+                placeholders = ", ".join(
+                    _sqlite_placeholder(table.columns[name], columns[name]) for name in names
+                )
                 sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"
                 cursor = connection.connection.driver_connection.cursor()
                 cursor.executemany(sql, zip(*values, strict=True))
