@@ -191,6 +191,11 @@ class MaximumLikelihoodModel:
     def fit(self, data: pd.DataFrame) -> MaximumLikelihoodModel:
         """Maximise the likelihood of ``data`` (one row per customer); returns the model."""
         check_data(data, self.required_columns)
+        if len(data) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 customers to estimate its parameters, "
+                f"got {len(data)}"
+            )
         self._check_identifiable(data)
         statistics, weights = self._statistics(data)
         self._scale = float(weights.sum())
@@ -206,7 +211,7 @@ class MaximumLikelihoodModel:
         else:
             jacobian = "3-point"
         # L-BFGS-B's small dense algebra only loses to BLAS threads fighting over cores.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
             result = optimize.minimize(
                 objective,
                 self._start(),
