@@ -191,6 +191,8 @@ def retail_population(customers: int, seed: int) -> tuple[pd.DataFrame, pd.DataF
         "age": rng.integers(18, 90, customers).astype(np.float64),
         "annual_income": np.round(rng.lognormal(10.8, 0.6, customers), 0),
         "tenure_months": rng.integers(0, 300, customers).astype(np.float64),
+        "recency_days": np.where(rng.random(customers) < 0.1, np.nan,
+                                 rng.exponential(60, customers).round()),
         "scores.propensity_credit_card": score,
     })
     per_customer = 1 + rng.poisson(2.0, customers)  # mean 3 accounts

@@ -116,8 +116,12 @@ def test_optional_scores_reach_the_engine_inputs(cx_home, strategies):
     retail = load_strategy(strategies / "retail_bank.yaml")
     customers, accounts = engine_inputs(
         retail, customers=warehouse.read_table("customers"), accounts=warehouse.read_table("accounts"),
-        tables={"customer_scores": scores},
+        tables={"customer_scores": scores,
+                "customer_kpis": pd.DataFrame({"customer_id": np.array([3, 1], dtype=np.int64),
+                                               "recency_days": [12.0, 40.0]})},
     )
+    recency = customers["recency_days"]
+    assert recency.iloc[0] == 40.0 and np.isnan(recency.iloc[1]) and recency.iloc[2] == 12.0
     assert customers["scores.propensity_credit_card"].tolist()[:2] == [0.3, 0.01]
     assert np.isnan(customers["scores.propensity_credit_card"].tolist()[2])
     assert customers.loc[0, "tenure_months"] == 82 and customers.loc[0, "age"] == 51

@@ -62,7 +62,8 @@ def _card(account_id, balance, limit, days_past_due=0):
 
 def _customer(customer_id, *, tenure, income=50000):
     return {"customer_id": customer_id, "customer_type": "mass_market", "region": "north", "age": 45,
-            "annual_income": income, "tenure_months": tenure, "scores.propensity_credit_card": None}
+            "annual_income": income, "tenure_months": tenure, "recency_days": None,
+            "scores.propensity_credit_card": None}
 
 
 def test_fig_14_matrix_cells_give_400_and_500(retail):
@@ -106,6 +107,7 @@ def retail_population(size: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]
         "age": rng.integers(16, 90, size).astype(float),
         "annual_income": rng.choice([12000.0, 40000.0, 90000.0, 150000.0, np.nan], size),
         "tenure_months": rng.integers(0, 200, size).astype(float),
+        "recency_days": np.where(rng.random(size) < 0.2, np.nan, rng.integers(0, 400, size)),
         "scores.propensity_credit_card": np.where(rng.random(size) < 0.3, np.nan, rng.random(size)),
     })
     rows = []
@@ -162,7 +164,7 @@ def test_offer_selection_differs_by_test_group_only(retail):
 def test_omnichannel_same_customer_differs_by_channel_and_interaction():
     strategy = load_strategy(STRATEGIES / "omnichannel.yaml")
     customer = {"customer_id": "Q", "customer_type": "affluent", "age": 40, "annual_income": 200000,
-                "tenure_months": 10, "scores.propensity_credit_card": 0.2,
+                "tenure_months": 10, "segments.segment": "active", "scores.propensity_credit_card": 0.2,
                 "scores.propensity_savings": 0.1, "scores.attrition": 0.5}
     login = evaluate_customer(strategy, event="customer_interaction", customer=customer)
     complaint = evaluate_customer(strategy, event="customer_interaction", customer=customer,
