@@ -195,7 +195,12 @@ def strategy_json_schema() -> dict[str, Any]:
             "description": {"type": "string"},
             "mechanism": IDENTIFIER,
             "mechanisms": {"type": "array", "items": IDENTIFIER, "minItems": 1},
-            "by_test_group": {"type": "object", "additionalProperties": IDENTIFIER},
+            "by_test_group": {
+                "type": "object",
+                "additionalProperties": {
+                    "anyOf": [IDENTIFIER, {"type": "array", "items": IDENTIFIER, "minItems": 1}]
+                },
+            },
         },
         oneOf=[
             {"required": ["mechanism"]},

@@ -79,12 +79,15 @@ def _walk(node: yaml.Node, path: PathKey, source: SourceMap, key: yaml.Node | No
             _walk(item, (*path, index), source)
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_yaml(text: str, *, file: str | None) -> tuple[Any, SourceMap]:
     """Parse ``text``; a syntax error names the line and column where YAML gave up."""
     source = SourceMap(file=file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_LOADER)
+        data = None if node is None else yaml.constructor.SafeConstructor().construct_document(node)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
