@@ -3,7 +3,7 @@
 Everything the models will later try to learn (purchase and dropout rates, spend,
 response and uplift probabilities) is drawn first and written to ``world_dir()`` as
 ground truth, apart from the source tables, so every model can be scored against it.
-See ``README.md`` beside this file for the model.
+The generative model is documented in ``README.md`` beside this file.
 """
 
 from __future__ import annotations

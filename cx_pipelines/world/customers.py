@@ -109,9 +109,12 @@ def draw_customers(rng: np.random.Generator, *, first_id: int, count: int) -> Cu
         rng.random(count) * (pop.WORLD_WEEKS - 4),
         -(tenure_years * WEEKS_PER_YEAR) - rng.random(count),
     )
-    # A customer already on the books at WORLD_START makes its first purchase in the
-    # world after an exponential wait; a new customer buys on the day it joins.
-    first_purchase = np.where(joined_in_window, joined_week, rng.exponential(1 / rate, size=count))
+    # A new customer buys on the day it joins. A customer already on the books starts its
+    # BG/NBD clock with a purchase in the first weeks of the world, independent of its
+    # rate, as the model assumes of a cohort (T must not depend on λ or p).
+    first_purchase = np.where(
+        joined_in_window, joined_week, rng.random(count) * pop.EXISTING_FIRST_PURCHASE_WEEKS
+    )
     bundle_shares = np.array([pop.BUNDLE_SHARES[t] for t in CUSTOMER_TYPES])
     bundle = _pick(rng, np.log(bundle_shares[customer_type] + 1e-12))
     return Customers(

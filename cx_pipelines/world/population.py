@@ -88,6 +88,8 @@ TYPE_MEDIAN_INCOME = {
 }
 REGION_SHARES = dict(zip(REGIONS, (0.22, 0.20, 0.20, 0.18, 0.20), strict=True))
 REGION_INCOME_FACTOR = dict(zip(REGIONS, (0.95, 0.9, 1.0, 1.05, 1.15), strict=True))
+EXISTING_FIRST_PURCHASE_WEEKS = 8.0
+"""Customers on the books before the world make their first purchase in its first 8 weeks."""
 JOINED_IN_WINDOW_SHARE = {t: 0.3 for t in CUSTOMER_TYPES} | {"student": 0.55, "senior": 0.1}
 
 # Probability of holding each product (PRODUCT_TYPES order) by customer type.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+import pytest
+from scipy import optimize, special, stats
 from world_support import World
 
 from cx_pipelines.world import WORLD_END
@@ -94,3 +95,44 @@ def test_treatment_lifts_response_on_average(world: World) -> None:
     offers = world.tables["offer_history"]
     rates = offers.groupby("treated")["responded"].mean()
     assert rates[True] > rates[False]
+
+
+def bg_nbd_negative_log_likelihood(parameters, repeat, recency, age) -> float:
+    """Fader, Hardie and Lee (2005), equation 6, on log parameters."""
+    r, alpha, a, b = np.exp(parameters)
+    common = (
+        special.gammaln(r + repeat)
+        - special.gammaln(r)
+        + r * np.log(alpha)
+        + special.gammaln(a + b)
+        + special.gammaln(b + repeat)
+        - special.gammaln(b)
+        - special.gammaln(a + b + repeat)
+    )
+    alive = -(r + repeat) * np.log(alpha + age)
+    dropped = np.where(
+        repeat > 0,
+        np.log(a)
+        - np.log(np.maximum(b + repeat - 1, 1e-12))
+        - (r + repeat) * np.log(alpha + recency),
+        -np.inf,
+    )
+    return -(common + np.logaddexp(alive, dropped)).sum()
+
+
+def test_a_bg_nbd_fit_of_the_transactions_recovers_the_population(world: World) -> None:
+    history = purchase_history(world).dropna(subset=["first_purchase_at"])
+    week = pd.Timedelta(weeks=1)
+    repeat = history["count"].to_numpy() - 1
+    recency = ((history["max"] - history["min"]) / week).to_numpy()
+    age = ((pd.Timestamp(WORLD_END) - history["min"]) / week).to_numpy()
+    fit = optimize.minimize(
+        bg_nbd_negative_log_likelihood,
+        np.zeros(4),
+        args=(repeat, recency, age),
+        method="Nelder-Mead",
+        options={"maxiter": 4_000, "xatol": 1e-6, "fatol": 1e-6},
+    )
+    estimate = dict(zip(["r", "alpha", "a", "b"], np.exp(fit.x), strict=True))
+    for name, value in world.population["bg_nbd"].items():
+        assert estimate[name] == pytest.approx(value, rel=0.3), name
