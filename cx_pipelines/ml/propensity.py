@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
@@ -123,7 +124,12 @@ def build_classifier(
     method = spec.calibration if calibrate is None or calibrate else "none"
     if method == "none":
         return pipeline
-    return CalibratedClassifierCV(pipeline, method=method, cv=spec.calibration_folds)
+    # Shuffled folds: training frames often arrive sorted (by campaign, by time), and
+    # contiguous folds would calibrate each model on campaigns it never saw.
+    folds = StratifiedKFold(
+        n_splits=spec.calibration_folds, shuffle=True, random_state=random_state
+    )
+    return CalibratedClassifierCV(pipeline, method=method, cv=folds)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import yaml
 KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy", "spend_forecast")
 CLASSIFIER_KINDS = ("propensity", "attrition", "uplift")
 CLASSIFIERS = ("HistGradientBoostingClassifier",)
-META_LEARNERS = ("t_learner", "x_learner", "dr_learner")
+META_LEARNERS = ("s_learner", "t_learner", "x_learner", "dr_learner")
 
 # Which way is better for each metric the evaluation module computes.
 METRIC_DIRECTIONS = {

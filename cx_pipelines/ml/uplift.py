@@ -3,6 +3,9 @@
 Learned from randomised treatment/control history, so the treatment propensity is the
 known treated share and needs no model. Three learners (Künzel et al. 2019; Kennedy 2023):
 
+* **S-learner**: one response model with the treatment flag as a feature; uplift =
+  p(x, treated) - p(x, control). Shares the baseline structure between both arms, which
+  matters when the control group is small.
 * **T-learner**: one response model per arm; uplift = p(treated) - p(control).
 * **X-learner**: T-learner outcome models, then regressors on the imputed individual
   effects of each arm, blended by the treated share.
@@ -87,7 +90,12 @@ class UpliftModel:
             return self._predict(self.input_frame(frame))
 
     def _predict(self, inputs: pd.DataFrame) -> np.ndarray:
-        if self.learner == "t_learner":
+        if self.learner == "s_learner":
+            model = self.components["single"][0]
+            uplift = _positive(model, inputs.assign(_treated=1.0)) - _positive(
+                model, inputs.assign(_treated=0.0)
+            )
+        elif self.learner == "t_learner":
             uplift = _positive(self.components["treated"][0], inputs) - _positive(
                 self.components["control"][0], inputs
             )
@@ -104,6 +112,13 @@ class UpliftModel:
     def predict_arms(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Response probability with and without treatment (outcome models of the first stage)."""
         inputs = self.input_frame(frame)
+        if self.learner == "s_learner":
+            with training_threads():
+                model = self.components["single"][0]
+                return (
+                    _positive(model, inputs.assign(_treated=1.0)),
+                    _positive(model, inputs.assign(_treated=0.0)),
+                )
         with training_threads():
             treated = np.mean([_positive(m, inputs) for m in self.components["treated"]], axis=0)
             control = np.mean([_positive(m, inputs) for m in self.components["control"]], axis=0)
@@ -159,6 +174,14 @@ def _fit_uplift_model(
         return clone(template).fit(inputs[mask], outcome[mask])
 
     is_treated = treated == 1
+    if spec.meta_learner == "s_learner":
+        single = build_classifier(
+            spec, [*chosen, "_treated"], random_state=random_state, calibrate=False
+        )
+        model.components = {
+            "single": [single.fit(inputs.assign(_treated=treated.astype(float)), outcome)]
+        }
+        return model
     if spec.meta_learner in ("t_learner", "x_learner"):
         treated_model = outcome_model(is_treated)
         control_model = outcome_model(~is_treated)

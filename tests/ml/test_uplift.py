@@ -50,7 +50,7 @@ def base_spec():
     )
 
 
-@pytest.mark.parametrize("learner", ["t_learner", "x_learner", "dr_learner"])
+@pytest.mark.parametrize("learner", ["s_learner", "t_learner", "x_learner", "dr_learner"])
 def test_learner_reaches_most_of_the_oracle_qini(base_spec, learner):
     spec = dataclasses.replace(base_spec, meta_learner=learner)
     train = simulate_campaign(40_000, seed=1)

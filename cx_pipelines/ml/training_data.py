@@ -1,0 +1,272 @@
+"""Training frames for the supervised models, their time-based holdouts, and the oracles.
+
+Features are computed here from the source-level tables (customers, accounts,
+transactions) *as of a date*, so that attrition can be trained at one cutoff and
+evaluated at a later one without looking into the future:
+
+* customer attributes: ``customer_type``, ``region``, ``age``, ``annual_income``,
+  ``tenure_days``;
+* holdings: ``holds_<product>`` (an open account at the world's end; for attrition,
+  any account opened by the cutoff, since closures are only known at the end),
+  ``holds_products``, ``delinquent``;
+* behaviour up to the date: ``purchases_total``, ``purchases_90d``, ``purchases_365d``,
+  ``spend_total``, ``spend_90d``, ``spend_mean``, ``days_since_last_purchase``.
+
+Labels and holdouts:
+
+* **propensity**: treated contacts of past campaigns, ``responded``; **uplift**: all
+  contacts (treated and randomised control). Holdout: within each campaign the latest
+  ``fraction`` of contacts (by ``contacted_at``), so every offer × channel seen in
+  training is also evaluated, and the holdout is later than the rows it is judged against.
+* **attrition**: customers who bought by the cutoff; ``attrited`` = no purchase in the
+  next ``window`` days. Training cutoff = end − 2 × window, holdout cutoff = end − window
+  (labels from the final ``window`` days of the world).
+
+Oracles score the same rows with the world's ground truth (``truth.parquet``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from cx_pipelines.ml.propensity import TrainingDataError
+from cx_pipelines.source_schema import PRODUCT_TYPES
+
+CONTACT_COLUMNS = ("customer_id", "offer_type", "channel", "treated", "contacted_at", "responded")
+DAY = pd.Timedelta(days=1)
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *, table: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise TrainingDataError(f"table {table!r} lacks columns {missing}")
+
+
+def customer_features(
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    transactions: pd.DataFrame,
+    *,
+    as_of: datetime,
+    open_accounts_only: bool = True,
+) -> pd.DataFrame:
+    """One row per customer who joined by ``as_of``: attributes, holdings and behaviour."""
+    _require(
+        customers,
+        ["customer_id", "customer_type", "region", "birth_year", "annual_income", "joined_on"],
+        table="customers",
+    )
+    _require(
+        accounts,
+        ["customer_id", "product_type", "opened_on", "status", "days_past_due"],
+        table="accounts",
+    )
+    _require(transactions, ["customer_id", "occurred_at", "amount"], table="transactions")
+    if customers["customer_id"].duplicated().any():
+        raise TrainingDataError("Column customer_id of table 'customers' has duplicate entries")
+    cutoff = pd.Timestamp(as_of)
+    joined = pd.to_datetime(customers["joined_on"])
+    frame = customers.loc[joined <= cutoff, ["customer_id", "customer_type", "region"]].copy()
+    frame["age"] = cutoff.year - pd.to_numeric(customers["birth_year"], errors="coerce")
+    frame["annual_income"] = pd.to_numeric(customers["annual_income"], errors="coerce")
+    frame["tenure_days"] = (cutoff - joined).dt.days.astype(float)
+    frame = frame.set_index("customer_id")
+
+    opened = accounts[pd.to_datetime(accounts["opened_on"]) <= cutoff]
+    if open_accounts_only:
+        opened = opened[opened["status"] == "open"]
+    holdings = (
+        pd.crosstab(opened["customer_id"], opened["product_type"])
+        .clip(upper=1)
+        .reindex(columns=list(PRODUCT_TYPES), fill_value=0)
+    )
+    for product in PRODUCT_TYPES:
+        frame[f"holds_{product}"] = holdings[product].reindex(frame.index, fill_value=0)
+    frame["holds_products"] = frame[[f"holds_{p}" for p in PRODUCT_TYPES]].sum(axis=1)
+    late = opened.loc[pd.to_numeric(opened["days_past_due"], errors="coerce") > 0, "customer_id"]
+    frame["delinquent"] = frame.index.isin(late.unique()).astype(int)
+
+    occurred = pd.to_datetime(transactions["occurred_at"])
+    past = transactions.loc[occurred <= cutoff, ["customer_id", "amount"]].assign(
+        occurred_at=occurred[occurred <= cutoff]
+    )
+    age_days = (cutoff - past["occurred_at"]) / DAY
+    grouped = past.groupby("customer_id")
+    behaviour = pd.DataFrame(
+        {
+            "purchases_total": grouped.size(),
+            "spend_total": grouped["amount"].sum(),
+            "days_since_last_purchase": age_days.groupby(past["customer_id"]).min(),
+        }
+    )
+    for days in (90, 365):
+        recent = past[age_days <= days]
+        behaviour[f"purchases_{days}d"] = recent.groupby("customer_id").size()
+    behaviour["spend_90d"] = past[age_days <= 90].groupby("customer_id")["amount"].sum()
+    behaviour = behaviour.reindex(frame.index)
+    for column in (
+        "purchases_total",
+        "spend_total",
+        "purchases_90d",
+        "purchases_365d",
+        "spend_90d",
+    ):
+        behaviour[column] = behaviour[column].fillna(0.0)
+    behaviour["spend_mean"] = behaviour["spend_total"] / behaviour["purchases_total"].where(
+        behaviour["purchases_total"] > 0
+    )
+    return frame.join(behaviour).reset_index()
+
+
+def contacts(
+    offer_history: pd.DataFrame, interaction_results: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Past contacts plus any interaction results fed back by the campaigns (same columns)."""
+    _require(offer_history, CONTACT_COLUMNS, table="offer_history")
+    frames = [offer_history]
+    if interaction_results is not None and not interaction_results.empty:
+        _require(interaction_results, CONTACT_COLUMNS, table="interaction_results")
+        frames.append(interaction_results)
+    columns = [*CONTACT_COLUMNS, "campaign_id"]
+    combined = pd.concat([frame.reindex(columns=columns) for frame in frames], ignore_index=True)
+    combined["campaign_id"] = combined["campaign_id"].fillna(
+        combined["offer_type"].astype(str) + "_" + combined["channel"].astype(str)
+    )
+    combined["contacted_at"] = pd.to_datetime(combined["contacted_at"])
+    for column in ("treated", "responded"):
+        if combined[column].isna().any():
+            missing = int(combined[column].isna().sum())
+            raise TrainingDataError(f"contacts: column {column!r} has {missing} missing values")
+        combined[column] = combined[column].astype(bool)
+    return combined
+
+
+def contact_frame(contacts_table: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """Contacts joined with the features of their customer (contacts of unknown customers dropped
+    only if the features lack them, which is reported)."""
+    joined = contacts_table.merge(features, on="customer_id", how="inner", validate="many_to_one")
+    if joined.empty:
+        raise TrainingDataError("no contact matches a customer with features")
+    return joined
+
+
+def split_latest_per_campaign(
+    frame: pd.DataFrame,
+    *,
+    fraction: float,
+    time_column: str = "contacted_at",
+    group_column: str = "campaign_id",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the latest ``fraction`` of rows of every campaign; returns (train, holdout)."""
+    _require(frame, [time_column, group_column], table="contacts")
+    order = frame.sort_values([group_column, time_column, "customer_id"], kind="stable")
+    rank = order.groupby(group_column).cumcount()
+    size = order.groupby(group_column)[time_column].transform("size")
+    is_holdout = rank >= np.floor(size * (1 - fraction))
+    return order[~is_holdout].reset_index(drop=True), order[is_holdout].reset_index(drop=True)
+
+
+def attrition_frame(
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    transactions: pd.DataFrame,
+    *,
+    cutoff: datetime,
+    window_days: int,
+) -> pd.DataFrame:
+    """Customers who bought by ``cutoff``, with features at the cutoff and the label
+    ``attrited`` = no purchase in (cutoff, cutoff + window]."""
+    features = customer_features(
+        customers, accounts, transactions, as_of=cutoff, open_accounts_only=False
+    )
+    features = features[features["purchases_total"] > 0]
+    occurred = pd.to_datetime(transactions["occurred_at"])
+    window_end = pd.Timestamp(cutoff) + timedelta(days=window_days)
+    buyers = transactions.loc[
+        (occurred > pd.Timestamp(cutoff)) & (occurred <= window_end), "customer_id"
+    ].unique()
+    frame = features.assign(attrited=~features["customer_id"].isin(buyers))
+    frame["cutoff"] = pd.Timestamp(cutoff)
+    return frame.reset_index(drop=True)
+
+
+def attrition_split(
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    transactions: pd.DataFrame,
+    *,
+    world_end: datetime,
+    window_days: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout): cutoffs end − 2 × window and end − window."""
+    train = attrition_frame(
+        customers,
+        accounts,
+        transactions,
+        cutoff=world_end - timedelta(days=2 * window_days),
+        window_days=window_days,
+    )
+    holdout = attrition_frame(
+        customers,
+        accounts,
+        transactions,
+        cutoff=world_end - timedelta(days=window_days),
+        window_days=window_days,
+    )
+    return train, holdout
+
+
+# --- Oracles: the same rows scored with the world's ground truth ---------------------------
+
+
+def oracle_response(frame: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    """True response probability of each contact: p_treated (or p_control), its offer × channel."""
+    indexed = truth.set_index("customer_id")
+    rows = indexed.index.get_indexer(frame["customer_id"])
+    if (rows < 0).any():
+        raise TrainingDataError(f"{int((rows < 0).sum())} contacts have no ground truth")
+    treated_arm = (
+        frame["treated"].to_numpy(dtype=bool) if "treated" in frame else np.ones(len(frame), bool)
+    )
+    result = np.empty(len(frame))
+    for pair, positions in frame.groupby(["offer_type", "channel"]).indices.items():
+        offer, channel = pair
+        treated = indexed[f"p_treated__{offer}__{channel}"].to_numpy()[rows[positions]]
+        control = indexed[f"p_control__{offer}__{channel}"].to_numpy()[rows[positions]]
+        result[positions] = np.where(treated_arm[positions], treated, control)
+    return result
+
+
+def oracle_uplift(frame: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    """True uplift (p_treated − p_control) of each contact's offer × channel."""
+    indexed = truth.set_index("customer_id")
+    rows = indexed.index.get_indexer(frame["customer_id"])
+    if (rows < 0).any():
+        raise TrainingDataError(f"{int((rows < 0).sum())} contacts have no ground truth")
+    result = np.empty(len(frame))
+    for pair, positions in frame.groupby(["offer_type", "channel"]).indices.items():
+        offer, channel = pair
+        treated = indexed[f"p_treated__{offer}__{channel}"].to_numpy()
+        control = indexed[f"p_control__{offer}__{channel}"].to_numpy()
+        result[positions] = treated[rows[positions]] - control[rows[positions]]
+    return result
+
+
+def oracle_attrition(frame: pd.DataFrame, truth: pd.DataFrame, *, window_days: int) -> np.ndarray:
+    """P(no purchase in the window | truth): 1 if dropped out by the cutoff, else exp(-λ·window).
+
+    In the world's BG/NBD process a customer drops out only right after a purchase, so a
+    customer alive at the cutoff makes no purchase in the window with probability exp(-λ w).
+    """
+    indexed = truth.set_index("customer_id")
+    rows = indexed.index.get_indexer(frame["customer_id"])
+    if (rows < 0).any():
+        raise TrainingDataError(f"{int((rows < 0).sum())} customers have no ground truth")
+    dropped_at = pd.to_datetime(indexed["dropped_out_at"]).to_numpy()[rows]
+    rate_per_week = indexed["purchase_rate"].to_numpy()[rows]
+    cutoff = pd.to_datetime(frame["cutoff"]).to_numpy()
+    dead = ~pd.isna(dropped_at) & (dropped_at <= cutoff)
+    return np.where(dead, 1.0, np.exp(-rate_per_week * window_days / 7))
