@@ -12,20 +12,15 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from cx_pipelines.ml.btyd.base import MaximumLikelihoodModel
-
-RFM_COLUMNS = ("frequency", "recency", "T")
-
-
-def _arrays(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (
-        data["frequency"].to_numpy(dtype="float64"),
-        data["recency"].to_numpy(dtype="float64"),
-        data["T"].to_numpy(dtype="float64"),
-    )
+from cx_pipelines.ml.btyd.transactions import (
+    RFM_COLUMNS,
+    TransactionModel,
+    by_customer,
+    rfm_arrays,
+)
 
 
-class BetaGeoModel(MaximumLikelihoodModel):
+class BetaGeoModel(TransactionModel):
     """BG/NBD with parameters ``r, alpha`` (purchase rate) and ``a, b`` (dropout).
 
     ``fit(data)`` takes one row per customer with ``customer_id, frequency, recency, T``
@@ -34,16 +29,8 @@ class BetaGeoModel(MaximumLikelihoodModel):
     """
 
     parameter_names = ("r", "alpha", "a", "b")
-    required_columns = RFM_COLUMNS
     # Offset of b in the dropout terms: b + x - 1 for BG/NBD, b + x for MBG/NBD.
     _dropout_offset = -1.0
-
-    def _check_identifiable(self, data: pd.DataFrame) -> None:
-        if (data["frequency"] == 0).all():
-            raise ValueError(
-                "All customers have frequency 0 (no repeat purchases): the purchase and "
-                "dropout rates cannot be estimated. Use a longer observation period."
-            )
 
     # -- likelihood -----------------------------------------------------------------
     def _log_dropout_odds(self, params, x, t_x, T) -> np.ndarray:
@@ -125,29 +112,12 @@ class BetaGeoModel(MaximumLikelihoodModel):
         bracket = 1.0 - (1.0 - z) ** (a - 1.0) * hyp2f1(c - r - x, a - 1.0, c, z)
         return c / (a - 1.0) * bracket * self._probability_alive(x, t_x, T)
 
-    def _series(self, data: pd.DataFrame, values: np.ndarray, name: str) -> pd.Series:
-        return pd.Series(
-            values, index=pd.Index(data["customer_id"].to_numpy(), name="customer_id"), name=name
-        )
-
-    def expected_probability_alive(self, data: pd.DataFrame | None = None) -> pd.Series:
-        """P(alive at T | frequency, recency, T) per customer."""
-        data = self._prepare(data, RFM_COLUMNS)
-        return self._series(data, self._probability_alive(*_arrays(data)), "probability_alive")
-
     def expected_probability_ever_again(self, data: pd.DataFrame | None = None) -> pd.Series:
         """P(at least one more transaction, ever): equal to P(alive), since a live customer
         with a positive purchase rate buys again and dropout happens only at purchases."""
         data = self._prepare(data, RFM_COLUMNS)
-        return self._series(data, self._probability_alive(*_arrays(data)), "probability_ever_again")
-
-    def expected_transactions(
-        self, data: pd.DataFrame | None = None, *, future_t: float
-    ) -> pd.Series:
-        """Expected number of transactions in (T, T + future_t] given each customer's history."""
-        data = self._prepare(data, RFM_COLUMNS)
-        values = self._conditional_purchases(*_arrays(data), float(future_t))
-        return self._series(data, values, "expected_transactions")
+        values = self._probability_alive(*rfm_arrays(data))
+        return by_customer(data, values, "probability_ever_again")
 
     def expected_transactions_new_customer(self, *, t: float | np.ndarray) -> float | np.ndarray:
         """Expected repeat transactions in the first ``t`` time units of a new customer."""
@@ -167,8 +137,8 @@ class BetaGeoModel(MaximumLikelihoodModel):
         so P = P(alive) * (1 - ((alpha+T) / (alpha+T+future_t))^(r+x)).
         """
         data = self._prepare(data, RFM_COLUMNS)
-        x, t_x, T = _arrays(data)
+        x, t_x, T = rfm_arrays(data)
         r, alpha = self.params_["r"], self.params_["alpha"]
         no_purchase = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + float(future_t))))
         values = self._probability_alive(x, t_x, T) * (1.0 - no_purchase)
-        return self._series(data, values, "probability_of_transaction")
+        return by_customer(data, values, "probability_of_transaction")

@@ -15,8 +15,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, gammaln, hyp2f1
 
-from cx_pipelines.ml.btyd.base import DistinctColumn, MaximumLikelihoodModel, sufficient_statistics
-from cx_pipelines.ml.btyd.beta_geo import RFM_COLUMNS, _arrays
+from cx_pipelines.ml.btyd.base import DistinctColumn, sufficient_statistics
+from cx_pipelines.ml.btyd.transactions import (
+    RFM_COLUMNS,
+    TransactionModel,
+    by_customer,
+    rfm_arrays,
+)
 
 
 def _log1mexp(value: np.ndarray) -> np.ndarray:
@@ -64,18 +69,10 @@ class _Pairs:
         return _log_term(params, self.x, self.t)[self.codes]
 
 
-class ParetoNBDModel(MaximumLikelihoodModel):
+class ParetoNBDModel(TransactionModel):
     """Pareto/NBD with parameters ``r, alpha`` (purchase rate) and ``s, beta`` (dropout rate)."""
 
     parameter_names = ("r", "alpha", "s", "beta")
-    required_columns = RFM_COLUMNS
-
-    def _check_identifiable(self, data: pd.DataFrame) -> None:
-        if (data["frequency"] == 0).all():
-            raise ValueError(
-                "All customers have frequency 0 (no repeat purchases): the purchase and "
-                "dropout rates cannot be estimated. Use a longer observation period."
-            )
 
     def _statistics(self, data: pd.DataFrame):
         (x, t_x, T), weights = sufficient_statistics(data, self.required_columns)
@@ -115,16 +112,6 @@ class ParetoNBDModel(MaximumLikelihoodModel):
             growth = -np.expm1((s - 1.0) * log_share) / (s - 1.0)
         return (r + x) * (beta + T) / (alpha + T) * growth * self._probability_alive(x, t_x, T)
 
-    def _series(self, data: pd.DataFrame, values: np.ndarray, name: str) -> pd.Series:
-        return pd.Series(
-            values, index=pd.Index(data["customer_id"].to_numpy(), name="customer_id"), name=name
-        )
-
-    def expected_probability_alive(self, data: pd.DataFrame | None = None) -> pd.Series:
-        """P(alive at T | frequency, recency, T) per customer."""
-        data = self._prepare(data, RFM_COLUMNS)
-        return self._series(data, self._probability_alive(*_arrays(data)), "probability_alive")
-
     def expected_probability_ever_again(self, data: pd.DataFrame | None = None) -> pd.Series:
         """P(at least one more transaction before death) per customer.
 
@@ -134,7 +121,7 @@ class ParetoNBDModel(MaximumLikelihoodModel):
         the argument stays in [0, 1)); times P(alive).
         """
         data = self._prepare(data, RFM_COLUMNS)
-        x, t_x, T = _arrays(data)
+        x, t_x, T = rfm_arrays(data)
         r, alpha, s, beta = self.params_.to_numpy()
         k = r + x
         rate_a, rate_b = alpha + T, beta + T
@@ -146,15 +133,7 @@ class ParetoNBDModel(MaximumLikelihoodModel):
         )
         mean_share = k / (k + s) * np.where(rate_a <= rate_b, direct, pfaff)
         values = self._probability_alive(x, t_x, T) * mean_share
-        return self._series(data, values, "probability_ever_again")
-
-    def expected_transactions(
-        self, data: pd.DataFrame | None = None, *, future_t: float
-    ) -> pd.Series:
-        """Expected number of transactions in (T, T + future_t] given each customer's history."""
-        data = self._prepare(data, RFM_COLUMNS)
-        values = self._conditional_purchases(*_arrays(data), float(future_t))
-        return self._series(data, values, "expected_transactions")
+        return by_customer(data, values, "probability_ever_again")
 
     def expected_transactions_new_customer(self, *, t: float | np.ndarray) -> float | np.ndarray:
         """Expected repeat transactions in the first ``t`` time units of a new customer."""
