@@ -270,6 +270,28 @@ class MaximumLikelihoodModel:
             np.exp(log_params) * np.sqrt(variances), index=names, name="standard_error"
         )
 
+    def log_likelihood(
+        self, data: pd.DataFrame, *, params: dict[str, float] | None = None
+    ) -> float:
+        """Log-likelihood of ``data`` at the fitted parameters, or at ``params`` if given.
+
+        Lets fits be compared on the same footing (e.g. another package's estimates, or a
+        holdout sample).
+        """
+        if params is None:
+            values = self._fitted().to_numpy()
+        else:
+            values = np.array([float(params[name]) for name in self.parameter_names])
+        data = self._likelihood_rows(data)
+        statistics, weights = self._statistics(data)
+        with np.errstate(all="ignore"):
+            return float(np.dot(weights, self._log_likelihood(values, *statistics)))
+
+    def _likelihood_rows(self, data: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``data`` the likelihood is about (checked)."""
+        check_data(data, self.required_columns)
+        return data
+
     # -- reporting ------------------------------------------------------------------
     def _fitted(self) -> pd.Series:
         if not hasattr(self, "params_"):

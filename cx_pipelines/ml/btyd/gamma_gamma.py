@@ -41,6 +41,10 @@ class GammaGammaModel(MaximumLikelihoodModel):
         self._data = data
         return self
 
+    def _likelihood_rows(self, data: pd.DataFrame) -> pd.DataFrame:
+        check_data(data, SPEND_COLUMNS)
+        return data[data["frequency"] > 0]
+
     def _log_likelihood(self, params, x, m) -> np.ndarray:
         p, q, v = params
         counts, means = x.values, m.values
