@@ -3,9 +3,9 @@
 Customers are drawn in fixed blocks of ``BLOCK_CUSTOMERS``; block ``k`` of seed ``s`` has
 its own random stream, ``SeedSequence(s, spawn_key=(1, k))`` (what ``spawn`` would give),
 and the campaign plan has ``spawn_key=(0,)``. Chunks written to the database are whole
-blocks and identifiers are numbered in block order, so the data depend only on the seed
-and the number of customers, never on the chunk size, and the first customers of a
-larger world are the customers of a smaller one.
+blocks and identifiers are numbered in customer order, so the data depend only on the
+seed, never on the chunk size, and a world of N customers is the first N customers of
+any larger world.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +85,29 @@ class _Counters:
         return np.arange(first, first + count, dtype=np.int64)
 
 
+def _rows(arrays, keep: np.ndarray):
+    """The same dataclass of per-row arrays, with only the rows where ``keep`` holds."""
+    return replace(
+        arrays,
+        **{
+            item.name: getattr(arrays, item.name)[keep]
+            for item in fields(arrays)
+            if isinstance(getattr(arrays, item.name), np.ndarray)
+        },
+    )
+
+
 def draw_block(
     seed: int, block: int, count: int, campaigns: list[Campaign], counters: _Counters
 ) -> tuple[dict[str, Columns], Columns]:
-    """Source tables and ground truth of one block of ``count`` customers."""
+    """Source tables and ground truth of the first ``count`` customers of one block.
+
+    The whole block is always drawn and then cut, so a customer's data never depend on
+    how many customers follow it.
+    """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, block)))
-    customers = draw_customers(rng, first_id=block * pop.BLOCK_CUSTOMERS + 1, count=count)
+    first_id = block * pop.BLOCK_CUSTOMERS + 1
+    customers = draw_customers(rng, first_id=first_id, count=pop.BLOCK_CUSTOMERS)
     purchases = draw_purchases(rng, customers)
     dropped = ~np.isnan(purchases.dropped_out_week)
     accounts = draw_accounts(rng, customers, dropped_out=dropped)
@@ -108,9 +125,20 @@ def draw_block(
     )
     events = draw_inbound_events(rng, customers, accounts)
 
+    # Every per-row array is ordered by customer, so cutting keeps a prefix.
+    customers = _rows(customers, np.arange(pop.BLOCK_CUSTOMERS) < count)
+    accounts = _rows(accounts, accounts.owner < count)
+    transactions = _rows(transactions, transactions.owner < count)
+    interactions = _rows(interactions, interactions.owner < count)
+    events = _rows(events, events.owner < count)
+    offers = _rows(offers, offers.owner < count)
+    dropped = dropped[:count]
+
     customer_id = customers.customer_id
     account_id = counters.take("accounts", len(accounts.owner))
-    session_id = counters.take("sessions", interactions.sessions)
+    session_key = interactions.owner * (interactions.sessions + 1) + interactions.session
+    sessions, session_rank = np.unique(session_key, return_inverse=True)
+    session_id = counters.take("sessions", len(sessions))[session_rank]
     account_or_null = np.where(events.account >= 0, account_id[events.account], 0)
     account_or_null = np.where(events.account >= 0, account_or_null.astype(object), None)
     tables = {
@@ -148,7 +176,7 @@ def draw_block(
         "interactions": {
             "interaction_id": counters.take("interactions", len(interactions.owner)),
             "customer_id": customer_id[interactions.owner],
-            "session_id": session_id[interactions.session],
+            "session_id": session_id,
             "occurred_at": _timestamps(interactions.week),
             "channel": _names(INTERACTION_CHANNELS, interactions.channel),
             "interaction_type": _names(INTERACTION_TYPES, interactions.interaction_type),
@@ -182,7 +210,7 @@ def draw_block(
         "customer_id": customer_id,
         "purchase_rate": customers.purchase_rate,
         "dropout_probability": customers.dropout_probability,
-        "dropped_out_at": _timestamps(purchases.dropped_out_week),
+        "dropped_out_at": _timestamps(purchases.dropped_out_week[:count]),
         "alive_at_end": ~dropped,
         "spend_scale": customers.spend_scale,
         "expected_spend": pop.BTYD.p / customers.spend_scale,
@@ -193,14 +221,14 @@ def draw_block(
                 np.nan,
             )
         ),
-        "purchases": purchases.count.astype(np.int64),
+        "purchases": purchases.count[:count].astype(np.int64),
     }
     for column, offer in enumerate(OFFER_TYPES):
         for channel in OFFER_CHANNELS:
-            truth[f"p_control__{offer}__{channel}"] = response.p_control[:, column]
+            truth[f"p_control__{offer}__{channel}"] = response.p_control[:count, column]
     for column, offer in enumerate(OFFER_TYPES):
         for lane, channel in enumerate(OFFER_CHANNELS):
-            truth[f"p_treated__{offer}__{channel}"] = response.p_treated[:, column, lane]
+            truth[f"p_treated__{offer}__{channel}"] = response.p_treated[:count, column, lane]
     return tables, truth
 
 

@@ -168,4 +168,5 @@ def draw_offer_history(
         week = campaign.week + rng.random(len(chosen)) * 3 / 7
         parts.append((np.full(len(chosen), number), chosen, treated, week, responded, revenue))
     columns = [np.concatenate(values) for values in zip(*parts, strict=True)]
-    return OfferHistory(*columns)
+    order = np.lexsort((columns[0], columns[1]))  # by customer, then campaign
+    return OfferHistory(*(column[order] for column in columns))

@@ -61,6 +61,14 @@ def test_chunk_size_does_not_change_the_data(tmp_path, monkeypatch) -> None:
     pd.testing.assert_frame_equal(truth, other_truth)
 
 
+def test_a_smaller_world_is_the_start_of_a_larger_one(tmp_path, world: World) -> None:
+    smaller = build_world(tmp_path, customers=1_500, seed=11)
+    for name, frame in smaller.tables.items():
+        start = world.tables[name].query("customer_id <= 1500").reset_index(drop=True)
+        pd.testing.assert_frame_equal(frame, start, obj=name)
+    pd.testing.assert_frame_equal(smaller.truth, world.truth.iloc[:1_500])
+
+
 def test_row_counts_match_the_tables_and_budget(world: World) -> None:
     counts = {name: len(frame) for name, frame in world.tables.items()}
     assert world.summary.row_counts == counts
