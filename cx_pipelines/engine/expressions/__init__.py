@@ -54,7 +54,14 @@ None), numbers are ``float``, dates ``datetime.date``.
 
 The per-record form is built from closures chosen per node kind; subtrees without
 attributes are folded to constants at compile time (using the per-record semantics, so
-both forms share them).
+both forms share them). In batch, a subtree that reads a single STRING attribute
+(``segment in ['gold', 'silver']``, ``lower(channel) == 'sms'``) is evaluated once per
+distinct value of that column with the per-record form and spread over the rows with a
+numpy take on the column's factorised codes.
+
+Evaluating many expressions over one population? Wrap the columns once with
+``prepare_columns(columns, size)`` and pass the result to every ``evaluate_batch``:
+column conversions and string factorisation are then shared.
 """
 
 from __future__ import annotations
@@ -66,12 +73,24 @@ from typing import Any
 import numpy as np
 
 from cx_pipelines.engine.errors import EngineError, EvaluationError, Location
-from cx_pipelines.engine.expressions.batch import Frame, compile_batch, finish
+from cx_pipelines.engine.expressions.batch import (
+    Frame,
+    PreparedColumns,
+    compile_batch,
+    finish,
+    prepare_columns,
+)
 from cx_pipelines.engine.expressions.checker import ValueType, attributes_of, check
 from cx_pipelines.engine.expressions.record import compile_record, is_constant
 from cx_pipelines.engine.expressions.syntax import parse
 
-__all__ = ["CompiledExpression", "ValueType", "compile_expression"]
+__all__ = [
+    "CompiledExpression",
+    "PreparedColumns",
+    "ValueType",
+    "compile_expression",
+    "prepare_columns",
+]
 
 # node kinds whose per-record closure already returns True/False, never None
 _ALWAYS_BOOLEAN = frozenset({"not", "logical", "compare", "in_list", "in_range", "is_null"})

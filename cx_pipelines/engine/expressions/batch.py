@@ -13,14 +13,45 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from cx_pipelines.engine.errors import EvaluationError
 from cx_pipelines.engine.expressions.checker import ValueType
-from cx_pipelines.engine.expressions.record import constant_value, is_constant
+from cx_pipelines.engine.expressions.record import compile_record, constant_value, is_constant
 from cx_pipelines.engine.expressions.syntax import Node
 
 DAY = "datetime64[D]"
 NOT_A_DATE = np.datetime64("NaT", "D")
+
+
+class PreparedColumns(Mapping):
+    """Columns of one population, converted once and shared by every expression.
+
+    Wrap a population with :func:`prepare_columns` before evaluating many expressions
+    over it: reading a column (NaN to None, strings factorised to codes, dates to days)
+    then happens once per column instead of once per expression.
+    """
+
+    def __init__(self, columns: Mapping[str, Any], size: int) -> None:
+        self.columns = columns
+        self.size = size
+        self.cache: dict[tuple[str, Any], Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        return self.columns[name]
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
+def prepare_columns(columns: Mapping[str, Any], size: int) -> PreparedColumns:
+    """``columns`` (``size`` rows each) wrapped so conversions are shared across expressions."""
+    if isinstance(columns, PreparedColumns) and columns.size == size:
+        return columns
+    return PreparedColumns(columns, size)
 
 
 class Frame:
@@ -29,39 +60,86 @@ class Frame:
     __slots__ = ("columns", "size", "cache")
 
     def __init__(self, columns: Mapping[str, Any], size: int) -> None:
-        self.columns = columns
+        if isinstance(columns, PreparedColumns) and columns.size == size:
+            self.columns, self.cache = columns.columns, columns.cache
+        else:
+            self.columns, self.cache = columns, {}
         self.size = size
-        self.cache: dict[str, np.ndarray] = {}
 
 
 BatchFunction = Callable[[Frame], Any]
 
+# a subtree reading one STRING attribute is evaluated once per distinct value, unless
+# the column has more distinct values than this share of its rows
+CATEGORY_SHARE = 0.25
+MIN_CATEGORIES = 64
+
 
 # ---------------------------------------------------------------- columns
-def _column(frame: Frame, name: str, value_type: ValueType) -> np.ndarray:
-    cached = frame.cache.get(name)
-    if cached is not None:
-        return cached
+def _raw(frame: Frame, name: str) -> Any:
     try:
         raw = frame.columns[name]
     except KeyError:
         raise EvaluationError(
             f"the batch has no column {name!r} for attribute {name!r}", symbol=name
         ) from None
-    array = np.asarray(raw)
-    if array.shape != (frame.size,):
+    length = len(raw) if hasattr(raw, "__len__") and np.ndim(raw) == 1 else None
+    if length != frame.size:
         raise EvaluationError(
-            f"column {name!r} has shape {array.shape}, expected ({frame.size},)", symbol=name
+            f"column {name!r} has shape {np.shape(raw)}, expected ({frame.size},)", symbol=name
         )
-    try:
-        converted = CONVERTERS[value_type](array)
-    except (TypeError, ValueError) as error:
-        raise EvaluationError(
-            f"column {name!r} cannot be read as {value_type.name} ({array.dtype}): {error}",
-            symbol=name,
-        ) from None
-    frame.cache[name] = converted
+    return raw
+
+
+def _column(frame: Frame, name: str, value_type: ValueType) -> np.ndarray:
+    key = (name, value_type)
+    cached = frame.cache.get(key)
+    if cached is not None:
+        return cached
+    if value_type is ValueType.STRING:
+        codes, categories = string_codes(frame, name)
+        converted = np.append(categories, None)[codes]
+    else:
+        array = np.asarray(_raw(frame, name))
+        try:
+            converted = CONVERTERS[value_type](array)
+        except (TypeError, ValueError) as error:
+            raise EvaluationError(
+                f"column {name!r} cannot be read as {value_type.name} ({array.dtype}): {error}",
+                symbol=name,
+            ) from None
+    frame.cache[key] = converted
     return converted
+
+
+def string_codes(frame: Frame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A STRING column factorised: codes (-1 for null) and its distinct values."""
+    key = (name, "codes")
+    cached = frame.cache.get(key)
+    if cached is not None:
+        return cached
+    raw = _raw(frame, name)
+    if isinstance(raw, np.ndarray) and raw.dtype.kind not in "OU":
+        if raw.dtype.kind != "T":
+            raise EvaluationError(
+                f"column {name!r} cannot be read as STRING ({raw.dtype})", symbol=name
+            )
+        raw = raw.astype(object)
+    try:
+        codes, categories = pd.factorize(raw, use_na_sentinel=True)
+    except (TypeError, ValueError) as error:
+        raise EvaluationError(f"column {name!r} cannot be read as STRING: {error}") from None
+    categories = np.asarray(categories, dtype=object)
+    for category in categories:  # once per distinct value, not per row
+        if not isinstance(category, str):
+            raise EvaluationError(
+                f"column {name!r} should hold STRING values but holds {category!r} "
+                f"({type(category).__name__})",
+                symbol=name,
+            )
+    cached = (np.asarray(codes), categories)
+    frame.cache[key] = cached
+    return cached
 
 
 def _numbers(array: np.ndarray) -> np.ndarray:
@@ -82,30 +160,6 @@ def _null_object(value: Any) -> bool:
         return bool(value != value)
     except (TypeError, ValueError):
         return False
-
-
-def _strings(array: np.ndarray) -> np.ndarray:
-    if array.dtype.kind in "UT":
-        return array.astype(object)
-    if array.dtype.kind != "O":
-        raise TypeError(f"dtype {array.dtype} does not hold strings")
-    try:
-        odd = np.not_equal(array, array).astype(bool)  # NaN: the value unequal to itself
-    except (TypeError, ValueError):
-        pass  # pd.NA refuses to be a bool: fall back to a scan below
-    else:
-        if not odd.any():
-            return array
-        cleaned = array.copy()
-        cleaned[odd] = None
-        return cleaned
-    cleaned = np.empty(array.shape, dtype=object)
-    for index, value in enumerate(array):  # only for columns holding NaN/NA
-        if isinstance(value, str):
-            cleaned[index] = value
-        elif not _null_object(value):
-            raise TypeError(f"row {index} holds {value!r}, not a string")
-    return cleaned
 
 
 def _booleans(array: np.ndarray) -> np.ndarray:
@@ -131,7 +185,6 @@ def _dates(array: np.ndarray) -> np.ndarray:
 
 CONVERTERS = {
     ValueType.NUMBER: _numbers,
-    ValueType.STRING: _strings,
     ValueType.BOOLEAN: _booleans,
     ValueType.DATE: _dates,
 }
@@ -204,7 +257,58 @@ def compile_batch(node: Node) -> BatchFunction:
     if is_constant(node):
         value = scalar(constant_value(node), node.value_type)
         return lambda frame: value
-    return globals()["_node_" + node.kind](node)
+    vectorised = globals()["_node_" + node.kind](node)
+    if node.kind != "attribute":
+        attributes = _attributes(node)
+        if len(attributes) == 1 and next(iter(attributes.values())) is ValueType.STRING:
+            return _by_category(node, next(iter(attributes)), vectorised)
+    return vectorised
+
+
+def _attributes(node: Node) -> dict[str, ValueType]:
+    found: dict[str, ValueType] = {}
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.kind == "attribute":
+            found[current.value] = current.value_type
+        stack.extend(current.children)
+    return found
+
+
+def column_of(values: list, value_type: ValueType) -> np.ndarray:
+    """Per-record values (``None`` for null) as a batch column."""
+    if value_type is ValueType.NUMBER:
+        return np.array([np.nan if value is None else value for value in values], dtype=float)
+    if value_type is ValueType.DATE:
+        return np.array([NOT_A_DATE if value is None else value for value in values], dtype=DAY)
+    if value_type is ValueType.BOOLEAN:
+        if None in values:
+            return np.array([np.nan if value is None else value for value in values], dtype=float)
+        return np.array(values, dtype=bool)
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
+
+
+def _by_category(node: Node, name: str, vectorised: BatchFunction) -> BatchFunction:
+    """Evaluate a subtree of one STRING attribute once per distinct value, then spread it.
+
+    The per-distinct-value results come from the per-record form, so both forms agree
+    by construction; rows are then filled with one numpy ``take`` over the codes.
+    """
+    evaluate = compile_record(node)
+    value_type = node.value_type
+
+    def by_category(frame):
+        codes, categories = string_codes(frame, name)
+        if len(categories) > max(MIN_CATEGORIES, CATEGORY_SHARE * frame.size):
+            return vectorised(frame)
+        values = [evaluate({name: category}) for category in categories]
+        values.append(evaluate({name: None}))  # code -1 (null) picks this last entry
+        return column_of(values, value_type)[codes]
+
+    return by_category
 
 
 def _node_attribute(node: Node) -> BatchFunction:
