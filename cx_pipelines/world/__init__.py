@@ -8,7 +8,7 @@ The generative model is documented in ``README.md`` beside this file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +28,6 @@ class GenerationSummary:
     customers: int = 0
     seed: int = 0
     seconds: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         """Human-readable summary printed by ``cx generate``."""

@@ -136,3 +136,31 @@ def test_a_bg_nbd_fit_of_the_transactions_recovers_the_population(world: World) 
     estimate = dict(zip(["r", "alpha", "a", "b"], np.exp(fit.x), strict=True))
     for name, value in world.population["bg_nbd"].items():
         assert estimate[name] == pytest.approx(value, rel=0.3), name
+
+
+def gamma_gamma_negative_log_likelihood(parameters, count, mean) -> float:
+    """Fader, Hardie and Lee (2005), spend model: mean spend of ``count`` transactions."""
+    p, q, v = np.exp(parameters)
+    return -(
+        special.gammaln(p * count + q)
+        - special.gammaln(p * count)
+        - special.gammaln(q)
+        + q * np.log(v)
+        + (p * count - 1) * np.log(mean)
+        + p * count * np.log(count)
+        - (p * count + q) * np.log(v + count * mean)
+    ).sum()
+
+
+def test_a_gamma_gamma_fit_of_the_amounts_recovers_the_population(world: World) -> None:
+    spend = world.tables["transactions"].groupby("customer_id")["amount"].agg(["count", "mean"])
+    fit = optimize.minimize(
+        gamma_gamma_negative_log_likelihood,
+        np.zeros(3),
+        args=(spend["count"].to_numpy(), spend["mean"].to_numpy()),
+        method="Nelder-Mead",
+        options={"maxiter": 4_000, "xatol": 1e-6, "fatol": 1e-6},
+    )
+    estimate = dict(zip(["p", "q", "v"], np.exp(fit.x), strict=True))
+    for name, value in world.population["gamma_gamma"].items():
+        assert estimate[name] == pytest.approx(value, rel=0.3), name
