@@ -157,14 +157,15 @@ def upstream_keys() -> list[dg.AssetKey]:
     outs={
         "customer_decisions": dg.AssetOut(
             description="One customer intelligence record per customer from the periodic review.",
-            kinds={"pandas", "parquet"}, group_name=GROUP,
+            kinds={"pandas", "parquet"}, group_name=GROUP, is_required=False,
         ),
         "account_decisions": dg.AssetOut(
             description="Per-account decisions and category actions from the same single pass.",
-            kinds={"pandas", "parquet"}, group_name=GROUP,
+            kinds={"pandas", "parquet"}, group_name=GROUP, is_required=False,
         ),
     },
     deps=[dg.AssetKey("strategy_catalog"), *upstream_keys()],
+    can_subset=True,  # selecting one of the two still evaluates the single pass
 )
 def periodic_review_decisions(context: dg.AssetExecutionContext, strategies: StrategyRepository):
     """Evaluate the decision strategy's periodic-review event over the whole population."""
@@ -196,10 +197,13 @@ def periodic_review_decisions(context: dg.AssetExecutionContext, strategies: Str
     account_columns = [c for c in decision_columns(account_decisions) if c != "account_type"]
     account_summary = {column: dg.MetadataValue.json(_counts(account_decisions, column))
                        for column in account_columns[:6]}
-    yield dg.Output(customer_decisions, output_name="customer_decisions",
-                    metadata={**common, **customer_summary})
-    yield dg.Output(account_decisions, output_name="account_decisions",
-                    metadata={**common, **account_summary})
+    selected = context.op_execution_context.selected_output_names
+    if "customer_decisions" in selected:
+        yield dg.Output(customer_decisions, output_name="customer_decisions",
+                        metadata={**common, **customer_summary})
+    if "account_decisions" in selected:
+        yield dg.Output(account_decisions, output_name="account_decisions",
+                        metadata={**common, **account_summary})
 
 
 @dg.asset_check(asset="customer_decisions")
