@@ -15,7 +15,12 @@ from cx_pipelines.engine.errors import (
     Location,
     UnknownAttributeError,
 )
-from cx_pipelines.engine.expressions import CompiledExpression, ValueType, compile_expression
+from cx_pipelines.engine.expressions import (
+    CompiledExpression,
+    ValueType,
+    compile_expression,
+    prepare_columns,
+)
 
 N, S, B, D = ValueType.NUMBER, ValueType.STRING, ValueType.BOOLEAN, ValueType.DATE
 
@@ -370,3 +375,41 @@ def test_division_never_gives_infinity() -> None:
     assert np.isnan(expression.evaluate_batch(columns, 3)).all()
     assert expression.evaluate_record({"balance": 1.0, "limit": 0.0}) is None
     assert expression.evaluate_record({"balance": 0.0, "limit": -0.0}) is None
+
+
+def test_prepared_columns_give_the_same_results_and_notice_replaced_columns() -> None:
+    texts = ["segment in ['gold', 'silver']", "balance * 2", "lower(segment)", "opened < closed"]
+    prepared = prepare_columns(COLUMNS, SIZE)
+    assert prepare_columns(prepared, SIZE) is prepared
+    for text in texts:
+        expression = compile_expression(text, attribute_types=TYPES)
+        plain = expression.evaluate_batch(COLUMNS, SIZE)
+        np.testing.assert_array_equal(plain, expression.evaluate_batch(prepared, SIZE))
+    columns = dict(COLUMNS)
+    prepared = prepare_columns(columns, SIZE)
+    expression = compile_expression("segment == 'gold'", attribute_types=TYPES)
+    assert expression.evaluate_batch(prepared, SIZE).tolist() == [False, False, False, True]
+    columns["segment"] = np.array(["gold"] * SIZE, dtype=object)
+    assert expression.evaluate_batch(prepared, SIZE).tolist() == [True] * SIZE
+
+
+def test_string_subtrees_agree_with_many_distinct_values() -> None:
+    """Above the distinct-value share, string subtrees run element-wise; results agree."""
+    size = 400
+    names = np.array([f"Name{index % 300}" if index % 7 else None for index in range(size)])
+    names = names.astype(object)
+    expression = compile_expression(
+        "lower(name) in ['name1', 'name22'] or len(name) > 6", attribute_types=TYPES
+    )
+    batch = expression.evaluate_batch({"name": names}, size)
+    records = [expression.evaluate_record({"name": value}) for value in names]
+    assert batch.tolist() == records
+    assert sum(records) > 0
+
+
+def test_string_column_with_other_values_is_refused() -> None:
+    expression = compile_expression("segment == 'a'", attribute_types=TYPES)
+    with pytest.raises(EvaluationError, match="holds 5"):
+        expression.evaluate_batch({"segment": np.array(["a", 5], dtype=object)}, 2)
+    with pytest.raises(EvaluationError, match="cannot be read as STRING"):
+        expression.evaluate_batch({"segment": np.array([1.0, 2.0])}, 2)

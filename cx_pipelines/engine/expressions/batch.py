@@ -29,7 +29,9 @@ class PreparedColumns(Mapping):
 
     Wrap a population with :func:`prepare_columns` before evaluating many expressions
     over it: reading a column (NaN to None, strings factorised to codes, dates to days)
-    then happens once per column instead of once per expression.
+    then happens once per column instead of once per expression. A column replaced by
+    another array is read again; a column changed *in place* is not noticed, so wrap
+    only columns that stay as they are.
     """
 
     def __init__(self, columns: Mapping[str, Any], size: int) -> None:
@@ -92,15 +94,16 @@ def _raw(frame: Frame, name: str) -> Any:
 
 
 def _column(frame: Frame, name: str, value_type: ValueType) -> np.ndarray:
+    raw = _raw(frame, name)
     key = (name, value_type)
     cached = frame.cache.get(key)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is raw:
+        return cached[1]
     if value_type is ValueType.STRING:
         codes, categories = string_codes(frame, name)
         converted = np.append(categories, None)[codes]
     else:
-        array = np.asarray(_raw(frame, name))
+        array = np.asarray(raw)
         try:
             converted = CONVERTERS[value_type](array)
         except (TypeError, ValueError) as error:
@@ -108,17 +111,17 @@ def _column(frame: Frame, name: str, value_type: ValueType) -> np.ndarray:
                 f"column {name!r} cannot be read as {value_type.name} ({array.dtype}): {error}",
                 symbol=name,
             ) from None
-    frame.cache[key] = converted
+    frame.cache[key] = (raw, converted)
     return converted
 
 
 def string_codes(frame: Frame, name: str) -> tuple[np.ndarray, np.ndarray]:
     """A STRING column factorised: codes (-1 for null) and its distinct values."""
+    raw = _raw(frame, name)
     key = (name, "codes")
     cached = frame.cache.get(key)
-    if cached is not None:
-        return cached
-    raw = _raw(frame, name)
+    if cached is not None and cached[0] is raw:
+        return cached[1]
     if isinstance(raw, np.ndarray) and raw.dtype.kind not in "OU":
         if raw.dtype.kind != "T":
             raise EvaluationError(
@@ -137,9 +140,9 @@ def string_codes(frame: Frame, name: str) -> tuple[np.ndarray, np.ndarray]:
                 f"({type(category).__name__})",
                 symbol=name,
             )
-    cached = (np.asarray(codes), categories)
-    frame.cache[key] = cached
-    return cached
+    factorised = (np.asarray(codes), categories)
+    frame.cache[key] = (raw, factorised)
+    return factorised
 
 
 def _numbers(array: np.ndarray) -> np.ndarray:
