@@ -259,6 +259,8 @@ def generate(
     folder = config.world_dir()
     folder.mkdir(parents=True, exist_ok=True)
     truth_path = folder / "truth.parquet"
+    for stale in (truth_path, folder / "population.json"):  # never describe other tables
+        stale.unlink(missing_ok=True)
     partial = folder / f".truth.{os.getpid()}.parquet"
     counters = _Counters()
     row_counts = {table.name: 0 for table in SOURCE_TABLES}
