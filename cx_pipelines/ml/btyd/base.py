@@ -3,10 +3,10 @@
 Every model is fitted on *sufficient statistics*: rows with identical inputs are grouped
 and their log-likelihood is weighted by the group size, so a million customers with
 day-resolution recency fit as fast as their few hundred thousand distinct histories.
-Parameters are optimised on the log scale (they are all positive); standard errors
-come from the inverse of a numerical Hessian (differences of the analytic gradient where
-the model has one) of the log-likelihood on that scale, mapped
-back with the delta method.
+Parameters are optimised on the log scale (they are all positive) by L-BFGS-B, with the
+analytic gradient where the model has one. Standard errors come from the inverse of a
+numerical Hessian of the log-likelihood on that scale (differences of the analytic
+gradient, else of the likelihood), mapped back with the delta method.
 """
 
 from __future__ import annotations
