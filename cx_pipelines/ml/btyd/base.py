@@ -127,6 +127,11 @@ class MaximumLikelihoodModel:
     After ``fit``: ``params_`` and ``standard_errors_`` (Series indexed by the papers'
     parameter names), ``log_likelihood_`` (sum over customers), ``n_customers_``,
     ``converged_``.
+
+    Options: ``penalizer`` adds ``penalizer * sum(log(param)^2)`` to the mean negative
+    log-likelihood (0, the papers' plain maximum likelihood, by default; a small value
+    steadies fits on tiny or degenerate data); ``initial_params`` by name (default 1 each);
+    ``max_iterations`` and ``tolerance`` of the optimiser.
     """
 
     parameter_names: tuple[str, ...] = ()
