@@ -30,6 +30,8 @@ _DTYPE = {ValueType.NUMBER: np.float64, ValueType.BOOLEAN: np.float64, ValueType
 
 
 def _null_column(value_type: ValueType, size: int) -> np.ndarray:
+    if value_type is ValueType.STRING:
+        return np.empty(size, dtype=object)  # filled with None
     return np.full(size, _NULL[value_type], dtype=_DTYPE[value_type])
 
 
@@ -41,16 +43,19 @@ def _read_column(series: pd.Series, value_type: ValueType, name: str) -> np.ndar
             return pd.array(series, dtype="boolean").to_numpy(dtype=np.float64, na_value=np.nan)
         if value_type is ValueType.DATE:
             return pd.to_datetime(series).to_numpy().astype("datetime64[D]")
-        array = series.astype(object).to_numpy()
-        missing = pd.isna(array)
-        if missing.any():
-            array = array.copy()
-            array[missing] = None
-        return array
+        return _string_column(series)
     except (TypeError, ValueError) as error:
         raise EvaluationError(
             f"column {name!r} cannot be read as {value_type.name}: {error}", symbol=name
         ) from None
+
+
+def _loader(series: pd.Series | None, attribute: m.Attribute, size: int = 0, rows: np.ndarray | None = None):
+    if series is None:
+        return lambda: _null_column(attribute.value_type, size)
+    if rows is None:
+        return lambda: _read_column(series, attribute.value_type, attribute.name)
+    return lambda: _read_column(series.iloc[rows], attribute.value_type, attribute.name)
 
 
 def _to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
@@ -72,6 +77,39 @@ def _to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
     return np.asarray(values, dtype="datetime64[D]")
 
 
+class _LazyColumns(dict):
+    """Attribute columns read from the input frame on first use (unused ones cost nothing)."""
+
+    def __init__(self, loaders: dict[str, Any]):
+        super().__init__()
+        self.loaders = loaders
+
+    def __missing__(self, name: str) -> np.ndarray:
+        loader = self.loaders.get(name)
+        if loader is None:
+            raise KeyError(name)
+        value = self[name] = loader()
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self.loaders
+
+    def __iter__(self):
+        return iter({**dict.fromkeys(self.loaders), **dict.fromkeys(dict.keys(self))})
+
+    def __len__(self) -> int:
+        return len(set(self.loaders) | set(dict.keys(self)))
+
+
+def _string_column(series: pd.Series) -> np.ndarray:
+    """Text as an object array with None for null, built from the distinct values only."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[: len(uniques)] = [str(v) for v in uniques]
+    table[-1] = None
+    return table[codes]
+
+
 class _Broadcast(Mapping):
     """Columns of an account level: its own attributes plus customer attributes by index."""
 
@@ -81,13 +119,15 @@ class _Broadcast(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self.own:
             return self.own[name]
+        if self.index is None:
+            return self.customer[name]
         return self.customer[name][self.index]
 
     def __iter__(self):
-        return iter({**self.own, **self.customer})
+        return iter(list(self.own) + [k for k in self.customer if k not in self.own])
 
     def __len__(self) -> int:
-        return len(self.own) + len(self.customer)
+        return len(list(iter(self)))
 
 
 @dataclass
@@ -114,7 +154,7 @@ class _Run:
         size = len(customers)
         if "customer_id" not in customers.columns:
             raise EvaluationError("the customers frame has no column 'customer_id'", symbol="customer_id")
-        columns: dict[str, np.ndarray] = {}
+        loaders = {}
         for attribute in strategy.input_attributes(None):
             if attribute.column not in customers.columns:
                 raise EvaluationError(
@@ -123,19 +163,56 @@ class _Run:
                     location=Location(file=strategy.file, path=f"data_dictionary.customer.{attribute.name}"),
                     symbol=attribute.name,
                 )
-            columns[attribute.name] = _read_column(customers[attribute.column], attribute.value_type, attribute.name)
+            loaders[attribute.name] = _loader(customers[attribute.column], attribute)
+        columns = _LazyColumns(loaders)
         for attribute in strategy.derived_attributes(None):
             columns[attribute.name] = _null_column(attribute.value_type, size)
         for name in m.BUILTIN_ATTRIBUTES:
-            columns[name] = np.full(size, None, dtype=object)
-        self.customer_ids = customers["customer_id"].to_numpy()
-        if pd.Index(self.customer_ids).has_duplicates:
-            raise EvaluationError("column customer_id of the customers frame has duplicate entries")
+            columns[name] = np.empty(size, dtype=object)
+        self.customer_series = customers["customer_id"]
+        self.customer_ids = customers["customer_id"].array
+        self._index_customers()
         self.customers = _Level(size, columns)
         self.levels: dict[str | None, _Level] = {None: self.customers}
         self.account_rows: dict[str, np.ndarray] = {}
         self._accounts(accounts)
         self.steps: list[_Step] = []
+
+    def _index_customers(self) -> None:
+        """Fingerprint every customer id once: test-group draws, duplicates and account owners."""
+        self.fingerprints, self.checks = c.fingerprints(self.customer_series, self.strategy.salt)
+        if self.customer_series.isna().any():
+            raise EvaluationError("column customer_id of the customers frame has empty entries")
+        self.draws = c.draws_of(self.fingerprints)
+        order = np.lexsort((self.checks, self.fingerprints))
+        ordered, ordered_checks = self.fingerprints[order], self.checks[order]
+        same = (ordered[1:] == ordered[:-1])
+        if np.any(same & (ordered_checks[1:] == ordered_checks[:-1])):
+            raise EvaluationError("column customer_id of the customers frame has duplicate entries")
+        self.collision = bool(same.any())  # two ids, one fingerprint: look up by value instead
+        self.fingerprint_order, self.ordered_fingerprints, self.ordered_checks = order, ordered, ordered_checks
+
+    def owner_index(self, customer_ids: Any) -> np.ndarray:
+        """Row of each given customer id in the customers frame (-1 when absent)."""
+        size = len(customer_ids)
+        if size == 0 or self.customers.size == 0:
+            return np.full(size, -1, dtype=np.int64)
+        if self.collision:
+            return pd.Index(self.customer_ids).get_indexer(np.asarray(customer_ids))
+        wanted, checks = c.fingerprints(customer_ids, self.strategy.salt)
+        # rows grouped by customer (the usual account extract) are looked up once per run
+        change = np.ones(size, dtype=bool)
+        change[1:] = (wanted[1:] != wanted[:-1]) | (checks[1:] != checks[:-1])
+        starts = np.flatnonzero(change)
+        run_wanted, run_checks = wanted[starts], checks[starts]
+        if len(starts) == self.customers.size and np.array_equal(run_wanted, self.fingerprints) \
+                and np.array_equal(run_checks, self.checks):
+            # grouped in the customers' own order: no search needed
+            return np.repeat(np.arange(self.customers.size), np.diff(np.append(starts, size)))
+        position = np.minimum(np.searchsorted(self.ordered_fingerprints, run_wanted), self.customers.size - 1)
+        hit = (self.ordered_fingerprints[position] == run_wanted) & (self.ordered_checks[position] == run_checks)
+        found = np.where(hit, self.fingerprint_order[position], -1)
+        return np.repeat(found, np.diff(np.append(starts, size)))
 
     def _accounts(self, accounts: pd.DataFrame | None) -> None:
         strategy = self.strategy
@@ -144,32 +221,35 @@ class _Run:
         for required in ("account_id", "customer_id", "account_type"):
             if required not in accounts.columns:
                 raise EvaluationError(f"the accounts frame has no column {required!r}", symbol=required)
-        owner = pd.Index(self.customer_ids).get_indexer(accounts["customer_id"].to_numpy())
+        owner = self.owner_index(accounts["customer_id"])
         known = owner >= 0
         # all accounts in customer order, keeping the frame's order within a customer
         order = np.flatnonzero(known)[np.argsort(owner[known], kind="stable")]
         self.accounts_frame = accounts
         self.account_order = order
         self.account_owner = owner[order]
-        types = accounts["account_type"].to_numpy()[order]
+        type_codes, type_names = pd.factorize(accounts["account_type"])
+        type_codes = type_codes[order]
+        self.account_type_column = _string_column(accounts["account_type"])[order]
         self.account_level_row = np.full(len(order), -1, dtype=np.int64)
         for account_type in strategy.account_types:
-            in_type = np.flatnonzero(types == account_type)
+            known_types = [str(v) for v in type_names]
+            code = known_types.index(account_type) if account_type in known_types else -2
+            in_type = np.flatnonzero(type_codes == code)
             rows = order[in_type]
             self.account_level_row[in_type] = np.arange(len(in_type))
-            frame = accounts.iloc[rows]
-            columns: dict[str, np.ndarray] = {}
+            loaders = {}
             for attribute in strategy.input_attributes(account_type):
-                if attribute.column in frame.columns:
-                    columns[attribute.name] = _read_column(frame[attribute.column], attribute.value_type,
-                                                           attribute.name)
+                if attribute.column in accounts.columns:
+                    loaders[attribute.name] = _loader(accounts[attribute.column], attribute, rows=rows)
                 else:
-                    columns[attribute.name] = _null_column(attribute.value_type, len(rows))
+                    loaders[attribute.name] = _loader(None, attribute, len(rows))
+            columns = _LazyColumns(loaders)
             for attribute in strategy.derived_attributes(account_type):
                 columns[attribute.name] = _null_column(attribute.value_type, len(rows))
             self.levels[account_type] = _Level(len(rows), columns, owner[rows])
             self.account_rows[account_type] = in_type
-        self.account_actions = np.full(len(order), None, dtype=object)
+        self.account_actions = np.empty(len(order), dtype=object)
 
     # ------------------------------------------------------------ expressions
     def frame(self, level: str | None) -> Mapping[str, np.ndarray]:
@@ -327,7 +407,7 @@ class _Run:
         size = self.levels[level].size
         frame = self.frame(level)
         rows = np.arange(size) if mask is None else np.flatnonzero(mask)
-        result = np.full(size, None, dtype=object)
+        result = np.empty(size, dtype=object)
         user_exit = mechanism.user_exit
         if user_exit.batch_function is not None:
             arguments = [np.asarray(frame[a.name])[rows] for a in mechanism.inputs]
@@ -392,8 +472,6 @@ class _Run:
             hit = unassigned & self.truth(item.condition, None)
             segment[hit] = item.name
             unassigned &= ~hit
-        self.draws = np.array([c.test_group_draw(strategy.salt, cid) for cid in self.customer_ids.tolist()],
-                              dtype=np.float64)
         group = columns["test_group"]
         for item in strategy.segments:
             in_segment = segment == item.name
@@ -434,7 +512,7 @@ class _Run:
             level = self.levels[account_type]
             if level.size == 0:
                 continue
-            action = np.full(level.size, None, dtype=object)
+            action = np.empty(level.size, dtype=object)
             owner_category = category[level.customer]
             for item in strategy.account_actions:
                 if item.account_type != account_type:
@@ -465,9 +543,10 @@ class _Run:
         for name, treatment in strategy.treatments.items():
             values = {term: self.evaluate(expression, None) for term, expression in treatment.terms.items()}
             values["lever"] = np.full(size, strategy.lever(name))
-            scope = dict(self.customers.columns)
-            for term in m.ARBITRATION_TERMS:
-                scope[term] = values.get(term, np.full(size, np.nan))
+            scope = _Broadcast(values, self.customers.columns, None)
+            for term in treatment.formula.compiled.attributes:
+                if term in m.ARBITRATION_TERMS and term not in values:
+                    values[term] = np.full(size, np.nan)
             scores[name] = treatment.formula.compiled.evaluate_batch(scope, size)
             terms[name] = values
         score_missing = reason_code(("arbitration", c.SCORE_MISSING))
@@ -516,7 +595,7 @@ class _Run:
         for required in ("customer_id", "channel", "days_ago"):
             if required not in history.columns:
                 raise EvaluationError(f"the contact history has no column {required!r}", symbol=required)
-        owner = pd.Index(self.customer_ids).get_indexer(history["customer_id"].to_numpy())
+        owner = self.owner_index(history["customer_id"])
         known = owner >= 0
         days = pd.to_numeric(history["days_ago"]).to_numpy(dtype=np.float64)
         channel_of = history["channel"].to_numpy()
@@ -633,7 +712,7 @@ def _records(run: _Run, event: m.Event, interaction: str | None, channels: list[
     }
     frame = run.accounts_frame
     account_ids = frame["account_id"].to_numpy()[run.account_order].tolist() if len(run.account_order) else []
-    account_types = frame["account_type"].to_numpy()[run.account_order].tolist() if len(run.account_order) else []
+    account_types = run.account_type_column.tolist()
     level_rows = run.account_level_row.tolist()
     actions = run.account_actions.tolist()
     starts = np.searchsorted(run.account_owner, np.arange(size + 1)).tolist()
@@ -644,7 +723,7 @@ def _records(run: _Run, event: m.Event, interaction: str | None, channels: list[
     codes = {ch: {name: code.tolist() for name, code in by.items()} for ch, by in run.filter_codes.items()}
     segment, group, category = columns["segment"].tolist(), columns["test_group"].tolist(), columns["category"].tolist()
     draws = run.draws.tolist()
-    ids = run.customer_ids.tolist()
+    ids = run.customer_series.tolist()
     names = run.names
     records = []
     for i in range(size):
@@ -722,7 +801,16 @@ def _customer_frame(run: _Run, event: m.Event, channels: list[str]) -> pd.DataFr
             data[f"{channel}_{rank + 1}_treatment"] = treatment
             data[f"{channel}_{rank + 1}_score"] = _exact_scores(run, position, valid, rows)
     data["strategy_hash"] = np.full(size, strategy.content_hash, dtype=object)
-    return pd.DataFrame(data)
+    return _frame(data)
+
+
+def _frame(data: dict[str, Any]) -> pd.DataFrame:
+    """A frame that keeps object columns as they are (no costly re-encoding of text)."""
+    return pd.DataFrame({
+        name: pd.Series(values, dtype=object, copy=False)
+        if isinstance(values, np.ndarray) and values.dtype == object else values
+        for name, values in data.items()
+    }, copy=False)
 
 
 def _exact_scores(run: _Run, position: np.ndarray, valid: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -743,8 +831,8 @@ def _account_frame(run: _Run) -> pd.DataFrame:
     count = len(order)
     data: dict[str, Any] = {
         "account_id": frame["account_id"].to_numpy()[order],
-        "customer_id": run.customer_ids[run.account_owner] if count else np.array([], dtype=object),
-        "account_type": frame["account_type"].to_numpy()[order],
+        "customer_id": run.customer_ids.take(run.account_owner),
+        "account_type": run.account_type_column,
     }
     for account_type, positions in run.account_rows.items():
         for attribute in strategy.derived_attributes(account_type):
@@ -752,7 +840,7 @@ def _account_frame(run: _Run) -> pd.DataFrame:
             column[positions] = run.levels[account_type].columns[attribute.name]
             data[attribute.name] = _output_column(column, attribute.value_type)
     data["action"] = run.account_actions
-    return pd.DataFrame(data)
+    return _frame(data)
 
 
 def _treatment_frame(run: _Run, channels: list[str]) -> pd.DataFrame:
@@ -766,7 +854,7 @@ def _treatment_frame(run: _Run, channels: list[str]) -> pd.DataFrame:
             rows = np.flatnonzero(valid)
             position = order[rows, rank]
             piece = {
-                "customer_id": run.customer_ids[rows],
+                "customer_id": run.customer_ids.take(rows),
                 "channel": np.full(len(rows), channel, dtype=object),
                 "rank": np.full(len(rows), rank + 1, dtype=np.int64),
                 "treatment": np.array(run.names, dtype=object)[position] if run.names else [],
@@ -777,7 +865,7 @@ def _treatment_frame(run: _Run, channels: list[str]) -> pd.DataFrame:
                     run.terms[name].get(term, np.full(size, np.nan)) for name in run.names
                 ])
                 piece[term] = table[rows, position]
-            pieces.append(pd.DataFrame(piece))
+            pieces.append(_frame(piece))
     if not pieces:
         return pd.DataFrame(columns=["customer_id", "channel", "rank", "treatment", "score", *m.ARBITRATION_TERMS])
     return pd.concat(pieces, ignore_index=True).sort_values(["customer_id", "channel", "rank"], kind="stable",

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from cx_pipelines.engine import model as m
 from cx_pipelines.engine.errors import EvaluationError
@@ -88,10 +89,105 @@ def customer_key(customer_id: Any) -> str:
 
 
 # ---------------------------------------------------------------- test groups
+_MASK = (1 << 64) - 1
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_SCALE = 100.0 / 9007199254740992.0  # 100 / 2**53
+
+
+def _salt_seed(salt: str) -> int:
+    salt_hash = int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "big")
+    return _FNV_OFFSET ^ salt_hash
+
+
+def _mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
 def test_group_draw(salt: str, customer_id: Any) -> float:
-    """Uniform in [0, 100) from blake2b(salt:customer_id); stable across runs and machines."""
-    digest = hashlib.blake2b(f"{salt}:{customer_key(customer_id)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64 * 100.0
+    """Uniform in [0, 100) from the salt and the customer id; stable across runs and machines.
+
+    FNV-1a (64 bit) over the UTF-8 bytes of the id, seeded with blake2b(salt), mixed with
+    splitmix64; the top 53 bits scaled to [0, 100). ``draws`` computes the same for arrays.
+    """
+    h = _salt_seed(salt)
+    for byte in customer_key(customer_id).encode("utf-8"):
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return (_mix(h) >> 11) * _SCALE
+
+
+def _as_arrow_text(customer_ids: Any):
+    """Customer ids as an arrow string array of their keys (see ``customer_key``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(customer_ids, pd.Series | pd.Index):
+        values = customer_ids.array
+        if isinstance(values, pd.arrays.ArrowStringArray) or str(customer_ids.dtype) in ("str", "string"):
+            return pa.array(customer_ids)
+        customer_ids = customer_ids.to_numpy()
+    ids = np.asarray(customer_ids)
+    if ids.dtype.kind == "f" and np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)):
+        ids = ids.astype(np.int64)
+    if ids.dtype.kind in "iu":
+        return pc.cast(pa.array(ids), pa.large_string())
+    if ids.dtype.kind == "U" or (ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) == "string"):
+        return pa.array(ids, type=pa.large_string(), from_pandas=True)
+    return pa.array([None if v is None else customer_key(v) for v in ids.tolist()], type=pa.large_string())
+
+
+def fingerprints(customer_ids: Any, salt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised ``test_group_draw`` hashes of many ids, plus a second independent hash.
+
+    Returns ``(fingerprint, check)`` (uint64 each): the first is the one the draw uses,
+    the second (another seed) makes equal pairs a safe stand-in for equal ids. Null ids
+    get fingerprint 0 and check 0. Works on the UTF-8 buffers directly (no Python objects).
+    """
+    import pyarrow as pa
+
+    text = _as_arrow_text(customer_ids)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks() if text.num_chunks else pa.array([], type=pa.large_string())
+    if text.type != pa.large_string():
+        text = text.cast(pa.large_string())
+    size = len(text)
+    buffers = text.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[text.offset : text.offset + size + 1] if size else np.zeros(1, np.int64)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if size and buffers[2] is not None else np.zeros(1, np.uint8)
+    if len(data) == 0:
+        data = np.zeros(1, np.uint8)
+    starts = offsets[:-1]
+    lengths = np.diff(offsets)
+    prime = np.uint64(_FNV_PRIME)
+    first = np.full(size, _salt_seed(salt), dtype=np.uint64)
+    second = np.full(size, _salt_seed(salt + "\x00check"), dtype=np.uint64)
+    longest = int(lengths.max()) if size else 0
+    uniform = size > 0 and int(lengths.min()) == longest
+    for position in range(longest):
+        byte = data[np.minimum(starts + position, len(data) - 1)].astype(np.uint64)
+        if uniform:  # every id has this byte (fixed-width ids): no masking
+            first = (first ^ byte) * prime
+            second = (second ^ byte) * prime
+            continue
+        active = lengths > position
+        first = np.where(active, (first ^ byte) * prime, first)
+        second = np.where(active, (second ^ byte) * prime, second)
+    result = []
+    for h in (first, second):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h = h ^ (h >> np.uint64(31))
+        if text.null_count:
+            h[np.asarray(text.is_null())] = 0
+        result.append(h)
+    return result[0], result[1]
+
+
+def draws_of(fingerprint: np.ndarray) -> np.ndarray:
+    """Test-group draws in [0, 100) from fingerprints."""
+    return (fingerprint >> np.uint64(11)).astype(np.float64) * _SCALE
 
 
 def cumulative(groups: list[tuple[str, float]]) -> list[tuple[str, float]]:
