@@ -23,10 +23,18 @@ from cx_pipelines.engine.errors import EngineError, EvaluationError, Location
 from cx_pipelines.engine.expressions import ValueType
 from cx_pipelines.engine.record import _channels, _event
 
-_NULL = {ValueType.NUMBER: np.nan, ValueType.BOOLEAN: np.nan, ValueType.STRING: None,
-         ValueType.DATE: np.datetime64("NaT", "D")}
-_DTYPE = {ValueType.NUMBER: np.float64, ValueType.BOOLEAN: np.float64, ValueType.STRING: object,
-          ValueType.DATE: "datetime64[D]"}
+_NULL = {
+    ValueType.NUMBER: np.nan,
+    ValueType.BOOLEAN: np.nan,
+    ValueType.STRING: None,
+    ValueType.DATE: np.datetime64("NaT", "D"),
+}
+_DTYPE = {
+    ValueType.NUMBER: np.float64,
+    ValueType.BOOLEAN: np.float64,
+    ValueType.STRING: object,
+    ValueType.DATE: "datetime64[D]",
+}
 
 
 def _null_column(value_type: ValueType, size: int) -> np.ndarray:
@@ -50,7 +58,9 @@ def _read_column(series: pd.Series, value_type: ValueType, name: str) -> np.ndar
         ) from None
 
 
-def _loader(series: pd.Series | None, attribute: m.Attribute, size: int = 0, rows: np.ndarray | None = None):
+def _loader(
+    series: pd.Series | None, attribute: m.Attribute, size: int = 0, rows: np.ndarray | None = None
+):
     if series is None:
         return lambda: _null_column(attribute.value_type, size)
     if rows is None:
@@ -67,7 +77,9 @@ def _to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
     if value_type is ValueType.BOOLEAN:
         array = np.asarray(values)
         if array.dtype == object:
-            return np.array([np.nan if v is None else float(bool(v)) for v in array], dtype=np.float64)
+            return np.array(
+                [np.nan if v is None else float(bool(v)) for v in array], dtype=np.float64
+            )
         return array.astype(np.float64)
     if value_type is ValueType.NUMBER:
         array = np.asarray(values)
@@ -113,7 +125,9 @@ def _string_column(series: pd.Series) -> np.ndarray:
 class _Broadcast(Mapping):
     """Columns of an account level: its own attributes plus customer attributes by index."""
 
-    def __init__(self, own: dict[str, np.ndarray], customer: dict[str, np.ndarray], index: np.ndarray):
+    def __init__(
+        self, own: dict[str, np.ndarray], customer: dict[str, np.ndarray], index: np.ndarray
+    ):
         self.own, self.customer, self.index = own, customer, index
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -149,18 +163,24 @@ class _Step:
 
 
 class _Run:
-    def __init__(self, strategy: m.Strategy, customers: pd.DataFrame, accounts: pd.DataFrame | None):
+    def __init__(
+        self, strategy: m.Strategy, customers: pd.DataFrame, accounts: pd.DataFrame | None
+    ):
         self.strategy = strategy
         size = len(customers)
         if "customer_id" not in customers.columns:
-            raise EvaluationError("the customers frame has no column 'customer_id'", symbol="customer_id")
+            raise EvaluationError(
+                "the customers frame has no column 'customer_id'", symbol="customer_id"
+            )
         loaders = {}
         for attribute in strategy.input_attributes(None):
             if attribute.column not in customers.columns:
                 raise EvaluationError(
                     f"the customers frame has no column {attribute.column!r} "
                     "(declared in data_dictionary.customer)",
-                    location=Location(file=strategy.file, path=f"data_dictionary.customer.{attribute.name}"),
+                    location=Location(
+                        file=strategy.file, path=f"data_dictionary.customer.{attribute.name}"
+                    ),
                     symbol=attribute.name,
                 )
             loaders[attribute.name] = _loader(customers[attribute.column], attribute)
@@ -186,11 +206,15 @@ class _Run:
         self.draws = c.draws_of(self.fingerprints)
         order = np.lexsort((self.checks, self.fingerprints))
         ordered, ordered_checks = self.fingerprints[order], self.checks[order]
-        same = (ordered[1:] == ordered[:-1])
+        same = ordered[1:] == ordered[:-1]
         if np.any(same & (ordered_checks[1:] == ordered_checks[:-1])):
             raise EvaluationError("column customer_id of the customers frame has duplicate entries")
         self.collision = bool(same.any())  # two ids, one fingerprint: look up by value instead
-        self.fingerprint_order, self.ordered_fingerprints, self.ordered_checks = order, ordered, ordered_checks
+        self.fingerprint_order, self.ordered_fingerprints, self.ordered_checks = (
+            order,
+            ordered,
+            ordered_checks,
+        )
 
     def owner_index(self, customer_ids: Any) -> np.ndarray:
         """Row of each given customer id in the customers frame (-1 when absent)."""
@@ -205,12 +229,19 @@ class _Run:
         change[1:] = (wanted[1:] != wanted[:-1]) | (checks[1:] != checks[:-1])
         starts = np.flatnonzero(change)
         run_wanted, run_checks = wanted[starts], checks[starts]
-        if len(starts) == self.customers.size and np.array_equal(run_wanted, self.fingerprints) \
-                and np.array_equal(run_checks, self.checks):
+        if (
+            len(starts) == self.customers.size
+            and np.array_equal(run_wanted, self.fingerprints)
+            and np.array_equal(run_checks, self.checks)
+        ):
             # grouped in the customers' own order: no search needed
             return np.repeat(np.arange(self.customers.size), np.diff(np.append(starts, size)))
-        position = np.minimum(np.searchsorted(self.ordered_fingerprints, run_wanted), self.customers.size - 1)
-        hit = (self.ordered_fingerprints[position] == run_wanted) & (self.ordered_checks[position] == run_checks)
+        position = np.minimum(
+            np.searchsorted(self.ordered_fingerprints, run_wanted), self.customers.size - 1
+        )
+        hit = (self.ordered_fingerprints[position] == run_wanted) & (
+            self.ordered_checks[position] == run_checks
+        )
         found = np.where(hit, self.fingerprint_order[position], -1)
         return np.repeat(found, np.diff(np.append(starts, size)))
 
@@ -220,7 +251,9 @@ class _Run:
             accounts = pd.DataFrame({"account_id": [], "customer_id": [], "account_type": []})
         for required in ("account_id", "customer_id", "account_type"):
             if required not in accounts.columns:
-                raise EvaluationError(f"the accounts frame has no column {required!r}", symbol=required)
+                raise EvaluationError(
+                    f"the accounts frame has no column {required!r}", symbol=required
+                )
         owner = self.owner_index(accounts["customer_id"])
         known = owner >= 0
         # all accounts in customer order, keeping the frame's order within a customer
@@ -241,7 +274,9 @@ class _Run:
             loaders = {}
             for attribute in strategy.input_attributes(account_type):
                 if attribute.column in accounts.columns:
-                    loaders[attribute.name] = _loader(accounts[attribute.column], attribute, rows=rows)
+                    loaders[attribute.name] = _loader(
+                        accounts[attribute.column], attribute, rows=rows
+                    )
                 else:
                     loaders[attribute.name] = _loader(None, attribute, len(rows))
             columns = _LazyColumns(loaders)
@@ -302,7 +337,11 @@ class _Run:
             for branch in branches:
                 if not remaining.any():
                     return
-                take = remaining if branch.condition is None else remaining & self.truth(branch.condition, level)
+                take = (
+                    remaining
+                    if branch.condition is None
+                    else remaining & self.truth(branch.condition, level)
+                )
                 remaining = remaining & ~take
                 if isinstance(branch.outcome, m.Leaf):
                     leaf[take] = branch.outcome.leaf_id
@@ -311,7 +350,9 @@ class _Run:
 
         walk(mechanism.branches, active)
         leaves = mechanism.leaves
-        table = _to_values([leaf_.value for leaf_ in leaves] + [None], mechanism.output.value_type, len(leaves) + 1)
+        table = _to_values(
+            [leaf_.value for leaf_ in leaves] + [None], mechanism.output.value_type, len(leaves) + 1
+        )
         detail["leaf"] = leaf
         for item in leaves:
             if item.call:
@@ -425,7 +466,10 @@ class _Run:
             return result
         from cx_pipelines.engine.record import _call_exit
 
-        inputs = [c.canonical_list(np.asarray(frame[a.name])[rows], a.value_type) for a in mechanism.inputs]
+        inputs = [
+            c.canonical_list(np.asarray(frame[a.name])[rows], a.value_type)
+            for a in mechanism.inputs
+        ]
         for position, row in enumerate(rows):
             result[row] = _call_exit(mechanism, [values[position] for values in inputs])
         return result
@@ -523,7 +567,9 @@ class _Run:
                 action[hit] = item.action
             self.account_actions[positions] = action
 
-    def treatments(self, interaction_type: str | None, channels: list[str], history: pd.DataFrame | None):
+    def treatments(
+        self, interaction_type: str | None, channels: list[str], history: pd.DataFrame | None
+    ):
         strategy = self.strategy
         size = self.customers.size
         names = list(strategy.treatments)
@@ -541,7 +587,10 @@ class _Run:
         scores: dict[str, np.ndarray] = {}
         terms: dict[str, dict[str, np.ndarray]] = {}
         for name, treatment in strategy.treatments.items():
-            values = {term: self.evaluate(expression, None) for term, expression in treatment.terms.items()}
+            values = {
+                term: self.evaluate(expression, None)
+                for term, expression in treatment.terms.items()
+            }
             values["lever"] = np.full(size, strategy.lever(name))
             scope = _Broadcast(values, self.customers.columns, None)
             for term in treatment.formula.compiled.attributes:
@@ -558,7 +607,9 @@ class _Run:
             for position, name in enumerate(names):
                 candidate = np.zeros(size, dtype=bool)
                 for item in strategy.segments:
-                    rule = c.deciding_rules(strategy, item.name, interaction_type, channel).get(name)
+                    rule = c.deciding_rules(strategy, item.name, interaction_type, channel).get(
+                        name
+                    )
                     if rule is None or rule.exclude:
                         continue
                     if rule.rule_id not in rule_pass:
@@ -568,12 +619,16 @@ class _Run:
                 for index, policy in enumerate(strategy.policies):
                     if name in policy.treatments:
                         code[candidate & (code == 0) & ~policy_pass[index]] = reason_code(
-                            (policy.policy, policy.reason))
+                            (policy.policy, policy.reason)
+                        )
                 open_rows = candidate & (code == 0)
                 code[open_rows] = closed.get(channel, np.zeros(size, dtype=np.int16))[open_rows]
                 if name in declined:
-                    code[candidate & (code == 0)] = np.where(declined[name], reason_code(
-                        ("declines", c.decline_reason(strategy.decline_limit))), 0)[candidate & (code == 0)]
+                    code[candidate & (code == 0)] = np.where(
+                        declined[name],
+                        reason_code(("declines", c.decline_reason(strategy.decline_limit))),
+                        0,
+                    )[candidate & (code == 0)]
                 missing = candidate & (code == 0) & np.isnan(scores[name])
                 code[missing] = score_missing
                 passing = candidate & (code == 0)
@@ -594,7 +649,9 @@ class _Run:
             return closed, declined
         for required in ("customer_id", "channel", "days_ago"):
             if required not in history.columns:
-                raise EvaluationError(f"the contact history has no column {required!r}", symbol=required)
+                raise EvaluationError(
+                    f"the contact history has no column {required!r}", symbol=required
+                )
         owner = self.owner_index(history["customer_id"])
         known = owner >= 0
         days = pd.to_numeric(history["days_ago"]).to_numpy(dtype=np.float64)
@@ -608,9 +665,15 @@ class _Run:
             for channel in strategy.channels if cap.channel == "*" else [cap.channel]:
                 current = closed.setdefault(channel, np.zeros(size, dtype=np.int16))
                 current[over & (current == 0)] = code
-        if strategy.decline_limit and "declined" in history.columns and "treatment" in history.columns:
+        if (
+            strategy.decline_limit
+            and "declined" in history.columns
+            and "treatment" in history.columns
+        ):
             limit, window = strategy.decline_limit
-            declined_rows = known & (days < window) & history["declined"].fillna(False).astype(bool).to_numpy()
+            declined_rows = (
+                known & (days < window) & history["declined"].fillna(False).astype(bool).to_numpy()
+            )
             treatment_of = history["treatment"].to_numpy()
             for name in strategy.treatments:
                 rows = declined_rows & (treatment_of == name)
@@ -630,7 +693,9 @@ class _StepView:
         if step.called_by:
             self.head["called_by"] = step.called_by
         self.mask = None if step.mask is None else step.mask.tolist()
-        self.values = [c.json_value(v) for v in c.canonical_list(step.value, mechanism.output.value_type)]
+        self.values = [
+            c.json_value(v) for v in c.canonical_list(step.value, mechanism.output.value_type)
+        ]
         detail = step.detail
         self.render = getattr(self, "_" + mechanism.kind)
         if isinstance(mechanism, m.DecisionTree):
@@ -672,7 +737,8 @@ class _StepView:
 
     def _list_processor(self, item, row):
         item["ranking"] = [
-            [self.ids[k], float(self.scores[row, k])] for k in self.order[row].tolist()
+            [self.ids[k], float(self.scores[row, k])]
+            for k in self.order[row].tolist()
             if np.isfinite(self.keys[row, k])
         ]
 
@@ -702,26 +768,44 @@ def _records(run: _Run, event: m.Event, interaction: str | None, channels: list[
     size = run.customers.size
     columns = run.customers.columns
     customer_steps = [_StepView(s, run) for s in run.steps if s.level is None]
-    account_steps = {t: [_StepView(s, run) for s in run.steps if s.level == t] for t in strategy.account_types}
+    account_steps = {
+        t: [_StepView(s, run) for s in run.steps if s.level == t] for t in strategy.account_types
+    }
     derived = strategy.derived_attributes(None)
     attributes = {a.name: c.canonical_list(columns[a.name], a.value_type) for a in derived}
     account_derived = {
-        t: {a.name: c.canonical_list(run.levels[t].columns[a.name], a.value_type)
-            for a in strategy.derived_attributes(t)}
+        t: {
+            a.name: c.canonical_list(run.levels[t].columns[a.name], a.value_type)
+            for a in strategy.derived_attributes(t)
+        }
         for t in strategy.account_types
     }
     frame = run.accounts_frame
-    account_ids = frame["account_id"].to_numpy()[run.account_order].tolist() if len(run.account_order) else []
+    account_ids = (
+        frame["account_id"].to_numpy()[run.account_order].tolist() if len(run.account_order) else []
+    )
     account_types = run.account_type_column.tolist()
     level_rows = run.account_level_row.tolist()
     actions = run.account_actions.tolist()
     starts = np.searchsorted(run.account_owner, np.arange(size + 1)).tolist()
-    terms = {name: {term: c.canonical_list(v, ValueType.NUMBER) for term, v in by.items()}
-             for name, by in run.terms.items()}
+    terms = {
+        name: {term: c.canonical_list(v, ValueType.NUMBER) for term, v in by.items()}
+        for name, by in run.terms.items()
+    }
     scores = {name: c.canonical_list(v, ValueType.NUMBER) for name, v in run.scores.items()}
-    rankings = {ch: (order.tolist(), np.isfinite(keys).tolist()) for ch, (order, keys) in run.rankings.items()}
-    codes = {ch: {name: code.tolist() for name, code in by.items()} for ch, by in run.filter_codes.items()}
-    segment, group, category = columns["segment"].tolist(), columns["test_group"].tolist(), columns["category"].tolist()
+    rankings = {
+        ch: (order.tolist(), np.isfinite(keys).tolist())
+        for ch, (order, keys) in run.rankings.items()
+    }
+    codes = {
+        ch: {name: code.tolist() for name, code in by.items()}
+        for ch, by in run.filter_codes.items()
+    }
+    segment, group, category = (
+        columns["segment"].tolist(),
+        columns["test_group"].tolist(),
+        columns["category"].tolist(),
+    )
     draws = run.draws.tolist()
     ids = run.customer_series.tolist()
     names = run.names
@@ -735,21 +819,34 @@ def _records(run: _Run, event: m.Event, interaction: str | None, channels: list[
             own = {}
             account_steps_here = []
             if level_row >= 0:
-                own = {name: values[level_row] for name, values in account_derived[account_type].items()}
+                own = {
+                    name: values[level_row]
+                    for name, values in account_derived[account_type].items()
+                }
                 account_steps_here = [
-                    e for e in (view.entry(level_row) for view in account_steps[account_type]) if e is not None
+                    e
+                    for e in (view.entry(level_row) for view in account_steps[account_type])
+                    if e is not None
                 ]
             if account_steps_here:
                 account_trace[str(account_ids[position])] = account_steps_here
-            accounts.append({"account_id": account_ids[position], "account_type": account_type,
-                             "attributes": own, "action": actions[position]})
+            accounts.append(
+                {
+                    "account_id": account_ids[position],
+                    "account_type": account_type,
+                    "attributes": own,
+                    "action": actions[position],
+                }
+            )
         chosen, arbitration, filters = {}, {}, []
         for channel in channels:
             for name in names:
                 code = codes[channel][name][i]
                 if code:
                     policy, reason = run.reasons[code]
-                    filters.append({"channel": channel, "treatment": name, "policy": policy, "reason": reason})
+                    filters.append(
+                        {"channel": channel, "treatment": name, "policy": policy, "reason": reason}
+                    )
             order, finite = rankings[channel]
             ranked = []
             for rank, (k, ok) in enumerate(zip(order[i], finite[i], strict=True), start=1):
@@ -757,22 +854,44 @@ def _records(run: _Run, event: m.Event, interaction: str | None, channels: list[
                     break
                 name = names[k]
                 item_terms = {term: values[i] for term, values in terms[name].items()}
-                ranked.append({"treatment": name, "rank": rank, "score": scores[name][i], "terms": item_terms})
+                ranked.append(
+                    {"treatment": name, "rank": rank, "score": scores[name][i], "terms": item_terms}
+                )
             arbitration[channel] = ranked
-            chosen[channel] = [{"treatment": r["treatment"], "rank": r["rank"], "score": r["score"]}
-                               for r in ranked[: strategy.max_per_channel]]
+            chosen[channel] = [
+                {"treatment": r["treatment"], "rank": r["rank"], "score": r["score"]}
+                for r in ranked[: strategy.max_per_channel]
+            ]
         trace = {
-            "strategy": strategy.name, "version": strategy.version, "content_hash": strategy.content_hash,
-            "event": event.name, "interaction_type": interaction, "segment": segment[i],
-            "test_group": group[i], "test_group_draw": round(draws[i], 6), "steps": steps,
-            "accounts": account_trace, "category": category[i], "policy_filters": filters,
-            "arbitration": arbitration, "model_versions": run.models,
+            "strategy": strategy.name,
+            "version": strategy.version,
+            "content_hash": strategy.content_hash,
+            "event": event.name,
+            "interaction_type": interaction,
+            "segment": segment[i],
+            "test_group": group[i],
+            "test_group_draw": round(draws[i], 6),
+            "steps": steps,
+            "accounts": account_trace,
+            "category": category[i],
+            "policy_filters": filters,
+            "arbitration": arbitration,
+            "model_versions": run.models,
         }
-        records.append({
-            "customer_id": ids[i], "event": event.name, "segment": segment[i], "test_group": group[i],
-            "category": category[i], "attributes": {name: values[i] for name, values in attributes.items()},
-            "treatments": chosen, "accounts": accounts, "strategy_hash": strategy.content_hash, "trace": trace,
-        })
+        records.append(
+            {
+                "customer_id": ids[i],
+                "event": event.name,
+                "segment": segment[i],
+                "test_group": group[i],
+                "category": category[i],
+                "attributes": {name: values[i] for name, values in attributes.items()},
+                "treatments": chosen,
+                "accounts": accounts,
+                "strategy_hash": strategy.content_hash,
+                "trace": trace,
+            }
+        )
     return records
 
 
@@ -797,7 +916,9 @@ def _customer_frame(run: _Run, event: m.Event, channels: list[str]) -> pd.DataFr
                 break
             position = order[:, rank]
             valid = np.isfinite(keys[:, rank])
-            treatment = np.array(run.names + [None], dtype=object)[np.where(valid, position, len(run.names))]
+            treatment = np.array(run.names + [None], dtype=object)[
+                np.where(valid, position, len(run.names))
+            ]
             data[f"{channel}_{rank + 1}_treatment"] = treatment
             data[f"{channel}_{rank + 1}_score"] = _exact_scores(run, position, valid, rows)
     data["strategy_hash"] = np.full(size, strategy.content_hash, dtype=object)
@@ -806,15 +927,25 @@ def _customer_frame(run: _Run, event: m.Event, channels: list[str]) -> pd.DataFr
 
 def _frame(data: dict[str, Any]) -> pd.DataFrame:
     """A frame that keeps object columns as they are (no costly re-encoding of text)."""
-    return pd.DataFrame({
-        name: pd.Series(values, dtype=object, copy=False)
-        if isinstance(values, np.ndarray) and values.dtype == object else values
-        for name, values in data.items()
-    }, copy=False)
+    return pd.DataFrame(
+        {
+            name: pd.Series(values, dtype=object, copy=False)
+            if isinstance(values, np.ndarray) and values.dtype == object
+            else values
+            for name, values in data.items()
+        },
+        copy=False,
+    )
 
 
-def _exact_scores(run: _Run, position: np.ndarray, valid: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    table = np.column_stack([run.scores[name] for name in run.names]) if run.names else np.zeros((len(rows), 1))
+def _exact_scores(
+    run: _Run, position: np.ndarray, valid: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    table = (
+        np.column_stack([run.scores[name] for name in run.names])
+        if run.names
+        else np.zeros((len(rows), 1))
+    )
     return np.where(valid, table[rows, np.minimum(position, table.shape[1] - 1)], np.nan)
 
 
@@ -861,15 +992,18 @@ def _treatment_frame(run: _Run, channels: list[str]) -> pd.DataFrame:
                 "score": _exact_scores(run, position, np.ones(len(rows), dtype=bool), rows),
             }
             for term in m.ARBITRATION_TERMS:
-                table = np.column_stack([
-                    run.terms[name].get(term, np.full(size, np.nan)) for name in run.names
-                ])
+                table = np.column_stack(
+                    [run.terms[name].get(term, np.full(size, np.nan)) for name in run.names]
+                )
                 piece[term] = table[rows, position]
             pieces.append(_frame(piece))
     if not pieces:
-        return pd.DataFrame(columns=["customer_id", "channel", "rank", "treatment", "score", *m.ARBITRATION_TERMS])
-    return pd.concat(pieces, ignore_index=True).sort_values(["customer_id", "channel", "rank"], kind="stable",
-                                                            ignore_index=True)
+        return pd.DataFrame(
+            columns=["customer_id", "channel", "rank", "treatment", "score", *m.ARBITRATION_TERMS]
+        )
+    return pd.concat(pieces, ignore_index=True).sort_values(
+        ["customer_id", "channel", "rank"], kind="stable", ignore_index=True
+    )
 
 
 def evaluate_batch(
@@ -912,4 +1046,6 @@ def evaluate_batch(
     customer_frame = _customer_frame(run, plan, channels)
     if trace:
         customer_frame["trace"] = [c.trace_json(record["trace"]) for record in records()]
-    return BatchResult(customer_frame, _account_frame(run), _treatment_frame(run, channels), records)
+    return BatchResult(
+        customer_frame, _account_frame(run), _treatment_frame(run, channels), records
+    )

@@ -1,4 +1,4 @@
-"""What both evaluators share, so they cannot drift: values, test groups, rule resolution, traces."""
+"""What both evaluators share so they cannot drift: values, test groups, rules, traces."""
 
 from __future__ import annotations
 
@@ -125,7 +125,10 @@ def _as_arrow_text(customer_ids: Any):
 
     if isinstance(customer_ids, pd.Series | pd.Index):
         values = customer_ids.array
-        if isinstance(values, pd.arrays.ArrowStringArray) or str(customer_ids.dtype) in ("str", "string"):
+        if isinstance(values, pd.arrays.ArrowStringArray) or str(customer_ids.dtype) in (
+            "str",
+            "string",
+        ):
             return pa.array(customer_ids)
         customer_ids = customer_ids.to_numpy()
     ids = np.asarray(customer_ids)
@@ -133,9 +136,13 @@ def _as_arrow_text(customer_ids: Any):
         ids = ids.astype(np.int64)
     if ids.dtype.kind in "iu":
         return pc.cast(pa.array(ids), pa.large_string())
-    if ids.dtype.kind == "U" or (ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) == "string"):
+    if ids.dtype.kind == "U" or (
+        ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) == "string"
+    ):
         return pa.array(ids, type=pa.large_string(), from_pandas=True)
-    return pa.array([None if v is None else customer_key(v) for v in ids.tolist()], type=pa.large_string())
+    return pa.array(
+        [None if v is None else customer_key(v) for v in ids.tolist()], type=pa.large_string()
+    )
 
 
 def fingerprints(customer_ids: Any, salt: str) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +161,16 @@ def fingerprints(customer_ids: Any, salt: str) -> tuple[np.ndarray, np.ndarray]:
         text = text.cast(pa.large_string())
     size = len(text)
     buffers = text.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int64)[text.offset : text.offset + size + 1] if size else np.zeros(1, np.int64)
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if size and buffers[2] is not None else np.zeros(1, np.uint8)
+    offsets = (
+        np.frombuffer(buffers[1], dtype=np.int64)[text.offset : text.offset + size + 1]
+        if size
+        else np.zeros(1, np.int64)
+    )
+    data = (
+        np.frombuffer(buffers[2], dtype=np.uint8)
+        if size and buffers[2] is not None
+        else np.zeros(1, np.uint8)
+    )
     if len(data) == 0:
         data = np.zeros(1, np.uint8)
     starts = offsets[:-1]
@@ -215,7 +230,9 @@ def process_mechanisms(process: m.Process, test_group: str | None) -> list[str]:
     return table.get(test_group or "", table.get("default", []))
 
 
-def event_models(strategy: m.Strategy, event: m.Event, model_versions: dict | None) -> dict[str, str]:
+def event_models(
+    strategy: m.Strategy, event: m.Event, model_versions: dict | None
+) -> dict[str, str]:
     """Model name → version for every model score the event can run."""
     models: dict[str, str] = {}
     seen: set[str] = set()

@@ -14,7 +14,11 @@ from cx_pipelines.engine.record import evaluate_customer
 
 
 def _same(expected: Any, actual: Any) -> bool:
-    if isinstance(expected, int | float) and not isinstance(expected, bool) and isinstance(actual, float):
+    if (
+        isinstance(expected, int | float)
+        and not isinstance(expected, bool)
+        and isinstance(actual, float)
+    ):
         return math.isclose(float(expected), actual, rel_tol=1e-9, abs_tol=1e-9)
     return expected == actual
 
@@ -60,25 +64,40 @@ def run_golden_cases(strategy: m.Strategy) -> list[GoldenCaseFailure]:
         history = data.get("contact_history") or []
         try:
             record = evaluate_customer(
-                strategy, customer=data["customer"], accounts=data.get("accounts") or [],
-                contact_history=history, test_group=data.get("test_group"), **options,
+                strategy,
+                customer=data["customer"],
+                accounts=data.get("accounts") or [],
+                contact_history=history,
+                test_group=data.get("test_group"),
+                **options,
             )
             batch = evaluate_batch(
                 strategy,
                 customers=pd.DataFrame([data["customer"]]),
                 accounts=pd.DataFrame(
-                    [{"customer_id": data["customer"].get("customer_id"), **a} for a in data.get("accounts") or []]
-                ) if data.get("accounts") else None,
+                    [
+                        {"customer_id": data["customer"].get("customer_id"), **a}
+                        for a in data.get("accounts") or []
+                    ]
+                )
+                if data.get("accounts")
+                else None,
                 contact_history=pd.DataFrame(history) if history else None,
                 test_groups=[data.get("test_group")],
                 **options,
             ).records()[0]
         except EngineError as error:
-            failures.append(GoldenCaseFailure(f"golden case {case.name!r} could not run: {error}", location=where))
+            failures.append(
+                GoldenCaseFailure(
+                    f"golden case {case.name!r} could not run: {error}", location=where
+                )
+            )
             continue
         for evaluator, result in (("per-record", record), ("batch", batch)):
             for problem in _compare(data["expect"], result):
                 failures.append(
-                    GoldenCaseFailure(f"golden case {case.name!r} ({evaluator}): {problem}", location=where)
+                    GoldenCaseFailure(
+                        f"golden case {case.name!r} ({evaluator}): {problem}", location=where
+                    )
                 )
     return failures

@@ -170,7 +170,8 @@ class _Compiler:
         for name in m.BUILTIN_ATTRIBUTES:
             if name in self.attributes:
                 self.error(
-                    f"{name!r} is set by the engine; do not declare it", ("data_dictionary", "customer", name)
+                    f"{name!r} is set by the engine; do not declare it",
+                    ("data_dictionary", "customer", name),
                 )
         self.account_types: dict[str, int | None] = {}
         for account_type, spec in (dictionary.get("accounts") or {}).items():
@@ -185,7 +186,11 @@ class _Compiler:
             for name, attribute in spec["attributes"].items():
                 full = f"{account_type}.{name}"
                 self.attributes[full] = m.Attribute(
-                    full, _TYPES[attribute["type"]], bool(attribute.get("derived")), account_type, name
+                    full,
+                    _TYPES[attribute["type"]],
+                    bool(attribute.get("derived")),
+                    account_type,
+                    name,
                 )
 
     def output(self, spec: dict, path: tuple, over: str | None) -> m.Attribute | None:
@@ -197,7 +202,9 @@ class _Compiler:
                     "`derived: true`",
                     location=self.loc(*path, "output"),
                     symbol=name,
-                    suggestion=_suggest(name, [a for a in self.attributes if self.attributes[a].derived]),
+                    suggestion=_suggest(
+                        name, [a for a in self.attributes if self.attributes[a].derived]
+                    ),
                 )
             )
             return None
@@ -299,11 +306,17 @@ class _Compiler:
         if "attribute" not in spec and "expression" not in spec:
             self.error("an axis needs `attribute` or `expression`", path)
             return None
-        if "attribute" in spec and self.attribute_ref(spec["attribute"], (*path, "attribute"), over=over) is None:
+        if (
+            "attribute" in spec
+            and self.attribute_ref(spec["attribute"], (*path, "attribute"), over=over) is None
+        ):
             return None
         expected = ValueType.NUMBER if "bands" in spec else None
         expression = self.expression(
-            label, (*path, "attribute" if "attribute" in spec else "expression"), over=over, expected=expected
+            label,
+            (*path, "attribute" if "attribute" in spec else "expression"),
+            over=over,
+            expected=expected,
         )
         if expression is None:
             return None
@@ -326,13 +339,18 @@ class _Compiler:
 
     def _matrix(self, name, spec, path, over, output):
         rows = self._axis(spec["rows"], (*path, "rows"), over)
-        columns = self._axis(spec["columns"], (*path, "columns"), over) if "columns" in spec else None
+        columns = (
+            self._axis(spec["columns"], (*path, "columns"), over) if "columns" in spec else None
+        )
         values = spec["values"]
         if rows is not None:
             n_rows = len(rows.bands or rows.categories or [])
-            n_columns = len((columns.bands or columns.categories or [])) if columns else 1
+            n_columns = len(columns.bands or columns.categories or []) if columns else 1
             if len(values) != n_rows:
-                self.error(f"`values` has {len(values)} rows but the row axis has {n_rows} bands", (*path, "values"))
+                self.error(
+                    f"`values` has {len(values)} rows but the row axis has {n_rows} bands",
+                    (*path, "values"),
+                )
             for index, row in enumerate(values):
                 if len(row) != n_columns:
                     self.error(
@@ -350,11 +368,18 @@ class _Compiler:
         for index, item in enumerate(spec["characteristics"]):
             at = (*path, "characteristics", index)
             label = item.get("attribute") or expression_text(item.get("expression"))
-            if "attribute" in item and self.attribute_ref(item["attribute"], (*at, "attribute"), over=over) is None:
+            if (
+                "attribute" in item
+                and self.attribute_ref(item["attribute"], (*at, "attribute"), over=over) is None
+            ):
                 continue
             expected = ValueType.NUMBER if "bins" in item else None
-            expression = self.expression(label, (*at, "attribute" if "attribute" in item else "expression"),
-                                         over=over, expected=expected)
+            expression = self.expression(
+                label,
+                (*at, "attribute" if "attribute" in item else "expression"),
+                over=over,
+                expected=expected,
+            )
             if expression is None:
                 continue
             bins = None
@@ -364,19 +389,38 @@ class _Compiler:
                     self.error(message, (*at, "bins", bad, "range"))
             categories = item.get("categories")
             characteristics.append(
-                m.Characteristic(label, expression, bins, categories,
-                                 float(item.get("other", 0.0)), float(item.get("missing", 0.0)))
+                m.Characteristic(
+                    label,
+                    expression,
+                    bins,
+                    categories,
+                    float(item.get("other", 0.0)),
+                    float(item.get("missing", 0.0)),
+                )
             )
-        return m.Scorecard(name, "scorecard", output, over, float(spec.get("base", 0.0)), characteristics)
+        return m.Scorecard(
+            name, "scorecard", output, over, float(spec.get("base", 0.0)), characteristics
+        )
 
     def _model_score(self, name, spec, path, over, output):
         self.output_type_is(output, ValueType.NUMBER, path, "a model score")
         source = self.attribute_ref(spec["input"], (*path, "input"), over=over)
         if source is not None and source.value_type is not ValueType.NUMBER:
-            self.error(f"type mismatch: model score input {source.name!r} must be a NUMBER", (*path, "input"))
+            self.error(
+                f"type mismatch: model score input {source.name!r} must be a NUMBER",
+                (*path, "input"),
+            )
         version = spec.get("version")
-        return m.ModelScore(name, "model_score", output, over, spec["model"], source,
-                            None if version is None else str(version), spec.get("default"))
+        return m.ModelScore(
+            name,
+            "model_score",
+            output,
+            over,
+            spec["model"],
+            source,
+            None if version is None else str(version),
+            spec.get("default"),
+        )
 
     def _list_processor(self, name, spec, path, over, output):
         self.output_type_is(output, ValueType.STRING, path, "a list processor")
@@ -389,16 +433,21 @@ class _Compiler:
             seen.add(item["id"])
             condition = None
             if "when" in item:
-                condition = self.expression(item["when"], (*at, "when"), over=over, expected=ValueType.BOOLEAN)
-            score = self.expression(item["score"], (*at, "score"), over=over, expected=ValueType.NUMBER)
+                condition = self.expression(
+                    item["when"], (*at, "when"), over=over, expected=ValueType.BOOLEAN
+                )
+            score = self.expression(
+                item["score"], (*at, "score"), over=over, expected=ValueType.NUMBER
+            )
             if score is not None:
                 items.append(m.ListItem(item["id"], condition, score))
         return m.ListProcessor(name, "list_processor", output, over, items)
 
     def _user_exit(self, name, spec, path, over, output):
         try:
-            user_exit = resolve_user_exit(spec["function"], module=spec.get("module"),
-                                          location=self.loc(*path, "function"))
+            user_exit = resolve_user_exit(
+                spec["function"], module=spec.get("module"), location=self.loc(*path, "function")
+            )
         except EngineError as problem:
             self.errors.append(problem)
             return None
@@ -415,7 +464,9 @@ class _Compiler:
         value = self.expression(spec["value"], (*path, "value"), over=over, expected=value_type)
         where = None
         if "where" in spec:
-            where = self.expression(spec["where"], (*path, "where"), over=over, expected=ValueType.BOOLEAN)
+            where = self.expression(
+                spec["where"], (*path, "where"), over=over, expected=ValueType.BOOLEAN
+            )
         return m.Aggregate(name, "aggregate", output, over, spec["function"], value, where)
 
     # ------------------------------------------------------------ structure
@@ -459,15 +510,22 @@ class _Compiler:
             last = index == len(items) - 1
             condition = None
             if "when" in item:
-                condition = self.expression(item["when"], (*at, "when"), over=None, expected=ValueType.BOOLEAN)
+                condition = self.expression(
+                    item["when"], (*at, "when"), over=None, expected=ValueType.BOOLEAN
+                )
                 if last:
-                    self.error("the last segment must have no `when`, so every customer has a segment", (*at, "when"))
+                    self.error(
+                        "the last segment must have no `when`, so every customer has a segment",
+                        (*at, "when"),
+                    )
             elif not last:
                 self.error("only the last segment may omit `when` (segments are first-match)", at)
             result.append(m.Segment(item["name"], condition))
         return result
 
-    def test_groups(self, segments: list[m.Segment]) -> tuple[str, dict[str, list[tuple[str, float]]]]:
+    def test_groups(
+        self, segments: list[m.Segment]
+    ) -> tuple[str, dict[str, list[tuple[str, float]]]]:
         spec = self.data.get("test_groups") or {"salt": "", "by_segment": {}}
         names = [s.name for s in segments]
         by_segment = spec.get("by_segment") or {}
@@ -490,7 +548,9 @@ class _Compiler:
             result[segment] = [(g, float(p)) for g, p in groups.items()]
         return spec.get("salt", ""), result
 
-    def processes(self, groups: dict[str, list[tuple[str, float]]], mechanisms) -> dict[str, m.Process]:
+    def processes(
+        self, groups: dict[str, list[tuple[str, float]]], mechanisms
+    ) -> dict[str, m.Process]:
         all_groups = sorted({g for items in groups.values() for g, _ in items})
         result = {}
         for name, spec in self.data["processes"].items():
@@ -509,15 +569,18 @@ class _Compiler:
                 table = {}
                 for group, value in spec["by_test_group"].items():
                     if group != "default":
-                        self.check_name(group, all_groups, "test group", (*at, "by_test_group", group))
+                        self.check_name(
+                            group, all_groups, "test group", (*at, "by_test_group", group)
+                        )
                     table[group] = resolve(value, (*at, "by_test_group", group))
                 if "default" not in table:
                     for segment, items in groups.items():
                         for group, _ in items:
                             if group not in table:
                                 self.error(
-                                    f"test group {group!r} of segment {segment!r} has no mechanism in "
-                                    f"process {name!r}; add it under `by_test_group` or add `default:`",
+                                    f"test group {group!r} of segment {segment!r} has no "
+                                    f"mechanism in process {name!r}; add it under "
+                                    "`by_test_group` or add `default:`",
                                     (*at, "by_test_group"),
                                 )
                 result[name] = m.Process(name, [], table)
@@ -539,10 +602,14 @@ class _Compiler:
                 process_path = (*at, "processes")
             interaction_type = spec.get("interaction_type")
             if interaction_type is not None and declared_types is not None:
-                self.check_name(interaction_type, declared_types, "interaction type", (*at, "interaction_type"))
+                self.check_name(
+                    interaction_type, declared_types, "interaction type", (*at, "interaction_type")
+                )
             for index, process in enumerate(spec["processes"]):
                 self.check_name(process, processes, "process", (*process_path, index))
-            result[name] = m.Event(name, interaction_type, list(spec["processes"]), spec.get("categorize", True))
+            result[name] = m.Event(
+                name, interaction_type, list(spec["processes"]), spec.get("categorize", True)
+            )
         return result
 
     def categories(self) -> tuple[list[m.CategoryRule], list[m.AccountAction]]:
@@ -555,22 +622,34 @@ class _Compiler:
             last = index == len(spec["rules"]) - 1
             condition = None
             if "when" in item:
-                condition = self.expression(item["when"], (*at, "when"), over=None, expected=ValueType.BOOLEAN)
+                condition = self.expression(
+                    item["when"], (*at, "when"), over=None, expected=ValueType.BOOLEAN
+                )
             elif not last:
-                self.error("only the last category may omit `when` (categories are first-match)", at)
+                self.error(
+                    "only the last category may omit `when` (categories are first-match)", at
+                )
             rules.append(m.CategoryRule(item["name"], condition))
         names = [r.name for r in rules]
         actions = []
         for index, item in enumerate(spec.get("account_actions") or []):
             at = ("categories", "account_actions", index)
             self.check_name(item["category"], names, "category", (*at, "category"))
-            if not self.check_name(item["account_type"], self.account_types, "account type", (*at, "account_type")):
+            if not self.check_name(
+                item["account_type"], self.account_types, "account type", (*at, "account_type")
+            ):
                 continue
             condition = None
             if "when" in item:
-                condition = self.expression(item["when"], (*at, "when"), over=item["account_type"],
-                                            expected=ValueType.BOOLEAN)
-            actions.append(m.AccountAction(item["category"], item["account_type"], condition, item["action"]))
+                condition = self.expression(
+                    item["when"],
+                    (*at, "when"),
+                    over=item["account_type"],
+                    expected=ValueType.BOOLEAN,
+                )
+            actions.append(
+                m.AccountAction(item["category"], item["account_type"], condition, item["action"])
+            )
         return rules, actions
 
     def treatments(self, segments) -> tuple[dict[str, m.Treatment], list[m.RuleGroup], float, dict]:
@@ -581,14 +660,19 @@ class _Compiler:
         formula_scope_terms = {t: ValueType.NUMBER for t in m.ARBITRATION_TERMS}
         for term in m.ARBITRATION_TERMS:
             if term in self.attributes:
-                self.error(f"{term!r} is an arbitration term; rename the attribute", ("data_dictionary", "customer", term))
+                self.error(
+                    f"{term!r} is an arbitration term; rename the attribute",
+                    ("data_dictionary", "customer", term),
+                )
         catalogue = {}
         for name, item in spec["catalogue"].items():
             at = ("treatments", "catalogue", name)
             terms = {}
             for term in ("propensity", "value", "margin", "uplift", "cost"):
                 if term in item:
-                    compiled = self.expression(item[term], (*at, term), over=None, expected=ValueType.NUMBER)
+                    compiled = self.expression(
+                        item[term], (*at, term), over=None, expected=ValueType.NUMBER
+                    )
                     if compiled is not None:
                         terms[term] = compiled
             formula_value = item.get("formula", arbitration["formula"])
@@ -596,7 +680,8 @@ class _Compiler:
             formula = self._formula(formula_value, formula_path, formula_scope_terms)
             if formula is not None:
                 missing = sorted(
-                    t for t in formula.compiled.attributes
+                    t
+                    for t in formula.compiled.attributes
                     if t in formula_scope_terms and t != "lever" and t not in item
                 )
                 if missing:
@@ -616,51 +701,81 @@ class _Compiler:
             at = ("treatments", "groups", index)
             scope = group["scope"]
             if "segment" in scope:
-                self.check_name(scope["segment"], segment_names, "segment", (*at, "scope", "segment"))
+                self.check_name(
+                    scope["segment"], segment_names, "segment", (*at, "scope", "segment")
+                )
             if "channel" in scope:
                 self.check_name(scope["channel"], channels, "channel", (*at, "scope", "channel"))
             if "interaction_type" in scope and declared_types is not None:
-                self.check_name(scope["interaction_type"], declared_types, "interaction type",
-                                (*at, "scope", "interaction_type"))
+                self.check_name(
+                    scope["interaction_type"],
+                    declared_types,
+                    "interaction type",
+                    (*at, "scope", "interaction_type"),
+                )
             key = (scope.get("segment"), scope.get("interaction_type"), scope.get("channel"))
             if key in scopes:
-                self.error(f"two rule groups have the same scope (the other is groups[{scopes[key]}]); merge them",
-                           (*at, "scope"))
+                self.error(
+                    f"two rule groups have the same scope (the other is "
+                    f"groups[{scopes[key]}]); merge them",
+                    (*at, "scope"),
+                )
             scopes[key] = index
             rules = []
             seen = set()
             for j, rule in enumerate(group["rules"]):
                 where = (*at, "rules", j)
-                if not self.check_name(rule["treatment"], spec["catalogue"], "treatment", (*where, "treatment")):
+                if not self.check_name(
+                    rule["treatment"], spec["catalogue"], "treatment", (*where, "treatment")
+                ):
                     continue
                 if rule["treatment"] in seen:
-                    self.error(f"treatment {rule['treatment']!r} appears twice in this group", where)
+                    self.error(
+                        f"treatment {rule['treatment']!r} appears twice in this group", where
+                    )
                 seen.add(rule["treatment"])
                 condition = None
                 if "when" in rule:
-                    condition = self.expression(rule["when"], (*where, "when"), over=None, expected=ValueType.BOOLEAN)
-                rules.append(m.TreatmentRule(rule_id, rule["treatment"], condition, bool(rule.get("exclude")),
-                                             self.source.location(where).path or ""))
+                    condition = self.expression(
+                        rule["when"], (*where, "when"), over=None, expected=ValueType.BOOLEAN
+                    )
+                rules.append(
+                    m.TreatmentRule(
+                        rule_id,
+                        rule["treatment"],
+                        condition,
+                        bool(rule.get("exclude")),
+                        self.source.location(where).path or "",
+                    )
+                )
                 rule_id += 1
             groups.append(m.RuleGroup(*key, rules))
         levers = dict(arbitration.get("levers") or {})
         for name in levers:
             if name != "default":
-                self.check_name(name, spec["catalogue"], "treatment", ("arbitration", "levers", name))
+                self.check_name(
+                    name, spec["catalogue"], "treatment", ("arbitration", "levers", name)
+                )
         return catalogue, groups, int(arbitration.get("max_per_channel", 3)), levers
 
     def _formula(self, value, path, terms):
         text = expression_text(value)
         scope = {**self.scope(None), **terms}
         try:
-            compiled = compile_expression(text, attribute_types=scope, location=self.loc(*path),
-                                          expected_type=ValueType.NUMBER)
+            compiled = compile_expression(
+                text,
+                attribute_types=scope,
+                location=self.loc(*path),
+                expected_type=ValueType.NUMBER,
+            )
         except EngineError as problem:
             self.errors.append(problem.at(self.loc(*path)))
             return None
         return m.Expression(text, compiled)
 
-    def policies(self, catalogue_names) -> tuple[list[m.PolicyRule], list[m.ContactCap], tuple | None]:
+    def policies(
+        self, catalogue_names
+    ) -> tuple[list[m.PolicyRule], list[m.ContactCap], tuple | None]:
         spec = self.data.get("policies") or {}
         rules = []
         for policy in ("eligibility", "suitability"):
@@ -672,7 +787,9 @@ class _Compiler:
                 else:
                     for j, name in enumerate(treatments):
                         self.check_name(name, catalogue_names, "treatment", (*at, "treatments", j))
-                condition = self.expression(item["when"], (*at, "when"), over=None, expected=ValueType.BOOLEAN)
+                condition = self.expression(
+                    item["when"], (*at, "when"), over=None, expected=ValueType.BOOLEAN
+                )
                 if condition is not None:
                     rules.append(m.PolicyRule(policy, list(treatments), condition, item["reason"]))
         contact = spec.get("contact") or {}
@@ -680,7 +797,12 @@ class _Compiler:
         channels = self.data.get("channels") or []
         for index, cap in enumerate(contact.get("caps") or []):
             if cap["channel"] != "*":
-                self.check_name(cap["channel"], channels, "channel", ("policies", "contact", "caps", index, "channel"))
+                self.check_name(
+                    cap["channel"],
+                    channels,
+                    "channel",
+                    ("policies", "contact", "caps", index, "channel"),
+                )
             caps.append(m.ContactCap(cap["channel"], int(cap["max"]), float(cap["period_days"])))
         declines = contact.get("suppress_after_declines")
         limit = (int(declines["declines"]), float(declines["within_days"])) if declines else None
@@ -691,7 +813,8 @@ class _Compiler:
             if attribute.derived and name not in self.written:
                 self.warnings.append(
                     StrategyValidationError(
-                        f"derived attribute {name!r} is never written by a mechanism (it stays null)",
+                        f"derived attribute {name!r} is never written by a mechanism "
+                        "(it stays null)",
                         location=self.source.location(_attribute_path(attribute)),
                         symbol=name,
                     )
@@ -705,10 +828,15 @@ class _Compiler:
             self.check_name(case["event"], events, "event", (*at, "event"))
             if "channel" in case:
                 self.check_name(case["channel"], channels, "channel", (*at, "channel"))
-            for channel in (case["expect"].get("treatments") or {}):
-                self.check_name(channel, channels, "channel", (*at, "expect", "treatments", channel))
-            for attribute in (case["expect"].get("attributes") or {}):
-                if attribute not in self.attributes or self.attributes[attribute].account_type is not None:
+            for channel in case["expect"].get("treatments") or {}:
+                self.check_name(
+                    channel, channels, "channel", (*at, "expect", "treatments", channel)
+                )
+            for attribute in case["expect"].get("attributes") or {}:
+                if (
+                    attribute not in self.attributes
+                    or self.attributes[attribute].account_type is not None
+                ):
                     self.errors.append(
                         UnknownAttributeError(
                             f"expected attribute {attribute!r} is not a customer attribute",
@@ -742,7 +870,9 @@ def content_hash(data: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def compile_strategy(data: dict, source: SourceMap) -> tuple[m.Strategy | None, list[EngineError], list[EngineError]]:
+def compile_strategy(
+    data: dict, source: SourceMap
+) -> tuple[m.Strategy | None, list[EngineError], list[EngineError]]:
     """Build the strategy; returns it (None when there are errors), errors and warnings."""
     compiler = _Compiler(data, source)
     compiler.data_dictionary()
@@ -754,7 +884,9 @@ def compile_strategy(data: dict, source: SourceMap) -> tuple[m.Strategy | None, 
     events = compiler.events(processes)
     categories, actions = compiler.categories()
     catalogue, rule_groups, max_per_channel, levers = compiler.treatments(segments)
-    policies, caps, declines = compiler.policies(list((data.get("treatments") or {}).get("catalogue", {})))
+    policies, caps, declines = compiler.policies(
+        list((data.get("treatments") or {}).get("catalogue", {}))
+    )
     compiler.derived_written()
     golden = compiler.golden(events)
     if compiler.errors:

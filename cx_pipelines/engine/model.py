@@ -191,8 +191,10 @@ class RuleGroup:
 
     @property
     def specificity(self) -> int:
-        return 4 * (self.channel is not None) + 2 * (self.interaction_type is not None) + (
-            self.segment is not None
+        return (
+            4 * (self.channel is not None)
+            + 2 * (self.interaction_type is not None)
+            + (self.segment is not None)
         )
 
 

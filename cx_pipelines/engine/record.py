@@ -40,7 +40,9 @@ def _axis_index(axis: m.Axis, record: Mapping[str, Any]) -> int | None:
 class _Customer:
     """The working state of one evaluation."""
 
-    def __init__(self, strategy: m.Strategy, customer: Mapping[str, Any], accounts: Iterable[Mapping]):
+    def __init__(
+        self, strategy: m.Strategy, customer: Mapping[str, Any], accounts: Iterable[Mapping]
+    ):
         self.strategy = strategy
         values: dict[str, Any] = {}
         for attribute in strategy.input_attributes(None):
@@ -48,7 +50,9 @@ class _Customer:
                 raise EvaluationError(
                     f"the customer has no value for attribute {attribute.name!r} "
                     "(declared in data_dictionary.customer)",
-                    location=Location(file=strategy.file, path=f"data_dictionary.customer.{attribute.name}"),
+                    location=Location(
+                        file=strategy.file, path=f"data_dictionary.customer.{attribute.name}"
+                    ),
                     symbol=attribute.name,
                 )
             values[attribute.name] = c.canonical(customer[attribute.column], attribute.value_type)
@@ -63,12 +67,19 @@ class _Customer:
             own: dict[str, Any] = {}
             if account_type in strategy.account_types:
                 for attribute in strategy.input_attributes(account_type):
-                    own[attribute.name] = c.canonical(account.get(attribute.column), attribute.value_type)
+                    own[attribute.name] = c.canonical(
+                        account.get(attribute.column), attribute.value_type
+                    )
                 for attribute in strategy.derived_attributes(account_type):
                     own[attribute.name] = None
             self.accounts.append(
-                {"account_id": account.get("account_id"), "account_type": account_type, "values": own,
-                 "action": None, "steps": []}
+                {
+                    "account_id": account.get("account_id"),
+                    "account_type": account_type,
+                    "values": own,
+                    "action": None,
+                    "steps": [],
+                }
             )
         self.steps: list[dict] = []
 
@@ -76,7 +87,9 @@ class _Customer:
         return [a for a in self.accounts if a["account_type"] == account_type]
 
 
-def _run(state: _Customer, name: str, process: str, account: dict | None, called_by: str | None) -> None:
+def _run(
+    state: _Customer, name: str, process: str, account: dict | None, called_by: str | None
+) -> None:
     """Run mechanism ``name`` for the customer (account None) or for one account."""
     mechanism = state.strategy.mechanisms[name]
     if mechanism.over is not None and account is None and not isinstance(mechanism, m.Aggregate):
@@ -101,7 +114,9 @@ def _run(state: _Customer, name: str, process: str, account: dict | None, called
         _run(state, target, process, account, name)
 
 
-def _evaluate(state: _Customer, mechanism: m.Mechanism, record, step: dict, calls: list[str]) -> Any:
+def _evaluate(
+    state: _Customer, mechanism: m.Mechanism, record, step: dict, calls: list[str]
+) -> Any:
     if isinstance(mechanism, m.DecisionTree):
         branches = mechanism.branches
         while True:
@@ -130,7 +145,9 @@ def _evaluate(state: _Customer, mechanism: m.Mechanism, record, step: dict, call
         total = mechanism.base
         points_by = {}
         for characteristic in mechanism.characteristics:
-            points = _points(characteristic, characteristic.expression.compiled.evaluate_record(record))
+            points = _points(
+                characteristic, characteristic.expression.compiled.evaluate_record(record)
+            )
             points_by[characteristic.label] = points
             total += points
         step["points"] = points_by
@@ -284,7 +301,14 @@ def _treatments(state: _Customer, interaction_type: str | None, channels: list[s
                 else:
                     passing.append((-score, order[name], name, score, terms))
             if reason is not None:
-                filters.append({"channel": channel, "treatment": name, "policy": reason[0], "reason": reason[1]})
+                filters.append(
+                    {
+                        "channel": channel,
+                        "treatment": name,
+                        "policy": reason[0],
+                        "reason": reason[1],
+                    }
+                )
         passing.sort(key=lambda item: (item[0], item[1]))
         arbitration[channel] = [
             {"treatment": name, "rank": rank, "score": score, "terms": terms}
@@ -345,10 +369,12 @@ def evaluate_customer(
                 break
         for account in state.accounts:
             for action in strategy.account_actions:
-                if action.category == values["category"] and action.account_type == account["account_type"]:
-                    if _true(action.condition, {**values, **account["values"]}):
-                        account["action"] = action.action
-                        break
+                if (
+                    action.category == values["category"]
+                    and action.account_type == account["account_type"]
+                ) and _true(action.condition, {**values, **account["values"]}):
+                    account["action"] = action.action
+                    break
     chosen, filters, arbitration = _treatments(state, interaction, channels, contact_history)
     trace = {
         "strategy": strategy.name,
@@ -393,7 +419,8 @@ def evaluate_customer(
 def _event(strategy: m.Strategy, event: str) -> m.Event:
     if event not in strategy.events:
         raise EvaluationError(
-            f"strategy {strategy.name!r} has no event {event!r}; known: {', '.join(strategy.events)}",
+            f"strategy {strategy.name!r} has no event {event!r}; "
+            f"known: {', '.join(strategy.events)}",
             symbol=event,
         )
     return strategy.events[event]
@@ -404,8 +431,8 @@ def _channels(strategy: m.Strategy, channel: str | None) -> list[str]:
         return list(strategy.channels)
     if channel not in strategy.channels:
         raise EvaluationError(
-            f"strategy {strategy.name!r} has no channel {channel!r}; known: {', '.join(strategy.channels)}",
+            f"strategy {strategy.name!r} has no channel {channel!r}; "
+            f"known: {', '.join(strategy.channels)}",
             symbol=channel,
         )
     return [channel]
-

@@ -134,14 +134,18 @@ def _schema_error(error: jsonschema.ValidationError, source: SourceMap) -> Strat
     if error.validator == "required":
         return StrategyValidationError(error.message, location=location)
     if error.validator == "enum":
-        close = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
+        close = difflib.get_close_matches(
+            str(error.instance), [str(v) for v in error.validator_value], n=1
+        )
         return StrategyValidationError(
             f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}",
             location=location,
             symbol=str(error.instance),
             suggestion=close[0] if close else None,
         )
-    return StrategyValidationError(f"does not fit the strategy format: {error.message}", location=location)
+    return StrategyValidationError(
+        f"does not fit the strategy format: {error.message}", location=location
+    )
 
 
 _VAGUE = frozenset({"oneOf", "anyOf", "allOf", "if", "then"})
@@ -164,10 +168,13 @@ def schema_errors(data: Any, source: SourceMap) -> list[StrategyValidationError]
         e
         for e in raw
         if e.validator not in _VAGUE
-        or not any(tuple(s.absolute_path)[: len(e.absolute_path)] == tuple(e.absolute_path) for s in specific)
+        or not any(
+            tuple(s.absolute_path)[: len(e.absolute_path)] == tuple(e.absolute_path)
+            for s in specific
+        )
     ]
     found = [_schema_error(error, source) for error in kept]
-    found.sort(key=lambda e: (e.location.line or 0))
+    found.sort(key=lambda e: e.location.line or 0)
     return found
 
 

@@ -26,7 +26,13 @@ def band_problems(bands: Sequence[tuple[float | None, float | None]]) -> list[tu
     problems = []
     for index, (low, high) in enumerate(bands):
         if low is not None and high is not None and low >= high:
-            problems.append((f"band [{_show(low, True)}, {_show(high, False)}) is empty: `from` must be below `to`", index))
+            problems.append(
+                (
+                    f"band [{_show(low, True)}, {_show(high, False)}) is empty: "
+                    "`from` must be below `to`",
+                    index,
+                )
+            )
         if index and low is None:
             problems.append(("only the first band may start at null (-inf)", index))
         if index < len(bands) - 1 and high is None:
@@ -38,13 +44,19 @@ def band_problems(bands: Sequence[tuple[float | None, float | None]]) -> list[tu
             continue
         if low > previous_high:
             problems.append(
-                (f"gap between bands: nothing covers [{previous_high:g}, {low:g}) "
-                 f"(band {index - 1} ends at {previous_high:g}, band {index} starts at {low:g})", index)
+                (
+                    f"gap between bands: nothing covers [{previous_high:g}, {low:g}) "
+                    f"(band {index - 1} ends at {previous_high:g}, band {index} starts at {low:g})",
+                    index,
+                )
             )
         elif low < previous_high:
             problems.append(
-                (f"bands overlap on [{low:g}, {previous_high:g}) "
-                 f"(band {index - 1} ends at {previous_high:g}, band {index} starts at {low:g})", index)
+                (
+                    f"bands overlap on [{low:g}, {previous_high:g}) "
+                    f"(band {index - 1} ends at {previous_high:g}, band {index} starts at {low:g})",
+                    index,
+                )
             )
     return problems
 
@@ -59,7 +71,7 @@ def find_call_cycle(graph: dict[str, list[str]]) -> list[str] | None:
         stack.append(node)
         for target in graph.get(node, []):
             if state.get(target) == 1:
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 found = visit(target)
                 if found:
@@ -138,8 +150,10 @@ def unreachable_branches(
         at = (*path, index)
         if closed_by is not None:
             warnings.append(
-                StrategyValidationError(f"unreachable branch: it follows {closed_by}, which catches every case",
-                                        location=source.location(at))
+                StrategyValidationError(
+                    f"unreachable branch: it follows {closed_by}, which catches every case",
+                    location=source.location(at),
+                )
             )
             continue
         if "else" in branch:
@@ -154,8 +168,10 @@ def unreachable_branches(
             closed_by = f"`when: true` at {path[-1]}[{index}]"
         if text in seen_texts:
             warnings.append(
-                StrategyValidationError(f"unreachable branch: the same condition {text!r} is tested above",
-                                        location=source.location((*at, "when")))
+                StrategyValidationError(
+                    f"unreachable branch: the same condition {text!r} is tested above",
+                    location=source.location((*at, "when")),
+                )
             )
             continue
         seen_texts.add(text)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-CUSTOMER = {"customer_id": "string", "x1": "number", "x2": "number", "s1": "string", "b1": "boolean"}
+CUSTOMER = {
+    "customer_id": "string",
+    "x1": "number",
+    "x2": "number",
+    "s1": "string",
+    "b1": "boolean",
+}
 ACCOUNT = {"a1": "number", "a2": "number", "flag": "boolean"}
 STRINGS = ["a", "b", "c"]
 CHANNELS = ["email", "sms", "branch"]
@@ -64,9 +70,20 @@ def random_strategy(seed: int) -> dict:
     customer = {name: {"type": kind} for name, kind in CUSTOMER.items()}
     account = {name: {"type": kind} for name, kind in ACCOUNT.items()}
     derived = {
-        "score": "number", "band": "string", "cell": "number", "n_hits": "number", "total": "number",
-        "low": "number", "high": "number", "avg": "number", "any_hit": "boolean", "all_hit": "boolean",
-        "pick": "string", "prob": "number", "exit_value": "number", "tree2": "string",
+        "score": "number",
+        "band": "string",
+        "cell": "number",
+        "n_hits": "number",
+        "total": "number",
+        "low": "number",
+        "high": "number",
+        "avg": "number",
+        "any_hit": "boolean",
+        "all_hit": "boolean",
+        "pick": "string",
+        "prob": "number",
+        "exit_value": "number",
+        "tree2": "string",
     }
     for name, kind in derived.items():
         customer[name] = {"type": kind, "derived": True}
@@ -74,85 +91,156 @@ def random_strategy(seed: int) -> dict:
         account[name] = {"type": kind, "derived": True}
 
     mechanisms["acc_matrix"] = {
-        "type": "matrix", "over": "acc", "output": "acc.amount",
+        "type": "matrix",
+        "over": "acc",
+        "output": "acc.amount",
         "rows": {"attribute": "acc.a1", "bands": (rows := _bands(rng))},
         "columns": {"attribute": "x2", "bands": (cols := _bands(rng))},
         "values": [[rng.randint(0, 9) * 10 for _ in cols] for _ in rows],
         "default": rng.choice([0, -1]),
     }
     mechanisms["acc_tree"] = {
-        "type": "decision_tree", "over": "acc", "output": "acc.decision",
+        "type": "decision_tree",
+        "over": "acc",
+        "output": "acc.decision",
         "tree": _tree(rng, 2, True, ["D1", "D2", "D3"], ["acc_matrix"]),
     }
     mechanisms["acc_tree_b"] = {
-        "type": "decision_tree", "over": "acc", "output": "acc.decision",
+        "type": "decision_tree",
+        "over": "acc",
+        "output": "acc.decision",
         "tree": _tree(rng, 1, True, ["D1", "D4"], []),
     }
     mechanisms["acc_score"] = {
-        "type": "scorecard", "over": "acc", "output": "acc.points", "base": rng.randint(0, 50),
+        "type": "scorecard",
+        "over": "acc",
+        "output": "acc.points",
+        "base": rng.randint(0, 50),
         "characteristics": [
-            {"attribute": "acc.a2", "bins": [{"range": b, "points": rng.randint(-5, 5)} for b in _bands(rng)],
-             "missing": rng.randint(-3, 3)},
+            {
+                "attribute": "acc.a2",
+                "bins": [{"range": b, "points": rng.randint(-5, 5)} for b in _bands(rng)],
+                "missing": rng.randint(-3, 3),
+            },
         ],
     }
     mechanisms["scorecard"] = {
-        "type": "scorecard", "output": "score", "base": rng.randint(0, 100),
+        "type": "scorecard",
+        "output": "score",
+        "base": rng.randint(0, 100),
         "characteristics": [
-            {"attribute": "x1", "bins": [{"range": b, "points": rng.randint(-20, 20)} for b in _bands(rng)],
-             "missing": rng.randint(-5, 5), "other": rng.randint(-2, 2)},
-            {"attribute": "s1", "categories": {s: rng.randint(-10, 10) for s in rng.sample(STRINGS, 2)},
-             "other": rng.randint(-3, 3), "missing": 1},
+            {
+                "attribute": "x1",
+                "bins": [{"range": b, "points": rng.randint(-20, 20)} for b in _bands(rng)],
+                "missing": rng.randint(-5, 5),
+                "other": rng.randint(-2, 2),
+            },
+            {
+                "attribute": "s1",
+                "categories": {s: rng.randint(-10, 10) for s in rng.sample(STRINGS, 2)},
+                "other": rng.randint(-3, 3),
+                "missing": 1,
+            },
         ],
     }
     mechanisms["band_tree"] = {
-        "type": "decision_tree", "output": "band",
+        "type": "decision_tree",
+        "output": "band",
         "tree": _tree(rng, 2, False, ["low", "mid", "high"], []),
     }
-    mechanisms["tree2"] = {"type": "decision_tree", "output": "tree2",
-                           "tree": _tree(rng, 1, False, ["p", "q"], [])}
+    mechanisms["tree2"] = {
+        "type": "decision_tree",
+        "output": "tree2",
+        "tree": _tree(rng, 1, False, ["p", "q"], []),
+    }
     mechanisms["cell_matrix"] = {
-        "type": "matrix", "output": "cell",
+        "type": "matrix",
+        "output": "cell",
         "rows": {"attribute": "s1", "categories": rng.sample(STRINGS, 2)},
         "columns": {"expression": "x1 + x2", "bands": (c2 := _bands(rng))},
         "values": [[rng.randint(0, 5) for _ in c2] for _ in range(2)],
     }
     for name, function, value in [
         ("n_hits", "count", "acc.decision == 'D1' or acc.flag"),
-        ("total", "sum", "acc.a1 * 2"), ("low", "min", "acc.amount"), ("high", "max", "acc.points"),
-        ("avg", "mean", "acc.a2"), ("any_hit", "any", "acc.a1 > x1"), ("all_hit", "all", "acc.decision != 'D2'"),
+        ("total", "sum", "acc.a1 * 2"),
+        ("low", "min", "acc.amount"),
+        ("high", "max", "acc.points"),
+        ("avg", "mean", "acc.a2"),
+        ("any_hit", "any", "acc.a1 > x1"),
+        ("all_hit", "all", "acc.decision != 'D2'"),
     ]:
-        spec = {"type": "aggregate", "over": "acc", "function": function, "value": value, "output": name}
+        spec = {
+            "type": "aggregate",
+            "over": "acc",
+            "function": function,
+            "value": value,
+            "output": name,
+        }
         if rng.random() < 0.3:
             spec["where"] = _condition(rng, True)
         mechanisms["agg_" + name] = spec
-    mechanisms["prob_model"] = {"type": "model_score", "model": "m1", "input": "x2", "output": "prob",
-                                "default": rng.choice([0.5, None])}
-    mechanisms["pick_list"] = {
-        "type": "list_processor", "output": "pick",
-        "items": [{"id": f"i{k}", "when": _condition(rng, False), "score": rng.choice(["x1", "x2 * 2", "score", "3"])}
-                  for k in range(3)],
+    mechanisms["prob_model"] = {
+        "type": "model_score",
+        "model": "m1",
+        "input": "x2",
+        "output": "prob",
+        "default": rng.choice([0.5, None]),
     }
-    mechanisms["exit"] = {"type": "user_exit", "function": "tests.clipped_sum", "inputs": ["x1", "total"],
-                          "output": "exit_value"}
-    segments = [{"name": "seg_a", "when": _condition(rng, False)}, {"name": "seg_b", "when": _condition(rng, False)},
-                {"name": "seg_c"}]
+    mechanisms["pick_list"] = {
+        "type": "list_processor",
+        "output": "pick",
+        "items": [
+            {
+                "id": f"i{k}",
+                "when": _condition(rng, False),
+                "score": rng.choice(["x1", "x2 * 2", "score", "3"]),
+            }
+            for k in range(3)
+        ],
+    }
+    mechanisms["exit"] = {
+        "type": "user_exit",
+        "function": "tests.clipped_sum",
+        "inputs": ["x1", "total"],
+        "output": "exit_value",
+    }
+    segments = [
+        {"name": "seg_a", "when": _condition(rng, False)},
+        {"name": "seg_b", "when": _condition(rng, False)},
+        {"name": "seg_c"},
+    ]
     split = rng.randint(0, 100)
-    test_groups = {"salt": f"salt-{seed}", "by_segment": {
-        "seg_a": {"champion": split, "challenger": 100 - split},
-        "seg_b": {"champion": 50, "challenger": 25, "holdout": 25},
-    }}
+    test_groups = {
+        "salt": f"salt-{seed}",
+        "by_segment": {
+            "seg_a": {"champion": split, "challenger": 100 - split},
+            "seg_b": {"champion": 50, "challenger": 25, "holdout": 25},
+        },
+    }
     processes = {
-        "accounts": {"by_test_group": {"champion": "acc_tree", "challenger": ["acc_tree_b", "acc_matrix"],
-                                       "default": "acc_tree"}},
+        "accounts": {
+            "by_test_group": {
+                "champion": "acc_tree",
+                "challenger": ["acc_tree_b", "acc_matrix"],
+                "default": "acc_tree",
+            }
+        },
         "account_points": {"mechanism": "acc_score"},
-        "customer": {"mechanisms": ["scorecard", "band_tree", "tree2", "cell_matrix", "prob_model"]},
+        "customer": {
+            "mechanisms": ["scorecard", "band_tree", "tree2", "cell_matrix", "prob_model"]
+        },
         "summary": {"mechanisms": [k for k in mechanisms if k.startswith("agg_")]},
         "finish": {"mechanisms": ["pick_list", "exit"]},
     }
     process_order = ["accounts", "account_points", "customer", "summary", "finish"]
     if rng.random() < 0.3:
         process_order.remove("account_points")
-    groups = [{"scope": {}, "rules": [{"treatment": t, "when": _condition(rng, False)} for t in TREATMENTS]}]
+    groups = [
+        {
+            "scope": {},
+            "rules": [{"treatment": t, "when": _condition(rng, False)} for t in TREATMENTS],
+        }
+    ]
     for _ in range(rng.randint(0, 4)):
         scope = {}
         if rng.random() < 0.5:
@@ -174,35 +262,81 @@ def random_strategy(seed: int) -> dict:
         groups.append({"scope": scope, "rules": rules})
     catalogue = {
         "t_one": {"propensity": "prob", "value": 100, "margin": 0.3},
-        "t_two": {"propensity": "x2 / 10", "value": "x1", "margin": 0.5, "uplift": "x1 / 100",
-                  "formula": "uplift * margin * value"},
-        "t_three": {"propensity": 0.2, "value": "score", "margin": 0.1, "cost": 2, "formula": "propensity * value - cost"},
+        "t_two": {
+            "propensity": "x2 / 10",
+            "value": "x1",
+            "margin": 0.5,
+            "uplift": "x1 / 100",
+            "formula": "uplift * margin * value",
+        },
+        "t_three": {
+            "propensity": 0.2,
+            "value": "score",
+            "margin": 0.1,
+            "cost": 2,
+            "formula": "propensity * value - cost",
+        },
         "t_four": {"propensity": 0.1, "value": 50, "margin": 1},
     }
     return {
-        "strategy": f"random_{seed}", "version": 1,
-        "data_dictionary": {"customer": customer, "accounts": {"acc": {"max_iterations": 5, "attributes": account}}},
-        "channels": CHANNELS, "interaction_types": ["outbound", "inbound"],
-        "events": {"review": {"interaction_type": rng.choice(["outbound", "inbound"]), "processes": process_order}},
-        "segments": segments, "test_groups": test_groups, "processes": processes, "mechanisms": mechanisms,
+        "strategy": f"random_{seed}",
+        "version": 1,
+        "data_dictionary": {
+            "customer": customer,
+            "accounts": {"acc": {"max_iterations": 5, "attributes": account}},
+        },
+        "channels": CHANNELS,
+        "interaction_types": ["outbound", "inbound"],
+        "events": {
+            "review": {
+                "interaction_type": rng.choice(["outbound", "inbound"]),
+                "processes": process_order,
+            }
+        },
+        "segments": segments,
+        "test_groups": test_groups,
+        "processes": processes,
+        "mechanisms": mechanisms,
         "categories": {
-            "rules": [{"name": "gold", "when": _condition(rng, False)}, {"name": "silver", "when": "score > 50"},
-                      {"name": "bronze"}],
+            "rules": [
+                {"name": "gold", "when": _condition(rng, False)},
+                {"name": "silver", "when": "score > 50"},
+                {"name": "bronze"},
+            ],
             "account_actions": [
                 {"category": "gold", "account_type": "acc", "when": "acc.flag", "action": "waive"},
-                {"category": rng.choice(["gold", "silver"]), "account_type": "acc", "action": "review"},
+                {
+                    "category": rng.choice(["gold", "silver"]),
+                    "account_type": "acc",
+                    "action": "review",
+                },
             ],
         },
         "treatments": {"catalogue": catalogue, "groups": groups},
         "policies": {
-            "eligibility": [{"treatments": ["t_one", "t_two"], "when": _condition(rng, False), "reason": "not_eligible"}],
-            "suitability": [{"treatments": "*", "when": "not (b1 and x1 > 10)", "reason": "unsuitable"}],
-            "contact": {"caps": [{"channel": rng.choice(CHANNELS), "max": rng.randint(1, 3), "period_days": 7},
-                                 {"channel": "*", "max": rng.randint(2, 6), "period_days": 30}],
-                        "suppress_after_declines": {"declines": rng.randint(1, 3), "within_days": 60}},
+            "eligibility": [
+                {
+                    "treatments": ["t_one", "t_two"],
+                    "when": _condition(rng, False),
+                    "reason": "not_eligible",
+                }
+            ],
+            "suitability": [
+                {"treatments": "*", "when": "not (b1 and x1 > 10)", "reason": "unsuitable"}
+            ],
+            "contact": {
+                "caps": [
+                    {"channel": rng.choice(CHANNELS), "max": rng.randint(1, 3), "period_days": 7},
+                    {"channel": "*", "max": rng.randint(2, 6), "period_days": 30},
+                ],
+                "suppress_after_declines": {"declines": rng.randint(1, 3), "within_days": 60},
+            },
         },
-        "arbitration": {"formula": "propensity * value * lever", "levers": {"t_one": 1.5, "default": 1.0},
-                        "max_per_channel": rng.randint(1, 3)},
+        "arbitration": {
+            "formula": "propensity * value * lever",
+            "levers": {"t_one": 1.5, "default": 1.0},
+            "max_per_channel": rng.randint(1, 3),
+        },
     }
 
 

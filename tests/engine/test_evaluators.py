@@ -1,4 +1,4 @@
-"""Behaviour of the evaluators on the small_bank example: single pass, hierarchy, policies, arbitration."""
+"""Evaluators on the small_bank example: single pass, hierarchy, policies, arbitration."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from populations import records_one_by_one, small_bank_population
 
 from cx_pipelines.engine import evaluate_batch, evaluate_customer, load_strategy, run_golden_cases
 from cx_pipelines.engine.common import test_group_draw as draw_of
 from cx_pipelines.engine.errors import EvaluationError
 from cx_pipelines.engine.expressions import CompiledExpression
-from populations import records_one_by_one, small_bank_population
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2] / "cx_pipelines" / "engine" / "examples" / "small_bank.yaml"
@@ -267,14 +267,20 @@ def test_missing_score_drops_the_treatment_with_a_reason(strategy):
 def test_test_groups_are_hashed_stably_with_declared_shares(strategy):
     # the documented recipe, written out independently: FNV-1a seeded by blake2b(salt), splitmix64
     mask = 2**64 - 1
-    h = 0xCBF29CE484222325 ^ int.from_bytes(hashlib.blake2b(b"small-bank-2026", digest_size=8).digest(), "big")
+    h = 0xCBF29CE484222325 ^ int.from_bytes(
+        hashlib.blake2b(b"small-bank-2026", digest_size=8).digest(), "big"
+    )
     for byte in b"C42":
         h = ((h ^ byte) * 0x100000001B3) & mask
     h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & mask
     h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & mask
     h ^= h >> 31
     assert draw_of("small-bank-2026", "C42") == (h >> 11) / 2**53 * 100
-    assert draw_of("small-bank-2026", 42) == draw_of("small-bank-2026", "42") == draw_of("small-bank-2026", 42.0)
+    assert (
+        draw_of("small-bank-2026", 42)
+        == draw_of("small-bank-2026", "42")
+        == draw_of("small-bank-2026", 42.0)
+    )
     customers = pd.DataFrame(
         {
             "customer_id": [f"C{i}" for i in range(4000)],

@@ -8,30 +8,39 @@ import pandas as pd
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from random_strategies import STRINGS, TREATMENTS, clipped_sum, random_strategy
 
 from cx_pipelines.engine import evaluate_batch, evaluate_customer, load_strategy, register_user_exit
 from cx_pipelines.engine.common import trace_json
 
-from random_strategies import STRINGS, TREATMENTS, clipped_sum, random_strategy
-
 register_user_exit("tests.clipped_sum", clipped_sum)
 
 numbers = st.one_of(st.none(), st.integers(-3, 14).map(float), st.sampled_from([0.5, 2.25, 7.75]))
-customer_rows = st.fixed_dictionaries({
-    "x1": numbers, "x2": numbers,
-    "s1": st.one_of(st.none(), st.sampled_from(STRINGS)),
-    "b1": st.one_of(st.none(), st.booleans()),
-})
-account_rows = st.fixed_dictionaries({"a1": numbers, "a2": numbers, "flag": st.one_of(st.none(), st.booleans())})
-contact_rows = st.fixed_dictionaries({
-    "channel": st.sampled_from(["email", "sms", "branch"]),
-    "treatment": st.sampled_from(TREATMENTS),
-    "days_ago": st.integers(0, 90),
-    "declined": st.booleans(),
-})
+customer_rows = st.fixed_dictionaries(
+    {
+        "x1": numbers,
+        "x2": numbers,
+        "s1": st.one_of(st.none(), st.sampled_from(STRINGS)),
+        "b1": st.one_of(st.none(), st.booleans()),
+    }
+)
+account_rows = st.fixed_dictionaries(
+    {"a1": numbers, "a2": numbers, "flag": st.one_of(st.none(), st.booleans())}
+)
+contact_rows = st.fixed_dictionaries(
+    {
+        "channel": st.sampled_from(["email", "sms", "branch"]),
+        "treatment": st.sampled_from(TREATMENTS),
+        "days_ago": st.integers(0, 90),
+        "declined": st.booleans(),
+    }
+)
 population = st.lists(
-    st.tuples(customer_rows, st.lists(account_rows, max_size=4), st.lists(contact_rows, max_size=5)),
-    min_size=1, max_size=12,
+    st.tuples(
+        customer_rows, st.lists(account_rows, max_size=4), st.lists(contact_rows, max_size=5)
+    ),
+    min_size=1,
+    max_size=12,
 )
 
 
@@ -41,7 +50,9 @@ def canonical(record: dict) -> str:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), people=population, channel=st.sampled_from([None, "sms"]))
-def test_batch_and_per_record_give_identical_records_and_traces(tmp_path_factory, seed, people, channel):
+def test_batch_and_per_record_give_identical_records_and_traces(
+    tmp_path_factory, seed, people, channel
+):
     path = tmp_path_factory.mktemp("random") / "strategy.yaml"
     path.write_text(yaml.safe_dump(random_strategy(seed), sort_keys=False))
     strategy = load_strategy(path)
@@ -49,8 +60,10 @@ def test_batch_and_per_record_give_identical_records_and_traces(tmp_path_factory
     for index, (customer, owned, history) in enumerate(people):
         customer_id = f"K{index}"
         customers.append({"customer_id": customer_id, **customer})
-        accounts += [{"account_id": f"K{index}-{k}", "customer_id": customer_id, "account_type": "acc", **a}
-                     for k, a in enumerate(owned)]
+        accounts += [
+            {"account_id": f"K{index}-{k}", "customer_id": customer_id, "account_type": "acc", **a}
+            for k, a in enumerate(owned)
+        ]
         contacts += [{"customer_id": customer_id, **h} for h in history]
     options = {"event": "review", "channel": channel, "model_versions": {"m1": "7"}}
     batch = evaluate_batch(
@@ -65,6 +78,8 @@ def test_batch_and_per_record_give_identical_records_and_traces(tmp_path_factory
     for position, customer in enumerate(customers):
         own = [a for a in accounts if a["customer_id"] == customer["customer_id"]]
         history = [h for h in contacts if h["customer_id"] == customer["customer_id"]]
-        single = evaluate_customer(strategy, customer=customer, accounts=own, contact_history=history, **options)
+        single = evaluate_customer(
+            strategy, customer=customer, accounts=own, contact_history=history, **options
+        )
         assert canonical(batch_records[position]) == canonical(single)
         assert batch.customers["trace"].iloc[position] == trace_json(single["trace"])

@@ -54,11 +54,15 @@ def test_yaml_syntax_error_names_line(tmp_path):
     errors = only_error(path)
     assert "YAML syntax error" in errors[0].message
     assert errors[0].location.file == str(path)
-    assert errors[0].location.line is not None and errors[0].location.line >= line_of(text, "name: [mass")
+    assert errors[0].location.line is not None and errors[0].location.line >= line_of(
+        text, "name: [mass"
+    )
 
 
 def test_unknown_key_is_a_schema_error_with_did_you_mean(tmp_path):
-    path, text = mutate(tmp_path, "    by_test_group:                # mechanism", "    by_test_groups:  # x")
+    path, text = mutate(
+        tmp_path, "    by_test_group:                # mechanism", "    by_test_groups:  # x"
+    )
     error = only_error(path)[0]
     assert isinstance(error, StrategyValidationError)
     assert error.suggestion == "by_test_group"
@@ -85,14 +89,20 @@ def test_unknown_attribute_in_expression_has_did_you_mean(tmp_path):
 
 
 def test_account_attribute_outside_its_iteration_is_explained(tmp_path):
-    path, _ = mutate(tmp_path, "    when: income >= 100000", "    when: credit_card.balance >= 100000")
+    path, _ = mutate(
+        tmp_path, "    when: income >= 100000", "    when: credit_card.balance >= 100000"
+    )
     error = only_error(path)[0]
     assert "over: credit_card" in error.message
     assert error.location.path == "segments[0].when"
 
 
 def test_unknown_attribute_reference_in_mechanism_keys(tmp_path):
-    path, text = mutate(tmp_path, "    input: scores.propensity_credit_card", "    input: scores.propensity_creditcard")
+    path, text = mutate(
+        tmp_path,
+        "    input: scores.propensity_credit_card",
+        "    input: scores.propensity_creditcard",
+    )
     error = only_error(path)[0]
     assert isinstance(error, UnknownAttributeError)
     assert error.suggestion == "scores.propensity_credit_card"
@@ -100,7 +110,9 @@ def test_unknown_attribute_reference_in_mechanism_keys(tmp_path):
 
 
 def test_type_mismatch_in_expression(tmp_path):
-    path, text = mutate(tmp_path, "      - when: risk_score < 520", "      - when: risk_score < 'high'")
+    path, text = mutate(
+        tmp_path, "      - when: risk_score < 520", "      - when: risk_score < 'high'"
+    )
     error = only_error(path)[0]
     assert "NUMBER" in error.message and "STRING" in error.message
     assert error.location.path == "mechanisms.risk_band_tree.tree[0].when"
@@ -108,9 +120,16 @@ def test_type_mismatch_in_expression(tmp_path):
 
 
 def test_type_mismatch_between_output_and_mechanism(tmp_path):
-    path, _ = mutate(tmp_path, "    risk_score: {type: number, derived: true}", "    risk_score: {type: string, derived: true}")
+    path, _ = mutate(
+        tmp_path,
+        "    risk_score: {type: number, derived: true}",
+        "    risk_score: {type: string, derived: true}",
+    )
     errors = only_error(path)
-    assert any("type mismatch" in e.message and e.location.path == "mechanisms.risk_scorecard.output" for e in errors)
+    assert any(
+        "type mismatch" in e.message and e.location.path == "mechanisms.risk_scorecard.output"
+        for e in errors
+    )
 
 
 def test_writing_an_input_attribute_is_rejected(tmp_path):
@@ -121,7 +140,9 @@ def test_writing_an_input_attribute_is_rejected(tmp_path):
 
 
 def test_test_group_percentages_must_sum_to_100(tmp_path):
-    path, text = mutate(tmp_path, "mass: {champion: 90, challenger: 10}", "mass: {champion: 90, challenger: 15}")
+    path, text = mutate(
+        tmp_path, "mass: {champion: 90, challenger: 10}", "mass: {champion: 90, challenger: 15}"
+    )
     error = only_error(path)[0]
     assert "sum to 105" in error.message and "'mass'" in error.message
     assert error.location.path == "test_groups.by_segment.mass"
@@ -129,7 +150,9 @@ def test_test_group_percentages_must_sum_to_100(tmp_path):
 
 
 def test_unknown_test_group_in_process_suggests(tmp_path):
-    path, _ = mutate(tmp_path, "      challenger: card_tree_cautious", "      challengr: card_tree_cautious")
+    path, _ = mutate(
+        tmp_path, "      challenger: card_tree_cautious", "      challengr: card_tree_cautious"
+    )
     errors = only_error(path)
     assert any(e.suggestion == "challenger" for e in errors)
     assert any("has no mechanism in process 'card_review'" in e.message for e in errors)
@@ -137,8 +160,10 @@ def test_unknown_test_group_in_process_suggests(tmp_path):
 
 @pytest.mark.parametrize(
     ("bands", "words"),
-    [("[[0, 401], [450, 601], [601, null]]", "gap between bands"),
-     ("[[0, 401], [350, 601], [601, null]]", "bands overlap")],
+    [
+        ("[[0, 401], [450, 601], [601, null]]", "gap between bands"),
+        ("[[0, 401], [350, 601], [601, null]]", "bands overlap"),
+    ],
 )
 def test_matrix_bands_with_gap_or_overlap(tmp_path, bands, words):
     path, text = mutate(tmp_path, "bands: [[0, 401], [401, 601], [601, null]]", f"bands: {bands}")
@@ -158,11 +183,14 @@ def test_scorecard_bins_gap(tmp_path):
 def test_cycle_between_trees(tmp_path):
     path, _ = mutate(
         tmp_path,
-        "      - when: risk_score < 560 or credit_card.balance > credit_card.credit_limit\n        then: D2",
+        "      - when: risk_score < 560 or credit_card.balance > credit_card.credit_limit\n"
+        "        then: D2",
         "      - when: risk_score < 560 or credit_card.balance > credit_card.credit_limit\n"
         "        then: {decision: D2, call: card_tree}",
     )
-    text = path.read_text().replace("then: {decision: D3, call: limit_matrix}", "then: {decision: D3, call: card_tree_cautious}")
+    text = path.read_text().replace(
+        "then: {decision: D3, call: limit_matrix}", "then: {decision: D3, call: card_tree_cautious}"
+    )
     path.write_text(text)
     error = only_error(path)[0]
     assert "cycle" in error.message
@@ -186,14 +214,20 @@ def test_unreachable_branches_are_warnings(tmp_path):
 
 
 def test_branch_after_else_is_unreachable(tmp_path):
-    path, _ = mutate(tmp_path, "      - else: low\n", "      - else: low\n      - when: risk_score > 900\n        then: low\n")
+    path, _ = mutate(
+        tmp_path,
+        "      - else: low\n",
+        "      - else: low\n      - when: risk_score > 900\n        then: low\n",
+    )
     _, warnings = check_strategy(path)
     assert [w.location.path for w in warnings] == ["mechanisms.risk_band_tree.tree[4]"]
 
 
 def test_load_strategy_raises_first_error_and_keeps_the_rest(tmp_path):
     path, _ = mutate(tmp_path, "      - when: risk_score < 540", "      - when: risk_scor < 540")
-    text = path.read_text().replace("mass: {champion: 90, challenger: 10}", "mass: {champion: 90, challenger: 20}")
+    text = path.read_text().replace(
+        "mass: {champion: 90, challenger: 10}", "mass: {champion: 90, challenger: 20}"
+    )
     path.write_text(text)
     with pytest.raises(UnknownAttributeError) as raised:
         load_strategy(path)
@@ -201,22 +235,31 @@ def test_load_strategy_raises_first_error_and_keeps_the_rest(tmp_path):
 
 
 def test_duplicate_key_is_an_error(tmp_path):
-    path, text = mutate(tmp_path, "    income: {type: number}\n", "    income: {type: number}\n    income: {type: string}\n")
+    path, text = mutate(
+        tmp_path,
+        "    income: {type: number}\n",
+        "    income: {type: number}\n    income: {type: string}\n",
+    )
     error = only_error(path)[0]
     assert "appears twice" in error.message
     assert error.location.line == line_of(text, "income: {type: string}")
 
 
 def test_unknown_user_exit_suggests_registered_name(tmp_path):
-    path, _ = mutate(tmp_path, "    function: small_bank.hardship ", "    function: small_bank.hardshp ")
+    path, _ = mutate(
+        tmp_path, "    function: small_bank.hardship ", "    function: small_bank.hardshp "
+    )
     error = only_error(path)[0]
     assert error.suggestion == "small_bank.hardship"
     assert error.location.path == "mechanisms.hardship_exit.function"
 
 
 def test_arbitration_formula_must_only_use_defined_terms(tmp_path):
-    path, _ = mutate(tmp_path, "    retention_call: {propensity: 0.2, value: 200, margin: 0.5}",
-                     "    retention_call: {propensity: 0.2, value: 200, margin: 0.5, formula: uplift * value}")
+    path, _ = mutate(
+        tmp_path,
+        "    retention_call: {propensity: 0.2, value: 200, margin: 0.5}",
+        "    retention_call: {propensity: 0.2, value: 200, margin: 0.5, formula: uplift * value}",
+    )
     error = only_error(path)[0]
     assert "uses uplift" in error.message
     assert error.location.path == "treatments.catalogue.retention_call"
