@@ -151,3 +151,19 @@ def test_delinquency_buckets():
         "90+",
         "current",
     ]
+
+
+def test_transactions_only_world_like_cdnow(small_bank):
+    """CDNOW brings customers and transactions; the other tables arrive empty and untyped."""
+    empty = {
+        name: pd.DataFrame({column: pd.Series([], dtype=object) for column in frame.columns})
+        for name, frame in small_bank.items()
+        if name not in ("customers", "transactions")
+    }
+    kpis = customer_kpis(small_bank["customers"], transactions=small_bank["transactions"], **empty)
+    assert len(kpis) == 5
+    assert (kpis["interaction_count"] == 0).all() and (kpis["product_count"] == 0).all()
+    assert kpis["credit_utilisation"].isna().all()
+    assert kpis.set_index("customer_id").loc[1, "total_spend"] == pytest.approx(180.0)
+    accounts = account_kpis(empty["accounts"], small_bank["transactions"], empty["inbound_events"])
+    assert len(accounts) == 0

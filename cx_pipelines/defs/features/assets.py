@@ -174,6 +174,8 @@ def kpi_clusters(config: ClusterConfig, customer_kpis: pd.DataFrame) -> dg.Outpu
             "k": result.k,
             "k_criterion": f"highest silhouette for k in {config.k_min}..{config.k_max} "
             f"on a seeded sample (random_state={config.random_state})",
+            "scaling": "log1p of money, counts, recency and tenure; z-scores clipped to +-5; "
+            "category spend shares weighted 1/sqrt(categories)",
             "silhouette_by_k": _markdown(silhouette),
             "cluster_profiles": _markdown(result.profile),
             "cluster_profile_plot": dg.MetadataValue.md(
