@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cx_pipelines.engine.errors import EngineError
 from cx_pipelines.engine.expressions import ValueType, compile_expression
 from cx_pipelines.engine.expressions import batch as batch_module
+from cx_pipelines.engine.expressions.record import compile_record
 
 N, S, B, D = ValueType.NUMBER, ValueType.STRING, ValueType.BOOLEAN, ValueType.DATE
 ATTRIBUTES = {
@@ -194,9 +195,15 @@ def test_batch_and_record_forms_agree(text: str, population) -> None:
         by_object = compiled.evaluate_batch(columns, size)
     for batch in (by_category, by_object):
         assert batch.shape == (size,)
+    reference = compile_record(compiled.tree)  # closures: the reference semantics
     for index in range(size):
         record = {name: column[index] for name, column in columns.items()}
-        value = compiled.evaluate_record(record)
+        value = compiled.evaluate_record(record)  # generated code
+        expected = reference(record)
+        if compiled.result_type is B:
+            expected = expected is True
+        assert value == expected or (value is None and expected is None), (text, record)
+        assert type(value) is type(expected), (text, record, value, expected)
         for batch in (by_category, by_object):
             assert _same(batch[index], value, compiled.result_type), (
                 text,

@@ -52,9 +52,13 @@ with None (NaN is accepted on input), dates datetime64[D] with NaT, booleans boo
 booleans). Per record, null is ``None`` (float NaN, NaT and ``pd.NA`` are read as
 None), numbers are ``float``, dates ``datetime.date``.
 
-The per-record form is built from closures chosen per node kind; subtrees without
-attributes are folded to constants at compile time (using the per-record semantics, so
-both forms share them). In batch, a subtree that reads a single STRING attribute
+The per-record form is one generated straight-line Python function per expression
+(:mod:`.codegen`): its source is assembled only from fixed templates, with every literal
+and name passed in as a constant value, so no user text ever reaches ``compile``. The
+reference semantics live in :mod:`.record` (a closure per node), which also folds
+attribute-free subtrees to constants; property tests check all three forms agree.
+
+In batch, a subtree that reads a single STRING attribute
 (``segment in ['gold', 'silver']``, ``lower(channel) == 'sms'``) is evaluated once per
 distinct value of that column with the per-record form and spread over the rows with a
 numpy take on the column's factorised codes.
@@ -81,8 +85,8 @@ from cx_pipelines.engine.expressions.batch import (
     prepare_columns,
 )
 from cx_pipelines.engine.expressions.checker import ValueType, attributes_of, check
-from cx_pipelines.engine.expressions.record import compile_record, is_constant
-from cx_pipelines.engine.expressions.syntax import parse
+from cx_pipelines.engine.expressions.codegen import compile_fast_record
+from cx_pipelines.engine.expressions.syntax import Node, parse
 
 __all__ = [
     "CompiledExpression",
@@ -92,14 +96,20 @@ __all__ = [
     "prepare_columns",
 ]
 
-# node kinds whose per-record closure already returns True/False, never None
-_ALWAYS_BOOLEAN = frozenset({"not", "logical", "compare", "in_list", "in_range", "is_null"})
-
 
 class CompiledExpression:
     """A parsed, type-checked expression with a batch and a per-record evaluator."""
 
-    __slots__ = ("text", "result_type", "attributes", "location", "_batch", "_record", "_copy")
+    __slots__ = (
+        "text",
+        "result_type",
+        "attributes",
+        "location",
+        "tree",
+        "_batch",
+        "_record",
+        "_copy",
+    )
 
     def __init__(
         self,
@@ -109,6 +119,7 @@ class CompiledExpression:
         location: Location,
         batch,
         record,
+        tree: Node,
         copy_result: bool,
     ) -> None:
         self.text = text
@@ -117,6 +128,7 @@ class CompiledExpression:
         self.location = location
         self._batch = batch
         self._record = record
+        self.tree = tree  # the typed syntax tree, for tools that want to walk it
         self._copy = copy_result
 
     def __repr__(self) -> str:
@@ -183,21 +195,13 @@ def compile_expression(
     error, column = check(tree, attribute_types, expected_type)
     if error is not None:
         raise _place(error, text, location, column)
-    record = compile_record(tree)
-    if tree.value_type is ValueType.BOOLEAN and (
-        tree.kind not in _ALWAYS_BOOLEAN or is_constant(tree)
-    ):
-        inner = record
-
-        def record(values, inner=inner):
-            return inner(values) is True
-
     return CompiledExpression(
         text,
         tree.value_type,
         attributes_of(tree),
         location or Location(),
         compile_batch(tree),
-        record,
+        compile_fast_record(tree),
+        tree,
         copy_result=tree.kind == "attribute",
     )
