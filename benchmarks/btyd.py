@@ -13,8 +13,10 @@ its own virtual environment, created on first use (a minute or two):
 
 (``CX_LIFETIMES_VENV`` moves it.) Its part runs there in a subprocess that reads the same
 RFM arrays from .npz files. Run: ``.venv/bin/python benchmarks/btyd.py`` (``--customers N``
-for a smaller synthetic run). Targets: at least as fast as lifetimes on CDNOW; 1M
-customers BG/NBD fit plus scoring under 20 s and under 2 GB. Last line: one JSON object.
+for a smaller synthetic run, ``--transactions 25000000`` to also time ``rfm_summary`` on a
+synthetic log of that size, ``--skip-lifetimes`` without the peer). Targets: at least as
+fast as lifetimes on CDNOW; 1M customers BG/NBD fit plus scoring under 20 s and under 2 GB.
+Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -284,6 +286,28 @@ def benchmark_synthetic(python: Path | None, customers: int) -> dict:
     }
 
 
+def benchmark_rfm(transactions: int) -> dict:
+    """rfm_summary over a synthetic log of ``transactions`` purchases over two years."""
+    rng = np.random.default_rng(7)
+    log = pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, max(transactions // 12, 1), transactions),
+            "occurred_at": pd.Timestamp("2024-10-01")
+            + pd.to_timedelta(rng.integers(0, 730 * 86_400, transactions), unit="s"),
+            "amount": rng.gamma(2.0, 20.0, transactions),
+        }
+    )
+    start = time.perf_counter()
+    rfm = rfm_summary(log)
+    seconds = time.perf_counter() - start
+    print(
+        f"\nrfm_summary of {transactions:,} transactions ({len(rfm):,} customers): "
+        f"{seconds:.2f} s, "
+        f"peak RSS {_peak_rss_mb():.0f} MB"
+    )
+    return {"transactions": transactions, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+
+
 def _json_safe(value):
     """NaN and inf are not JSON: report them as null."""
     if isinstance(value, dict):
@@ -299,13 +323,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--skip-lifetimes", action="store_true")
+    parser.add_argument(
+        "--transactions",
+        type=int,
+        default=0,
+        help="also time rfm_summary on this many synthetic transactions (e.g. 25000000)",
+    )
     arguments = parser.parse_args()
     python = None if arguments.skip_lifetimes else ensure_lifetimes_venv()
     cdnow = benchmark_cdnow(python)
     synthetic = benchmark_synthetic(python, arguments.customers)
+    rfm = benchmark_rfm(arguments.transactions) if arguments.transactions else None
     figures = {
         "cdnow": cdnow,
         "synthetic": synthetic,
+        "rfm": rfm,
         "peak_rss_mb": _peak_rss_mb(),
         "lifetimes_python": str(python) if python else None,
     }
