@@ -21,6 +21,11 @@ def canonical(value: Any, value_type: ValueType) -> Any:
     """One customer/account value in its per-record form: float, str, bool, date or None."""
     if value is None:
         return None
+    kind = type(value)
+    if kind is float and value_type is ValueType.NUMBER:
+        return value if value == value else None
+    if kind is str and value_type is ValueType.STRING:
+        return value
     if type(value).__name__ in ("NAType", "NaTType"):
         return None
     if value_type is ValueType.NUMBER:

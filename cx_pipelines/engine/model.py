@@ -250,18 +250,29 @@ class Strategy:
     max_per_channel: int
     golden_cases: list[GoldenCase]
     warnings: list[EngineError] = field(default_factory=list)
+    _lists: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def customer_attributes(self) -> dict[str, Attribute]:
         return {n: a for n, a in self.attributes.items() if a.account_type is None}
 
     def derived_attributes(self, account_type: str | None) -> list[Attribute]:
-        return [a for a in self.attributes.values() if a.derived and a.account_type == account_type]
+        key = ("derived", account_type)
+        if key not in self._lists:
+            self._lists[key] = [
+                a for a in self.attributes.values() if a.derived and a.account_type == account_type
+            ]
+        return self._lists[key]
 
     def input_attributes(self, account_type: str | None) -> list[Attribute]:
-        return [
-            a for a in self.attributes.values() if not a.derived and a.account_type == account_type
-        ]
+        key = ("input", account_type)
+        if key not in self._lists:
+            self._lists[key] = [
+                a
+                for a in self.attributes.values()
+                if not a.derived and a.account_type == account_type
+            ]
+        return self._lists[key]
 
     def lever(self, treatment: str) -> float:
         return self.levers.get(treatment, self.levers.get("default", 1.0))

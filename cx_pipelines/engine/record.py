@@ -82,9 +82,12 @@ class _Customer:
                 }
             )
         self.steps: list[dict] = []
+        self.by_type: dict[str, list[dict]] = {}
+        for item in self.accounts:
+            self.by_type.setdefault(item["account_type"], []).append(item)
 
     def accounts_of(self, account_type: str) -> list[dict]:
-        return [a for a in self.accounts if a["account_type"] == account_type]
+        return self.by_type.get(account_type, [])
 
 
 def _run(
