@@ -21,6 +21,7 @@ from cx_pipelines.engine.expressions import (
     compile_expression,
     prepare_columns,
 )
+from cx_pipelines.engine.expressions.codegen import generate_source
 
 N, S, B, D = ValueType.NUMBER, ValueType.STRING, ValueType.BOOLEAN, ValueType.DATE
 
@@ -413,3 +414,30 @@ def test_string_column_with_other_values_is_refused() -> None:
         expression.evaluate_batch({"segment": np.array(["a", 5], dtype=object)}, 2)
     with pytest.raises(EvaluationError, match="cannot be read as STRING"):
         expression.evaluate_batch({"segment": np.array([1.0, 2.0])}, 2)
+
+
+def test_generated_code_never_contains_user_text() -> None:
+    text = "name == '__import__(\"os\").system(\"echo hi\")' or segment in ['x\\')', 'y'] "
+    text += "or scores.propensity_credit_card > 0.5"
+    expression = compile_expression(text, attribute_types=TYPES)
+    source, constants = generate_source(expression.tree)
+    for fragment in ("__import__", "system", "echo", "scores", "propensity", "name", "segment"):
+        assert fragment not in source
+    assert '__import__("os").system("echo hi")' in constants
+    record = {"name": '__import__("os").system("echo hi")', "segment": None}
+    assert expression.evaluate_record({**record, "scores.propensity_credit_card": 0.0}) is True
+
+
+def test_deepest_allowed_expression_compiles_in_every_form() -> None:
+    depth = 40
+    text = "(" * depth + "balance" + " + 1)" * depth
+    expression = compile_expression(text, attribute_types=TYPES)
+    assert expression.evaluate_record({"balance": 1.0}) == 1.0 + depth
+    assert expression.evaluate_batch({"balance": np.array([1.0])}, 1).tolist() == [1.0 + depth]
+    wide = "coalesce(" + ", ".join(["balance"] * 800 + ["7"]) + ")"
+    assert compile_expression(wide, attribute_types=TYPES).evaluate_record({"balance": None}) == 7.0
+    many = "balance in [" + ", ".join(f"limit + {index}" for index in range(300)) + "]"
+    member = compile_expression(many, attribute_types=TYPES)
+    assert member.evaluate_record({"balance": 350.0, "limit": 100.0}) is True
+    columns = {"balance": np.array([350.0, 9.0]), "limit": np.array([100.0, 100.0])}
+    assert member.evaluate_batch(columns, 2).tolist() == [True, False]
