@@ -275,3 +275,60 @@ def qini_plot(
     axes.set_ylabel("incremental responders / customers")
     axes.legend()
     return _figure_png(figure)
+
+
+# --- Reports: every metric and plot one trained model logs --------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """Holdout metrics, plots (PNG bytes) and tables of one model."""
+
+    metrics: dict[str, float]
+    plots: dict[str, bytes]
+    tables: dict[str, pd.DataFrame]
+
+
+def classifier_report(labels: object, probabilities: object, *, name: str) -> Report:
+    """AUC, calibration error, log loss and Brier score, with calibration and gains plots."""
+    from sklearn.metrics import brier_score_loss, log_loss
+
+    probability_array = _as_probabilities(probabilities, name="probabilities")
+    label_array = _as_binary(labels, name="labels", length=probability_array.size)
+    metrics = {
+        "auc": auc(label_array, probability_array),
+        "expected_calibration_error": expected_calibration_error(label_array, probability_array),
+        "log_loss": float(log_loss(label_array, probability_array, labels=[0, 1])),
+        "brier_score": float(brier_score_loss(label_array, probability_array)),
+        "holdout_rows": float(label_array.size),
+        "holdout_positive_rate": float(label_array.mean()),
+    }
+    return Report(
+        metrics=metrics,
+        plots={
+            "calibration": calibration_plot(
+                label_array, probability_array, title=f"{name}: calibration"
+            ),
+            "gains": gains_plot(label_array, probability_array, title=f"{name}: cumulative gains"),
+        },
+        tables={"gains": gains_table(label_array, probability_array)},
+    )
+
+
+def uplift_report(outcomes: object, treated: object, uplift_scores: object, *, name: str) -> Report:
+    """Qini coefficient and AUUC on the holdout, with the Qini curve."""
+    outcome_array, treated_array, score_array = _uplift_inputs(outcomes, treated, uplift_scores)
+    metrics = {
+        "qini": qini_coefficient(outcome_array, treated_array, score_array),
+        "auuc": auuc(outcome_array, treated_array, score_array),
+        "holdout_rows": float(score_array.size),
+        "holdout_treated_share": float(treated_array.mean()),
+        "observed_uplift": float(
+            outcome_array[treated_array == 1].mean() - outcome_array[treated_array == 0].mean()
+        ),
+    }
+    return Report(
+        metrics=metrics,
+        plots={"qini": qini_plot(outcome_array, treated_array, score_array, title=f"{name}: Qini")},
+        tables={},
+    )

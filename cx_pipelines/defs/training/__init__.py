@@ -1,5 +1,33 @@
-"""Dagster definitions for the training domain."""
+"""Dagster definitions for the training domain: supervised models with MLflow champion/challenger
+promotion, buy-till-you-die scores, the joined ``customer_scores``, and weekly retraining."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from cx_pipelines.defs.training.checks import PROMOTION_CHECKS
+from cx_pipelines.defs.training.lifetime import LIFETIME_ASSETS
+from cx_pipelines.defs.training.models import GROUP, SUPERVISED_ASSETS
+from cx_pipelines.defs.training.resources import MlflowResource
+from cx_pipelines.defs.training.scores import customer_scores
+
+model_retraining = dg.define_asset_job(
+    "model_retraining",
+    selection=dg.AssetSelection.groups(GROUP),
+    description="Retrain every model (with interaction results fed back), gate, and rescore.",
+)
+
+weekly_model_retraining = dg.ScheduleDefinition(
+    name="weekly_model_retraining",
+    job=model_retraining,
+    cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every Monday 03:00 UTC: retrain, promote only challengers that beat champions.",
+)
+
+defs = dg.Definitions(
+    assets=[*SUPERVISED_ASSETS, *LIFETIME_ASSETS, customer_scores],
+    asset_checks=PROMOTION_CHECKS,
+    jobs=[model_retraining],
+    schedules=[weekly_model_retraining],
+    resources={"mlflow": MlflowResource()},
+)

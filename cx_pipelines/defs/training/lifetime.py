@@ -1,0 +1,115 @@
+"""Buy-till-you-die score assets: hit-and-run, dormancy and future spend, each evaluated on a
+time-based holdout (fit up to end − holdout days, judged on what happened after) and logged
+to MLflow as a run with its holdout metrics beside a simple baseline."""
+
+from datetime import timedelta
+
+import dagster as dg
+import mlflow as mlflow_client
+import pandas as pd
+
+from cx_pipelines.defs.training.models import GROUP, TrainingConfig, as_of_date
+from cx_pipelines.defs.training.resources import MlflowResource
+from cx_pipelines.ml import lifetime, registry
+from cx_pipelines.ml.specs import ModelSpec, load_spec
+
+LIFETIME_KINDS = {"python", "mlflow"}
+
+
+def log_evaluation(
+    spec: ModelSpec, metrics: dict[str, float], params: dict[str, str], mlflow: MlflowResource
+) -> dict[str, dg.MetadataValue]:
+    """Log the holdout evaluation as an MLflow run; return metadata linking it."""
+    uri = mlflow.configure()
+    experiment_id = registry.ensure_experiment(tracking_uri=uri)
+    with mlflow_client.start_run(
+        experiment_id=experiment_id, run_name=f"evaluate-{spec.name}"
+    ) as run:
+        mlflow_client.log_params(
+            {"spec": spec.name, "estimator.class": spec.estimator_class, **params}
+        )
+        mlflow_client.log_metrics({key: float(value) for key, value in metrics.items()})
+        mlflow_client.set_tags({"cx.spec": spec.name})
+    link = (
+        f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
+        if uri.startswith("http")
+        else f"mlflow ui --backend-store-uri {uri}  (run {run.info.run_id})"
+    )
+    return {
+        "holdout_metrics": dg.MetadataValue.json(metrics),
+        f"holdout_{spec.metric}": dg.MetadataValue.float(float(metrics[_metric_key(spec)])),
+        "mlflow_run": dg.MetadataValue.text(link),
+    }
+
+
+def _metric_key(spec: ModelSpec) -> str:
+    return "mae" if spec.metric == "mean_absolute_error" else spec.metric
+
+
+@dg.asset(group_name=GROUP, kinds=LIFETIME_KINDS)
+def hit_and_run_scores(
+    config: TrainingConfig,
+    mlflow: MlflowResource,
+    rfm_summary: pd.DataFrame,
+    transactions: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """One-time buyers ranked by the probability of ever buying again (MBG/NBD)."""
+    spec = load_spec("hit_and_run")
+    as_of = as_of_date(transactions, config.as_of)
+    scores = lifetime.hit_and_run_scores(rfm_summary)
+    cutoff = as_of - timedelta(days=spec.holdout_days)
+    metrics = lifetime.evaluate_hit_and_run(
+        transactions, calibration_period_end=cutoff, observation_period_end=as_of
+    )
+    metadata = log_evaluation(
+        spec, metrics, {"holdout_start": str(cutoff), "as_of": str(as_of)}, mlflow
+    )
+    return dg.Output(scores, metadata=metadata)
+
+
+@dg.asset(group_name=GROUP, kinds=LIFETIME_KINDS)
+def dormancy_scores(
+    config: TrainingConfig, mlflow: MlflowResource, transactions: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """Accounts without spending for 90 days ranked by the chance they spend within 90 days."""
+    spec = load_spec("dormancy")
+    dormant_days = int(spec.estimator_params.get("dormant_days", 90))
+    horizon_days = int(spec.estimator_params.get("horizon_days", 90))
+    as_of = as_of_date(transactions, config.as_of)
+    scores = lifetime.dormancy_scores(
+        transactions, as_of=as_of, dormant_days=dormant_days, horizon_days=horizon_days
+    )
+    cutoff = as_of - timedelta(days=spec.holdout_days)
+    metrics = lifetime.evaluate_dormancy(
+        transactions, as_of=cutoff, dormant_days=dormant_days, horizon_days=horizon_days
+    )
+    metadata = log_evaluation(spec, metrics, {"holdout_start": str(cutoff)}, mlflow)
+    return dg.Output(scores, metadata=metadata)
+
+
+@dg.asset(group_name=GROUP, kinds=LIFETIME_KINDS)
+def spend_forecast(
+    config: TrainingConfig,
+    mlflow: MlflowResource,
+    rfm_summary: pd.DataFrame,
+    transactions: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """Expected transactions, spend and discounted CLV per customer over the next 12 months."""
+    spec = load_spec("spend_forecast")
+    params = spec.estimator_params
+    as_of = as_of_date(transactions, config.as_of)
+    forecast = lifetime.spend_forecast(
+        rfm_summary,
+        periods=int(params.get("periods", 12)),
+        discount_rate=float(params.get("monthly_discount_rate", 0.01)),
+        period_length=float(params.get("period_length_weeks", 4.345)),
+    )
+    cutoff = as_of - timedelta(days=spec.holdout_days)
+    metrics = lifetime.evaluate_spend_forecast(
+        transactions, calibration_period_end=cutoff, observation_period_end=as_of
+    )
+    metadata = log_evaluation(spec, metrics, {"holdout_start": str(cutoff)}, mlflow)
+    return dg.Output(forecast, metadata=metadata)
+
+
+LIFETIME_ASSETS = [hit_and_run_scores, dormancy_scores, spend_forecast]
