@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cx_pipelines.engine import common as c
 from cx_pipelines.engine import model as m
@@ -204,11 +206,16 @@ class _Run:
         if self.customer_series.isna().any():
             raise EvaluationError("column customer_id of the customers frame has empty entries")
         self.draws = c.draws_of(self.fingerprints)
-        order = np.lexsort((self.checks, self.fingerprints))
+        order = np.argsort(self.fingerprints)
         ordered, ordered_checks = self.fingerprints[order], self.checks[order]
         same = ordered[1:] == ordered[:-1]
-        if np.any(same & (ordered_checks[1:] == ordered_checks[:-1])):
-            raise EvaluationError("column customer_id of the customers frame has duplicate entries")
+        if same.any():
+            pairs = np.flatnonzero(same)
+            left, right = order[pairs], order[pairs + 1]
+            if np.any(self.checks[left] == self.checks[right]):
+                raise EvaluationError(
+                    "column customer_id of the customers frame has duplicate entries"
+                )
         self.collision = bool(same.any())  # two ids, one fingerprint: look up by value instead
         self.fingerprint_order, self.ordered_fingerprints, self.ordered_checks = (
             order,
@@ -223,12 +230,14 @@ class _Run:
             return np.full(size, -1, dtype=np.int64)
         if self.collision:
             return pd.Index(self.customer_ids).get_indexer(np.asarray(customer_ids))
-        wanted, checks = c.fingerprints(customer_ids, self.strategy.salt)
         # rows grouped by customer (the usual account extract) are looked up once per run
+        text = c.arrow_text(customer_ids)
         change = np.ones(size, dtype=bool)
-        change[1:] = (wanted[1:] != wanted[:-1]) | (checks[1:] != checks[:-1])
+        if size > 1:
+            differs = pc.not_equal(text.slice(1), text.slice(0, size - 1))
+            change[1:] = np.asarray(pc.fill_null(differs, True))
         starts = np.flatnonzero(change)
-        run_wanted, run_checks = wanted[starts], checks[starts]
+        run_wanted, run_checks = c.fingerprints(text.take(pa.array(starts)), self.strategy.salt)
         if (
             len(starts) == self.customers.size
             and np.array_equal(run_wanted, self.fingerprints)
@@ -257,7 +266,10 @@ class _Run:
         owner = self.owner_index(accounts["customer_id"])
         known = owner >= 0
         # all accounts in customer order, keeping the frame's order within a customer
-        order = np.flatnonzero(known)[np.argsort(owner[known], kind="stable")]
+        if known.all() and np.all(owner[1:] >= owner[:-1]):
+            order = np.arange(len(owner))  # already grouped in customer order
+        else:
+            order = np.flatnonzero(known)[np.argsort(owner[known], kind="stable")]
         self.accounts_frame = accounts
         self.account_order = order
         self.account_owner = owner[order]

@@ -123,10 +123,23 @@ def test_group_draw(salt: str, customer_id: Any) -> float:
     return (_mix(h) >> 11) * _SCALE
 
 
-def _as_arrow_text(customer_ids: Any):
+def arrow_text(customer_ids: Any):
     """Customer ids as an arrow string array of their keys (see ``customer_key``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    if isinstance(customer_ids, pa.ChunkedArray):
+        customer_ids = (
+            customer_ids.combine_chunks()
+            if customer_ids.num_chunks
+            else pa.array([], pa.large_string())
+        )
+    if isinstance(customer_ids, pa.Array):
+        return (
+            customer_ids
+            if customer_ids.type == pa.large_string()
+            else customer_ids.cast(pa.large_string())
+        )
 
     if isinstance(customer_ids, pd.Series | pd.Index):
         values = customer_ids.array
@@ -159,7 +172,7 @@ def fingerprints(customer_ids: Any, salt: str) -> tuple[np.ndarray, np.ndarray]:
     """
     import pyarrow as pa
 
-    text = _as_arrow_text(customer_ids)
+    text = arrow_text(customer_ids)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks() if text.num_chunks else pa.array([], type=pa.large_string())
     if text.type != pa.large_string():
