@@ -115,7 +115,9 @@ def test_read_cdnow_master_has_all_customers():
 
 def _naive_rfm(log: pd.DataFrame, end: pd.Timestamp) -> dict:
     result = {}
-    for customer, rows in log[log["occurred_at"] <= end].groupby("customer_id"):
+    # With same-day merging the period end is a whole day: its later hours are included.
+    kept = log[log["occurred_at"].dt.floor("D") <= end.floor("D")]
+    for customer, rows in kept.groupby("customer_id"):
         by_day = rows.groupby(rows["occurred_at"].dt.floor("D"))["amount"].sum().sort_index()
         days = list(by_day.index)
         repeat = by_day.iloc[1:]
@@ -128,7 +130,7 @@ def _naive_rfm(log: pd.DataFrame, end: pd.Timestamp) -> dict:
     return result
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(1, 6), st.integers(0, 60 * 24), st.floats(0.5, 500)),
