@@ -130,6 +130,7 @@ def _naive_rfm(log: pd.DataFrame, end: pd.Timestamp) -> dict:
     return result
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(
