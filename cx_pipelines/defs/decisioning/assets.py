@@ -81,12 +81,19 @@ def strategy_catalog(context: dg.AssetExecutionContext, strategies: StrategyRepo
     listed = catalog.loc[catalog["path"] == str(decision)]
     decision_hash = listed["content_hash"].iloc[0] if len(listed) else None
     context.log.info(f"{len(catalog)} strategies, {int(catalog['valid'].sum())} valid")
-    return dg.Output(catalog, metadata={
+    metadata = {
         "strategies": len(catalog),
         "invalid": int((~catalog["valid"]).sum()),
         "decision_strategy": str(decision),
         "decision_strategy_hash": str(decision_hash),
-    })
+    }
+    if decision_hash is not None:
+        from cx_pipelines.engine import load_strategy
+        from cx_pipelines.engine.render import render_mermaid
+
+        diagram = render_mermaid(load_strategy(decision))
+        metadata["decision_strategy_diagram"] = dg.MetadataValue.md(f"```mermaid\n{diagram}```")
+    return dg.Output(catalog, metadata=metadata)
 
 
 @dg.asset_check(asset=strategy_catalog, blocking=True)
