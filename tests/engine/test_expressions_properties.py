@@ -175,7 +175,7 @@ def _same(batch_value, record_value, value_type: ValueType) -> bool:
     return batch_value == record_value and type(batch_value) is type(record_value)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     text=st.sampled_from([N, S, B, D]).flatmap(lambda value_type: expression(value_type, 3)),
     population=populations(),
@@ -248,13 +248,13 @@ def test_random_text_only_raises_engine_errors(text: str) -> None:
     _compile_only_engine_errors(text)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(TOKENS), max_size=25), st.sampled_from([" ", ""]))
 def test_token_soup_only_raises_engine_errors(tokens: list[str], separator: str) -> None:
     _compile_only_engine_errors(separator.join(tokens))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     st.integers(min_value=1, max_value=3000),
     st.sampled_from(["(", "-", "not ", "abs(", "[", "if("]),
@@ -277,7 +277,7 @@ def test_generated_expressions_cover_every_kind() -> None:
     """The generator really produces the constructs the agreement test relies on."""
     seen: set[str] = set()
 
-    @settings(max_examples=200, deadline=None, database=None)
+    @settings(max_examples=100, deadline=None, database=None)
     @given(st.sampled_from([N, S, B, D]).flatmap(lambda value_type: expression(value_type, 3)))
     def collect(text: str) -> None:
         seen.update(
