@@ -30,6 +30,7 @@ import argparse
 import gc
 import json
 import multiprocessing
+import os
 import resource
 import subprocess
 import sys
@@ -60,8 +61,11 @@ def require_zen(*, install: bool):
     except ImportError:
         command = [sys.executable, "-m", "pip", "install", "zen-engine"]
         if not install:
-            sys.exit("zen-engine is not installed; run: " + " ".join(command)
-                     + "  (or pass --install-zen)")
+            sys.exit(
+                "zen-engine is not installed; run: "
+                + " ".join(command)
+                + "  (or pass --install-zen)"
+            )
         print("installing the peer: " + " ".join(command), flush=True)
         subprocess.run(command, check=True)
         import zen
@@ -72,18 +76,31 @@ def require_zen(*, install: bool):
 
 
 def table_records(count: int, seed: int) -> pd.DataFrame:
-    """Requests spread over every rule: risk 0-999, balances from 0 to 200k, all segments/channels."""
+    """Requests over every rule: risk 0-999, balances 0-250k, every segment and channel."""
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, 3, count)
-    balance = np.where(pick == 0, rng.uniform(0, 2_000, count),
-                       np.where(pick == 1, rng.lognormal(9.5, 1.0, count), rng.uniform(0, 200_000, count)))
-    return pd.DataFrame({
-        "customer_id": np.arange(count).astype(str).astype(object),
-        "risk_score": rng.integers(0, 1000, count).astype(np.float64),
-        "balance": np.round(np.minimum(balance, 250_000), 2),
-        "segment": rng.choice(np.array(["mass", "affluent", "private", "sme"], dtype=object), count),
-        "channel": rng.choice(np.array(["web", "app", "branch", "call", "email"], dtype=object), count),
-    })
+    balance = np.where(
+        pick == 0,
+        rng.uniform(0, 2_000, count),
+        np.where(pick == 1, rng.lognormal(9.5, 1.0, count), rng.uniform(0, 200_000, count)),
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(count).astype(str).astype(object),
+            "risk_score": rng.integers(0, 1000, count).astype(np.float64),
+            "balance": np.round(np.minimum(balance, 250_000), 2),
+            "segment": rng.choice(
+                np.array(["mass", "affluent", "private", "sme"], dtype=object), count
+            ),
+            "channel": rng.choice(
+                np.array(["web", "app", "branch", "call", "email"], dtype=object), count
+            ),
+        }
+    )
+
+
+def _line(label: str, seconds: float, rate: float) -> str:
+    return f"  {label:<28} {seconds:8.2f} s  {rate:>12,.0f} records/s"
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -108,31 +125,43 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
     seconds = time.perf_counter() - started
     ours_batch = result.customers["action"].to_numpy(dtype=object)
     figures["ours_batch_records_per_s"] = _rate(count, seconds)
-    print(f"  ours, batch evaluator        {seconds:8.2f} s  {figures['ours_batch_records_per_s']:>12,.0f} records/s",
-          flush=True)
+    print(
+        _line("ours, batch evaluator", seconds, figures["ours_batch_records_per_s"]),
+        flush=True,
+    )
 
     columns = list(inputs.columns)
     ours_record = np.empty(count, dtype=object)
     seconds = 0.0
     for start in range(0, count, CHUNK):
-        chunk = [dict(zip(columns, row)) for row in inputs.iloc[start:start + CHUNK].itertuples(index=False)]
+        chunk = [
+            dict(zip(columns, row, strict=True))
+            for row in inputs.iloc[start : start + CHUNK].itertuples(index=False)
+        ]
         began = time.perf_counter()
         for offset, customer in enumerate(chunk):
             ours_record[start + offset] = evaluate_customer(
-                strategy, event="decide", customer=customer)["attributes"]["action"]
+                strategy, event="decide", customer=customer
+            )["attributes"]["action"]
         seconds += time.perf_counter() - began
     figures["ours_record_records_per_s"] = _rate(count, seconds)
-    print(f"  ours, per-record evaluator   {seconds:8.2f} s  {figures['ours_record_records_per_s']:>12,.0f} records/s",
-          flush=True)
+    print(
+        _line("ours, per-record evaluator", seconds, figures["ours_record_records_per_s"]),
+        flush=True,
+    )
 
-    engine = zen.ZenEngine({"loader": {"type": "static", "content": {"table": json.loads(TABLE.read_text())}}})
+    engine = zen.ZenEngine(
+        {"loader": {"type": "static", "content": {"table": json.loads(TABLE.read_text())}}}
+    )
     zen_columns = ["risk_score", "balance", "segment", "channel"]
     zen_single = np.empty(count, dtype=object)
     zen_batch = np.empty(count, dtype=object)
     single_seconds = batch_seconds = 0.0
     for start in range(0, count, CHUNK):
-        contexts = [dict(zip(zen_columns, row))
-                    for row in records[zen_columns].iloc[start:start + CHUNK].itertuples(index=False)]
+        contexts = [
+            dict(zip(zen_columns, row, strict=True))
+            for row in records[zen_columns].iloc[start : start + CHUNK].itertuples(index=False)
+        ]
         began = time.perf_counter()
         for offset, context in enumerate(contexts):
             zen_single[start + offset] = engine.evaluate("table", context)["result"].get("action")
@@ -142,12 +171,18 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
         answers = engine.evaluate_batch(requests)
         batch_seconds += time.perf_counter() - began
         for offset, answer in enumerate(answers):
-            zen_batch[start + offset] = answer["data"]["result"].get("action") if answer.get("success") else None
+            zen_batch[start + offset] = (
+                answer["data"]["result"].get("action") if answer.get("success") else None
+            )
     figures["zen_evaluate_records_per_s"] = _rate(count, single_seconds)
     figures["zen_evaluate_batch_records_per_s"] = _rate(count, batch_seconds)
-    print(f"  zen-engine, evaluate         {single_seconds:8.2f} s  {figures['zen_evaluate_records_per_s']:>12,.0f} records/s")
-    print(f"  zen-engine, evaluate_batch   {batch_seconds:8.2f} s  {figures['zen_evaluate_batch_records_per_s']:>12,.0f} records/s",
-          flush=True)
+    print(_line("zen-engine, evaluate", single_seconds, figures["zen_evaluate_records_per_s"]))
+    print(
+        _line(
+            "zen-engine, evaluate_batch", batch_seconds, figures["zen_evaluate_batch_records_per_s"]
+        ),
+        flush=True,
+    )
 
     disagreements = {
         "ours_record_vs_ours_batch": int((ours_record != ours_batch).sum()),
@@ -163,19 +198,27 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
         figures["ours_batch_records_per_s"] / figures["zen_evaluate_batch_records_per_s"]
     )
     distinct = pd.Series(ours_batch).value_counts()
-    print(f"  agreement on every record: {figures['all_agree']} {disagreements}; "
-          f"{len(distinct)} distinct actions")
-    print(f"  batch / zen evaluate: {figures['batch_vs_zen_evaluate_speedup']:.1f}x (target >= 30x); "
-          f"batch / zen evaluate_batch: {figures['batch_vs_zen_evaluate_batch_speedup']:.1f}x")
+    print(
+        f"  agreement on every record: {figures['all_agree']} {disagreements}; "
+        f"{len(distinct)} distinct actions"
+    )
+    print(
+        f"  batch / zen evaluate: {figures['batch_vs_zen_evaluate_speedup']:.1f}x (target >= 30x); "
+        f"batch / zen evaluate_batch: {figures['batch_vs_zen_evaluate_batch_speedup']:.1f}x"
+    )
     return figures
 
 
 # ---- part 2: the retail bank strategy ------------------------------------------------------
 
-ACCOUNT_TYPES = np.array(["credit_card", "checking", "savings", "mortgage", "personal_loan"], dtype=object)
+ACCOUNT_TYPES = np.array(
+    ["credit_card", "checking", "savings", "mortgage", "personal_loan"], dtype=object
+)
 ACCOUNT_SHARES = np.array([0.35, 0.25, 0.20, 0.10, 0.10])
-CUSTOMER_TYPES = np.array(["mass_market", "young_professional", "affluent", "student", "senior",
-                           "small_business"], dtype=object)
+CUSTOMER_TYPES = np.array(
+    ["mass_market", "young_professional", "affluent", "student", "senior", "small_business"],
+    dtype=object,
+)
 
 
 def retail_population(customers: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -184,39 +227,57 @@ def retail_population(customers: int, seed: int) -> tuple[pd.DataFrame, pd.DataF
     ids = np.arange(customers).astype(str).astype(object)
     score = rng.beta(2, 12, customers)
     score[rng.random(customers) < 0.3] = np.nan
-    customer_frame = pd.DataFrame({
-        "customer_id": ids,
-        "customer_type": rng.choice(CUSTOMER_TYPES, customers),
-        "region": rng.choice(np.array(["north", "south", "east", "west", "central"], dtype=object), customers),
-        "age": rng.integers(18, 90, customers).astype(np.float64),
-        "annual_income": np.round(rng.lognormal(10.8, 0.6, customers), 0),
-        "tenure_months": rng.integers(0, 300, customers).astype(np.float64),
-        "recency_days": np.where(rng.random(customers) < 0.1, np.nan,
-                                 rng.exponential(60, customers).round()),
-        "scores.propensity_credit_card": score,
-    })
+    customer_frame = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "customer_type": rng.choice(CUSTOMER_TYPES, customers),
+            "region": rng.choice(
+                np.array(["north", "south", "east", "west", "central"], dtype=object), customers
+            ),
+            "age": rng.integers(18, 90, customers).astype(np.float64),
+            "annual_income": np.round(rng.lognormal(10.8, 0.6, customers), 0),
+            "tenure_months": rng.integers(0, 300, customers).astype(np.float64),
+            "recency_days": np.where(
+                rng.random(customers) < 0.1, np.nan, rng.exponential(60, customers).round()
+            ),
+            "scores.propensity_credit_card": score,
+        }
+    )
     per_customer = 1 + rng.poisson(2.0, customers)  # mean 3 accounts
     owner = np.repeat(np.arange(customers), per_customer)
     total = len(owner)
     kind = rng.choice(ACCOUNT_TYPES, total, p=ACCOUNT_SHARES)
     limit = rng.choice(np.array([300.0, 500, 700, 1000, 2500, 5000, 10000]), total)
     utilisation = rng.beta(2, 3, total) * 1.1
-    balance = np.where(kind == "credit_card", np.round(limit * utilisation, 2),
-                       np.where(kind == "mortgage", np.round(rng.uniform(20_000, 400_000, total), 2),
-                                np.round(rng.lognormal(8.0, 1.2, total), 2)))
+    balance = np.where(
+        kind == "credit_card",
+        np.round(limit * utilisation, 2),
+        np.where(
+            kind == "mortgage",
+            np.round(rng.uniform(20_000, 400_000, total), 2),
+            np.round(rng.lognormal(8.0, 1.2, total), 2),
+        ),
+    )
     late = rng.random(total)
-    days_past_due = np.where(late < 0.90, 0.0, np.where(late < 0.96, 15.0, np.where(late < 0.99, 45.0, 95.0)))
-    account_frame = pd.DataFrame({
-        "account_id": np.arange(total, dtype=np.int64),
-        "customer_id": ids[owner],
-        "account_type": kind,
-        "balance": balance,
-        "credit_limit": np.where(kind == "credit_card", limit, np.nan),
-        "days_past_due": np.where(np.isin(kind, ["checking", "savings"]), np.nan, days_past_due),
-        "interest_rate": np.where(kind == "credit_card", 0.199, 0.05),
-        "direct_deposit": pd.array(np.where(kind == "checking", rng.random(total) < 0.6, False),
-                                   dtype="boolean"),
-    })
+    days_past_due = np.where(
+        late < 0.90, 0.0, np.where(late < 0.96, 15.0, np.where(late < 0.99, 45.0, 95.0))
+    )
+    account_frame = pd.DataFrame(
+        {
+            "account_id": np.arange(total, dtype=np.int64),
+            "customer_id": ids[owner],
+            "account_type": kind,
+            "balance": balance,
+            "credit_limit": np.where(kind == "credit_card", limit, np.nan),
+            "days_past_due": np.where(
+                np.isin(kind, ["checking", "savings"]), np.nan, days_past_due
+            ),
+            "interest_rate": np.where(kind == "credit_card", 0.199, 0.05),
+            "direct_deposit": pd.array(
+                np.where(kind == "checking", rng.random(total) < 0.6, False), dtype="boolean"
+            ),
+        }
+    )
     return customer_frame, account_frame
 
 
@@ -225,8 +286,13 @@ def _retail_child(customers: int, seed: int, samples: int, connection) -> None:
     customer_frame, account_frame = retail_population(customers, seed)
     gc.collect()
     started = time.perf_counter()
-    result = evaluate_batch(strategy, event="periodic_review", customers=customer_frame,
-                            accounts=account_frame, trace=False)
+    result = evaluate_batch(
+        strategy,
+        event="periodic_review",
+        customers=customer_frame,
+        accounts=account_frame,
+        trace=False,
+    )
     seconds = time.perf_counter() - started
     figures = {
         "customers": customers,
@@ -234,7 +300,9 @@ def _retail_child(customers: int, seed: int, samples: int, connection) -> None:
         "batch_seconds": seconds,
         "customers_per_s": _rate(customers, seconds),
         "categories": result.customers["category"].value_counts().to_dict(),
-        "test_groups": (result.customers["test_group"].value_counts(normalize=True).round(4).to_dict()),
+        "test_groups": (
+            result.customers["test_group"].value_counts(normalize=True).round(4).to_dict()
+        ),
     }
     del result
     # per-record latency over a sample of the same customers, accounts included
@@ -244,12 +312,18 @@ def _retail_child(customers: int, seed: int, samples: int, connection) -> None:
     sample_accounts = account_frame[account_frame["customer_id"].isin(sample_ids)]
     by_owner: dict[str, list[dict]] = {}
     for account in sample_accounts.to_dict("records"):
-        account["direct_deposit"] = None if pd.isna(account["direct_deposit"]) else bool(account["direct_deposit"])
+        account["direct_deposit"] = (
+            None if pd.isna(account["direct_deposit"]) else bool(account["direct_deposit"])
+        )
         by_owner.setdefault(account["customer_id"], []).append(account)
     records = customer_frame.iloc[chosen].to_dict("records")
     for record in records[:200]:  # warm-up
-        evaluate_customer(strategy, event="periodic_review", customer=record,
-                          accounts=by_owner.get(record["customer_id"], []))
+        evaluate_customer(
+            strategy,
+            event="periodic_review",
+            customer=record,
+            accounts=by_owner.get(record["customer_id"], []),
+        )
     # A long-running decision service freezes its start-up objects out of the collector's
     # reach (gc.freeze); the timed loop does the same so p99 measures evaluation.
     gc.collect()
@@ -268,7 +342,7 @@ def _retail_child(customers: int, seed: int, samples: int, connection) -> None:
     # CPU time of the evaluating thread: what p99 would be on a machine not shared with others
     figures["record_cpu_p50_us"] = float(np.percentile(cpu_timings, 50) / 1000)
     figures["record_cpu_p99_us"] = float(np.percentile(cpu_timings, 99) / 1000)
-    figures["load_average"] = __import__("os").getloadavg()[0]
+    figures["load_average"] = os.getloadavg()[0]
     figures["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     connection.send(figures)
     connection.close()
@@ -282,13 +356,19 @@ def bench_retail(customers: int, seed: int, samples: int) -> dict:
     sender.close()
     figures = receiver.recv()
     child.join()
-    print(f"  {figures['customers']:,} customers, {figures['accounts']:,} accounts: "
-          f"{figures['batch_seconds']:.2f} s, {figures['customers_per_s']:,.0f} customers/s "
-          f"(target >= 200,000); peak RSS {figures['peak_rss_gb']:.2f} GB (target < 3)")
-    print(f"  per-record, {figures['record_samples']:,} customers with their accounts: "
-          f"p50 {figures['record_p50_us']:.0f} us, p99 {figures['record_p99_us']:.0f} us (target < 200); "
-          f"CPU time p50 {figures['record_cpu_p50_us']:.0f} us, p99 {figures['record_cpu_p99_us']:.0f} us; "
-          f"load average {figures['load_average']:.1f} on {__import__('os').cpu_count()} CPUs")
+    print(
+        f"  {figures['customers']:,} customers, {figures['accounts']:,} accounts: "
+        f"{figures['batch_seconds']:.2f} s, {figures['customers_per_s']:,.0f} customers/s "
+        f"(target >= 200,000); peak RSS {figures['peak_rss_gb']:.2f} GB (target < 3)"
+    )
+    print(
+        f"  per-record, {figures['record_samples']:,} customers with their accounts: "
+        f"p50 {figures['record_p50_us']:.0f} us, "
+        f"p99 {figures['record_p99_us']:.0f} us (target < 200); "
+        f"CPU time p50 {figures['record_cpu_p50_us']:.0f} us, "
+        f"p99 {figures['record_cpu_p99_us']:.0f} us; "
+        f"load average {figures['load_average']:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"  categories {figures['categories']}; test groups {figures['test_groups']}", flush=True)
     return figures
 
@@ -299,13 +379,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1_000_000, help="retail-bank customers")
     parser.add_argument("--latency-samples", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--install-zen", action="store_true", help="pip install zen-engine if missing")
+    parser.add_argument(
+        "--install-zen", action="store_true", help="pip install zen-engine if missing"
+    )
     arguments = parser.parse_args(argv)
     zen = require_zen(install=arguments.install_zen)
     from importlib.metadata import version
 
-    print(f"engine benchmark: zen-engine {version('zen-engine')}, numpy {np.__version__}, "
-          f"pandas {pd.__version__}")
+    print(
+        f"engine benchmark: zen-engine {version('zen-engine')}, numpy {np.__version__}, "
+        f"pandas {pd.__version__}"
+    )
     print(f"[1/2] retail_bank.yaml periodic review, {arguments.customers:,} customers", flush=True)
     retail = bench_retail(arguments.customers, arguments.seed, arguments.latency_samples)
     print(f"[2/2] decision table ({TABLE.name}), {arguments.records:,} records", flush=True)

@@ -71,9 +71,11 @@ def _validate(arguments: argparse.Namespace) -> int:
             failed += 1
             continue
         strategy = load_strategy(path)
-        print(f"ok {path}: {strategy.name} v{strategy.version} {strategy.content_hash}  "
-              f"{len(strategy.events)} events, {len(strategy.mechanisms)} mechanisms, "
-              f"{len(strategy.golden_cases)} golden cases")
+        print(
+            f"ok {path}: {strategy.name} v{strategy.version} {strategy.content_hash}  "
+            f"{len(strategy.events)} events, {len(strategy.mechanisms)} mechanisms, "
+            f"{len(strategy.golden_cases)} golden cases"
+        )
     return 1 if failed else 0
 
 
@@ -98,8 +100,10 @@ def _test(arguments: argparse.Namespace) -> int:
         if not cases:
             print(f"warning: {path}: no golden cases", file=sys.stderr)
         if failures:
-            print(f"FAILED {path}: {len(failures)} failure(s) in {cases} golden cases "
-                  "(batch and per-record evaluators)")
+            print(
+                f"FAILED {path}: {len(failures)} failure(s) in {cases} golden cases "
+                "(batch and per-record evaluators)"
+            )
             failed += 1
         else:
             print(f"ok {path}: {cases} golden cases pass on the batch and per-record evaluators")
@@ -131,15 +135,22 @@ def _diff(arguments: argparse.Namespace) -> int:
         return 1
     difference = diff_files(arguments.old, arguments.new)
     old, new = strategies
-    print(f"content hash {old.content_hash} -> {new.content_hash}"
-          + ("  (same)" if old.content_hash == new.content_hash else ""))
+    print(
+        f"content hash {old.content_hash} -> {new.content_hash}"
+        + ("  (same)" if old.content_hash == new.content_hash else "")
+    )
     print(difference.describe(), end="")
     return 1 if arguments.exit_code and not difference.identical else 0
 
 
 def _simulate(arguments: argparse.Namespace) -> int:
     from cx_pipelines import warehouse
-    from cx_pipelines.engine.simulate import OPTIONAL_TABLES, PopulationError, engine_inputs, simulate
+    from cx_pipelines.engine.simulate import (
+        OPTIONAL_TABLES,
+        PopulationError,
+        engine_inputs,
+        simulate,
+    )
 
     strategy = _load(Path(arguments.path))
     against = _load(Path(arguments.against)) if arguments.against else None
@@ -148,20 +159,36 @@ def _simulate(arguments: argparse.Namespace) -> int:
     try:
         customers = warehouse.read_table("customers")
         accounts = warehouse.read_table("accounts")
-        tables = {name: warehouse.read_table(name) if warehouse.table_exists(name) else None
-                  for name in OPTIONAL_TABLES}
+        tables = {
+            name: warehouse.read_table(name) if warehouse.table_exists(name) else None
+            for name in OPTIONAL_TABLES
+        }
         if arguments.sample and len(customers) > arguments.sample:
             customers = customers.sample(n=arguments.sample, random_state=arguments.seed)
-        inputs = engine_inputs([strategy, *([against] if against else [])],
-                               customers=customers, accounts=accounts, tables=tables)
-        report = simulate(strategy, event=arguments.event, customers=inputs[0], accounts=inputs[1],
-                          against=against, channel=arguments.channel, examples=arguments.examples)
+        inputs = engine_inputs(
+            [strategy, *([against] if against else [])],
+            customers=customers,
+            accounts=accounts,
+            tables=tables,
+        )
+        report = simulate(
+            strategy,
+            event=arguments.event,
+            customers=inputs[0],
+            accounts=inputs[1],
+            against=against,
+            channel=arguments.channel,
+            examples=arguments.examples,
+        )
     except (warehouse.WarehouseError, PopulationError, EngineError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     present = [name for name, table in tables.items() if table is not None]
-    print(f"population: warehouse tables customers, accounts"
-          + (f", {', '.join(present)}" if present else "") + f" ({warehouse.config.warehouse_dir()})")
+    print(
+        "population: warehouse tables customers, accounts"
+        + (f", {', '.join(present)}" if present else "")
+        + f" ({warehouse.config.warehouse_dir()})"
+    )
     print(report.describe(), end="")
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(_report_json(report), indent=2, default=str))
@@ -177,12 +204,19 @@ def _report_json(report) -> dict:
         "accounts": report.accounts,
         "against": report.against,
         "distributions": {key: counts.to_dict() for key, counts in report.distributions.items()},
-        "numbers": {key: {"mean": mean, "share_with_value": share}
-                    for key, (mean, share) in report.numbers.items()},
+        "numbers": {
+            key: {"mean": mean, "share_with_value": share}
+            for key, (mean, share) in report.numbers.items()
+        },
         "shifts": [
-            {"level": shift.level, "column": shift.column, "rows": shift.rows,
-             "changed": shift.changed, "transitions": shift.transitions.to_dict("records"),
-             "by_segment": shift.by_segment.to_dict("records")}
+            {
+                "level": shift.level,
+                "column": shift.column,
+                "rows": shift.rows,
+                "changed": shift.changed,
+                "transitions": shift.transitions.to_dict("records"),
+                "by_segment": shift.by_segment.to_dict("records"),
+            }
             for shift in report.shifts
         ],
         "examples": report.examples,
@@ -191,7 +225,9 @@ def _report_json(report) -> dict:
 
 def add_strategy_commands(commands: argparse._SubParsersAction) -> None:
     """Register `cx strategy` and its subcommands on the `cx` parser."""
-    strategy = commands.add_parser("strategy", help="validate, test, show, diff, simulate strategies")
+    strategy = commands.add_parser(
+        "strategy", help="validate, test, show, diff, simulate strategies"
+    )
     subcommands = strategy.add_subparsers(dest="strategy_command", required=True)
 
     validate = subcommands.add_parser("validate", help="load and type-check strategy files")

@@ -107,24 +107,34 @@ def _compare(old: Any, new: Any, path: tuple[str | int, ...], changes: list[Chan
         old_items = {_key_of(item, keyed, index): item for index, item in enumerate(old)}
         new_items = {_key_of(item, keyed, index): item for index, item in enumerate(new)}
         for key in list(old_items) + [key for key in new_items if key not in old_items]:
-            _compare(old_items.get(key, _MISSING), new_items.get(key, _MISSING), (*path, key), changes)
+            _compare(
+                old_items.get(key, _MISSING), new_items.get(key, _MISSING), (*path, key), changes
+            )
         if [k for k in old_items if k in new_items] != [k for k in new_items if k in old_items]:
-            changes.append(Change("changed", (*path, "(order)"),
-                                  old=list(old_items), new=list(new_items)))
+            changes.append(
+                Change("changed", (*path, "(order)"), old=list(old_items), new=list(new_items))
+            )
         return
     if isinstance(old, list) and isinstance(new, list):
         for index in range(max(len(old), len(new))):
-            _compare(old[index] if index < len(old) else _MISSING,
-                     new[index] if index < len(new) else _MISSING, (*path, index), changes)
+            _compare(
+                old[index] if index < len(old) else _MISSING,
+                new[index] if index < len(new) else _MISSING,
+                (*path, index),
+                changes,
+            )
         return
-    if old != new or type(old) is not type(new) and not (
-        isinstance(old, int | float) and isinstance(new, int | float) and old == new
+    if (
+        old != new
+        or type(old) is not type(new)
+        and not (isinstance(old, int | float) and isinstance(new, int | float) and old == new)
     ):
         changes.append(Change("changed", path, old=old, new=new))
 
 
-def diff_documents(old: dict[str, Any], new: dict[str, Any], *, old_name: str = "old",
-                   new_name: str = "new") -> StrategyDiff:
+def diff_documents(
+    old: dict[str, Any], new: dict[str, Any], *, old_name: str = "old", new_name: str = "new"
+) -> StrategyDiff:
     """Differences between two strategy documents (plain data as read from YAML)."""
     changes: list[Change] = []
     _compare(old, new, (), changes)

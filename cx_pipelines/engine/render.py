@@ -31,7 +31,7 @@ from cx_pipelines.engine.model import (
 
 
 def band_label(low: float | None, high: float | None) -> str:
-    """A half-open band ``[low, high)`` as an analyst reads it: ``401 to <601``, ``<401``, ``>=801``."""
+    """A half-open band ``[low, high)`` as read aloud: ``401 to < 601``, ``< 401``, ``>= 801``."""
     if low is None and high is None:
         return "any"
     if low is None:
@@ -90,8 +90,13 @@ def _axis_labels(axis: Axis | None) -> list[str]:
 def _matrix_lines(matrix: Matrix) -> list[str]:
     rows = _axis_labels(matrix.rows)
     columns = _axis_labels(matrix.columns)
-    corner = f"{matrix.rows.label} \\ {matrix.columns.label}" if matrix.columns else matrix.rows.label
-    table = [[label, *[_value(cell) for cell in values]] for label, values in zip(rows, matrix.values)]
+    corner = (
+        f"{matrix.rows.label} \\ {matrix.columns.label}" if matrix.columns else matrix.rows.label
+    )
+    table = [
+        [label, *[_value(cell) for cell in values]]
+        for label, values in zip(rows, matrix.values, strict=False)
+    ]
     text = tabulate(table, headers=[corner, *columns], tablefmt="simple", disable_numparse=True)
     lines = text.splitlines()
     lines.append(f"default (no band, or null): {_value(matrix.default)}")
@@ -128,7 +133,10 @@ def mechanism_lines(mechanism: Mechanism) -> list[str]:
         return [f"{mechanism.function} of ({value}){where}"]
     if isinstance(mechanism, ModelScore):
         source = mechanism.input.name if mechanism.input else "?"
-        return [f"model {mechanism.model!r}, score read from {source}, default {_value(mechanism.default)}"]
+        return [
+            f"model {mechanism.model!r}, score read from {source}, "
+            f"default {_value(mechanism.default)}"
+        ]
     if isinstance(mechanism, ListProcessor):
         return [
             f"{item.item_id}: score {item.score.text}"
@@ -151,7 +159,9 @@ def render_text(strategy: Strategy, *, mechanism: str | None = None) -> str:
     if mechanism is not None:
         if mechanism not in strategy.mechanisms:
             known = ", ".join(sorted(strategy.mechanisms))
-            raise KeyError(f"strategy {strategy.name!r} has no mechanism {mechanism!r} (has: {known})")
+            raise KeyError(
+                f"strategy {strategy.name!r} has no mechanism {mechanism!r} (has: {known})"
+            )
         chosen = strategy.mechanisms[mechanism]
         return "\n".join([describe_mechanism(chosen), *_indent(mechanism_lines(chosen), 2)])
     lines = [
@@ -191,13 +201,18 @@ def render_text(strategy: Strategy, *, mechanism: str | None = None) -> str:
             lines.append(f"  {rule.name}: {condition}")
         for action in strategy.account_actions:
             condition = f" when {action.condition.text}" if action.condition is not None else ""
-            lines.append(f"    {action.category}: every {action.account_type}{condition} -> {action.action}")
+            lines.append(
+                f"    {action.category}: every {action.account_type}{condition} -> {action.action}"
+            )
         lines.append("")
     if strategy.rule_groups:
         lines.append("TREATMENT GROUPS (the most specific group naming a treatment decides)")
         for group in sorted(strategy.rule_groups, key=lambda g: g.specificity):
-            scope = {"segment": group.segment, "interaction_type": group.interaction_type,
-                     "channel": group.channel}
+            scope = {
+                "segment": group.segment,
+                "interaction_type": group.interaction_type,
+                "channel": group.channel,
+            }
             label = ", ".join(f"{key}={value}" for key, value in scope.items() if value) or "global"
             lines.append(f"  [{label}]  specificity {group.specificity}")
             for rule in group.rules:
@@ -227,8 +242,10 @@ def _label(text: str) -> str:
 
 
 def _mermaid_tree(tree: DecisionTree) -> list[str]:
-    lines = [f"  subgraph {_node_id('tree', tree.name)}[{_label(describe_mechanism(tree))}]",
-             "    direction TB"]
+    lines = [
+        f"  subgraph {_node_id('tree', tree.name)}[{_label(describe_mechanism(tree))}]",
+        "    direction TB",
+    ]
     root = _node_id(tree.name, "root")
     lines.append(f"    {root}{{{{{_label(tree.name)}}}}}")
     counter = [0]
@@ -273,15 +290,19 @@ def render_mermaid(strategy: Strategy, *, mechanism: str | None = None) -> str:
                     for group, names in process.by_test_group.items():
                         for name in names:
                             lines.append(
-                                f"  {process_id} -. {_label(group)} .-> {_node_id('mechanism', name)}"
+                                f"  {process_id} -. {_label(group)} .-> "
+                                f"{_node_id('mechanism', name)}"
                             )
                 else:
                     for name in process.mechanisms:
                         lines.append(f"  {process_id} -.-> {_node_id('mechanism', name)}")
         for item in strategy.mechanisms.values():
-            lines.append(f"  {_node_id('mechanism', item.name)}({_label(describe_mechanism(item))})")
+            lines.append(
+                f"  {_node_id('mechanism', item.name)}({_label(describe_mechanism(item))})"
+            )
     trees = [
-        item for name, item in strategy.mechanisms.items()
+        item
+        for name, item in strategy.mechanisms.items()
         if isinstance(item, DecisionTree) and (mechanism is None or name == mechanism)
     ]
     if mechanism is not None and not trees:

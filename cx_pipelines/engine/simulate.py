@@ -43,7 +43,11 @@ from tabulate import tabulate
 from cx_pipelines.engine.model import Strategy
 
 OPTIONAL_TABLES = ("customer_kpis", "customer_segments", "customer_scores")
-_PREFIXED = {"scores.": "customer_scores", "kpis.": "customer_kpis", "segments.": "customer_segments"}
+_PREFIXED = {
+    "scores.": "customer_scores",
+    "kpis.": "customer_kpis",
+    "segments.": "customer_segments",
+}
 _SEARCH_ORDER = ("customers", "customer_kpis", "customer_segments", "customer_scores")
 _NOT_DECISIONS = {"customer_id", "account_id", "event", "strategy_hash", "trace"}
 
@@ -67,7 +71,9 @@ def _by_customer(table: pd.DataFrame, name: str, index: pd.Index) -> pd.DataFram
 
 
 def _column_type(strategy: Strategy, name: str) -> str:
-    return str(getattr(strategy.attributes[name].value_type, "value", strategy.attributes[name].value_type))
+    return str(
+        getattr(strategy.attributes[name].value_type, "value", strategy.attributes[name].value_type)
+    )
 
 
 def _typed(values: pd.Series, value_type: str) -> pd.Series:
@@ -118,11 +124,17 @@ def engine_inputs(
                 columns.setdefault(column, _column_type(item, attribute.name))
     id_type = customer_inputs.get("customer_id", "string")
     frame: dict[str, Any] = {
-        "customer_id": index.astype(str).to_numpy(dtype=object) if id_type == "string" else index.to_numpy()
+        "customer_id": index.astype(str).to_numpy(dtype=object)
+        if id_type == "string"
+        else index.to_numpy()
     }
     computed = {
-        "age": lambda: float(as_of.year) - pd.to_numeric(sources["customers"].get("birth_year"),
-                                                          errors="coerce").to_numpy(dtype="float64"),
+        "age": lambda: (
+            float(as_of.year)
+            - pd.to_numeric(sources["customers"].get("birth_year"), errors="coerce").to_numpy(
+                dtype="float64"
+            )
+        ),
         "tenure_months": lambda: _months_between(sources["customers"]["joined_on"], as_of),
     }
     for name, value_type in customer_inputs.items():
@@ -132,7 +144,7 @@ def engine_inputs(
         prefix = next((p for p in _PREFIXED if name.startswith(p)), None)
         if prefix is not None:
             table = sources.get(_PREFIXED[prefix])
-            column = name[len(prefix):]
+            column = name[len(prefix) :]
             if table is not None and column in table.columns:
                 values = table[column]
         elif name in computed and name not in sources["customers"].columns:
@@ -159,20 +171,26 @@ def engine_inputs(
         open_accounts = accounts[accounts["status"].fillna("open") == "open"]
     open_accounts = open_accounts[open_accounts["product_type"].isin(list(account_inputs))]
     open_accounts = open_accounts[open_accounts["customer_id"].isin(index)]
-    account_frame = pd.DataFrame({
-        "account_id": open_accounts["account_id"].to_numpy(),
-        "customer_id": (open_accounts["customer_id"].astype(str).to_numpy(dtype=object)
-                        if id_type == "string" else open_accounts["customer_id"].to_numpy()),
-        "account_type": open_accounts["product_type"].astype(str).to_numpy(dtype=object),
-    })
+    account_frame = pd.DataFrame(
+        {
+            "account_id": open_accounts["account_id"].to_numpy(),
+            "customer_id": (
+                open_accounts["customer_id"].astype(str).to_numpy(dtype=object)
+                if id_type == "string"
+                else open_accounts["customer_id"].to_numpy()
+            ),
+            "account_type": open_accounts["product_type"].astype(str).to_numpy(dtype=object),
+        }
+    )
     columns: dict[str, str] = {}
     for account_columns in account_inputs.values():
         for column, value_type in account_columns.items():
             columns.setdefault(column, value_type)
     for column, value_type in columns.items():
         if column in open_accounts.columns:
-            account_frame[column] = _typed(open_accounts[column].reset_index(drop=True),
-                                           value_type).to_numpy()
+            account_frame[column] = _typed(
+                open_accounts[column].reset_index(drop=True), value_type
+            ).to_numpy()
         else:
             account_frame[column] = pd.Series([None] * len(account_frame), dtype=object).to_numpy()
             if value_type == "number":
@@ -184,13 +202,17 @@ def engine_inputs(
 
 
 def decision_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns of a result frame that hold decisions (text or boolean), not ids, scores or traces."""
+    """Result columns that hold decisions (text or boolean): not ids, scores or traces."""
     chosen = []
     for column in frame.columns:
         if column in _NOT_DECISIONS or column.endswith("_score"):
             continue
         dtype = frame[column].dtype
-        if dtype == object or pd.api.types.is_string_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        if (
+            dtype == np.dtype(object)
+            or pd.api.types.is_string_dtype(dtype)
+            or pd.api.types.is_bool_dtype(dtype)
+        ):
             chosen.append(column)
     return chosen
 
@@ -221,12 +243,16 @@ class SimulationReport:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> str:
-        lines = [f"simulated {self.strategy} on event {self.event}: "
-                 f"{self.customers:,} customers, {self.accounts:,} accounts"]
+        lines = [
+            f"simulated {self.strategy} on event {self.event}: "
+            f"{self.customers:,} customers, {self.accounts:,} accounts"
+        ]
         for key, counts in self.distributions.items():
             total = counts.sum()
-            shown = ", ".join(f"{value} {count:,} ({count / total:.1%})"
-                              for value, count in counts.head(8).items())
+            shown = ", ".join(
+                f"{value} {count:,} ({count / total:.1%})"
+                for value, count in counts.head(8).items()
+            )
             more = f", ... {len(counts) - 8} more" if len(counts) > 8 else ""
             lines.append(f"  {key}: {shown}{more}")
         for column, (mean, share) in self.numbers.items():
@@ -236,23 +262,37 @@ class SimulationReport:
         lines += ["", f"against {self.against}:"]
         for shift in self.shifts:
             share = shift.changed / shift.rows if shift.rows else 0.0
-            lines.append(f"  {shift.level} {shift.column}: {shift.changed:,} of {shift.rows:,} "
-                         f"changed ({share:.1%})")
+            lines.append(
+                f"  {shift.level} {shift.column}: {shift.changed:,} of {shift.rows:,} "
+                f"changed ({share:.1%})"
+            )
             if shift.changed:
-                table = tabulate(shift.transitions.head(10), headers="keys", showindex=False,
-                                 tablefmt="simple")
+                table = tabulate(
+                    shift.transitions.head(10), headers="keys", showindex=False, tablefmt="simple"
+                )
                 lines.extend("      " + row for row in table.splitlines())
                 if len(shift.by_segment):
-                    table = tabulate(shift.by_segment, headers="keys", showindex=False,
-                                     tablefmt="simple", floatfmt=".1%")
+                    table = tabulate(
+                        shift.by_segment,
+                        headers="keys",
+                        showindex=False,
+                        tablefmt="simple",
+                        floatfmt=".1%",
+                    )
                     lines.extend("      " + row for row in table.splitlines())
         for column, (mean, _) in self.numbers.items():
-            if column in self.against_numbers and not math.isclose(mean, self.against_numbers[column][0]):
-                lines.append(f"  {column}: mean {self.against_numbers[column][0]:,.2f} -> {mean:,.2f}")
+            if column in self.against_numbers and not math.isclose(
+                mean, self.against_numbers[column][0]
+            ):
+                lines.append(
+                    f"  {column}: mean {self.against_numbers[column][0]:,.2f} -> {mean:,.2f}"
+                )
         if self.examples:
             lines.append("  example customers:")
             for example in self.examples:
-                moves = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in example["changes"].items())
+                moves = "; ".join(
+                    f"{k}: {old} -> {new}" for k, (old, new) in example["changes"].items()
+                )
                 lines.append(f"    {example['customer_id']} ({example['segment']}): {moves}")
         return "\n".join(lines) + "\n"
 
@@ -260,7 +300,11 @@ class SimulationReport:
 def _rows_of_type(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Account rows a virtual attribute belongs to (``credit_card.ccdecsn`` → credit cards)."""
     account_type = column.split(".", 1)[0] if "." in column else None
-    if account_type and "account_type" in frame.columns and (frame["account_type"] == account_type).any():
+    if (
+        account_type
+        and "account_type" in frame.columns
+        and (frame["account_type"] == account_type).any()
+    ):
         return frame[frame["account_type"] == account_type]
     return frame
 
@@ -272,11 +316,15 @@ def _distributions(customers: pd.DataFrame, accounts: pd.DataFrame) -> dict[str,
             rows = _rows_of_type(frame, column) if level == "account" else frame
             if column == "account_type" or rows[column].isna().all():
                 continue  # not decided by this event
-            result[f"{level}:{column}"] = rows[column].astype(object).fillna("(none)").astype(str).value_counts()
+            result[f"{level}:{column}"] = (
+                rows[column].astype(object).fillna("(none)").astype(str).value_counts()
+            )
     return result
 
 
-def _numbers(customers: pd.DataFrame, accounts: pd.DataFrame, strategy: Strategy) -> dict[str, tuple[float, float]]:
+def _numbers(
+    customers: pd.DataFrame, accounts: pd.DataFrame, strategy: Strategy
+) -> dict[str, tuple[float, float]]:
     result = {}
     for attribute in strategy.attributes.values():
         if not attribute.derived or _column_type(strategy, attribute.name) != "number":
@@ -294,22 +342,33 @@ def _numbers(customers: pd.DataFrame, accounts: pd.DataFrame, strategy: Strategy
     return result
 
 
-def _shift(old: pd.DataFrame, new: pd.DataFrame, key: str, column: str, level: str,
-           segments: pd.Series) -> DecisionShift:
+def _shift(
+    old: pd.DataFrame, new: pd.DataFrame, key: str, column: str, level: str, segments: pd.Series
+) -> DecisionShift:
     if level == "account":
         old, new = _rows_of_type(old, column), _rows_of_type(new, column)
     joined = old[[key, column]].merge(new[[key, column]], on=key, suffixes=("_old", "_new"))
     before = joined[f"{column}_old"].astype(object).fillna("(none)").astype(str)
     after = joined[f"{column}_new"].astype(object).fillna("(none)").astype(str)
     changed = before != after
-    transitions = (pd.DataFrame({"old": before[changed], "new": after[changed]})
-                   .value_counts().rename("count").reset_index())
+    transitions = (
+        pd.DataFrame({"old": before[changed], "new": after[changed]})
+        .value_counts()
+        .rename("count")
+        .reset_index()
+    )
     segment = joined[key].map(segments) if level == "customer" else None
     if segment is None and "customer_id" in old.columns:
         owner = old.set_index(key)["customer_id"]
         segment = joined[key].map(owner).map(segments)
-    by_segment = (pd.DataFrame({"segment": segment.fillna("(none)").to_numpy(), "changed": changed.to_numpy()})
-                  .groupby("segment")["changed"].agg(rows="size", changed="sum").reset_index())
+    by_segment = (
+        pd.DataFrame(
+            {"segment": segment.fillna("(none)").to_numpy(), "changed": changed.to_numpy()}
+        )
+        .groupby("segment")["changed"]
+        .agg(rows="size", changed="sum")
+        .reset_index()
+    )
     by_segment["share"] = by_segment["changed"] / by_segment["rows"]
     return DecisionShift(column, level, len(joined), int(changed.sum()), transitions, by_segment)
 
@@ -337,12 +396,20 @@ def simulate(
             raise PopulationError(
                 f"strategy {chosen.name!r} has no event {event!r} (has: {', '.join(chosen.events)})"
             )
-        return evaluate_batch(chosen, event=event, customers=customers, accounts=accounts,
-                              channel=channel, trace=False)
+        return evaluate_batch(
+            chosen,
+            event=event,
+            customers=customers,
+            accounts=accounts,
+            channel=channel,
+            trace=False,
+        )
 
     result = run(strategy)
     report = SimulationReport(
-        strategy=strategy.name, event=event, customers=len(result.customers),
+        strategy=strategy.name,
+        event=event,
+        customers=len(result.customers),
         accounts=len(result.accounts),
         distributions=_distributions(result.customers, result.accounts),
         numbers=_numbers(result.customers, result.accounts, strategy),
@@ -350,13 +417,19 @@ def simulate(
     if against is None:
         return report
     other = run(against)
-    report.against = against.name if against.name != strategy.name else (against.file or against.name)
+    report.against = (
+        against.name if against.name != strategy.name else (against.file or against.name)
+    )
     report.against_numbers = _numbers(other.customers, other.accounts, against)
     segments = result.customers.set_index("customer_id")["segment"]
     changed_customers: dict[Any, dict[str, tuple[Any, Any]]] = {}
-    for level, key, new, old in (("customer", "customer_id", result.customers, other.customers),
-                                 ("account", "account_id", result.accounts, other.accounts)):
-        shared = [c for c in decision_columns(new) if c in decision_columns(old) and c != "account_type"]
+    for level, key, new, old in (
+        ("customer", "customer_id", result.customers, other.customers),
+        ("account", "account_id", result.accounts, other.accounts),
+    ):
+        shared = [
+            c for c in decision_columns(new) if c in decision_columns(old) and c != "account_type"
+        ]
         for column in shared:
             if new[column].isna().all() and old[column].isna().all():
                 continue  # neither strategy decides it on this event
@@ -364,7 +437,8 @@ def simulate(
             report.shifts.append(shift)
             if shift.changed and len(changed_customers) < examples:
                 joined = old[[key, column] + (["customer_id"] if level == "account" else [])].merge(
-                    new[[key, column]], on=key, suffixes=("_old", "_new"))
+                    new[[key, column]], on=key, suffixes=("_old", "_new")
+                )
                 before = joined[f"{column}_old"].astype(object)
                 after = joined[f"{column}_new"].astype(object)
                 differs = before.fillna("(none)").astype(str) != after.fillna("(none)").astype(str)
@@ -372,10 +446,13 @@ def simulate(
                     label = column if level == "customer" else f"{row[key]}.{column}"
                     customer = row["customer_id"]
                     changed_customers.setdefault(customer, {})[label] = (
-                        _plain(row[f"{column}_old"]), _plain(row[f"{column}_new"]))
+                        _plain(row[f"{column}_old"]),
+                        _plain(row[f"{column}_new"]),
+                    )
     for customer, changes in list(changed_customers.items())[:examples]:
-        report.examples.append({"customer_id": customer, "segment": segments.get(customer),
-                                "changes": changes})
+        report.examples.append(
+            {"customer_id": customer, "segment": segments.get(customer), "changes": changes}
+        )
     return report
 
 

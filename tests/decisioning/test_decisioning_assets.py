@@ -30,37 +30,64 @@ STRATEGIES = ROOT / "strategies"
 def write_population() -> None:
     """Four customers in source-schema shape; customer 1 reproduces seed 004 FIG. 14."""
     as_of = dt.date(2026, 9, 30)
-    warehouse.write_table("customers", pd.DataFrame({
-        "customer_id": np.array([1, 2, 3, 4], dtype=np.int64),
-        "customer_type": ["mass_market", "affluent", "student", "small_business"],
-        "region": ["north", "south", "east", "west"],
-        "birth_year": [1975, 1968, 2003, 1980],
-        "annual_income": [50000.0, 120000.0, 20000.0, 60000.0],
-        "joined_on": [as_of - dt.timedelta(days=2500), as_of - dt.timedelta(days=3100),
-                      as_of - dt.timedelta(days=200), as_of - dt.timedelta(days=900)],
-        "email": ["a@x.org", "b@x.org", "c@x.org", "d@x.org"],
-    }))
+    warehouse.write_table(
+        "customers",
+        pd.DataFrame(
+            {
+                "customer_id": np.array([1, 2, 3, 4], dtype=np.int64),
+                "customer_type": ["mass_market", "affluent", "student", "small_business"],
+                "region": ["north", "south", "east", "west"],
+                "birth_year": [1975, 1968, 2003, 1980],
+                "annual_income": [50000.0, 120000.0, 20000.0, 60000.0],
+                "joined_on": [
+                    as_of - dt.timedelta(days=2500),
+                    as_of - dt.timedelta(days=3100),
+                    as_of - dt.timedelta(days=200),
+                    as_of - dt.timedelta(days=900),
+                ],
+                "email": ["a@x.org", "b@x.org", "c@x.org", "d@x.org"],
+            }
+        ),
+    )
     rows = [
         (11, 1, "credit_card", "open", 300.0, 500.0, 0),
         (12, 1, "credit_card", "open", 400.0, 700.0, 0),
         (13, 1, "personal_loan", "open", 5000.0, None, 45),
-        (14, 1, "credit_card", "closed", 100.0, 900.0, 0),   # closed: not decided
+        (14, 1, "credit_card", "closed", 100.0, 900.0, 0),  # closed: not decided
         (21, 2, "checking", "open", 10000.0, None, 0),
         (22, 2, "savings", "open", 50000.0, None, 0),
         (31, 3, "credit_card", "open", 300.0, 400.0, 35),
         (32, 3, "mortgage", "open", 80000.0, None, 0),
     ]
-    warehouse.write_table("accounts", pd.DataFrame(rows, columns=[
-        "account_id", "customer_id", "product_type", "status", "balance", "credit_limit", "days_past_due",
-    ]).assign(opened_on=dt.date(2020, 1, 1), interest_rate=0.1))
+    warehouse.write_table(
+        "accounts",
+        pd.DataFrame(
+            rows,
+            columns=[
+                "account_id",
+                "customer_id",
+                "product_type",
+                "status",
+                "balance",
+                "credit_limit",
+                "days_past_due",
+            ],
+        ).assign(opened_on=dt.date(2020, 1, 1), interest_rate=0.1),
+    )
 
 
 def run(folder: Path) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [strategy_catalog, periodic_review_decisions, strategies_pass_validation_and_golden_cases,
-         every_customer_is_decided],
-        resources={"io_manager": WarehouseIOManager(),
-                   "strategies": StrategyRepository(directory=str(folder))},
+        [
+            strategy_catalog,
+            periodic_review_decisions,
+            strategies_pass_validation_and_golden_cases,
+            every_customer_is_decided,
+        ],
+        resources={
+            "io_manager": WarehouseIOManager(),
+            "strategies": StrategyRepository(directory=str(folder)),
+        },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -80,7 +107,10 @@ def test_decisions_materialise_for_the_whole_population(cx_home, strategies):
     result = run(strategies)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"strategies_pass_validation_and_golden_cases": True, "every_customer_is_decided": True}
+    assert checks == {
+        "strategies_pass_validation_and_golden_cases": True,
+        "every_customer_is_decided": True,
+    }
 
     catalog = warehouse.read_table("strategy_catalog")
     retail = load_strategy(strategies / "retail_bank.yaml")
@@ -100,9 +130,9 @@ def test_decisions_materialise_for_the_whole_population(cx_home, strategies):
     assert 14 not in accounts.index  # closed accounts are not decided
     assert accounts.loc[11, "credit_card.increase_amount"] == 400  # FIG. 14
     assert accounts.loc[12, "credit_card.increase_amount"] == 500
-    assert accounts.loc[31, "credit_card.treatment"] == "D1"       # FIG. 9
-    assert accounts.loc[32, "mortgage.treatment"] == "D5"          # FIG. 10
-    assert accounts.loc[22, "action"] == "no_minimum_balance"      # FIG. 8, Platinum
+    assert accounts.loc[31, "credit_card.treatment"] == "D1"  # FIG. 9
+    assert accounts.loc[32, "mortgage.treatment"] == "D5"  # FIG. 10
+    assert accounts.loc[22, "action"] == "no_minimum_balance"  # FIG. 8, Platinum
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"strategy_catalog", "customer_decisions", "account_decisions"} <= materialized
 
@@ -111,32 +141,48 @@ def test_optional_scores_reach_the_engine_inputs(cx_home, strategies):
     from cx_pipelines.engine.simulate import engine_inputs
 
     write_population()
-    scores = pd.DataFrame({"customer_id": np.array([1, 2], dtype=np.int64),
-                           "propensity_credit_card": [0.3, 0.01]})
+    scores = pd.DataFrame(
+        {"customer_id": np.array([1, 2], dtype=np.int64), "propensity_credit_card": [0.3, 0.01]}
+    )
     retail = load_strategy(strategies / "retail_bank.yaml")
     customers, accounts = engine_inputs(
-        retail, customers=warehouse.read_table("customers"), accounts=warehouse.read_table("accounts"),
-        tables={"customer_scores": scores,
-                "customer_kpis": pd.DataFrame({"customer_id": np.array([3, 1], dtype=np.int64),
-                                               "recency_days": [12.0, 40.0]})},
+        retail,
+        customers=warehouse.read_table("customers"),
+        accounts=warehouse.read_table("accounts"),
+        tables={
+            "customer_scores": scores,
+            "customer_kpis": pd.DataFrame(
+                {"customer_id": np.array([3, 1], dtype=np.int64), "recency_days": [12.0, 40.0]}
+            ),
+        },
     )
     recency = customers["recency_days"]
     assert recency.iloc[0] == 40.0 and np.isnan(recency.iloc[1]) and recency.iloc[2] == 12.0
     assert customers["scores.propensity_credit_card"].tolist()[:2] == [0.3, 0.01]
     assert np.isnan(customers["scores.propensity_credit_card"].tolist()[2])
     assert customers.loc[0, "tenure_months"] == 82 and customers.loc[0, "age"] == 51
-    assert set(accounts["account_type"]) == {"credit_card", "personal_loan", "checking", "savings", "mortgage"}
+    assert set(accounts["account_type"]) == {
+        "credit_card",
+        "personal_loan",
+        "checking",
+        "savings",
+        "mortgage",
+    }
 
 
 def test_a_broken_strategy_blocks_decisions(cx_home, strategies):
     write_population()
     text = (strategies / "retail_bank.yaml").read_text()
     (strategies / "retail_bank.yaml").write_text(
-        text.replace("credit_card.increase_amount: 500", "credit_card.increase_amount: 550", 1))
+        text.replace("credit_card.increase_amount: 500", "credit_card.increase_amount: 550", 1)
+    )
     result = run(strategies)
     assert not result.success
-    check = next(e for e in result.get_asset_check_evaluations()
-                 if e.check_name == "strategies_pass_validation_and_golden_cases")
+    check = next(
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "strategies_pass_validation_and_golden_cases"
+    )
     assert not check.passed
     assert "550" in check.metadata["problems"].value
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -147,8 +193,9 @@ def test_a_broken_strategy_blocks_decisions(cx_home, strategies):
 
 def test_an_invalid_file_in_the_repository_blocks_decisions(cx_home, strategies):
     write_population()
-    (strategies / "draft.yaml").write_text("strategy: draft\nversion: 1\nsegments: [{name: all}]\n"
-                                           "mechanisms: {m: {type: nonsense}}\n")
+    (strategies / "draft.yaml").write_text(
+        "strategy: draft\nversion: 1\nsegments: [{name: all}]\nmechanisms: {m: {type: nonsense}}\n"
+    )
     result = run(strategies)
     assert not result.success
     catalog = warehouse.read_table("strategy_catalog").set_index("file")
@@ -159,7 +206,12 @@ def test_an_invalid_file_in_the_repository_blocks_decisions(cx_home, strategies)
 
 def test_definitions_describe_every_decisioning_asset():
     for spec in decisioning_defs.resolve_all_asset_specs():
-        if spec.key.path[-1] in {"customers", "accounts", "customer_kpis", "customer_segments",
-                                 "customer_scores"}:
+        if spec.key.path[-1] in {
+            "customers",
+            "accounts",
+            "customer_kpis",
+            "customer_segments",
+            "customer_scores",
+        }:
             continue
         assert spec.description and spec.group_name == "decisioning" and spec.kinds

@@ -23,7 +23,9 @@ def run(capsys, *arguments: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def edited_copy(tmp_path: Path, old: str, new: str, *, name: str = "edited.yaml") -> tuple[Path, int]:
+def edited_copy(
+    tmp_path: Path, old: str, new: str, *, name: str = "edited.yaml"
+) -> tuple[Path, int]:
     """A copy of retail_bank.yaml with one edit, and the (1-based) line of the edit."""
     text = RETAIL.read_text()
     assert text.count(old) >= 1, old
@@ -62,7 +64,9 @@ def test_test_runs_golden_cases_on_both_evaluators(capsys):
 
 
 def test_test_fails_when_a_golden_case_disagrees(capsys, tmp_path):
-    broken, _ = edited_copy(tmp_path, "credit_card.increase_amount: 400", "credit_card.increase_amount: 450")
+    broken, _ = edited_copy(
+        tmp_path, "credit_card.increase_amount: 400", "credit_card.increase_amount: 450"
+    )
     assert run(capsys, "validate", broken)[0] == 0  # well formed; only the expectation is wrong
     code, out, err = run(capsys, "test", broken)
     assert code == 1
@@ -71,7 +75,9 @@ def test_test_fails_when_a_golden_case_disagrees(capsys, tmp_path):
 
 
 def test_test_fails_on_an_invalid_strategy_with_its_location(capsys, tmp_path):
-    broken, line = edited_copy(tmp_path, "bands: [[0, 401], [401, 601]", "bands: [[0, 401], [451, 601]")
+    broken, line = edited_copy(
+        tmp_path, "bands: [[0, 401], [401, 601]", "bands: [[0, 401], [451, 601]"
+    )
     code, out, err = run(capsys, "test", broken)
     assert code == 1
     assert f"{broken}:" in err
@@ -106,7 +112,10 @@ def test_diff_lists_changes_by_path(capsys, tmp_path):
     changed, _ = edited_copy(tmp_path, "when: tenure_months < 60", "when: tenure_months < 36")
     code, out, _ = run(capsys, "diff", RETAIL, changed)
     assert code == 0
-    assert "mechanisms.card_line_tree.tree[0].when: 'tenure_months < 60' -> 'tenure_months < 36'" in out
+    assert (
+        "mechanisms.card_line_tree.tree[0].when: 'tenure_months < 60' -> 'tenure_months < 36'"
+        in out
+    )
     assert run(capsys, "diff", RETAIL, changed, "--exit-code")[0] == 1
     code, out, _ = run(capsys, "diff", RETAIL, RETAIL, "--exit-code")
     assert code == 0 and "(same)" in out
@@ -115,28 +124,47 @@ def test_diff_lists_changes_by_path(capsys, tmp_path):
 def _write_population(size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     ids = np.arange(1, size + 1, dtype=np.int64)
-    warehouse.write_table("customers", pd.DataFrame({
-        "customer_id": ids,
-        "customer_type": rng.choice(["mass_market", "affluent", "student", "small_business"], size),
-        "region": rng.choice(["north", "south"], size),
-        "birth_year": rng.integers(1940, 2005, size),
-        "annual_income": rng.choice([15000.0, 45000.0, 120000.0], size),
-        "joined_on": [dt.date(2026, 9, 30) - dt.timedelta(days=int(d)) for d in rng.integers(0, 4000, size)],
-        "email": [f"c{i}@example.com" for i in ids],
-    }))
+    warehouse.write_table(
+        "customers",
+        pd.DataFrame(
+            {
+                "customer_id": ids,
+                "customer_type": rng.choice(
+                    ["mass_market", "affluent", "student", "small_business"], size
+                ),
+                "region": rng.choice(["north", "south"], size),
+                "birth_year": rng.integers(1940, 2005, size),
+                "annual_income": rng.choice([15000.0, 45000.0, 120000.0], size),
+                "joined_on": [
+                    dt.date(2026, 9, 30) - dt.timedelta(days=int(d))
+                    for d in rng.integers(0, 4000, size)
+                ],
+                "email": [f"c{i}@example.com" for i in ids],
+            }
+        ),
+    )
     owners = rng.choice(ids, size * 3)
-    kinds = rng.choice(["credit_card", "checking", "savings", "mortgage", "personal_loan"], size * 3)
-    warehouse.write_table("accounts", pd.DataFrame({
-        "account_id": np.arange(1, size * 3 + 1, dtype=np.int64),
-        "customer_id": owners,
-        "product_type": kinds,
-        "opened_on": dt.date(2025, 1, 1),
-        "status": rng.choice(["open", "open", "open", "closed"], size * 3),
-        "balance": rng.choice([100.0, 450.0, 800.0, 20000.0, 150000.0], size * 3),
-        "credit_limit": np.where(kinds == "credit_card", rng.choice([400.0, 700.0, 2000.0], size * 3), np.nan),
-        "days_past_due": rng.choice([0, 0, 0, 45], size * 3),
-        "interest_rate": 0.1,
-    }))
+    kinds = rng.choice(
+        ["credit_card", "checking", "savings", "mortgage", "personal_loan"], size * 3
+    )
+    warehouse.write_table(
+        "accounts",
+        pd.DataFrame(
+            {
+                "account_id": np.arange(1, size * 3 + 1, dtype=np.int64),
+                "customer_id": owners,
+                "product_type": kinds,
+                "opened_on": dt.date(2025, 1, 1),
+                "status": rng.choice(["open", "open", "open", "closed"], size * 3),
+                "balance": rng.choice([100.0, 450.0, 800.0, 20000.0, 150000.0], size * 3),
+                "credit_limit": np.where(
+                    kinds == "credit_card", rng.choice([400.0, 700.0, 2000.0], size * 3), np.nan
+                ),
+                "days_past_due": rng.choice([0, 0, 0, 45], size * 3),
+                "interest_rate": 0.1,
+            }
+        ),
+    )
 
 
 def test_simulate_reports_decisions_and_shifts_against_another_strategy(capsys, cx_home, tmp_path):
@@ -176,7 +204,9 @@ def test_simulate_fails_for_an_event_the_strategy_lacks(capsys, cx_home):
 @pytest.mark.parametrize("subcommand", ["validate", "test", "show"])
 def test_every_subcommand_fails_on_a_broken_file(capsys, tmp_path, subcommand):
     broken = tmp_path / "broken.yaml"
-    broken.write_text("strategy: x\nversion: 1\nsegments: [{name: all}]\nmechanisms: {m: {type: tree}}\n")
+    broken.write_text(
+        "strategy: x\nversion: 1\nsegments: [{name: all}]\nmechanisms: {m: {type: tree}}\n"
+    )
     code, _, err = run(capsys, subcommand, broken)
     assert code == 1
     assert f"{broken}:" in err

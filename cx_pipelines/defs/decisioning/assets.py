@@ -9,7 +9,6 @@ over the engine inputs built by :func:`cx_pipelines.engine.simulate.engine_input
 (the warehouse → data-dictionary mapping is documented there).
 """
 
-
 import os
 from pathlib import Path
 
@@ -46,7 +45,9 @@ class StrategyRepository(dg.ConfigurableResource):
     def files(self) -> list[Path]:
         folder = self.folder()
         if not folder.is_dir():
-            raise FileNotFoundError(f"strategy folder {folder} does not exist (set CX_STRATEGIES_DIR)")
+            raise FileNotFoundError(
+                f"strategy folder {folder} does not exist (set CX_STRATEGIES_DIR)"
+            )
         return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
 
     def decision_path(self) -> Path:
@@ -59,21 +60,35 @@ def _catalog_row(path: Path) -> dict[str, object]:
 
     errors, warnings = check_strategy(path)
     row: dict[str, object] = {
-        "file": path.name, "path": str(path), "strategy": None, "version": None,
-        "content_hash": None, "events": "", "mechanisms": 0, "golden_cases": 0,
-        "valid": not errors, "errors": "\n".join(e.describe() for e in errors),
+        "file": path.name,
+        "path": str(path),
+        "strategy": None,
+        "version": None,
+        "content_hash": None,
+        "events": "",
+        "mechanisms": 0,
+        "golden_cases": 0,
+        "valid": not errors,
+        "errors": "\n".join(e.describe() for e in errors),
         "warnings": "\n".join(w.describe() for w in warnings),
     }
     if not errors:
         strategy = load_strategy(path)
-        row.update(strategy=strategy.name, version=strategy.version,
-                   content_hash=strategy.content_hash, events=",".join(strategy.events),
-                   mechanisms=len(strategy.mechanisms), golden_cases=len(strategy.golden_cases))
+        row.update(
+            strategy=strategy.name,
+            version=strategy.version,
+            content_hash=strategy.content_hash,
+            events=",".join(strategy.events),
+            mechanisms=len(strategy.mechanisms),
+            golden_cases=len(strategy.golden_cases),
+        )
     return row
 
 
 @dg.asset(group_name=GROUP, kinds={"yaml", "pandas"})
-def strategy_catalog(context: dg.AssetExecutionContext, strategies: StrategyRepository) -> dg.Output:
+def strategy_catalog(
+    context: dg.AssetExecutionContext, strategies: StrategyRepository
+) -> dg.Output:
     """Every strategy file in the strategy repository, with its content hash and validity."""
     rows = [_catalog_row(path) for path in strategies.files()]
     catalog = pd.DataFrame(rows)
@@ -97,7 +112,9 @@ def strategy_catalog(context: dg.AssetExecutionContext, strategies: StrategyRepo
 
 
 @dg.asset_check(asset=strategy_catalog, blocking=True)
-def strategies_pass_validation_and_golden_cases(strategies: StrategyRepository) -> dg.AssetCheckResult:
+def strategies_pass_validation_and_golden_cases(
+    strategies: StrategyRepository,
+) -> dg.AssetCheckResult:
     """Every strategy loads, type-checks and passes its golden cases on both evaluators."""
     from cx_pipelines.engine import check_strategy, load_strategy, run_golden_cases
 
@@ -123,8 +140,10 @@ def strategies_pass_validation_and_golden_cases(strategies: StrategyRepository) 
 
 
 def _optional_tables() -> dict[str, pd.DataFrame | None]:
-    return {name: warehouse.read_table(name) if warehouse.table_exists(name) else None
-            for name in OPTIONAL_TABLES}
+    return {
+        name: warehouse.read_table(name) if warehouse.table_exists(name) else None
+        for name in OPTIONAL_TABLES
+    }
 
 
 def _restore_ids(decided: pd.DataFrame, original: pd.Series, column: str) -> pd.DataFrame:
@@ -137,7 +156,10 @@ def _restore_ids(decided: pd.DataFrame, original: pd.Series, column: str) -> pd.
 def _counts(frame: pd.DataFrame, column: str) -> dict[str, int]:
     if column not in frame.columns:
         return {}
-    return {str(k): int(v) for k, v in frame[column].astype(object).fillna("(none)").value_counts().items()}
+    return {
+        str(k): int(v)
+        for k, v in frame[column].astype(object).fillna("(none)").value_counts().items()
+    }
 
 
 UPSTREAM_TABLES = ("customers", "accounts", *OPTIONAL_TABLES)
@@ -164,11 +186,15 @@ def upstream_keys() -> list[dg.AssetKey]:
     outs={
         "customer_decisions": dg.AssetOut(
             description="One customer intelligence record per customer from the periodic review.",
-            kinds={"pandas", "parquet"}, group_name=GROUP, is_required=False,
+            kinds={"pandas", "parquet"},
+            group_name=GROUP,
+            is_required=False,
         ),
         "account_decisions": dg.AssetOut(
             description="Per-account decisions and category actions from the same single pass.",
-            kinds={"pandas", "parquet"}, group_name=GROUP, is_required=False,
+            kinds={"pandas", "parquet"},
+            group_name=GROUP,
+            is_required=False,
         ),
     },
     deps=[dg.AssetKey("strategy_catalog"), *upstream_keys()],
@@ -185,44 +211,70 @@ def periodic_review_decisions(context: dg.AssetExecutionContext, strategies: Str
     customer_inputs, account_inputs = engine_inputs(
         strategy, customers=customers, accounts=accounts, tables=tables
     )
-    result = evaluate_batch(strategy, event=strategies.event, customers=customer_inputs,
-                            accounts=account_inputs, trace=strategies.trace)
+    result = evaluate_batch(
+        strategy,
+        event=strategies.event,
+        customers=customer_inputs,
+        accounts=account_inputs,
+        trace=strategies.trace,
+    )
     customer_decisions = _restore_ids(result.customers, customers["customer_id"], "customer_id")
     account_decisions = _restore_ids(result.accounts, accounts["customer_id"], "customer_id")
     account_decisions = _restore_ids(account_decisions, accounts["account_id"], "account_id")
     used = [name for name, table in tables.items() if table is not None]
-    context.log.info(f"{strategy.name} {strategy.content_hash}: {len(customer_decisions)} customers, "
-                     f"{len(account_decisions)} accounts; optional inputs: {used or 'none'}")
+    context.log.info(
+        f"{strategy.name} {strategy.content_hash}: {len(customer_decisions)} customers, "
+        f"{len(account_decisions)} accounts; optional inputs: {used or 'none'}"
+    )
     common = {
         "strategy": strategy.name,
         "strategy_hash": strategy.content_hash,
         "event": strategies.event,
         "optional_inputs": ", ".join(used) or "none",
     }
-    customer_summary = {f"{column}": dg.MetadataValue.json(_counts(customer_decisions, column))
-                        for column in ("segment", "test_group", "category")}
+    customer_summary = {
+        f"{column}": dg.MetadataValue.json(_counts(customer_decisions, column))
+        for column in ("segment", "test_group", "category")
+    }
     account_columns = [c for c in decision_columns(account_decisions) if c != "account_type"]
-    account_summary = {column: dg.MetadataValue.json(_counts(account_decisions, column))
-                       for column in account_columns[:6]}
+    account_summary = {
+        column: dg.MetadataValue.json(_counts(account_decisions, column))
+        for column in account_columns[:6]
+    }
     selected = context.op_execution_context.selected_output_names
     if "customer_decisions" in selected:
-        yield dg.Output(customer_decisions, output_name="customer_decisions",
-                        metadata={**common, **customer_summary})
+        yield dg.Output(
+            customer_decisions,
+            output_name="customer_decisions",
+            metadata={**common, **customer_summary},
+        )
     if "account_decisions" in selected:
-        yield dg.Output(account_decisions, output_name="account_decisions",
-                        metadata={**common, **account_summary})
+        yield dg.Output(
+            account_decisions,
+            output_name="account_decisions",
+            metadata={**common, **account_summary},
+        )
 
 
 @dg.asset_check(asset="customer_decisions")
 def every_customer_is_decided(customer_decisions: pd.DataFrame) -> dg.AssetCheckResult:
     """One record per customer of the population, none twice, each with a segment and group."""
     duplicated = int(customer_decisions["customer_id"].duplicated().sum())
-    customers = warehouse.table_row_count("customers") if warehouse.table_exists("customers") else None
-    missing_group = int(customer_decisions["test_group"].isna().sum())
-    passed = duplicated == 0 and missing_group == 0 and (
-        customers is None or customers == len(customer_decisions)
+    customers = (
+        warehouse.table_row_count("customers") if warehouse.table_exists("customers") else None
     )
-    return dg.AssetCheckResult(passed=passed, metadata={
-        "decided": len(customer_decisions), "customers": customers if customers is not None else -1,
-        "duplicated_ids": duplicated, "without_test_group": missing_group,
-    })
+    missing_group = int(customer_decisions["test_group"].isna().sum())
+    passed = (
+        duplicated == 0
+        and missing_group == 0
+        and (customers is None or customers == len(customer_decisions))
+    )
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={
+            "decided": len(customer_decisions),
+            "customers": customers if customers is not None else -1,
+            "duplicated_ids": duplicated,
+            "without_test_group": missing_group,
+        },
+    )
