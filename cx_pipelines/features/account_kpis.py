@@ -71,7 +71,7 @@ def account_kpis(
 
     stamps = transactions["occurred_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     end_ns = end.as_unit("ns").value
-    kept = stamps < end_ns
+    kept = (stamps < end_ns) & (stamps != np.iinfo(np.int64).min)  # NaT is int64 min
     position = np.where(kept, positions(transactions["account_id"], universe), -1)
     amount = transactions["amount"].to_numpy(dtype=np.float64, na_value=0.0)
     age_days = (end_ns - stamps) / _DAY_NS

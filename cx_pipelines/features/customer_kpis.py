@@ -59,9 +59,9 @@ def customer_universe(customers: pd.DataFrame, transactions: pd.DataFrame) -> pd
 
 
 def _before(frame: pd.DataFrame, end: pd.Timestamp, column: str = "occurred_at") -> pd.DataFrame:
-    """Rows whose ``column`` is before ``end``; the frame itself when all are (no copy)."""
+    """Rows whose ``column`` is before ``end`` (not missing); the frame itself when all are."""
     stamps = frame[column]
-    if len(frame) == 0 or stamps.max() < end:
+    if len(frame) == 0 or (stamps.max() < end and stamps.notna().all()):
         return frame
     return frame[stamps < end]
 

@@ -39,15 +39,18 @@ def _basket_category_pairs(
     """Distinct (basket index, category code) pairs, baskets numbered 0..n-1."""
     codes, names = category_codes(transactions["merchant_category"], categories)
     customer, _ = pd.factorize(transactions["customer_id"])
+    keep = codes >= 0
     if basket == "customer_month":
-        month = transactions["occurred_at"].to_numpy(dtype="datetime64[M]").astype(np.int64)
-        month_span = int(month.max() - month.min() + 1) if len(month) else 1
-        basket_key = customer.astype(np.int64) * month_span + (month - month.min())
+        month = transactions["occurred_at"].to_numpy(dtype="datetime64[M]")
+        keep &= ~np.isnat(month)
+        month = month.astype(np.int64)
+        first = month[keep].min() if keep.any() else 0
+        month_span = int(month[keep].max() - first + 1) if keep.any() else 1
+        basket_key = customer.astype(np.int64) * month_span + (month - first)
     elif basket == "customer":
         basket_key = customer.astype(np.int64)
     else:
         raise FeatureInputError(f"basket must be 'customer_month' or 'customer', got {basket!r}")
-    keep = codes >= 0
     keys = distinct_pairs(basket_key[keep], codes[keep], len(names))
     basket_of_key, category = keys // len(names), keys % len(names)
     basket_index = np.cumsum(np.concatenate([[0], basket_of_key[1:] != basket_of_key[:-1]]))
@@ -139,10 +142,11 @@ def category_trends(
     end = observation_end(transactions, as_of=as_of)
     stamps = transactions["occurred_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     end_ns = end.as_unit("ns").value
+    present = stamps != np.iinfo(np.int64).min  # NaT is int64 min
     begin_ns = (
         pd.Timestamp(start).as_unit("ns").value
         if start is not None
-        else int(stamps.min() // _DAY_NS * _DAY_NS)
+        else int(stamps[present].min() // _DAY_NS * _DAY_NS)
     )
     if begin_ns >= end_ns:
         raise FeatureInputError(

@@ -167,3 +167,19 @@ def test_transactions_only_world_like_cdnow(small_bank):
     assert kpis.set_index("customer_id").loc[1, "total_spend"] == pytest.approx(180.0)
     accounts = account_kpis(empty["accounts"], small_bank["transactions"], empty["inbound_events"])
     assert len(accounts) == 0
+
+
+def test_rows_without_a_timestamp_are_left_out(small_bank, build):
+    from cx_pipelines.features.purchase_patterns import category_associations, category_trends
+
+    extra = build.transactions([(1, None, 999.0, "travel", "pos", 11)])
+    transactions = pd.concat([small_bank["transactions"], extra], ignore_index=True)
+    kpis = customer_kpis(**dict(small_bank, transactions=transactions), as_of="2026-09-30")
+    assert kpis.set_index("customer_id").loc[1, "total_spend"] == pytest.approx(180.0)
+    accounts = account_kpis(small_bank["accounts"], transactions, as_of="2026-09-30")
+    assert accounts.set_index("account_id").loc[11, "total_spend"] == pytest.approx(150.0)
+    trends = category_trends(transactions).set_index("merchant_category")
+    assert trends.loc["travel", "spend_first_half"] + trends.loc[
+        "travel", "spend_second_half"
+    ] == pytest.approx(200.0)
+    assert category_associations(transactions)["baskets"].iloc[0] == 6
