@@ -240,6 +240,7 @@ class SimulationReport:
     against: str | None = None
     shifts: list[DecisionShift] = field(default_factory=list)
     against_numbers: dict[str, tuple[float, float]] = field(default_factory=dict)
+    treatments: pd.DataFrame | None = None  # treatment, segment, offered (customers), against
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -257,6 +258,10 @@ class SimulationReport:
             lines.append(f"  {key}: {shown}{more}")
         for column, (mean, share) in self.numbers.items():
             lines.append(f"  {column}: mean {mean:,.2f} over {share:.0%} with a value")
+        if self.treatments is not None and len(self.treatments):
+            lines.append("  treatments offered (customers with the treatment on any channel):")
+            table = tabulate(self.treatments, headers="keys", showindex=False, tablefmt="simple")
+            lines.extend("      " + row for row in table.splitlines())
         if self.against is None:
             return "\n".join(lines) + "\n"
         lines += ["", f"against {self.against}:"]
@@ -342,6 +347,38 @@ def _numbers(
     return result
 
 
+def _offered(result: Any, segments: pd.Series) -> pd.DataFrame:
+    """Customers offered each treatment on any channel, by segment (long: treatment, segment, n)."""
+    long = getattr(result, "treatments", None)
+    if long is None or len(long) == 0:
+        return pd.DataFrame(columns=["treatment", "segment", "customers"])
+    pairs = long[["customer_id", "treatment"]].drop_duplicates()
+    pairs = pairs.assign(segment=pairs["customer_id"].map(segments).fillna("(none)"))
+    return pairs.groupby(["treatment", "segment"]).size().rename("customers").reset_index()
+
+
+def _treatment_table(new: pd.DataFrame, old: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per treatment: customers offered it overall and per segment (old -> new)."""
+    if not len(new) and (old is None or not len(old)):
+        return pd.DataFrame()
+    frames = {"new": new} if old is None else {"new": new, "old": old}
+    wide = {}
+    for label, frame in frames.items():
+        table = frame.pivot_table(
+            index="treatment", columns="segment", values="customers", aggfunc="sum", fill_value=0
+        )
+        table.insert(0, "all", table.sum(axis=1))
+        wide[label] = table
+    if old is None:
+        return wide["new"].astype(int).reset_index()
+    treatments = wide["new"].index.union(wide["old"].index)
+    columns = wide["new"].columns.union(wide["old"].columns, sort=False)
+    after = wide["new"].reindex(index=treatments, columns=columns, fill_value=0).astype(int)
+    before = wide["old"].reindex(index=treatments, columns=columns, fill_value=0).astype(int)
+    shown = before.astype(str) + " -> " + after.astype(str)
+    return shown.reset_index()
+
+
 def _shift(
     old: pd.DataFrame, new: pd.DataFrame, key: str, column: str, level: str, segments: pd.Series
 ) -> DecisionShift:
@@ -406,6 +443,8 @@ def simulate(
         )
 
     result = run(strategy)
+    segments = result.customers.set_index("customer_id")["segment"]
+    offered = _offered(result, segments)
     report = SimulationReport(
         strategy=strategy.name,
         event=event,
@@ -415,13 +454,14 @@ def simulate(
         numbers=_numbers(result.customers, result.accounts, strategy),
     )
     if against is None:
+        report.treatments = _treatment_table(offered, None)
         return report
     other = run(against)
     report.against = (
         against.name if against.name != strategy.name else (against.file or against.name)
     )
     report.against_numbers = _numbers(other.customers, other.accounts, against)
-    segments = result.customers.set_index("customer_id")["segment"]
+    report.treatments = _treatment_table(offered, _offered(other, segments))
     changed_customers: dict[Any, dict[str, tuple[Any, Any]]] = {}
     for level, key, new, old in (
         ("customer", "customer_id", result.customers, other.customers),

@@ -210,3 +210,19 @@ def test_every_subcommand_fails_on_a_broken_file(capsys, tmp_path, subcommand):
     code, _, err = run(capsys, subcommand, broken)
     assert code == 1
     assert f"{broken}:" in err
+
+
+def test_simulate_counts_treatments_per_segment(capsys, cx_home, tmp_path):
+    _write_population(300, seed=4)
+    text = OMNICHANNEL.read_text()
+    changed = tmp_path / "omnichannel_no_app_prompt.yaml"
+    changed.write_text(text.replace("        - {treatment: app_download_prompt}\n", "", 1))
+    code, out, _ = run(
+        capsys, "simulate", changed, "--against", OMNICHANNEL, "--event", "periodic_review"
+    )
+    assert code == 0
+    assert "treatments offered (customers with the treatment on any channel):" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("app_download_prompt"))
+    before, after = row.split()[1], row.split()[3]
+    assert int(before) > 0 and int(after) == 0
+    assert "customer web_1_treatment:" in out
