@@ -77,15 +77,10 @@ from typing import Any
 import numpy as np
 
 from cx_pipelines.engine.errors import EngineError, EvaluationError, Location
-from cx_pipelines.engine.expressions.batch import (
-    Frame,
-    PreparedColumns,
-    compile_batch,
-    finish,
-    prepare_columns,
-)
+from cx_pipelines.engine.expressions.batch import compile_batch, finish
 from cx_pipelines.engine.expressions.checker import ValueType, attributes_of, check
 from cx_pipelines.engine.expressions.codegen import compile_fast_record
+from cx_pipelines.engine.expressions.columns import Frame, PreparedColumns, prepare_columns
 from cx_pipelines.engine.expressions.syntax import Node, parse
 
 __all__ = [
