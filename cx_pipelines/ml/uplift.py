@@ -236,9 +236,14 @@ def score_offer_channels(
     """One row per customer, one column ``<prefix>__<offer>__<channel>`` per combination."""
     if "customer_id" not in customers.columns:
         raise TrainingDataError("scoring data: column 'customer_id' is missing")
+    pairs = [(offer_type, channel) for offer_type in offer_types for channel in channels]
+    # One stacked prediction instead of one per pair: the model's overhead is paid once.
+    stacked = pd.concat(
+        [customers.assign(offer_type=offer, channel=channel) for offer, channel in pairs],
+        ignore_index=True,
+    )
+    scores = np.asarray(model.predict(stacked)).reshape(len(pairs), len(customers))
     result = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy()})
-    for offer_type in offer_types:
-        for channel in channels:
-            candidates = customers.assign(offer_type=offer_type, channel=channel)
-            result[f"{prefix}__{offer_type}__{channel}"] = model.predict(candidates)
+    for row, (offer_type, channel) in enumerate(pairs):
+        result[f"{prefix}__{offer_type}__{channel}"] = scores[row]
     return result
