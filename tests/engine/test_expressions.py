@@ -342,6 +342,15 @@ def test_unknown_attribute_suggests_the_closest_name() -> None:
     assert "did you mean 'credit_card.balance'" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("word", "suggestion"), [("True", "true"), ("None", "null"), ("AND", "and"), ("NULL", "null")]
+)
+def test_capitalised_keywords_get_a_hint(word: str, suggestion: str) -> None:
+    with pytest.raises(UnknownAttributeError) as raised:
+        compile_expression(f"{word} == balance", attribute_types=TYPES)
+    assert raised.value.suggestion == suggestion
+
+
 def test_error_is_placed_in_the_strategy_file() -> None:
     location = Location(file="strategies/retail.yaml", line=40, column=12, path="rules.r3")
     with pytest.raises(ExpressionTypeError) as raised:

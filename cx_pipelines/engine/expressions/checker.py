@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 
 from cx_pipelines.engine.errors import EngineError, ExpressionTypeError, UnknownAttributeError
-from cx_pipelines.engine.expressions.syntax import Node
+from cx_pipelines.engine.expressions.syntax import KEYWORDS, Node
 
 
 class ValueType(enum.Enum):
@@ -96,6 +96,9 @@ class _Checker:
         value_type = self.attribute_types.get(name)
         if value_type is None:
             close = difflib.get_close_matches(name, list(self.attribute_types), n=1, cutoff=0.6)
+            spelled = {"none": "null", "nan": "null"}.get(name.lower(), name.lower())
+            if spelled in KEYWORDS:  # True, NULL, AND, None: the language's own words
+                close = [spelled]
             raise _TypeFailure(
                 UnknownAttributeError(
                     f"unknown attribute {name!r}; the data dictionary does not declare it",
