@@ -12,11 +12,13 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from cx_pipelines.ingestion.contracts import Field, TableContract
 
 _BOOLEAN_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
 _TEMPORAL_TYPES = (str, datetime, date, np.datetime64)
+_TEMPORAL_INFERRED = {"string", "datetime", "datetime64", "date", "empty"}
 _INT64_LIMIT = 2.0**63
 
 OUTPUT_DTYPES = {
@@ -48,8 +50,9 @@ def empty_frame(contract: TableContract) -> pd.DataFrame:
 
 def coerce_column(values: pd.Series, field: Field) -> tuple[pd.Series, np.ndarray]:
     """Typed values (nullable) and a mask of values present in the source but unreadable."""
-    present = values.notna().to_numpy()
     kind = field.kind
+    if kind in ("category", "text"):
+        return values.astype("str"), np.zeros(len(values), dtype=bool)
     if kind in ("id", "integer"):
         numbers = pd.to_numeric(values, errors="coerce")
         if numbers.dtype.kind in "iu":
@@ -62,23 +65,23 @@ def coerce_column(values: pd.Series, field: Field) -> tuple[pd.Series, np.ndarra
         typed = pd.to_numeric(values, errors="coerce").astype("float64")
         readable = typed.notna().to_numpy()
     elif kind in ("date", "timestamp"):
-        temporal = values.map(lambda value: isinstance(value, _TEMPORAL_TYPES)).to_numpy(bool)
-        parsed = pd.to_datetime(values.where(temporal), errors="coerce", format="ISO8601", utc=True)
+        if infer_dtype(values, skipna=True) not in _TEMPORAL_INFERRED:
+            # Mixed values: a number here is not a date, though pandas would read it as one.
+            temporal = values.map(lambda value: isinstance(value, _TEMPORAL_TYPES))
+            values = values.where(temporal.to_numpy(bool))
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
         typed = parsed.dt.tz_localize(None).astype("datetime64[us]")
         if kind == "date":
             typed = typed.dt.normalize()
         readable = typed.notna().to_numpy()
-    elif kind == "boolean":
+    else:  # boolean
         normalised = values.map(lambda value: value.strip().lower() if isinstance(value, str) else value)
         mapped = normalised.map(
             lambda value: _BOOLEAN_TEXT.get(value) if isinstance(value, str) else _boolean(value)
         )
         typed = mapped.astype("boolean")
         readable = typed.notna().to_numpy()
-    else:
-        typed = values.astype("str")
-        readable = np.ones(len(values), dtype=bool)
-    unreadable = present & ~readable
+    unreadable = values.notna().to_numpy() & ~readable
     return typed, unreadable
 
 

@@ -139,7 +139,8 @@ CONTRACTS: dict[str, TableContract] = {
                 Field("balance", "number", minimum=-1e7, maximum=1e8),
                 Field("credit_limit", "number", required=False, minimum=0, maximum=1e7),
                 Field("days_past_due", "integer", required=False, minimum=0, maximum=3650),
-                Field("interest_rate", "number", required=False, minimum=0, maximum=100),
+                # A yearly rate as a fraction (0.199 = 19.9 %); above 100 % is not a bank product.
+                Field("interest_rate", "number", required=False, minimum=0, maximum=1),
             ),
         ),
         TableContract(

@@ -192,7 +192,8 @@ def validate_chunk(
     ``frame`` must have a default RangeIndex and every helper column the suite checks.
     The second value is the list of rule names the indices refer to.
     """
-    suite, batch_definition, names = _suite_and_batch_definition(table)
+    # str(): a SQLAlchemy table name is a str subclass that would miss the cache.
+    suite, batch_definition, names = _suite_and_batch_definition(str(table))
     order = {name: position for position, name in enumerate(names)}
     first_failed = np.full(len(frame), len(names), dtype=np.int64)
     if len(frame):

@@ -8,6 +8,7 @@ instead of crashing the read.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -120,30 +121,52 @@ class SourceReader:
         return np.array(values, dtype=object)
 
     def read_chunks(self, table: str, columns: list[str]) -> Iterator[pd.DataFrame]:
-        """Yield the table as DataFrames of at most ``chunk_rows`` rows of raw (object) values."""
+        """Yield the table as DataFrames of at most ``chunk_rows`` rows of raw (object) values.
+
+        Rows come straight from the driver's cursor (a server-side cursor on PostgreSQL, so
+        the table is streamed): building SQLAlchemy row objects would cost more than the read.
+        """
+        engine = self._engine_for(table)
         statement = sa.select(*(sa.column(name) for name in columns)).select_from(sa.table(table))
+        sql = str(statement.compile(dialect=engine.dialect))
+        driver_error = engine.dialect.loaded_dbapi.Error
         try:
-            with self._engine_for(table).connect() as connection:
-                result = connection.execution_options(
-                    stream_results=True, max_row_buffer=self.chunk_rows
-                ).execute(statement)
-                for rows in result.partitions(self.chunk_rows):
-                    yield _raw_frame(rows, columns)
+            connection = engine.raw_connection()
         except DBAPIError as error:
             raise SourceUnavailableError(
                 table=table, url=self.masked_url, reason=_reason(error)
             ) from error
+        try:
+            if engine.dialect.name == "postgresql":
+                cursor = connection.driver_connection.cursor(name=f"cx_ingest_{uuid.uuid4().hex}")
+                cursor.itersize = self.chunk_rows
+            else:
+                cursor = connection.cursor()
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(self.chunk_rows):
+                    yield _raw_frame(rows, columns)
+            finally:
+                cursor.close()
+        except driver_error as error:
+            raise SourceUnavailableError(
+                table=table, url=self.masked_url, reason=_reason(error)
+            ) from error
+        finally:
+            connection.close()
 
 
-def _raw_frame(rows: list[sa.Row], columns: list[str]) -> pd.DataFrame:
+def _raw_frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
     """Rows as object columns, exactly as the driver returned them (no type inference)."""
     if not rows:
         return pd.DataFrame({name: pd.Series([], dtype=object) for name in columns})
+    table = np.empty((len(rows), len(columns)), dtype=object)
+    table[:] = rows
     # Explicit object Series: pandas would otherwise infer its string dtype from text.
-    values = list(zip(*rows, strict=True))
-    frame = {}
-    for name, column in zip(columns, values, strict=True):
-        array = np.empty(len(column), dtype=object)
-        array[:] = column
-        frame[name] = pd.Series(array, dtype=object, copy=False)
-    return pd.DataFrame(frame, copy=False)
+    return pd.DataFrame(
+        {
+            name: pd.Series(np.ascontiguousarray(table[:, position]), dtype=object, copy=False)
+            for position, name in enumerate(columns)
+        },
+        copy=False,
+    )
