@@ -24,6 +24,7 @@ from cx_pipelines.engine import model as m
 from cx_pipelines.engine.errors import EngineError, EvaluationError, Location
 from cx_pipelines.engine.expressions import ValueType
 from cx_pipelines.engine.record import _channels, _event
+from cx_pipelines.engine.trace_text import trace_texts
 
 _NULL = {
     ValueType.NUMBER: np.nan,
@@ -1057,7 +1058,9 @@ def evaluate_batch(
 
     customer_frame = _customer_frame(run, plan, channels)
     if trace:
-        customer_frame["trace"] = [c.trace_json(record["trace"]) for record in records()]
+        customer_frame["trace"] = pd.Series(
+            trace_texts(run, plan, interaction, channels), dtype=object, copy=False
+        )
     return BatchResult(
         customer_frame, _account_frame(run), _treatment_frame(run, channels), records
     )
