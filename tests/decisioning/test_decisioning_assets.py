@@ -215,3 +215,11 @@ def test_definitions_describe_every_decisioning_asset():
         }:
             continue
         assert spec.description and spec.group_name == "decisioning" and spec.kinds
+
+
+def test_monthly_periodic_review_decides_the_population():
+    job = decisioning_defs.resolve_job_def("periodic_review")
+    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    assert {"strategy_catalog", "customer_decisions", "account_decisions"} <= keys
+    schedule = decisioning_defs.resolve_schedule_def("monthly_periodic_review")
+    assert schedule.cron_schedule == "0 3 1 * *" and schedule.job_name == "periodic_review"

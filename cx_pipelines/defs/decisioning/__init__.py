@@ -3,6 +3,7 @@
 import dagster as dg
 
 from cx_pipelines.defs.decisioning.assets import (
+    GROUP,
     StrategyRepository,
     every_customer_is_decided,
     periodic_review_decisions,
@@ -10,8 +11,23 @@ from cx_pipelines.defs.decisioning.assets import (
     strategy_catalog,
 )
 
+periodic_review_job = dg.define_asset_job(
+    "periodic_review",
+    selection=dg.AssetSelection.groups(GROUP),
+    description="Validate every strategy, then decide the whole population (seed 004 FIG. 2).",
+)
+
+periodic_review_schedule = dg.ScheduleDefinition(
+    name="monthly_periodic_review",
+    job=periodic_review_job,
+    cron_schedule="0 3 1 * *",  # a routine evaluation date: the 1st of every month, 03:00
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
 defs = dg.Definitions(
     assets=[strategy_catalog, periodic_review_decisions],
     asset_checks=[strategies_pass_validation_and_golden_cases, every_customer_is_decided],
+    jobs=[periodic_review_job],
+    schedules=[periodic_review_schedule],
     resources={"strategies": StrategyRepository()},
 )
