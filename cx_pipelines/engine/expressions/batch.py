@@ -256,17 +256,20 @@ def _node_in_range(node: Node) -> BatchFunction:
     def in_range(frame):
         a = subject(frame)
         size = frame.size
-        inside = np.ones(size, dtype=bool)
-        valid = ~is_null(a, value_type)
+        checks = []
         if has_low:
-            low = bounds[0](frame)
-            inside = inside & compare("<=", low, a, value_type, size)
-            valid = valid & ~is_null(low, value_type)
+            checks.append((bounds[0](frame), a))
         if has_high:
-            high = bounds[-1](frame)
-            inside = inside & compare("<=", a, high, value_type, size)
-            valid = valid & ~is_null(high, value_type)
-        return valid & ~inside if negated else inside
+            checks.append((a, bounds[-1](frame)))
+        inside = compare("<=", *checks[0], value_type, size)  # null anywhere: false
+        for smaller, larger in checks[1:]:
+            inside = inside & compare("<=", smaller, larger, value_type, size)
+        if not negated:
+            return inside
+        valid = ~is_null(a, value_type)
+        for smaller, larger in checks:
+            valid = valid & ~is_null(smaller, value_type) & ~is_null(larger, value_type)
+        return valid & ~inside
 
     return in_range
 
