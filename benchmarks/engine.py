@@ -240,7 +240,7 @@ def retail_population(customers: int, seed: int) -> tuple[pd.DataFrame, pd.DataF
             "recency_days": np.where(
                 rng.random(customers) < 0.1, np.nan, rng.exponential(60, customers).round()
             ),
-            "scores.propensity_credit_card": score,
+            "scores.propensity__credit_card__email": score,
         }
     )
     per_customer = 1 + rng.poisson(2.0, customers)  # mean 3 accounts

@@ -149,6 +149,7 @@ def _simulate(arguments: argparse.Namespace) -> int:
         OPTIONAL_TABLES,
         PopulationError,
         engine_inputs,
+        model_versions,
         simulate,
     )
 
@@ -176,6 +177,7 @@ def _simulate(arguments: argparse.Namespace) -> int:
             event=arguments.event,
             customers=inputs[0],
             accounts=inputs[1],
+            versions=model_versions(tables.get("customer_scores")),
             against=against,
             channel=arguments.channel,
             examples=arguments.examples,

@@ -14,7 +14,8 @@ strategy attribute          warehouse source
 ``customer_id``             ``customers.customer_id`` (as text when the dictionary says string)
 ``age``                     as-of year minus ``customers.birth_year``
 ``tenure_months``           whole months from ``customers.joined_on`` to the as-of date
-``scores.<name>``           column ``<name>`` of ``customer_scores`` (promoted model outputs)
+``scores.<name>``           column ``<name>`` of ``customer_scores`` (promoted model outputs,
+                            e.g. ``scores.propensity__credit_card__email``)
 ``kpis.<name>``             column ``<name>`` of ``customer_kpis``
 ``segments.<name>``         column ``<name>`` of ``customer_segments``
 any other ``<name>``        the first of ``customers``, ``customer_kpis``, ``customer_segments``,
@@ -196,6 +197,26 @@ def engine_inputs(
             if value_type == "number":
                 account_frame[column] = np.nan
     return customer_frame, account_frame
+
+
+def model_versions(scores: pd.DataFrame | None) -> dict[str, str]:
+    """Registered model → version, from ``customer_scores``' ``*_model_version`` columns.
+
+    A value ``cx_propensity/3`` gives ``{"cx_propensity": "3"}``; the traces of
+    ``model_score`` mechanisms then name the version that produced each score.
+    """
+    versions: dict[str, str] = {}
+    if scores is None:
+        return versions
+    for column in scores.columns:
+        if not str(column).endswith("_model_version"):
+            continue
+        values = scores[column].dropna()
+        if len(values):
+            name, _, version = str(values.iloc[0]).rpartition("/")
+            if name:
+                versions[name] = version
+    return versions
 
 
 # ---- simulation ---------------------------------------------------------------------------
@@ -419,6 +440,7 @@ def simulate(
     against: Strategy | None = None,
     channel: str | None = None,
     examples: int = 5,
+    versions: dict[str, str] | None = None,
 ) -> SimulationReport:
     """Evaluate ``strategy`` (and ``against``) over the same inputs; describe the decisions.
 
@@ -439,6 +461,7 @@ def simulate(
             customers=customers,
             accounts=accounts,
             channel=channel,
+            model_versions=versions,
             trace=False,
         )
 

@@ -138,12 +138,17 @@ def test_decisions_materialise_for_the_whole_population(cx_home, strategies):
 
 
 def test_optional_scores_reach_the_engine_inputs(cx_home, strategies):
-    from cx_pipelines.engine.simulate import engine_inputs
+    from cx_pipelines.engine.simulate import engine_inputs, model_versions
 
     write_population()
     scores = pd.DataFrame(
-        {"customer_id": np.array([1, 2], dtype=np.int64), "propensity_credit_card": [0.3, 0.01]}
+        {
+            "customer_id": np.array([1, 2], dtype=np.int64),
+            "propensity__credit_card__email": [0.3, 0.01],
+            "propensity_model_version": "cx_propensity/4",
+        }
     )
+    assert model_versions(scores) == {"cx_propensity": "4"}
     retail = load_strategy(strategies / "retail_bank.yaml")
     customers, accounts = engine_inputs(
         retail,
@@ -158,8 +163,8 @@ def test_optional_scores_reach_the_engine_inputs(cx_home, strategies):
     )
     recency = customers["recency_days"]
     assert recency.iloc[0] == 40.0 and np.isnan(recency.iloc[1]) and recency.iloc[2] == 12.0
-    assert customers["scores.propensity_credit_card"].tolist()[:2] == [0.3, 0.01]
-    assert np.isnan(customers["scores.propensity_credit_card"].tolist()[2])
+    assert customers["scores.propensity__credit_card__email"].tolist()[:2] == [0.3, 0.01]
+    assert np.isnan(customers["scores.propensity__credit_card__email"].tolist()[2])
     assert customers.loc[0, "tenure_months"] == 82 and customers.loc[0, "age"] == 51
     assert set(accounts["account_type"]) == {
         "credit_card",

@@ -82,7 +82,7 @@ def _customer(customer_id, *, tenure, income=50000):
         "annual_income": income,
         "tenure_months": tenure,
         "recency_days": None,
-        "scores.propensity_credit_card": None,
+        "scores.propensity__credit_card__email": None,
     }
 
 
@@ -148,7 +148,7 @@ def retail_population(size: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]
             "annual_income": rng.choice([12000.0, 40000.0, 90000.0, 150000.0, np.nan], size),
             "tenure_months": rng.integers(0, 200, size).astype(float),
             "recency_days": np.where(rng.random(size) < 0.2, np.nan, rng.integers(0, 400, size)),
-            "scores.propensity_credit_card": np.where(
+            "scores.propensity__credit_card__email": np.where(
                 rng.random(size) < 0.3, np.nan, rng.random(size)
             ),
         }
@@ -232,9 +232,9 @@ def test_omnichannel_same_customer_differs_by_channel_and_interaction():
         "annual_income": 200000,
         "tenure_months": 10,
         "segments.segment": "active",
-        "scores.propensity_credit_card": 0.2,
-        "scores.propensity_savings": 0.1,
-        "scores.attrition": 0.5,
+        "scores.propensity__credit_card__web": 0.2,
+        "scores.propensity__savings__web": 0.1,
+        "scores.attrition_risk": 0.5,
     }
     login = evaluate_customer(strategy, event="customer_interaction", customer=customer)
     complaint = evaluate_customer(

@@ -16,7 +16,12 @@ import dagster as dg
 import pandas as pd
 
 from cx_pipelines import warehouse
-from cx_pipelines.engine.simulate import OPTIONAL_TABLES, decision_columns, engine_inputs
+from cx_pipelines.engine.simulate import (
+    OPTIONAL_TABLES,
+    decision_columns,
+    engine_inputs,
+    model_versions,
+)
 
 GROUP = "decisioning"
 _REPOSITORY_STRATEGIES = Path(__file__).resolve().parents[3] / "strategies"
@@ -216,6 +221,7 @@ def periodic_review_decisions(context: dg.AssetExecutionContext, strategies: Str
         event=strategies.event,
         customers=customer_inputs,
         accounts=account_inputs,
+        model_versions=model_versions(tables.get("customer_scores")),
         trace=strategies.trace,
     )
     customer_decisions = _restore_ids(result.customers, customers["customer_id"], "customer_id")
