@@ -227,7 +227,8 @@ TOKENS = [
 def _compile_only_engine_errors(text: str) -> None:
     try:
         compiled = compile_expression(text, attribute_types=TYPES)
-    except EngineError:
+    except EngineError as error:  # and it points inside the text
+        assert 1 <= error.location.column <= len(text) + 1, (text, error)
         return
     # what compiles must also evaluate, in both forms, without an unexpected error
     columns = {
