@@ -1,10 +1,11 @@
-"""Per-record form: a typed syntax tree compiled to nested Python closures.
+"""Reference per-record semantics: a typed syntax tree compiled to nested Python closures.
 
 Each node becomes one small closure that takes the record and returns a Python value
-(``float``, ``str``, ``bool``, ``datetime.date``) or ``None`` for null. Nothing is
-interpreted at run time beyond these calls, and nothing the user wrote is ever given to
-``eval``/``exec``: the closures are fixed code chosen by node kind. Subtrees without
-attributes are folded to constants once, at compile time.
+(``float``, ``str``, ``bool``, ``datetime.date``) or ``None`` for null. This form is the
+readable definition of what every operator means; it folds attribute-free subtrees to
+constants, evaluates string subtrees once per distinct value for the batch form, and is
+the oracle the generated fast form (:mod:`.codegen`) and the batch form are tested
+against. It also holds the value readers both per-record forms share.
 """
 
 from __future__ import annotations
