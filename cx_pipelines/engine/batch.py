@@ -149,6 +149,7 @@ class _Run(MechanismRunner):
         else:
             order = np.flatnonzero(known)[np.argsort(owner[known], kind="stable")]
         self.accounts_frame = accounts
+        self.unmatched_accounts = accounts.iloc[np.flatnonzero(~known)]
         self.account_order = order
         self.account_owner = owner[order]
         type_codes, type_names = pd.factorize(accounts["account_type"])
@@ -411,5 +412,9 @@ def evaluate_batch(
             trace_texts(run, plan, interaction, channels), dtype=object, copy=False
         )
     return BatchResult(
-        customer_frame, _account_frame(run), _treatment_frame(run, channels), records
+        customer_frame,
+        _account_frame(run),
+        _treatment_frame(run, channels),
+        records,
+        unmatched_accounts=run.unmatched_accounts,
     )

@@ -94,6 +94,7 @@ class BatchResult:
     accounts: pd.DataFrame
     treatments: pd.DataFrame
     _records: Any = field(repr=False, default=None)
+    unmatched_accounts: pd.DataFrame | None = None  # accounts whose customer_id is not given
 
     def records(self) -> list[dict[str, Any]]:
         """Each customer's record as the per-record evaluator returns it."""

@@ -352,3 +352,15 @@ def test_missing_customer_column_is_an_actionable_error(strategy):
         evaluate_customer(strategy, event="periodic_review", customer=customers.iloc[0].to_dict())
     with pytest.raises(EvaluationError, match="no event 'review'"):
         evaluate_customer(strategy, event="review", customer=customer())
+
+
+def test_accounts_of_unknown_customers_are_returned_not_lost(strategy):
+    customers = pd.DataFrame([customer(customer_id=7)])
+    accounts = pd.DataFrame(
+        [card(1, 5, 100, 700, customer_id="7"), card(2, 5, 100, 700, customer_id=8)]
+    )
+    result = evaluate_batch(
+        strategy, event="periodic_review", customers=customers, accounts=accounts
+    )
+    assert result.accounts["account_id"].tolist() == [1]  # id 7 and "7" are one customer
+    assert result.unmatched_accounts["account_id"].tolist() == [2]
