@@ -163,7 +163,7 @@ def render_text(strategy: Strategy, *, mechanism: str | None = None) -> str:
                 f"strategy {strategy.name!r} has no mechanism {mechanism!r} (has: {known})"
             )
         chosen = strategy.mechanisms[mechanism]
-        return "\n".join([describe_mechanism(chosen), *_indent(mechanism_lines(chosen), 2)])
+        return "\n".join([describe_mechanism(chosen), *_indent(mechanism_lines(chosen), 2)]) + "\n"
     lines = [
         f"strategy {strategy.name} v{strategy.version}  ({strategy.file or 'in memory'})",
         f"content hash {strategy.content_hash}",
