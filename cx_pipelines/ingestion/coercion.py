@@ -75,7 +75,9 @@ def coerce_column(values: pd.Series, field: Field) -> tuple[pd.Series, np.ndarra
             typed = typed.dt.normalize()
         readable = typed.notna().to_numpy()
     else:  # boolean
-        normalised = values.map(lambda value: value.strip().lower() if isinstance(value, str) else value)
+        normalised = values.map(
+            lambda value: value.strip().lower() if isinstance(value, str) else value
+        )
         mapped = normalised.map(
             lambda value: _BOOLEAN_TEXT.get(value) if isinstance(value, str) else _boolean(value)
         )
@@ -96,8 +98,5 @@ def _boolean(value: object) -> bool | None:
 def to_output(typed: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
     """Accepted typed rows with the warehouse dtypes (required columns hold no nulls)."""
     return pd.DataFrame(
-        {
-            field.name: typed[field.name].astype(output_dtype(field))
-            for field in contract.fields
-        }
+        {field.name: typed[field.name].astype(output_dtype(field)) for field in contract.fields}
     ).reset_index(drop=True)

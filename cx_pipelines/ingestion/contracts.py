@@ -84,7 +84,7 @@ class TableContract:
     key: str
     fields: tuple[Field, ...]
     owner_must_match_account: bool = False
-    """The row's ``customer_id`` must own its ``account_id`` (rule ``customer_id_matches_account``)."""
+    """The row's ``customer_id`` must own its ``account_id`` (``customer_id_matches_account``)."""
 
     @property
     def columns(self) -> list[str]:

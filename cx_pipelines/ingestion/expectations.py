@@ -50,7 +50,7 @@ OWNER_MATCH_COLUMN = "__customer_id_matches_account"
 
 
 def epoch_seconds(moment: datetime | pd.Timestamp) -> float:
-    """Seconds since 1970 of a naive UTC instant (the scale of the ``__*_epoch_seconds`` columns)."""
+    """Seconds since 1970 of a naive UTC time (the scale of the ``__*_epoch_seconds`` columns)."""
     return (pd.Timestamp(moment) - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
 
 
@@ -141,7 +141,10 @@ def build_rules(contract: TableContract) -> list[Rule]:
             name = f"{field.name}_exists"
             add(name, _must_be_true(exists_column(field.name), name))
     if contract.owner_must_match_account:
-        add("customer_id_matches_account", _must_be_true(OWNER_MATCH_COLUMN, "customer_id_matches_account"))
+        add(
+            "customer_id_matches_account",
+            _must_be_true(OWNER_MATCH_COLUMN, "customer_id_matches_account"),
+        )
     return rules
 
 

@@ -40,7 +40,9 @@ QUARANTINE_DTYPES = {
 
 
 def empty_quarantine_frame() -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in QUARANTINE_DTYPES.items()})
+    return pd.DataFrame(
+        {name: pd.Series([], dtype=dtype) for name, dtype in QUARANTINE_DTYPES.items()}
+    )
 
 
 def _parts_dir() -> Path:
@@ -73,7 +75,9 @@ def _json_value(value: object) -> object:
 
 def raw_row_json(row: dict[str, object]) -> str:
     """A source row as JSON text, values exactly as the source returned them."""
-    return json.dumps({column: _json_value(value) for column, value in row.items()}, ensure_ascii=False)
+    return json.dumps(
+        {column: _json_value(value) for column, value in row.items()}, ensure_ascii=False
+    )
 
 
 def quarantine_records(

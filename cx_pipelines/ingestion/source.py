@@ -7,8 +7,8 @@ instead of crashing the read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +69,14 @@ class SourceReader:
             raise SourceUnavailableError(
                 table=table, url=self.masked_url, reason=f"not a database URL ({error})"
             ) from error
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            # SQLite would silently create an empty file; say instead that there is none.
-            if not Path(parsed.database).exists():
-                raise SourceUnavailableError(
-                    table=table,
-                    url=self.masked_url,
-                    reason=f"database file {parsed.database} does not exist",
-                )
+        in_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "")
+        # SQLite would silently create an empty file; say instead that there is none.
+        if in_file and parsed.database != ":memory:" and not Path(parsed.database).exists():
+            raise SourceUnavailableError(
+                table=table,
+                url=self.masked_url,
+                reason=f"database file {parsed.database} does not exist",
+            )
         try:
             self._engine = sa.create_engine(parsed)
         except (NoSuchModuleError, ArgumentError, ImportError) as error:

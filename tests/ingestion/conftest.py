@@ -26,9 +26,7 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
     engine = sa.create_engine(postgres_url)
     with engine.begin() as connection:
         connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = sa.engine.make_url(postgres_url).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
+    url = sa.engine.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:

@@ -20,6 +20,7 @@ def loose_metadata(*, schema: str | None = None) -> sa.MetaData:
 
 def valid_rows() -> dict[str, list[dict]]:
     """A tiny consistent bank: 4 customers, 5 accounts and some activity of each kind."""
+    # fmt: off
     customers = [
         {"customer_id": i, "customer_type": kind, "region": region, "birth_year": year,
          "annual_income": income, "joined_on": joined, "email": f"customer{i}@example.com"}
@@ -82,15 +83,26 @@ def valid_rows() -> dict[str, list[dict]]:
             ("2025-Q2-savings", 4, "savings", "branch", True, "2025-04-02 10:00:00", False, 0.0),
         ])
     ]
-    return copy.deepcopy({
-        "customers": customers, "accounts": accounts, "transactions": transactions,
-        "interactions": interactions, "inbound_events": inbound_events,
-        "offer_history": offer_history,
-    })
+    # fmt: on
+    return copy.deepcopy(
+        {
+            "customers": customers,
+            "accounts": accounts,
+            "transactions": transactions,
+            "interactions": interactions,
+            "inbound_events": inbound_events,
+            "offer_history": offer_history,
+        }
+    )
 
 
-def write_source(url: str, rows: dict[str, list[dict]], *, schema: str | None = None,
-                 tables: list[str] | None = None) -> None:
+def write_source(
+    url: str,
+    rows: dict[str, list[dict]],
+    *,
+    schema: str | None = None,
+    tables: list[str] | None = None,
+) -> None:
     """Create the source tables (no key constraints) in ``url`` and insert ``rows`` raw."""
     metadata = loose_metadata(schema=schema)
     engine = sa.create_engine(url)
@@ -105,7 +117,9 @@ def write_source(url: str, rows: dict[str, list[dict]], *, schema: str | None = 
                 if records:
                     # Untyped columns: values reach the driver as given, text in a float included.
                     columns = [column.name for column in table.columns]
-                    raw_table = sa.table(table.name, *(sa.column(c) for c in columns), schema=schema)
+                    raw_table = sa.table(
+                        table.name, *(sa.column(c) for c in columns), schema=schema
+                    )
                     connection.execute(
                         sa.insert(raw_table),
                         [{column: record.get(column) for column in columns} for record in records],
@@ -130,8 +144,14 @@ def bad_rows() -> list[BadRow]:
     good = valid_rows()
     template = {table: rows[0] for table, rows in good.items()}
     cases: list[BadRow] = []
-    next_key = {"customers": 1000, "accounts": 2000, "transactions": 3000,
-                "interactions": 4000, "inbound_events": 5000, "offer_history": 6000}
+    next_key = {
+        "customers": 1000,
+        "accounts": 2000,
+        "transactions": 3000,
+        "interactions": 4000,
+        "inbound_events": 5000,
+        "offer_history": 6000,
+    }
 
     def add(table: str, rule: str, *, sqlite_only: bool = False, **changes) -> dict:
         key = source_schema.PRIMARY_KEYS[table]
@@ -172,8 +192,13 @@ def bad_rows() -> list[BadRow]:
     add("transactions", "amount_in_range", amount=5e7)
     add("transactions", "amount_is_numeric", sqlite_only=True, amount="12,50")
     # Several faults: the first rule in checking order (types first) is the one reported.
-    add("transactions", "amount_is_numeric", sqlite_only=True, amount="x",
-        merchant_category="casino")
+    add(
+        "transactions",
+        "amount_is_numeric",
+        sqlite_only=True,
+        amount="x",
+        merchant_category="casino",
+    )
     add("transactions", "transaction_id_is_integer", sqlite_only=True, transaction_id=1.5)
     add("transactions", "account_id_exists", account_id=123456)
     add("transactions", "account_id_exists", account_id=frozen)  # its account was quarantined
@@ -216,6 +241,8 @@ def source_with_bad_rows(*, sqlite: bool) -> tuple[dict[str, list[dict]], list[B
     last = {**rows["customers"][1], "customer_id": DUPLICATED_CUSTOMER}
     rows["customers"].insert(0, first)
     rows["customers"].append(last)
-    cases += [BadRow("customers", first, "customer_id_is_unique"),
-              BadRow("customers", last, "customer_id_is_unique")]
+    cases += [
+        BadRow("customers", first, "customer_id_is_unique"),
+        BadRow("customers", last, "customer_id_is_unique"),
+    ]
     return rows, cases

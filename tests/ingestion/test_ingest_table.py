@@ -7,6 +7,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from ingestion_rows import source_with_bad_rows, valid_rows, write_source
 
 from cx_pipelines import source_schema, warehouse
 from cx_pipelines.ingestion import (
@@ -18,12 +19,11 @@ from cx_pipelines.ingestion import (
     quarantined_for,
 )
 from cx_pipelines.ingestion.coercion import empty_frame
-from ingestion_rows import source_with_bad_rows, valid_rows, write_source
 
 TABLES = [table.name for table in source_schema.SOURCE_TABLES]
 
 
-def ingest_all(url: str, *, run_id: str = "run-1", chunk_rows: int = 3) -> dict:
+def ingest_all(url: str, *, run_id: str = "run-1", chunk_rows: int = 8) -> dict:
     return {
         table: ingest_table(table, url=url, run_id=run_id, chunk_rows=chunk_rows)
         for table in TABLES
@@ -31,7 +31,9 @@ def ingest_all(url: str, *, run_id: str = "run-1", chunk_rows: int = 3) -> dict:
 
 
 def _key(value: object) -> str:
-    return "<null>" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    return (
+        "<null>" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    )
 
 
 def assert_bad_rows_quarantined(url: str, *, sqlite: bool) -> None:
@@ -54,7 +56,9 @@ def assert_bad_rows_quarantined(url: str, *, sqlite: bool) -> None:
         )
     )
     assert actual == expected
-    bad_keys = {(case.table, _key(case.row[source_schema.PRIMARY_KEYS[case.table]])) for case in cases}
+    bad_keys = {
+        (case.table, _key(case.row[source_schema.PRIMARY_KEYS[case.table]])) for case in cases
+    }
     for table in TABLES:
         report = reports[table]
         key = source_schema.PRIMARY_KEYS[table]
@@ -83,19 +87,25 @@ def test_postgres_source_quarantines_the_same_rows(cx_home, postgres_schema_url)
 def test_accepted_tables_have_warehouse_dtypes_and_source_values(sqlite_url):
     rows = valid_rows()
     write_source(sqlite_url, rows)
-    ingest_all(sqlite_url, chunk_rows=2)
+    ingest_all(sqlite_url, chunk_rows=4)
 
     for table in TABLES:
         frame = warehouse.read_table(table)
         assert frame.dtypes.to_dict() == empty_frame(CONTRACTS[table]).dtypes.to_dict(), table
     transactions = warehouse.read_table("transactions").sort_values("transaction_id")
     assert transactions["amount"].tolist() == [row["amount"] for row in rows["transactions"]]
-    assert transactions["occurred_at"].iloc[0] == pd.Timestamp(rows["transactions"][0]["occurred_at"])
+    assert transactions["occurred_at"].iloc[0] == pd.Timestamp(
+        rows["transactions"][0]["occurred_at"]
+    )
     offers = warehouse.read_table("offer_history").sort_values("contact_id")
     assert offers["treated"].tolist() == [row["treated"] for row in rows["offer_history"]]
-    assert offers["revenue"].isna().tolist() == [row["revenue"] is None for row in rows["offer_history"]]
+    assert offers["revenue"].isna().tolist() == [
+        row["revenue"] is None for row in rows["offer_history"]
+    ]
     events = warehouse.read_table("inbound_events").sort_values("event_id")
-    assert events["account_id"].isna().tolist() == [r["account_id"] is None for r in rows["inbound_events"]]
+    assert events["account_id"].isna().tolist() == [
+        r["account_id"] is None for r in rows["inbound_events"]
+    ]
     assert str(events["account_id"].dtype) == "Int64"
 
 
@@ -125,7 +135,9 @@ def test_rerun_replaces_a_tables_quarantined_rows_instead_of_adding_to_them(sqli
     ingest_table("customers", url=sqlite_url, run_id="second")
     quarantined = warehouse.read_table("quarantined_rows")
     assert sorted(zip(quarantined["source_table"], quarantined["run_id"], strict=True)) == [
-        ("accounts", "first"), ("customers", "second"), ("customers", "second"),
+        ("accounts", "first"),
+        ("customers", "second"),
+        ("customers", "second"),
     ]
 
     rows["customers"][-1]["region"] = "west"  # the source fixes one row

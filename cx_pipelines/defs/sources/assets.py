@@ -21,7 +21,7 @@ SOURCE_TABLE_DEPENDENCIES: dict[str, list[str]] = {
 
 DESCRIPTIONS = {
     "customers": "Validated customers from the source system (type, region, age, income, email).",
-    "accounts": "Validated accounts of accepted customers (product, status, balance, limit, arrears).",
+    "accounts": "Validated accounts of accepted customers (product, status, balance, arrears).",
     "transactions": "Validated spending transactions on accepted accounts of their own customer.",
     "interactions": "Validated channel interactions of accepted customers.",
     "inbound_events": "Validated inbound events (cycle date, late payment, credit request...).",
@@ -84,7 +84,9 @@ def build_source_asset(table: str) -> dg.AssetsDefinition:
                 },
             )
         )
-        return dg.Output(None, metadata=ingestion_metadata(report, source=source_database.masked_url()))
+        return dg.Output(
+            None, metadata=ingestion_metadata(report, source=source_database.masked_url())
+        )
 
     return _source_asset
 

@@ -1,4 +1,4 @@
-"""Blocking quality gates: a source table with too many quarantined rows stops what depends on it."""
+"""Blocking gates: a source table with too many quarantined rows stops what depends on it."""
 
 import dagster as dg
 import pyarrow.parquet as pq

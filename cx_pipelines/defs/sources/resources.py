@@ -1,4 +1,4 @@
-"""Resources of the sources domain: where the source system is, and how much quarantine is too much."""
+"""Resources of the sources domain: where the source system is, how much quarantine is too much."""
 
 from __future__ import annotations
 
