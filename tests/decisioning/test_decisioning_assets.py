@@ -228,3 +228,32 @@ def test_monthly_periodic_review_decides_the_population():
     assert {"strategy_catalog", "customer_decisions", "account_decisions"} <= keys
     schedule = decisioning_defs.resolve_schedule_def("monthly_periodic_review")
     assert schedule.cron_schedule == "0 3 1 * *" and schedule.job_name == "periodic_review"
+
+
+def test_a_strategy_edited_after_validation_is_refused(cx_home, strategies):
+    write_population()
+    first = dg.materialize(
+        [strategy_catalog, strategies_pass_validation_and_golden_cases],
+        resources={
+            "strategies": StrategyRepository(directory=str(strategies)),
+            "io_manager": WarehouseIOManager(),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert first.success
+    path = strategies / "retail_bank.yaml"
+    path.write_text(path.read_text().replace("then: D5", "then: D6", 1))
+    second = dg.materialize(
+        [strategy_catalog, periodic_review_decisions],
+        selection=[dg.AssetKey("customer_decisions"), dg.AssetKey("account_decisions")],
+        resources={
+            "strategies": StrategyRepository(directory=str(strategies)),
+            "io_manager": WarehouseIOManager(),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not second.success
+    failure = next(e for e in second.all_events if e.is_step_failure)
+    assert "changed since strategy_catalog validated it" in str(failure.event_specific_data.error)
+    assert not warehouse.table_exists("customer_decisions")

@@ -144,6 +144,23 @@ def strategies_pass_validation_and_golden_cases(
     )
 
 
+def _require_validated(strategy, path: Path) -> None:
+    """Refuse to decide with a file that changed since ``strategy_catalog`` validated it."""
+    catalog = warehouse.read_table("strategy_catalog")
+    row = catalog.loc[catalog["path"] == str(path)]
+    if not len(row) or not bool(row["valid"].iloc[0]):
+        raise dg.Failure(
+            f"{path} is not a valid strategy in strategy_catalog; fix it and "
+            "re-materialise strategy_catalog"
+        )
+    if row["content_hash"].iloc[0] != strategy.content_hash:
+        raise dg.Failure(
+            f"{path} changed since strategy_catalog validated it (hash "
+            f"{row['content_hash'].iloc[0]} then, {strategy.content_hash} now); "
+            "re-materialise strategy_catalog so its check runs on this version"
+        )
+
+
 def _optional_tables() -> dict[str, pd.DataFrame | None]:
     return {
         name: warehouse.read_table(name) if warehouse.table_exists(name) else None
@@ -210,6 +227,7 @@ def periodic_review_decisions(context: dg.AssetExecutionContext, strategies: Str
     from cx_pipelines.engine import evaluate_batch, load_strategy
 
     strategy = load_strategy(strategies.decision_path())
+    _require_validated(strategy, strategies.decision_path())
     customers = warehouse.read_table("customers")
     accounts = warehouse.read_table("accounts")
     tables = _optional_tables()
