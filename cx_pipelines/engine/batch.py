@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from cx_pipelines.engine import common as c
 from cx_pipelines.engine import model as m
@@ -29,6 +27,7 @@ from cx_pipelines.engine.batch_columns import (
     _Step,
     _string_column,
 )
+from cx_pipelines.engine.batch_index import CustomerIndex
 from cx_pipelines.engine.batch_mechanisms import MechanismRunner
 from cx_pipelines.engine.batch_output import (
     BatchResult,
@@ -71,66 +70,13 @@ class _Run(MechanismRunner):
             columns[name] = np.empty(size, dtype=object)
         self.customer_series = customers["customer_id"]
         self.customer_ids = customers["customer_id"].array
-        self._index_customers()
+        self.index = CustomerIndex(customers["customer_id"], strategy.salt)
+        self.draws = self.index.draws
         self.customers = _Level(size, columns)
         self.levels: dict[str | None, _Level] = {None: self.customers}
         self.account_rows: dict[str, np.ndarray] = {}
         self._accounts(accounts)
         self.steps: list[_Step] = []
-
-    def _index_customers(self) -> None:
-        """Fingerprint every customer id once: test-group draws, duplicates and account owners."""
-        self.fingerprints, self.checks = c.fingerprints(self.customer_series, self.strategy.salt)
-        if self.customer_series.isna().any():
-            raise EvaluationError("column customer_id of the customers frame has empty entries")
-        self.draws = c.draws_of(self.fingerprints)
-        order = np.argsort(self.fingerprints)
-        ordered, ordered_checks = self.fingerprints[order], self.checks[order]
-        same = ordered[1:] == ordered[:-1]
-        if same.any():
-            pairs = np.flatnonzero(same)
-            left, right = order[pairs], order[pairs + 1]
-            if np.any(self.checks[left] == self.checks[right]):
-                raise EvaluationError(
-                    "column customer_id of the customers frame has duplicate entries"
-                )
-        self.collision = bool(same.any())  # two ids, one fingerprint: look up by value instead
-        self.fingerprint_order, self.ordered_fingerprints, self.ordered_checks = (
-            order,
-            ordered,
-            ordered_checks,
-        )
-
-    def owner_index(self, customer_ids: Any) -> np.ndarray:
-        """Row of each given customer id in the customers frame (-1 when absent)."""
-        size = len(customer_ids)
-        if size == 0 or self.customers.size == 0:
-            return np.full(size, -1, dtype=np.int64)
-        if self.collision:
-            return pd.Index(self.customer_ids).get_indexer(np.asarray(customer_ids))
-        # rows grouped by customer (the usual account extract) are looked up once per run
-        text = c.arrow_text(customer_ids)
-        change = np.ones(size, dtype=bool)
-        if size > 1:
-            differs = pc.not_equal(text.slice(1), text.slice(0, size - 1))
-            change[1:] = np.asarray(pc.fill_null(differs, True))
-        starts = np.flatnonzero(change)
-        run_wanted, run_checks = c.fingerprints(text.take(pa.array(starts)), self.strategy.salt)
-        if (
-            len(starts) == self.customers.size
-            and np.array_equal(run_wanted, self.fingerprints)
-            and np.array_equal(run_checks, self.checks)
-        ):
-            # grouped in the customers' own order: no search needed
-            return np.repeat(np.arange(self.customers.size), np.diff(np.append(starts, size)))
-        position = np.minimum(
-            np.searchsorted(self.ordered_fingerprints, run_wanted), self.customers.size - 1
-        )
-        hit = (self.ordered_fingerprints[position] == run_wanted) & (
-            self.ordered_checks[position] == run_checks
-        )
-        found = np.where(hit, self.fingerprint_order[position], -1)
-        return np.repeat(found, np.diff(np.append(starts, size)))
 
     def _accounts(self, accounts: pd.DataFrame | None) -> None:
         strategy = self.strategy
@@ -141,7 +87,7 @@ class _Run(MechanismRunner):
                 raise EvaluationError(
                     f"the accounts frame has no column {required!r}", symbol=required
                 )
-        owner = self.owner_index(accounts["customer_id"])
+        owner = self.index.owner_index(accounts["customer_id"])
         known = owner >= 0
         # all accounts in customer order, keeping the frame's order within a customer
         if known.all() and np.all(owner[1:] >= owner[:-1]):
@@ -339,7 +285,7 @@ class _Run(MechanismRunner):
                 raise EvaluationError(
                     f"the contact history has no column {required!r}", symbol=required
                 )
-        owner = self.owner_index(history["customer_id"])
+        owner = self.index.owner_index(history["customer_id"])
         known = owner >= 0
         days = pd.to_numeric(history["days_ago"]).to_numpy(dtype=np.float64)
         channel_of = history["channel"].to_numpy()
@@ -381,13 +327,79 @@ def evaluate_batch(
     model_versions: Mapping[str, Any] | None = None,
     trace: bool = True,
     test_groups: Any = None,
+    chunk_size: int | None = 250_000,
 ) -> BatchResult:
     """Run ``event`` for every customer at once; one customer intelligence record per row.
 
     ``trace=False`` skips rendering the per-customer JSON trace (the costly part at
     millions of rows); everything else is identical. ``test_groups`` (an array of group
     names or None per customer) overrides the hashed assignment, as golden cases do.
+    With traces, populations larger than ``chunk_size`` customers are evaluated in
+    slices of that many customers with their accounts: same results, and the working
+    memory of trace rendering stays bounded.
     """
+    options = {
+        "event": event,
+        "interaction_type": interaction_type,
+        "channel": channel,
+        "model_versions": model_versions,
+        "trace": trace,
+    }
+    if trace and chunk_size is not None and len(customers) > chunk_size:
+        return _in_chunks(
+            strategy, customers, accounts, contact_history, test_groups, chunk_size, options
+        )
+    return _evaluate(strategy, customers, accounts, contact_history, test_groups, **options)
+
+
+def _in_chunks(strategy, customers, accounts, contact_history, test_groups, chunk_size, options):
+    customers = customers.reset_index(drop=True)
+    index = CustomerIndex(customers["customer_id"], strategy.salt)
+    account_owner = None if accounts is None else index.owner_index(accounts["customer_id"])
+    history_owner = (
+        None if contact_history is None else index.owner_index(contact_history["customer_id"])
+    )
+    groups = None if test_groups is None else np.asarray(test_groups, dtype=object)
+    results = []
+    for start in range(0, len(customers), chunk_size):
+        stop = start + chunk_size
+
+        def rows(owner, start=start, stop=stop):
+            return np.flatnonzero((owner >= start) & (owner < stop))
+
+        results.append(
+            _evaluate(
+                strategy,
+                customers.iloc[start:stop],
+                None if accounts is None else accounts.iloc[rows(account_owner)],
+                None if contact_history is None else contact_history.iloc[rows(history_owner)],
+                None if groups is None else groups[start:stop],
+                **options,
+            )
+        )
+    unmatched = None if accounts is None else accounts.iloc[np.flatnonzero(account_owner < 0)]
+    return BatchResult(
+        pd.concat([r.customers for r in results], ignore_index=True),
+        pd.concat([r.accounts for r in results], ignore_index=True),
+        pd.concat([r.treatments for r in results], ignore_index=True),
+        lambda: [record for r in results for record in r.records()],
+        unmatched_accounts=unmatched,
+    )
+
+
+def _evaluate(
+    strategy: m.Strategy,
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame | None,
+    contact_history: pd.DataFrame | None,
+    test_groups: Any,
+    *,
+    event: str,
+    interaction_type: str | None,
+    channel: str | None,
+    model_versions: Mapping[str, Any] | None,
+    trace: bool,
+) -> BatchResult:
     plan = _event(strategy, event)
     channels = _channels(strategy, channel)
     interaction = interaction_type or plan.interaction_type

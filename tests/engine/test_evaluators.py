@@ -364,3 +364,19 @@ def test_accounts_of_unknown_customers_are_returned_not_lost(strategy):
     )
     assert result.accounts["account_id"].tolist() == [1]  # id 7 and "7" are one customer
     assert result.unmatched_accounts["account_id"].tolist() == [2]
+
+
+def test_chunked_evaluation_gives_the_same_frames(strategy):
+    customers, accounts, contacts = small_bank_population(60, seed=5)
+    options = {
+        "event": "periodic_review",
+        "customers": customers,
+        "accounts": accounts,
+        "contact_history": contacts,
+    }
+    whole = evaluate_batch(strategy, chunk_size=None, **options)
+    sliced = evaluate_batch(strategy, chunk_size=7, **options)
+    pd.testing.assert_frame_equal(whole.customers, sliced.customers)
+    pd.testing.assert_frame_equal(whole.accounts, sliced.accounts)
+    pd.testing.assert_frame_equal(whole.treatments, sliced.treatments)
+    assert whole.records() == sliced.records()
