@@ -75,9 +75,10 @@ def load_cdnow(*, master: bool = False, source_url: str) -> dict[str, int]:
     engine = source_engine(source_url)
     try:
         writer = SourceWriter(engine)
-        writer.recreate_tables()
-        writer.write(tables)
-        writer.create_indexes()
+        with writer.replacing():
+            writer.recreate_tables()
+            writer.write(tables)
+            writer.create_indexes()
     finally:
         engine.dispose()
     for stale in ("truth.parquet", "population.json"):

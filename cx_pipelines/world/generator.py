@@ -255,12 +255,9 @@ def generate(
     campaigns = plan_campaigns(seed)
     engine = source_engine(source_url)
     writer = SourceWriter(engine)
-    writer.recreate_tables()
     folder = config.world_dir()
     folder.mkdir(parents=True, exist_ok=True)
     truth_path = folder / "truth.parquet"
-    for stale in (truth_path, folder / "population.json"):  # never describe other tables
-        stale.unlink(missing_ok=True)
     partial = folder / f".truth.{os.getpid()}.parquet"
     counters = _Counters()
     row_counts = {table.name: 0 for table in SOURCE_TABLES}
@@ -268,26 +265,29 @@ def generate(
     blocks_per_chunk = chunk_customers // pop.BLOCK_CUSTOMERS
     truth_writer: pq.ParquetWriter | None = None
     try:
-        for first_block in range(0, blocks, blocks_per_chunk):
-            table_parts: dict[str, list[Columns]] = defaultdict(list)
-            truth_parts: list[Columns] = []
-            for block in range(first_block, min(first_block + blocks_per_chunk, blocks)):
-                size = min(pop.BLOCK_CUSTOMERS, customers - block * pop.BLOCK_CUSTOMERS)
-                tables, truth = draw_block(seed, block, size, campaigns, counters)
-                for name, columns in tables.items():
-                    table_parts[name].append(columns)
-                truth_parts.append(truth)
-            chunk = {name: _concatenate(parts) for name, parts in table_parts.items()}
-            writer.write(chunk)
-            for name, columns in chunk.items():
-                row_counts[name] += len(next(iter(columns.values())))
-            truth_table = pa.table(_concatenate(truth_parts))
-            if truth_writer is None:
-                truth_writer = pq.ParquetWriter(partial, truth_table.schema)
-            truth_writer.write_table(truth_table)
-        truth_writer.close()
-        truth_writer = None
-        writer.create_indexes()
+        # One transaction: a run that fails part-way leaves the previous world in place.
+        with writer.replacing():
+            writer.recreate_tables()
+            for first_block in range(0, blocks, blocks_per_chunk):
+                table_parts: dict[str, list[Columns]] = defaultdict(list)
+                truth_parts: list[Columns] = []
+                for block in range(first_block, min(first_block + blocks_per_chunk, blocks)):
+                    size = min(pop.BLOCK_CUSTOMERS, customers - block * pop.BLOCK_CUSTOMERS)
+                    tables, truth = draw_block(seed, block, size, campaigns, counters)
+                    for name, columns in tables.items():
+                        table_parts[name].append(columns)
+                    truth_parts.append(truth)
+                chunk = {name: _concatenate(parts) for name, parts in table_parts.items()}
+                writer.write(chunk)
+                for name, columns in chunk.items():
+                    row_counts[name] += len(next(iter(columns.values())))
+                truth_table = pa.table(_concatenate(truth_parts))
+                if truth_writer is None:
+                    truth_writer = pq.ParquetWriter(partial, truth_table.schema)
+                truth_writer.write_table(truth_table)
+            truth_writer.close()
+            truth_writer = None
+            writer.create_indexes()
         os.replace(partial, truth_path)
     finally:
         if truth_writer is not None:

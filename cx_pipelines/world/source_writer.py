@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,27 @@ class SourceWriteError(RuntimeError):
 
 
 def source_engine(url: str) -> sa.Engine:
-    """Engine for ``url``; for a SQLite file, its folder is created when missing."""
+    """Engine for ``url``; for a SQLite file, its folder is created when missing.
+
+    On SQLite the driver's own transaction handling is switched off and SQLAlchemy emits
+    BEGIN itself, so that DDL (dropping and creating tables) is transactional as well.
+    """
     parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return sa.create_engine(parsed)
+    engine = sa.create_engine(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _driver_autocommit(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 def _with_nulls(result: np.ndarray, missing: np.ndarray) -> list:
@@ -84,26 +101,40 @@ class SourceWriter:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._connection: sa.Connection | None = None
+
+    @contextmanager
+    def replacing(self) -> Iterator[SourceWriter]:
+        """Run every write inside one transaction: if anything fails, the old tables stay."""
+        with self.engine.begin() as connection:
+            self._connection = connection
+            try:
+                yield self
+            finally:
+                self._connection = None
+
+    def _begin(self):
+        if self._connection is not None:
+            return nullcontext(self._connection)
+        return self.engine.begin()
 
     def recreate_tables(self) -> None:
         """Drop the source tables and create them empty, without indexes (added at the end)."""
-        with self.engine.begin() as connection:
+        with self._begin() as connection:
             metadata.drop_all(connection, tables=list(SOURCE_TABLES), checkfirst=True)
             for table in SOURCE_TABLES:
                 connection.execute(sa.schema.CreateTable(table))
 
     def create_indexes(self) -> None:
         """Create the indexes declared in the schema, after the bulk load."""
-        with self.engine.begin() as connection:
+        with self._begin() as connection:
             for table in SOURCE_TABLES:
                 for index in table.indexes:
                     index.create(connection)
 
     def write(self, tables: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         """Append rows to several tables in one transaction."""
-        with self.engine.begin() as connection:
-            if self.dialect == "sqlite":
-                connection.exec_driver_sql("PRAGMA synchronous = OFF")
+        with self._begin() as connection:
             for name, columns in tables.items():
                 table = metadata.tables[name]
                 try:

@@ -122,3 +122,31 @@ def test_postgres_copy_keeps_awkward_text(postgres_url: str) -> None:
     assert [row.email for row in stored] == awkward
     assert {row.joined_on for row in stored} == {date(2020, 1, 2)}
     assert set(moments) == {datetime(2025, 1, 2, 3, 4, 5)}
+
+
+def test_a_generation_that_fails_part_way_leaves_the_previous_world(cx_home, monkeypatch):
+    from cx_pipelines import config
+    from cx_pipelines.world import generate_world
+    from cx_pipelines.world import generator
+
+    generate_world(customers=1_000, seed=3, source_url=config.source_url())
+    truth_before = (config.world_dir() / "truth.parquet").read_bytes()
+
+    def fail_in_second_chunk(seed, block, *arguments):
+        if block >= 1:
+            raise RuntimeError("disk full")
+        return original(seed, block, *arguments)
+
+    original = generator.draw_block
+    monkeypatch.setattr(generator, "draw_block", fail_in_second_chunk)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generator.generate(
+            customers=3_000, seed=4, source_url=config.source_url(), chunk_customers=1_000
+        )
+
+    engine = sa.create_engine(config.source_url())
+    with engine.connect() as connection:
+        customers = connection.execute(sa.text("select count(*) from customers")).scalar()
+    engine.dispose()
+    assert customers == 1_000
+    assert (config.world_dir() / "truth.parquet").read_bytes() == truth_before
