@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -100,6 +101,7 @@ _FNV_PRIME = 0x100000001B3
 _SCALE = 100.0 / 9007199254740992.0  # 100 / 2**53
 
 
+@functools.lru_cache(maxsize=256)
 def _salt_seed(salt: str) -> int:
     salt_hash = int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "big")
     return _FNV_OFFSET ^ salt_hash
@@ -252,6 +254,16 @@ def event_models(
     strategy: m.Strategy, event: m.Event, model_versions: dict | None
 ) -> dict[str, str]:
     """Model name → version for every model score the event can run."""
+    key = ("models", event.name, tuple(sorted((model_versions or {}).items())))
+    cached = strategy._lists.get(key)
+    if cached is None:
+        cached = strategy._lists[key] = _event_models(strategy, event, model_versions)
+    return dict(cached)
+
+
+def _event_models(
+    strategy: m.Strategy, event: m.Event, model_versions: dict | None
+) -> dict[str, str]:
     models: dict[str, str] = {}
     seen: set[str] = set()
 
