@@ -119,7 +119,9 @@ def register(
         "champion_metric_value": float(champion["champion_metric_value"])
         if "champion_metric_value" in champion
         else None,
-        "mlflow_run": dg.MetadataValue.text(version.run_link(uri)),
+        "mlflow_run": dg.MetadataValue.url(version.run_link(uri))
+        if uri.startswith(("http://", "https://"))
+        else dg.MetadataValue.text(version.run_link(uri)),
         "mlflow_run_id": version.run_id,
         "holdout_metrics": dg.MetadataValue.json(report.metrics),
         "plots": images_markdown(report.plots),
