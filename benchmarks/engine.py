@@ -100,14 +100,27 @@ def table_records(count: int, seed: int) -> pd.DataFrame:
 
 
 def _line(label: str, seconds: float, rate: float) -> str:
-    return f"  {label:<28} {seconds:8.2f} s  {rate:>12,.0f} records/s"
+    return f"  {label:<36} {seconds:8.2f} s  {rate:>12,.0f} records/s"
+
+
+def _chunked(figures: dict, key: str, label: str, chunks: list[tuple[int, float]]) -> None:
+    """Overall and best-stretch throughput of a method timed chunk by chunk."""
+    count = sum(size for size, _ in chunks)
+    seconds = sum(elapsed for _, elapsed in chunks)
+    figures[f"{key}_records_per_s"] = _rate(count, seconds)
+    figures[f"{key}_best_records_per_s"] = max(_rate(size, elapsed) for size, elapsed in chunks)
+    print(
+        _line(label, seconds, figures[f"{key}_records_per_s"])
+        + f"  (best 100k stretch {figures[f'{key}_best_records_per_s']:,.0f})",
+        flush=True,
+    )
 
 
 def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def bench_table(records: pd.DataFrame, zen) -> dict:
+def bench_table(records: pd.DataFrame, zen, *, repeat: int) -> dict:
     table = read_zen_table(TABLE)
     document = to_strategy(table)
     with tempfile.TemporaryDirectory() as folder:
@@ -120,19 +133,34 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
     count = len(records)
     figures: dict[str, float] = {"records": count, "rules": len(table.rules)}
 
-    started = time.perf_counter()
-    result = evaluate_batch(strategy, event="decide", customers=inputs, accounts=None, trace=False)
-    seconds = time.perf_counter() - started
-    ours_batch = result.customers["action"].to_numpy(dtype=object)
+    timings = []
+    ours_batch = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = evaluate_batch(
+            strategy, event="decide", customers=inputs, accounts=None, trace=False
+        )
+        timings.append(time.perf_counter() - started)
+        actions = result.customers["action"].to_numpy(dtype=object)
+        if ours_batch is not None and (actions != ours_batch).any():
+            raise AssertionError("two runs of the batch evaluator disagree")
+        ours_batch = actions
+        del result
+    seconds = min(timings)
     figures["ours_batch_records_per_s"] = _rate(count, seconds)
+    figures["ours_batch_runs_s"] = [round(t, 3) for t in timings]
     print(
-        _line("ours, batch evaluator", seconds, figures["ours_batch_records_per_s"]),
+        _line(
+            f"ours, batch evaluator (best of {repeat})",
+            seconds,
+            figures["ours_batch_records_per_s"],
+        ),
         flush=True,
     )
 
     columns = list(inputs.columns)
     ours_record = np.empty(count, dtype=object)
-    seconds = 0.0
+    chunk_seconds: list[float] = []
     for start in range(0, count, CHUNK):
         chunk = [
             dict(zip(columns, row, strict=True))
@@ -143,12 +171,8 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
             ours_record[start + offset] = evaluate_customer(
                 strategy, event="decide", customer=customer
             )["attributes"]["action"]
-        seconds += time.perf_counter() - began
-    figures["ours_record_records_per_s"] = _rate(count, seconds)
-    print(
-        _line("ours, per-record evaluator", seconds, figures["ours_record_records_per_s"]),
-        flush=True,
-    )
+        chunk_seconds.append((len(chunk), time.perf_counter() - began))
+    _chunked(figures, "ours_record", "ours, per-record evaluator", chunk_seconds)
 
     engine = zen.ZenEngine(
         {"loader": {"type": "static", "content": {"table": json.loads(TABLE.read_text())}}}
@@ -156,7 +180,8 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
     zen_columns = ["risk_score", "balance", "segment", "channel"]
     zen_single = np.empty(count, dtype=object)
     zen_batch = np.empty(count, dtype=object)
-    single_seconds = batch_seconds = 0.0
+    single_chunks: list[tuple[int, float]] = []
+    batch_chunks: list[tuple[int, float]] = []
     for start in range(0, count, CHUNK):
         contexts = [
             dict(zip(zen_columns, row, strict=True))
@@ -165,24 +190,17 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
         began = time.perf_counter()
         for offset, context in enumerate(contexts):
             zen_single[start + offset] = engine.evaluate("table", context)["result"].get("action")
-        single_seconds += time.perf_counter() - began
+        single_chunks.append((len(contexts), time.perf_counter() - began))
         requests = [{"key": "table", "context": context} for context in contexts]
         began = time.perf_counter()
         answers = engine.evaluate_batch(requests)
-        batch_seconds += time.perf_counter() - began
+        batch_chunks.append((len(contexts), time.perf_counter() - began))
         for offset, answer in enumerate(answers):
             zen_batch[start + offset] = (
                 answer["data"]["result"].get("action") if answer.get("success") else None
             )
-    figures["zen_evaluate_records_per_s"] = _rate(count, single_seconds)
-    figures["zen_evaluate_batch_records_per_s"] = _rate(count, batch_seconds)
-    print(_line("zen-engine, evaluate", single_seconds, figures["zen_evaluate_records_per_s"]))
-    print(
-        _line(
-            "zen-engine, evaluate_batch", batch_seconds, figures["zen_evaluate_batch_records_per_s"]
-        ),
-        flush=True,
-    )
+    _chunked(figures, "zen_evaluate", "zen-engine, evaluate", single_chunks)
+    _chunked(figures, "zen_evaluate_batch", "zen-engine, evaluate_batch", batch_chunks)
 
     disagreements = {
         "ours_record_vs_ours_batch": int((ours_record != ours_batch).sum()),
@@ -191,11 +209,16 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
     }
     figures["disagreements"] = disagreements
     figures["all_agree"] = not any(disagreements.values())
+    # Best against best: our fastest batch run against zen's fastest 100k-record stretch, so a
+    # noisy neighbour on a shared machine cannot favour either side; overall rates are printed too.
     figures["batch_vs_zen_evaluate_speedup"] = (
+        figures["ours_batch_records_per_s"] / figures["zen_evaluate_best_records_per_s"]
+    )
+    figures["batch_vs_zen_evaluate_overall_speedup"] = (
         figures["ours_batch_records_per_s"] / figures["zen_evaluate_records_per_s"]
     )
     figures["batch_vs_zen_evaluate_batch_speedup"] = (
-        figures["ours_batch_records_per_s"] / figures["zen_evaluate_batch_records_per_s"]
+        figures["ours_batch_records_per_s"] / figures["zen_evaluate_batch_best_records_per_s"]
     )
     distinct = pd.Series(ours_batch).value_counts()
     print(
@@ -203,7 +226,8 @@ def bench_table(records: pd.DataFrame, zen) -> dict:
         f"{len(distinct)} distinct actions"
     )
     print(
-        f"  batch / zen evaluate: {figures['batch_vs_zen_evaluate_speedup']:.1f}x (target >= 30x); "
+        f"  batch / zen evaluate: {figures['batch_vs_zen_evaluate_speedup']:.1f}x best vs best "
+        f"(target >= 30x), {figures['batch_vs_zen_evaluate_overall_speedup']:.1f}x overall; "
         f"batch / zen evaluate_batch: {figures['batch_vs_zen_evaluate_batch_speedup']:.1f}x"
     )
     return figures
@@ -281,23 +305,27 @@ def retail_population(customers: int, seed: int) -> tuple[pd.DataFrame, pd.DataF
     return customer_frame, account_frame
 
 
-def _retail_child(customers: int, seed: int, samples: int, connection) -> None:
+def _retail_child(customers: int, seed: int, samples: int, repeat: int, connection) -> None:
     strategy = load_strategy(RETAIL)
     customer_frame, account_frame = retail_population(customers, seed)
-    gc.collect()
-    started = time.perf_counter()
-    result = evaluate_batch(
-        strategy,
-        event="periodic_review",
-        customers=customer_frame,
-        accounts=account_frame,
-        trace=False,
-    )
-    seconds = time.perf_counter() - started
+    timings = []
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        result = evaluate_batch(
+            strategy,
+            event="periodic_review",
+            customers=customer_frame,
+            accounts=account_frame,
+            trace=False,
+        )
+        timings.append(time.perf_counter() - started)
+    seconds = min(timings)
     figures = {
         "customers": customers,
         "accounts": len(account_frame),
         "batch_seconds": seconds,
+        "batch_runs_s": [round(t, 3) for t in timings],
         "customers_per_s": _rate(customers, seconds),
         "categories": result.customers["category"].value_counts().to_dict(),
         "test_groups": (
@@ -348,17 +376,18 @@ def _retail_child(customers: int, seed: int, samples: int, connection) -> None:
     connection.close()
 
 
-def bench_retail(customers: int, seed: int, samples: int) -> dict:
+def bench_retail(customers: int, seed: int, samples: int, repeat: int) -> dict:
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_retail_child, args=(customers, seed, samples, sender))
+    child = context.Process(target=_retail_child, args=(customers, seed, samples, repeat, sender))
     child.start()
     sender.close()
     figures = receiver.recv()
     child.join()
     print(
         f"  {figures['customers']:,} customers, {figures['accounts']:,} accounts: "
-        f"{figures['batch_seconds']:.2f} s, {figures['customers_per_s']:,.0f} customers/s "
+        f"{figures['batch_seconds']:.2f} s (best of {figures['batch_runs_s']}), "
+        f"{figures['customers_per_s']:,.0f} customers/s "
         f"(target >= 200,000); peak RSS {figures['peak_rss_gb']:.2f} GB (target < 3)"
     )
     print(
@@ -380,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-samples", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--repeat", type=int, default=3, help="batch runs; the fastest counts (shared machines)"
+    )
+    parser.add_argument(
         "--install-zen", action="store_true", help="pip install zen-engine if missing"
     )
     arguments = parser.parse_args(argv)
@@ -391,9 +423,13 @@ def main(argv: list[str] | None = None) -> int:
         f"pandas {pd.__version__}"
     )
     print(f"[1/2] retail_bank.yaml periodic review, {arguments.customers:,} customers", flush=True)
-    retail = bench_retail(arguments.customers, arguments.seed, arguments.latency_samples)
+    retail = bench_retail(
+        arguments.customers, arguments.seed, arguments.latency_samples, arguments.repeat
+    )
     print(f"[2/2] decision table ({TABLE.name}), {arguments.records:,} records", flush=True)
-    table = bench_table(table_records(arguments.records, arguments.seed), zen)
+    table = bench_table(
+        table_records(arguments.records, arguments.seed), zen, repeat=arguments.repeat
+    )
     summary = {
         "table_records": table["records"],
         "table_all_agree": table["all_agree"],
@@ -402,10 +438,15 @@ def main(argv: list[str] | None = None) -> int:
         "ours_record_records_per_s": round(table["ours_record_records_per_s"]),
         "zen_evaluate_records_per_s": round(table["zen_evaluate_records_per_s"]),
         "zen_evaluate_batch_records_per_s": round(table["zen_evaluate_batch_records_per_s"]),
+        "zen_evaluate_best_records_per_s": round(table["zen_evaluate_best_records_per_s"]),
         "batch_vs_zen_evaluate_speedup": round(table["batch_vs_zen_evaluate_speedup"], 2),
+        "batch_vs_zen_evaluate_overall_speedup": round(
+            table["batch_vs_zen_evaluate_overall_speedup"], 2
+        ),
         "retail_customers": retail["customers"],
         "retail_accounts": retail["accounts"],
         "retail_customers_per_s": round(retail["customers_per_s"]),
+        "retail_batch_runs_s": retail["batch_runs_s"],
         "retail_peak_rss_gb": round(retail["peak_rss_gb"], 3),
         "retail_record_p50_us": round(retail["record_p50_us"], 1),
         "retail_record_p99_us": round(retail["record_p99_us"], 1),
