@@ -198,6 +198,13 @@ def _simulate(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.engine import strategy_json_schema
+
+    print(json.dumps(strategy_json_schema(), indent=2))
+    return 0
+
+
 def _report_json(report) -> dict:
     return {
         "strategy": report.strategy,
@@ -252,6 +259,11 @@ def add_strategy_commands(commands: argparse._SubParsersAction) -> None:
     diff.add_argument("new")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when they differ")
     diff.set_defaults(handler=_diff)
+
+    schema = subcommands.add_parser(
+        "schema", help="print the JSON Schema of strategy files (for editors)"
+    )
+    schema.set_defaults(handler=_schema)
 
     simulate = subcommands.add_parser(
         "simulate", help="run over the materialised population; compare with --against"

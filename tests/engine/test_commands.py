@@ -226,3 +226,17 @@ def test_simulate_counts_treatments_per_segment(capsys, cx_home, tmp_path):
     before, after = row.split()[1], row.split()[3]
     assert int(before) > 0 and int(after) == 0
     assert "customer web_1_treatment:" in out
+
+
+def test_schema_prints_the_json_schema_strategy_files_follow(capsys):
+    import json
+
+    import jsonschema
+    import yaml
+
+    code, out, _ = run(capsys, "schema")
+    assert code == 0
+    schema = json.loads(out)
+    jsonschema.validate(yaml.safe_load(RETAIL.read_text()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"strategy": "x"}, schema)
