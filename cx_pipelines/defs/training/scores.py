@@ -1,4 +1,13 @@
-"""``customer_scores``: every model's output joined per customer, with the versions used."""
+"""``customer_scores``: every model's output joined per customer, with the versions used.
+
+Columns: ``propensity__<offer>__<channel>`` and ``uplift__<offer>__<channel>`` for every
+offer type × channel, ``attrition_risk``, ``probability_ever_again`` (hit-and-run),
+``dormant_account_reactivation`` (best dormant account), the spend forecast
+(``expected_transactions``, ``expected_spend``, ``clv``, ``probability_alive``) and
+``<model>_model_version`` (``cx_propensity/3``). A score is null only where the model does
+not apply: attrition and spend for customers who never bought, hit-and-run for customers
+with more than one purchase, reactivation for customers with no dormant account.
+"""
 
 import dagster as dg
 import pandas as pd
