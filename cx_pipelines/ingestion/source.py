@@ -23,6 +23,7 @@ from cx_pipelines.ingestion.errors import (
 )
 
 DEFAULT_CHUNK_ROWS = 250_000
+SQLITE_MMAP_BYTES = 1 << 30
 
 
 def mask_url(url: str) -> str:
@@ -142,6 +143,9 @@ class SourceReader:
                 cursor.itersize = self.chunk_rows
             else:
                 cursor = connection.cursor()
+                if engine.dialect.name == "sqlite":
+                    # Memory-mapped reads: a large extract streams with fewer copies.
+                    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
             try:
                 cursor.execute(sql)
                 while rows := cursor.fetchmany(self.chunk_rows):
