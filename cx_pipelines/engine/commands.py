@@ -180,6 +180,7 @@ def _simulate(arguments: argparse.Namespace) -> int:
             versions=model_versions(tables.get("customer_scores")),
             against=against,
             channel=arguments.channel,
+            interaction_type=arguments.interaction_type,
             examples=arguments.examples,
         )
     except (warehouse.WarehouseError, PopulationError, EngineError) as problem:
@@ -272,6 +273,9 @@ def add_strategy_commands(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--against", help="another strategy file to compare decisions with")
     simulate.add_argument("--event", default="periodic_review")
     simulate.add_argument("--channel", help="only this channel's treatments")
+    simulate.add_argument(
+        "--interaction-type", help="the interaction (default: the event's own, e.g. complaint)"
+    )
     simulate.add_argument("--sample", type=int, help="simulate on this many random customers")
     simulate.add_argument("--seed", type=int, default=7, help="seed of --sample")
     simulate.add_argument("--examples", type=int, default=5, help="example customers to show")

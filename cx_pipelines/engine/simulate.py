@@ -439,6 +439,7 @@ def simulate(
     accounts: pd.DataFrame,
     against: Strategy | None = None,
     channel: str | None = None,
+    interaction_type: str | None = None,
     examples: int = 5,
     versions: dict[str, str] | None = None,
 ) -> SimulationReport:
@@ -461,6 +462,7 @@ def simulate(
             customers=customers,
             accounts=accounts,
             channel=channel,
+            interaction_type=interaction_type,
             model_versions=versions,
             trace=False,
         )
