@@ -84,6 +84,7 @@ def random_strategy(seed: int) -> dict:
         "prob": "number",
         "exit_value": "number",
         "tree2": "string",
+        "deposits": "number",
     }
     for name, kind in derived.items():
         customer[name] = {"type": kind, "derived": True}
@@ -179,6 +180,19 @@ def random_strategy(seed: int) -> dict:
         if rng.random() < 0.3:
             spec["where"] = _condition(rng, True)
         mechanisms["agg_" + name] = spec
+    mechanisms["dep_total"] = {
+        "type": "aggregate",
+        "over": "dep",
+        "function": "sum",
+        "value": "dep.bal",
+        "output": "deposits",
+    }
+    mechanisms["dep_band"] = {
+        "type": "decision_tree",
+        "over": "dep",
+        "output": "dep.band",
+        "tree": [{"when": f"dep.bal > {rng.randint(0, 10)}", "then": "rich"}, {"else": "poor"}],
+    }
     mechanisms["prob_model"] = {
         "type": "model_score",
         "model": "m1",
@@ -229,7 +243,10 @@ def random_strategy(seed: int) -> dict:
         "customer": {
             "mechanisms": ["scorecard", "band_tree", "tree2", "cell_matrix", "prob_model"]
         },
-        "summary": {"mechanisms": [k for k in mechanisms if k.startswith("agg_")]},
+        "summary": {
+            "mechanisms": [k for k in mechanisms if k.startswith("agg_")]
+            + ["dep_band", "dep_total"]
+        },
         "finish": {"mechanisms": ["pick_list", "exit"]},
     }
     process_order = ["accounts", "account_points", "customer", "summary", "finish"]
@@ -283,7 +300,15 @@ def random_strategy(seed: int) -> dict:
         "version": 1,
         "data_dictionary": {
             "customer": customer,
-            "accounts": {"acc": {"max_iterations": 5, "attributes": account}},
+            "accounts": {
+                "acc": {"max_iterations": 5, "attributes": account},
+                "dep": {
+                    "attributes": {
+                        "bal": {"type": "number"},
+                        "band": {"type": "string", "derived": True},
+                    }
+                },
+            },
         },
         "channels": CHANNELS,
         "interaction_types": ["outbound", "inbound"],
@@ -309,6 +334,12 @@ def random_strategy(seed: int) -> dict:
                     "category": rng.choice(["gold", "silver"]),
                     "account_type": "acc",
                     "action": "review",
+                },
+                {
+                    "category": "bronze",
+                    "account_type": "dep",
+                    "when": "dep.band == 'rich'",
+                    "action": "upsell",
                 },
             ],
         },
