@@ -263,3 +263,28 @@ def test_arbitration_formula_must_only_use_defined_terms(tmp_path):
     error = only_error(path)[0]
     assert "uses uplift" in error.message
     assert error.location.path == "treatments.catalogue.retention_call"
+
+
+def test_golden_case_inputs_are_checked_against_the_dictionary(tmp_path):
+    path, text = mutate(
+        tmp_path,
+        "customer: {customer_id: G1, income: 150000,",
+        "customer: {customer_id: G1, incme: 150000,",
+    )
+    errors = only_error(path)
+    typo = next(e for e in errors if e.symbol == "incme")
+    assert typo.suggestion == "income"
+    assert typo.location.path == "golden_cases[0].customer.incme"
+    assert any("lacks income" in e.message for e in errors)
+
+
+def test_unused_mechanism_is_a_warning(tmp_path):
+    path, _ = mutate(
+        tmp_path,
+        "      - [100, 500, 600]\n    default: 0\n",
+        "      - [100, 500, 600]\n    default: 0\n\n  spare_tree:\n    type: decision_tree\n"
+        "    output: risk_band\n    tree:\n      - else: low\n",
+    )
+    errors, warnings = check_strategy(path)
+    assert errors == []
+    assert [w.location.path for w in warnings] == ["mechanisms.spare_tree"]
