@@ -68,8 +68,10 @@ def coerce_column(values: pd.Series, field: Field) -> tuple[pd.Series, np.ndarra
         if infer_dtype(values, skipna=True) not in _TEMPORAL_INFERRED:
             # Mixed values: a number here is not a date, though pandas would read it as one.
             temporal = values.map(lambda value: isinstance(value, _TEMPORAL_TYPES))
-            values = values.where(temporal.to_numpy(bool))
-        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+            parseable = values.where(temporal.to_numpy(bool))
+        else:
+            parseable = values
+        parsed = pd.to_datetime(parseable, errors="coerce", format="ISO8601", utc=True)
         typed = parsed.dt.tz_localize(None).astype("datetime64[us]")
         if kind == "date":
             typed = typed.dt.normalize()

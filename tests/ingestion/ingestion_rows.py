@@ -170,6 +170,7 @@ def bad_rows() -> list[BadRow]:
     add("customers", "birth_year_is_integer", sqlite_only=True, birth_year="nineteen-eighty")
     add("customers", "annual_income_is_numeric", sqlite_only=True, annual_income="lots")
     add("customers", "annual_income_in_range", annual_income=-5.0)
+    add("customers", "annual_income_in_range", sqlite_only=True, annual_income="inf")
     add("customers", "joined_on_not_in_future", joined_on="2099-01-01")
     add("customers", "joined_on_not_too_old", joined_on="1850-01-01")
     add("customers", "joined_on_is_date", sqlite_only=True, joined_on="31/12/2020")
@@ -206,6 +207,8 @@ def bad_rows() -> list[BadRow]:
     add("transactions", "customer_id_exists", customer_id=999)
     add("transactions", "occurred_at_not_in_future", occurred_at="2099-05-01 10:00:00")
     add("transactions", "occurred_at_not_too_old", occurred_at="1970-01-01 00:00:00")
+    add("transactions", "occurred_at_not_in_future", occurred_at="9999-12-31 23:59:59")
+    add("transactions", "occurred_at_is_timestamp", sqlite_only=True, occurred_at=20250101)
     add("transactions", "merchant_category_in_domain", merchant_category="casino")
     add("transactions", "channel_not_null", channel=None)
 

@@ -180,3 +180,22 @@ def test_unreachable_server_error_masks_the_password(cx_home):
     message = str(raised.value)
     assert "'customers'" in message and "127.0.0.1:1" in message
     assert "hunter2" not in message and "***" in message
+
+
+def test_chunk_size_does_not_change_the_outcome(sqlite_url):
+    rows, _ = source_with_bad_rows(sqlite=True)
+    write_source(sqlite_url, rows)
+    outcomes = []
+    for chunk_rows in (5, 10_000):
+        reports = ingest_all(sqlite_url, chunk_rows=chunk_rows)
+        quarantine = warehouse.read_table("quarantined_rows")
+        outcomes.append(
+            (
+                {table: report.failures_by_rule for table, report in reports.items()},
+                sorted(
+                    zip(quarantine["source_key"].fillna(""), quarantine["failed_rule"], strict=True)
+                ),
+                {table: sorted(warehouse.read_table(table).iloc[:, 0]) for table in TABLES},
+            )
+        )
+    assert outcomes[0] == outcomes[1]

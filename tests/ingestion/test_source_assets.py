@@ -123,3 +123,22 @@ def test_missing_source_table_fails_the_run_with_one_clear_error(cx_home):
         materialize(selection=["customers", "accounts"], raise_on_error=True)
 
     assert str(raised.value).startswith(f"Source table 'accounts' not found in {url}")
+
+
+@pytest.mark.postgres
+def test_sources_read_postgresql_when_cx_source_url_points_there(
+    cx_home, postgres_schema_url, monkeypatch
+):
+    rows = rows_with_one_bad_customer_and_transaction()
+    write_source(postgres_schema_url, rows)
+    monkeypatch.setenv("CX_SOURCE_URL", postgres_schema_url)
+
+    result = materialize(policy=QuarantinePolicy(max_quarantine_rate=0.25))
+
+    assert result.success
+    metadata = materialized(result)
+    assert metadata["customers"]["source"].startswith("postgresql+psycopg2://cx:***@")
+    for table, table_rows in rows.items():
+        assert metadata[table]["rows_read"] == len(table_rows)
+    quarantine = warehouse.read_table("quarantined_rows")
+    assert sorted(quarantine["failed_rule"]) == ["amount_in_range", "email_is_well_formed"]
