@@ -10,6 +10,7 @@ registry produced.
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,11 +37,31 @@ class RegistryError(RuntimeError):
     """The registry holds no version where one was expected, or a version lacks its metric."""
 
 
+_INITIALISED: set[str] = set()
+
+
+def _initialise_sqlite_store(uri: str) -> None:
+    """Create (migrate) a SQLite store under a file lock, once per process.
+
+    Dagster's multiprocess executor starts several training steps at once; without the
+    lock each would run MLflow's schema migrations on the same new file concurrently.
+    """
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def configure(tracking_uri: str | None = None) -> str:
     """Point MLflow at ``tracking_uri`` (default: CX_HOME's SQLite store) and return it."""
     uri = tracking_uri or config.mlflow_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///") and uri not in _INITIALISED:
+        _initialise_sqlite_store(uri)
+        _INITIALISED.add(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
@@ -63,7 +84,14 @@ def ensure_experiment(name: str = EXPERIMENT, *, tracking_uri: str | None = None
         root = config.mlflow_artifact_root()
         root.mkdir(parents=True, exist_ok=True)
         location = root.as_uri()
-    return mlflow_client.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Another process created it between our lookup and our create.
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 @dataclass(frozen=True)
