@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.ingestion.contracts import TableContract, contract_for
+from cx_pipelines.ingestion.contracts import Field, TableContract, contract_for
 from cx_pipelines.ingestion.errors import IngestionError
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -56,9 +56,10 @@ def epoch_seconds(moment: datetime | pd.Timestamp) -> float:
 
 @dataclass(frozen=True)
 class Rule:
-    """One named rule and the expectation that decides it."""
+    """One named rule, what it means, and the expectation that decides it."""
 
     name: str
+    meaning: str
     expectation: gxe.Expectation
 
 
@@ -66,86 +67,129 @@ def _must_be_true(column: str, rule: str) -> gxe.Expectation:
     return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=[True], meta={"rule": rule})
 
 
+_TYPE_MEANING = {
+    "id": "an integer",
+    "integer": "an integer",
+    "number": "a number",
+    "date": "an ISO date",
+    "timestamp": "an ISO timestamp",
+    "boolean": "true/false (or 1/0)",
+}
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _range_meaning(field: Field) -> str:
+    low = ""
+    if field.minimum is not None:
+        low = f"{'>' if field.strict_minimum else '>='} {_number(field.minimum)}"
+    if field.maximum_years_before_run:
+        high = f"<= the run's year - {field.maximum_years_before_run}"
+    else:
+        high = "" if field.maximum is None else f"<= {_number(field.maximum)}"
+    return " and ".join(part for part in (low, high) if part)
+
+
 def build_rules(contract: TableContract) -> list[Rule]:
     """The table's rules as expectations, in the order that decides a row's reported rule."""
     rules: list[Rule] = []
 
-    def add(name: str, expectation: gxe.Expectation) -> None:
-        rules.append(Rule(name, expectation))
+    def add(name: str, meaning: str, expectation_type: type, **kwargs: object) -> None:
+        rules.append(Rule(name, meaning, expectation_type(meta={"rule": name}, **kwargs)))
+
+    def must_be_true(name: str, meaning: str, column: str) -> None:
+        add(name, meaning, gxe.ExpectColumnValuesToBeInSet, column=column, value_set=[True])
 
     for field in contract.fields:
         if field.type_rule:
-            add(field.type_rule, _must_be_true(readable_column(field.name), field.type_rule))
+            meaning = f"a present {field.name} is {_TYPE_MEANING[field.kind]}"
+            must_be_true(field.type_rule, meaning, readable_column(field.name))
     for field in contract.fields:
         if field.required:
             name = f"{field.name}_not_null"
-            add(name, gxe.ExpectColumnValuesToNotBeNull(column=field.name, meta={"rule": name}))
-    name = f"{contract.key}_is_unique"
-    add(name, _must_be_true(unique_column(contract.key), name))
-    for field in contract.fields:
-        if field.domain is not None:
-            name = f"{field.name}_in_domain"
             add(
                 name,
-                gxe.ExpectColumnValuesToBeInSet(
-                    column=field.name, value_set=list(field.domain), meta={"rule": name}
-                ),
+                f"{field.name} is present",
+                gxe.ExpectColumnValuesToNotBeNull,
+                column=field.name,
+            )
+    must_be_true(
+        f"{contract.key}_is_unique",
+        f"no other row of the table has the same {contract.key}",
+        unique_column(contract.key),
+    )
+    for field in contract.fields:
+        column = field.name
+        if field.domain is not None:
+            add(
+                f"{column}_in_domain",
+                f"{column} is one of {', '.join(field.domain)}",
+                gxe.ExpectColumnValuesToBeInSet,
+                column=column,
+                value_set=list(field.domain),
             )
         if field.minimum is not None or field.maximum is not None or field.maximum_years_before_run:
-            name = f"{field.name}_in_range"
-            maximum = (
-                {"$PARAMETER": f"{field.name}_maximum"}
-                if field.maximum_years_before_run
-                else field.maximum
-            )
+            maximum = field.maximum
+            if field.maximum_years_before_run:
+                maximum = {"$PARAMETER": f"{column}_maximum"}
             add(
-                name,
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=field.name,
-                    min_value=field.minimum,
-                    max_value=maximum,
-                    strict_min=field.strict_minimum,
-                    meta={"rule": name},
-                ),
+                f"{column}_in_range",
+                f"{column} {_range_meaning(field)}",
+                gxe.ExpectColumnValuesToBeBetween,
+                column=column,
+                min_value=field.minimum,
+                max_value=maximum,
+                strict_min=field.strict_minimum,
             )
         if field.kind in ("date", "timestamp"):
-            name = f"{field.name}_not_in_future"
             add(
-                name,
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=epoch_column(field.name),
-                    max_value={"$PARAMETER": "as_of_epoch_seconds"},
-                    meta={"rule": name},
-                ),
+                f"{column}_not_in_future",
+                f"{column} is not after the run (UTC)",
+                gxe.ExpectColumnValuesToBeBetween,
+                column=epoch_column(column),
+                max_value={"$PARAMETER": "as_of_epoch_seconds"},
             )
             if field.earliest is not None:
-                name = f"{field.name}_not_too_old"
                 add(
-                    name,
-                    gxe.ExpectColumnValuesToBeBetween(
-                        column=epoch_column(field.name),
-                        min_value=epoch_seconds(field.earliest),
-                        meta={"rule": name},
-                    ),
+                    f"{column}_not_too_old",
+                    f"{column} is not before {field.earliest:%Y-%m-%d}",
+                    gxe.ExpectColumnValuesToBeBetween,
+                    column=epoch_column(column),
+                    min_value=epoch_seconds(field.earliest),
                 )
         if field.pattern is not None:
-            name = f"{field.name}_is_well_formed"
             add(
-                name,
-                gxe.ExpectColumnValuesToMatchRegex(
-                    column=field.name, regex=field.pattern, meta={"rule": name}
-                ),
+                f"{column}_is_well_formed",
+                f"{column} matches `{field.pattern}`",
+                gxe.ExpectColumnValuesToMatchRegex,
+                column=column,
+                regex=field.pattern,
             )
     for field in contract.fields:
         if field.references:
-            name = f"{field.name}_exists"
-            add(name, _must_be_true(exists_column(field.name), name))
+            must_be_true(
+                f"{field.name}_exists",
+                f"a present {field.name} names an accepted row of {field.references}",
+                exists_column(field.name),
+            )
     if contract.owner_must_match_account:
-        add(
+        must_be_true(
             "customer_id_matches_account",
-            _must_be_true(OWNER_MATCH_COLUMN, "customer_id_matches_account"),
+            "customer_id is the owner of the row's account",
+            OWNER_MATCH_COLUMN,
         )
     return rules
+
+
+def rules_markdown(table: str) -> str:
+    """The rules of ``table`` as a Markdown table, in checking order (shown in the Dagster UI)."""
+    lines = ["| rule | a row passes when | Great Expectations |", "|---|---|---|"]
+    for rule in build_rules(contract_for(table)):
+        meaning = rule.meaning.replace("|", "\\|")
+        lines.append(f"| `{rule.name}` | {meaning} | {type(rule.expectation).__name__} |")
+    return "\n".join(lines)
 
 
 def rule_names(table: str) -> list[str]:

@@ -6,6 +6,7 @@ from cx_pipelines import warehouse
 from cx_pipelines.defs.sources.resources import SourceDatabase
 from cx_pipelines.defs.warehouse_io import table_metadata
 from cx_pipelines.ingestion import QUARANTINE_TABLE, IngestionReport, ingest_table
+from cx_pipelines.ingestion.expectations import rules_markdown
 
 GROUP = "sources"
 
@@ -57,6 +58,7 @@ def build_source_asset(table: str) -> dg.AssetsDefinition:
         description=DESCRIPTIONS[table],
         group_name=GROUP,
         kinds={"sql", "pandas", "parquet"},
+        metadata={"rules": dg.MetadataValue.md(rules_markdown(table))},
     )
     def _source_asset(
         context: dg.AssetExecutionContext, source_database: SourceDatabase
