@@ -37,6 +37,7 @@ from cx_pipelines.engine.batch_output import (
     _treatment_frame,
 )
 from cx_pipelines.engine.errors import EvaluationError, Location
+from cx_pipelines.engine.expressions.columns import prepare_columns
 from cx_pipelines.engine.record import _channels, _event
 from cx_pipelines.engine.trace_text import trace_texts
 
@@ -70,13 +71,13 @@ class _Run(MechanismRunner):
             columns[name] = np.empty(size, dtype=object)
         self.customer_series = customers["customer_id"]
         self.customer_ids = customers["customer_id"].array
-        self.index = CustomerIndex(customers["customer_id"], strategy.salt)
-        self.draws = self.index.draws
+        self._index: CustomerIndex | None = None
         self.customers = _Level(size, columns)
         self.levels: dict[str | None, _Level] = {None: self.customers}
         self.account_rows: dict[str, np.ndarray] = {}
         self._accounts(accounts)
         self.steps: list[_Step] = []
+        self.prepared: dict[str | None, Any] = {}
 
     def _accounts(self, accounts: pd.DataFrame | None) -> None:
         strategy = self.strategy
@@ -87,7 +88,11 @@ class _Run(MechanismRunner):
                 raise EvaluationError(
                     f"the accounts frame has no column {required!r}", symbol=required
                 )
-        owner = self.index.owner_index(accounts["customer_id"])
+        owner = (
+            self.index.owner_index(accounts["customer_id"])
+            if len(accounts)
+            else np.zeros(0, dtype=np.int64)
+        )
         known = owner >= 0
         # all accounts in customer order, keeping the frame's order within a customer
         if known.all() and np.all(owner[1:] >= owner[:-1]):
@@ -124,11 +129,33 @@ class _Run(MechanismRunner):
         self.account_actions = np.empty(len(order), dtype=object)
 
     # ------------------------------------------------------------ expressions
+    @property
+    def index(self) -> CustomerIndex:
+        """Fingerprints of the customer ids, made when first needed (draws, account owners)."""
+        if self._index is None:
+            self._index = CustomerIndex(self.customer_series, self.strategy.salt)
+        return self._index
+
+    @property
+    def draws(self) -> np.ndarray:
+        return self.index.draws
+
     def frame(self, level: str | None) -> Mapping[str, np.ndarray]:
-        if level is None:
-            return self.customers.columns
-        data = self.levels[level]
-        return _Broadcast(data.columns, self.customers.columns, data.customer)
+        """The columns expressions read at ``level``, prepared once so conversions are shared.
+
+        Columns are never changed in place (writes replace the array), so the shared
+        conversions of ``prepare_columns`` stay valid.
+        """
+        prepared = self.prepared.get(level)
+        if prepared is None:
+            data = self.levels[level]
+            columns = (
+                data.columns
+                if level is None
+                else _Broadcast(data.columns, self.customers.columns, data.customer)
+            )
+            prepared = self.prepared[level] = prepare_columns(columns, data.size)
+        return prepared
 
     def evaluate(self, expression: m.Expression, level: str | None) -> np.ndarray:
         return expression.compiled.evaluate_batch(self.frame(level), self.levels[level].size)
@@ -143,25 +170,35 @@ class _Run(MechanismRunner):
         strategy = self.strategy
         columns = self.customers.columns
         size = self.customers.size
-        segment = columns["segment"]
-        unassigned = np.ones(size, dtype=bool)
-        for item in strategy.segments:
-            hit = unassigned & self.truth(item.condition, None)
-            segment[hit] = item.name
-            unassigned &= ~hit
-        group = columns["test_group"]
-        for item in strategy.segments:
-            in_segment = segment == item.name
-            open_rows = in_segment.copy()
+        segment_code = np.full(size, -1, dtype=np.int64)
+        for position in range(len(strategy.segments) - 1, -1, -1):
+            condition = strategy.segments[position].condition
+            if condition is None:
+                segment_code[:] = position
+            else:
+                segment_code = np.where(self.truth(condition, None), position, segment_code)
+        names = np.array([item.name for item in strategy.segments] + [None], dtype=object)
+        segment = names[segment_code]
+        columns["segment"] = segment
+        group_names = sorted({g for groups in strategy.test_groups.values() for g, _ in groups})
+        group_code = np.full(size, len(group_names), dtype=np.int64)
+        for position, item in enumerate(strategy.segments):
             bounds = c.cumulative(strategy.test_groups[item.name])
+            in_segment = segment_code == position
+            if len(bounds) == 1:  # one group: no draw needed
+                group_code[in_segment] = group_names.index(bounds[0][0])
+                continue
+            open_rows = in_segment.copy()
             for name, upper in bounds:
                 hit = open_rows & (self.draws < upper)
-                group[hit] = name
+                group_code[hit] = group_names.index(name)
                 open_rows &= ~hit
-            group[open_rows] = bounds[-1][0]
+            group_code[open_rows] = group_names.index(bounds[-1][0])
+        group = np.array(group_names + [None], dtype=object)[group_code]
         if test_group_override is not None:
             given = pd.notna(test_group_override)
             group[given] = test_group_override[given]
+        columns["test_group"] = group
 
     def processes(self, event: m.Event) -> None:
         group = self.customers.columns["test_group"]
@@ -179,12 +216,13 @@ class _Run(MechanismRunner):
 
     def categorize(self) -> None:
         strategy = self.strategy
-        category = self.customers.columns["category"]
+        category = np.empty(self.customers.size, dtype=object)
         unassigned = np.ones(self.customers.size, dtype=bool)
         for rule in strategy.categories:
             hit = unassigned & self.truth(rule.condition, None)
             category[hit] = rule.name
             unassigned &= ~hit
+        self.customers.columns["category"] = category
         for account_type, positions in self.account_rows.items():
             level = self.levels[account_type]
             if level.size == 0:

@@ -41,6 +41,8 @@ def _read_column(series: pd.Series, value_type: ValueType, name: str) -> np.ndar
             return pd.array(series, dtype="boolean").to_numpy(dtype=np.float64, na_value=np.nan)
         if value_type is ValueType.DATE:
             return pd.to_datetime(series).to_numpy().astype("datetime64[D]")
+        if isinstance(series.dtype, pd.StringDtype):
+            return series.array  # the expression engine factorises it once, in C
         return _string_column(series)
     except (TypeError, ValueError) as error:
         raise EvaluationError(
@@ -61,6 +63,8 @@ def _loader(
 def _to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
     """A list/array of mechanism results in the level's storage dtype."""
     if value_type is ValueType.STRING:
+        if isinstance(values, np.ndarray) and values.dtype == object and values.shape == (size,):
+            return values
         array = np.empty(size, dtype=object)
         array[:] = list(values) if not isinstance(values, np.ndarray) else values
         return array
@@ -70,7 +74,7 @@ def _to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
             return np.array(
                 [np.nan if v is None else float(bool(v)) for v in array], dtype=np.float64
             )
-        return array.astype(np.float64)
+        return array.astype(np.float64, copy=False)
     if value_type is ValueType.NUMBER:
         array = np.asarray(values)
         if array.dtype == object:
@@ -113,19 +117,35 @@ def _string_column(series: pd.Series) -> np.ndarray:
 
 
 class _Broadcast(Mapping):
-    """Columns of an account level: its own attributes plus customer attributes by index."""
+    """Columns of an account level: its own attributes plus customer attributes by index.
+
+    A customer column is spread to the accounts once per version of that column.
+    """
 
     def __init__(
-        self, own: dict[str, np.ndarray], customer: dict[str, np.ndarray], index: np.ndarray
+        self,
+        own: dict[str, np.ndarray],
+        customer: Mapping[str, np.ndarray],
+        index: np.ndarray | None,
     ):
         self.own, self.customer, self.index = own, customer, index
+        self.spread: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self.own:
             return self.own[name]
+        source = self.customer[name]
         if self.index is None:
-            return self.customer[name]
-        return self.customer[name][self.index]
+            return source
+        memo = self.spread.get(name)
+        if memo is not None and memo[0] is source:
+            return memo[1]
+        spread = source[self.index]
+        self.spread[name] = (source, spread)
+        return spread
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.own or name in self.customer
 
     def __iter__(self):
         return iter(list(self.own) + [k for k in self.customer if k not in self.own])

@@ -35,11 +35,14 @@ class MechanismRunner:
         calls: list[tuple[str, np.ndarray]] = []
         values = getattr(self, "_" + mechanism.kind)(mechanism, level, mask, detail, calls)
         values = _to_values(values, mechanism.output.value_type, size)
-        column = self.levels[level].columns[mechanism.output.name]
+        columns = self.levels[level].columns
+        name = mechanism.output.name
         if mask is None:
-            column[:] = values
-        else:
-            column[mask] = values[mask]
+            columns[name] = values
+        else:  # a new array, never an in-place write: prepared conversions stay valid
+            updated = columns[name].copy()
+            updated[mask] = values[mask]
+            columns[name] = updated
         self.steps.append(_Step(level, mask, process, mechanism, called_by, values, detail))
         for target, target_mask in calls:
             self._run(self.strategy.mechanisms[target], process, level, target_mask, mechanism.name)
@@ -50,20 +53,28 @@ class MechanismRunner:
         active = np.ones(size, dtype=bool) if mask is None else mask
 
         def walk(branches: list[m.Branch], reach: np.ndarray) -> None:
-            remaining = reach
-            for branch in branches:
-                if not remaining.any():
-                    return
-                take = (
-                    remaining
-                    if branch.condition is None
-                    else remaining & self.truth(branch.condition, level)
-                )
-                remaining = remaining & ~take
-                if isinstance(branch.outcome, m.Leaf):
-                    leaf[take] = branch.outcome.leaf_id
+            # first branch whose condition holds, for every row at once
+            none = len(branches)
+            first = np.full(size, none, dtype=np.int64)
+            for position in range(len(branches) - 1, -1, -1):
+                condition = branches[position].condition
+                if condition is None:
+                    first[:] = position
                 else:
-                    walk(branch.outcome, take)
+                    first = np.where(self.truth(condition, level), position, first)
+            taken = reach & (first < none)
+            first = np.minimum(first, none - 1)
+            leaf_of = np.array(
+                [b.outcome.leaf_id if isinstance(b.outcome, m.Leaf) else -1 for b in branches]
+            )
+            chosen = np.where(taken, leaf_of[first], -1)
+            at_leaf = chosen >= 0
+            leaf[at_leaf] = chosen[at_leaf]
+            for position, branch in enumerate(branches):
+                if not isinstance(branch.outcome, m.Leaf):
+                    inner = taken & (first == position)
+                    if inner.any():
+                        walk(branch.outcome, inner)
 
         walk(mechanism.branches, active)
         leaves = mechanism.leaves

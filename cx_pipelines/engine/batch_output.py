@@ -233,13 +233,18 @@ def _records(run: _Run, event: m.Event, interaction: str | None, channels: list[
     return records
 
 
+def _constant(text: str, size: int) -> pd.Categorical:
+    """A column holding one text everywhere (categorical: no per-row objects)."""
+    return pd.Categorical.from_codes(np.zeros(size, dtype=np.int8), categories=[text])
+
+
 def _customer_frame(run: _Run, event: m.Event, channels: list[str]) -> pd.DataFrame:
     strategy = run.strategy
     columns = run.customers.columns
     size = run.customers.size
     data: dict[str, Any] = {
         "customer_id": run.customer_ids,
-        "event": np.full(size, event.name, dtype=object),
+        "event": _constant(event.name, size),
         "segment": columns["segment"],
         "test_group": columns["test_group"],
         "category": columns["category"],
@@ -259,7 +264,7 @@ def _customer_frame(run: _Run, event: m.Event, channels: list[str]) -> pd.DataFr
             ]
             data[f"{channel}_{rank + 1}_treatment"] = treatment
             data[f"{channel}_{rank + 1}_score"] = _exact_scores(run, position, valid, rows)
-    data["strategy_hash"] = np.full(size, strategy.content_hash, dtype=object)
+    data["strategy_hash"] = _constant(strategy.content_hash, size)
     return _frame(data)
 
 
