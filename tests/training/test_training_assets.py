@@ -61,6 +61,7 @@ def test_models_register_gate_promotion_and_score_customers(cx_home, tmp_path, m
     )
     assert set(scores["propensity_model_version"]) == {"cx_propensity/1"}
     assert set(scores["attrition_model_version"]) == {"cx_attrition/1"}
+    assert scores["spend_forecast_mlflow_run"].str.len().gt(20).all()
     run = registry.client().get_run(registry.client().get_model_version(PROPENSITY, "1").run_id)
     assert "auc" in run.data.metrics and "expected_calibration_error" in run.data.metrics
     artifacts = {item.path for item in registry.client().list_artifacts(run.info.run_id, "plots")}

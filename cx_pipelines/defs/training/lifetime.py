@@ -39,6 +39,7 @@ def log_evaluation(
         "holdout_metrics": dg.MetadataValue.json(metrics),
         f"holdout_{spec.metric}": dg.MetadataValue.float(float(metrics[_metric_key(spec)])),
         "mlflow_run": dg.MetadataValue.text(link),
+        "mlflow_run_id": dg.MetadataValue.text(run.info.run_id),
     }
 
 

@@ -3,10 +3,11 @@
 Columns: ``propensity__<offer>__<channel>`` and ``uplift__<offer>__<channel>`` for every
 offer type × channel, ``attrition_risk``, ``probability_ever_again`` (hit-and-run),
 ``dormant_account_reactivation`` (best dormant account), the spend forecast
-(``expected_transactions``, ``expected_spend``, ``clv``, ``probability_alive``) and
-``<model>_model_version`` (``cx_propensity/3``). A score is null only where the model does
-not apply: attrition and spend for customers who never bought, hit-and-run for customers
-with more than one purchase, reactivation for customers with no dormant account.
+(``expected_transactions``, ``expected_spend``, ``clv``, ``probability_alive``),
+``<model>_model_version`` (``cx_propensity/3``) and ``<score>_mlflow_run`` for the BTYD
+scores. A score is null only where the model does not apply: attrition and spend for
+customers who never bought, hit-and-run for customers with more than one purchase,
+reactivation for customers with no dormant account.
 """
 
 import dagster as dg
@@ -31,12 +32,22 @@ def champion(spec_name: str, *, tracking_uri: str) -> tuple[object, str]:
     return registry.load_model(name, version, tracking_uri=tracking_uri), version
 
 
+def lifetime_run_id(context: dg.AssetExecutionContext, asset_name: str) -> str:
+    """MLflow run of the latest materialisation of a BTYD score asset ("unknown" if none)."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset_name))
+    if event is None or event.asset_materialization is None:
+        return "unknown"
+    entry = event.asset_materialization.metadata.get("mlflow_run_id")
+    return str(entry.value) if entry is not None else "unknown"
+
+
 @dg.asset(
     group_name=GROUP,
     kinds=KINDS | {"pandas"},
     deps=["propensity_models", "uplift_model", "attrition_model"],
 )
 def customer_scores(
+    context: dg.AssetExecutionContext,
     config: TrainingConfig,
     mlflow: MlflowResource,
     customers: pd.DataFrame,
@@ -92,6 +103,10 @@ def customer_scores(
         "uplift_model_version": f"cx_uplift/{uplift_version}",
         "attrition_model_version": f"cx_attrition/{attrition_version}",
     }
+    # BTYD scores are refitted on every run rather than registered; their MLflow
+    # evaluation run identifies what was used.
+    for asset_name in ("hit_and_run_scores", "dormancy_scores", "spend_forecast"):
+        versions[f"{asset_name}_mlflow_run"] = lifetime_run_id(context, asset_name)
     for column, value in versions.items():
         frame[column] = value
     return dg.Output(
