@@ -19,6 +19,7 @@ from cx_pipelines import warehouse
 from cx_pipelines.ingestion import quarantine
 from cx_pipelines.ingestion.coercion import coerce_column, empty_frame, to_output
 from cx_pipelines.ingestion.contracts import TableContract, contract_for
+from cx_pipelines.ingestion.errors import IngestionError
 from cx_pipelines.ingestion.expectations import (
     OWNER_MATCH_COLUMN,
     epoch_column,
@@ -216,6 +217,13 @@ def ingest_table(
                         f"{table}: {report.rows_read:,} rows read, "
                         f"{report.rows_quarantined:,} quarantined so far"
                     )
+            # Checked before the writers commit: a miscount leaves the old tables in place.
+            written = writer.rows_written + quarantine_writer.rows_written
+            if written != report.rows_read:
+                raise IngestionError(
+                    f"Ingestion of {table!r} read {report.rows_read:,} rows but wrote {written:,} "
+                    "(accepted + quarantined); nothing was replaced"
+                )
     clock = time.perf_counter()
     report.quarantined_rows_total = quarantine.rebuild_quarantined_rows()
     steps["write"] += time.perf_counter() - clock

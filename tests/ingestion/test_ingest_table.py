@@ -199,3 +199,17 @@ def test_chunk_size_does_not_change_the_outcome(sqlite_url):
             )
         )
     assert outcomes[0] == outcomes[1]
+
+
+def test_command_line_runner_prints_figures_as_its_last_line(sqlite_url, capsys):
+    from cx_pipelines.ingestion.__main__ import main
+
+    rows = valid_rows()
+    rows["customers"].append({**rows["customers"][0], "customer_id": 55, "region": "mars"})
+    write_source(sqlite_url, rows, tables=["customers"])
+
+    assert main(["customers"]) == 0  # URL from CX_HOME
+
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["tables"]["customers"]["rows_read"] == 5
+    assert figures["tables"]["customers"]["rows_quarantined"] == 1
