@@ -67,8 +67,14 @@ def _months_between(start: pd.Series, end: datetime) -> np.ndarray:
 def _by_customer(table: pd.DataFrame, name: str, index: pd.Index) -> pd.DataFrame:
     if "customer_id" not in table.columns:
         raise PopulationError(f"table {name!r} has no customer_id column")
-    table = table.drop_duplicates("customer_id", keep="last").set_index("customer_id")
-    return table.reindex(index)
+    duplicated = table["customer_id"].duplicated()
+    if duplicated.any():
+        example = table.loc[duplicated, "customer_id"].iloc[0]
+        raise PopulationError(
+            f"Column customer_id of table {name!r} has duplicate entries (e.g. {example}); "
+            "one row per customer is expected"
+        )
+    return table.set_index("customer_id").reindex(index)
 
 
 def _column_type(strategy: Strategy, name: str) -> str:
@@ -106,7 +112,7 @@ def engine_inputs(
     as_of = as_of or WORLD_END
     if "customer_id" not in customers.columns:
         raise PopulationError("table 'customers' has no customer_id column")
-    index = pd.Index(customers["customer_id"].drop_duplicates(), name="customer_id")
+    index = pd.Index(customers["customer_id"], name="customer_id")
     sources: dict[str, pd.DataFrame] = {"customers": _by_customer(customers, "customers", index)}
     for name, table in (tables or {}).items():
         if table is not None:

@@ -257,3 +257,24 @@ def test_a_strategy_edited_after_validation_is_refused(cx_home, strategies):
     failure = next(e for e in second.all_events if e.is_step_failure)
     assert "changed since strategy_catalog validated it" in str(failure.event_specific_data.error)
     assert not warehouse.table_exists("customer_decisions")
+
+
+def test_duplicate_customers_are_refused_with_the_table_named(cx_home, strategies):
+    from cx_pipelines.engine.simulate import PopulationError, engine_inputs
+
+    write_population()
+    customers = warehouse.read_table("customers")
+    retail = load_strategy(strategies / "retail_bank.yaml")
+    with pytest.raises(PopulationError, match="table 'customer_kpis' has duplicate entries"):
+        engine_inputs(
+            retail,
+            customers=customers,
+            accounts=warehouse.read_table("accounts"),
+            tables={"customer_kpis": pd.DataFrame({"customer_id": [1, 1], "recency_days": [1, 2]})},
+        )
+    with pytest.raises(PopulationError, match="table 'customers' has duplicate entries"):
+        engine_inputs(
+            retail,
+            customers=pd.concat([customers, customers.head(1)]),
+            accounts=warehouse.read_table("accounts"),
+        )
