@@ -99,7 +99,7 @@ def _run(
         for item in state.accounts_of(mechanism.over):
             _run(state, name, process, item, called_by)
         return
-    record = state.values if account is None else {**state.values, **account["values"]}
+    record = state.values if account is None else _account_record(state, account)
     step: dict[str, Any] = {"process": process, "mechanism": name, "type": mechanism.kind}
     if called_by:
         step["called_by"] = called_by
@@ -117,66 +117,106 @@ def _run(
         _run(state, target, process, account, name)
 
 
+class _AccountRecord(dict):
+    """One account's own values; anything else is read from its customer (no copying)."""
+
+    __slots__ = ("customer",)
+
+    def __missing__(self, name: str) -> Any:
+        return self.customer[name]
+
+
+def _account_record(state: _Customer, account: dict) -> _AccountRecord:
+    record = _AccountRecord(account["values"])
+    record.customer = state.values
+    return record
+
+
+def _tree(state, mechanism: m.DecisionTree, record, step, calls) -> Any:
+    branches = mechanism.branches
+    while True:
+        for branch in branches:
+            if _true(branch.condition, record):
+                outcome = branch.outcome
+                break
+        else:
+            step["path"] = None
+            return None
+        if type(outcome) is m.Leaf:
+            step["path"] = outcome.path
+            if outcome.call:
+                calls.append(outcome.call)
+            return outcome.value
+        branches = outcome
+
+
+def _matrix(state, mechanism: m.Matrix, record, step, calls) -> Any:
+    row = _axis_index(mechanism.rows, record)
+    column = _axis_index(mechanism.columns, record) if mechanism.columns else 0
+    if row is None or column is None:
+        step["cell"] = None
+        return mechanism.default
+    step["cell"] = [row, column]
+    return mechanism.values[row][column]
+
+
+def _scorecard(state, mechanism: m.Scorecard, record, step, calls) -> Any:
+    total = mechanism.base
+    points_by = {}
+    for characteristic in mechanism.characteristics:
+        points = _points(characteristic, characteristic.expression.compiled.evaluate_record(record))
+        points_by[characteristic.label] = points
+        total += points
+    step["points"] = points_by
+    return total
+
+
+def _model_score(state, mechanism: m.ModelScore, record, step, calls) -> Any:
+    step["model"] = mechanism.model
+    step["version"] = state.model_versions.get(mechanism.model, "unknown")
+    value = record[mechanism.input.name]
+    return mechanism.default if value is None else value
+
+
+def _list_processor(state, mechanism: m.ListProcessor, record, step, calls) -> Any:
+    ranked = []
+    for index, item in enumerate(mechanism.items):
+        if _true(item.condition, record):
+            score = item.score.compiled.evaluate_record(record)
+            if score is not None:
+                ranked.append((-score, index, item.item_id, score))
+    ranked.sort()
+    step["ranking"] = [[item_id, score] for _, _, item_id, score in ranked]
+    return ranked[0][2] if ranked else None
+
+
+def _user_exit(state, mechanism: m.UserExitMechanism, record, step, calls) -> Any:
+    step["function"] = mechanism.user_exit.name
+    return _call_exit(mechanism, [record[attribute.name] for attribute in mechanism.inputs])
+
+
+def _aggregate_step(state, mechanism: m.Aggregate, record, step, calls) -> Any:
+    return _aggregate(state, mechanism, step)
+
+
+_EVALUATE = {
+    "decision_tree": _tree,
+    "matrix": _matrix,
+    "scorecard": _scorecard,
+    "model_score": _model_score,
+    "list_processor": _list_processor,
+    "user_exit": _user_exit,
+    "aggregate": _aggregate_step,
+}
+
+
 def _evaluate(
     state: _Customer, mechanism: m.Mechanism, record, step: dict, calls: list[str]
 ) -> Any:
-    if isinstance(mechanism, m.DecisionTree):
-        branches = mechanism.branches
-        while True:
-            for branch in branches:
-                if _true(branch.condition, record):
-                    outcome = branch.outcome
-                    break
-            else:
-                step["path"] = None
-                return None
-            if isinstance(outcome, m.Leaf):
-                step["path"] = outcome.path
-                if outcome.call:
-                    calls.append(outcome.call)
-                return outcome.value
-            branches = outcome
-    if isinstance(mechanism, m.Matrix):
-        row = _axis_index(mechanism.rows, record)
-        column = _axis_index(mechanism.columns, record) if mechanism.columns else 0
-        if row is None or column is None:
-            step["cell"] = None
-            return mechanism.default
-        step["cell"] = [row, column]
-        return mechanism.values[row][column]
-    if isinstance(mechanism, m.Scorecard):
-        total = mechanism.base
-        points_by = {}
-        for characteristic in mechanism.characteristics:
-            points = _points(
-                characteristic, characteristic.expression.compiled.evaluate_record(record)
-            )
-            points_by[characteristic.label] = points
-            total += points
-        step["points"] = points_by
-        return total
-    if isinstance(mechanism, m.ModelScore):
-        step["model"] = mechanism.model
-        step["version"] = state.model_versions.get(mechanism.model, "unknown")
-        value = record.get(mechanism.input.name)
-        return mechanism.default if value is None else value
-    if isinstance(mechanism, m.ListProcessor):
-        ranked = []
-        for index, item in enumerate(mechanism.items):
-            if _true(item.condition, record):
-                score = item.score.compiled.evaluate_record(record)
-                if score is not None:
-                    ranked.append((-score, index, item.item_id, score))
-        ranked.sort()
-        step["ranking"] = [[item_id, score] for _, _, item_id, score in ranked]
-        return ranked[0][2] if ranked else None
-    if isinstance(mechanism, m.UserExitMechanism):
-        step["function"] = mechanism.user_exit.name
-        arguments = [record.get(attribute.name) for attribute in mechanism.inputs]
-        return _call_exit(mechanism, arguments)
-    if isinstance(mechanism, m.Aggregate):
-        return _aggregate(state, mechanism, step)
-    raise EvaluationError(f"mechanism type {mechanism.kind!r} cannot be evaluated")
+    function = _EVALUATE.get(mechanism.kind)
+    if function is None:
+        raise EvaluationError(f"mechanism type {mechanism.kind!r} cannot be evaluated")
+    return function(state, mechanism, record, step, calls)
 
 
 def _points(characteristic: m.Characteristic, value: Any) -> float:
@@ -213,7 +253,7 @@ def _aggregate(state: _Customer, mechanism: m.Aggregate, step: dict) -> Any:
     numbers = 0
     low = high = None
     for account in state.accounts_of(mechanism.over):
-        record = {**state.values, **account["values"]}
+        record = _account_record(state, account)
         if not _true(mechanism.where, record):
             continue
         considered += 1
@@ -375,7 +415,7 @@ def evaluate_customer(
                 if (
                     action.category == values["category"]
                     and action.account_type == account["account_type"]
-                ) and _true(action.condition, {**values, **account["values"]}):
+                ) and _true(action.condition, _account_record(state, account)):
                     account["action"] = action.action
                     break
     chosen, filters, arbitration = _treatments(state, interaction, channels, contact_history)
