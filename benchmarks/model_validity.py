@@ -108,7 +108,7 @@ def supervised(tables: dict[str, pd.DataFrame], truth: pd.DataFrame, *, as_of) -
 
 
 def lifetime_models(transactions: pd.DataFrame, truth: pd.DataFrame, *, as_of) -> dict:
-    from cx_pipelines.ml import evaluation, lifetime, rfm
+    from cx_pipelines.ml import evaluation, lifetime, rfm, training_data
 
     indexed = truth.set_index("customer_id")
     rate = indexed["purchase_rate"]  # per week
@@ -116,34 +116,21 @@ def lifetime_models(transactions: pd.DataFrame, truth: pd.DataFrame, *, as_of) -
     results: dict[str, float] = {}
 
     cutoff = as_of - timedelta(days=180)
-    data = rfm.calibration_and_holdout_data(
-        transactions,
-        calibration_period_end=cutoff,
-        observation_period_end=as_of,
-        monetary_value_col=None,
-    )
-    calibration = data.rename(
-        columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
-    )
-    scores = lifetime.hit_and_run_scores(calibration).set_index("customer_id")
-    one_time = calibration[calibration["frequency"] == 0].set_index("customer_id")
-    returned = one_time["frequency_holdout"] > 0
-    weeks = float(data["duration_holdout"].iloc[0])
-    oracle = 1 - np.exp(-rate.reindex(one_time.index) * weeks)
+    one_time = training_data.hit_and_run_holdout(transactions, cutoff=cutoff, as_of=as_of)
+    weeks = float(one_time["holdout_weeks"].iloc[0])
+    oracle = 1 - np.exp(-rate.reindex(one_time["customer_id"]).to_numpy() * weeks)
     results |= {
         "hit_and_run_customers": len(one_time),
-        "hit_and_run_auc": evaluation.auc(
-            returned, scores["probability_ever_again"].reindex(one_time.index)
-        ),
-        "hit_and_run_oracle_auc": evaluation.auc(returned, oracle),
+        "hit_and_run_auc": evaluation.auc(one_time["returned"], one_time["probability_ever_again"]),
+        "hit_and_run_oracle_auc": evaluation.auc(one_time["returned"], oracle),
     }
 
     cutoff = as_of - timedelta(days=90)
     occurred = pd.to_datetime(transactions["occurred_at"])
     past = transactions[occurred <= cutoff]
-    dormant = lifetime.dormancy_scores(past, as_of=cutoff, dormant_days=90, horizon_days=90)
-    later = transactions.loc[occurred > cutoff, "account_id"].unique()
-    reactivated = dormant["account_id"].isin(later)
+    dormant = training_data.dormancy_holdout(
+        transactions, cutoff=cutoff, dormant_days=90, horizon_days=90
+    )
     account_counts = past.groupby("account_id").size()
     account_owner = past.drop_duplicates("account_id").set_index("account_id")["customer_id"]
     owner_counts = past.groupby("customer_id").size()
@@ -157,8 +144,8 @@ def lifetime_models(transactions: pd.DataFrame, truth: pd.DataFrame, *, as_of) -
     oracle = alive * (1 - np.exp(-account_rate * 90 / 7))
     results |= {
         "dormancy_accounts": len(dormant),
-        "dormancy_auc": evaluation.auc(reactivated, dormant["probability_reactivation"]),
-        "dormancy_oracle_auc": evaluation.auc(reactivated, oracle),
+        "dormancy_auc": evaluation.auc(dormant["reactivated"], dormant["probability_reactivation"]),
+        "dormancy_oracle_auc": evaluation.auc(dormant["reactivated"], oracle),
     }
 
     cutoff = as_of - timedelta(days=180)

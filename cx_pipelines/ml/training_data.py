@@ -270,3 +270,54 @@ def oracle_attrition(frame: pd.DataFrame, truth: pd.DataFrame, *, window_days: i
     cutoff = pd.to_datetime(frame["cutoff"]).to_numpy()
     dead = ~pd.isna(dropped_at) & (dropped_at <= cutoff)
     return np.where(dead, 1.0, np.exp(-rate_per_week * window_days / 7))
+
+
+# --- Holdouts of the buy-till-you-die scores -----------------------------------------------
+
+
+def hit_and_run_holdout(
+    transactions: pd.DataFrame, *, cutoff: datetime, as_of: datetime
+) -> pd.DataFrame:
+    """One-time buyers at ``cutoff`` scored from the history up to it, with ``returned`` =
+    bought again in (cutoff, as_of]. Columns: customer_id, T, probability_ever_again, returned."""
+    from cx_pipelines.ml import lifetime, rfm
+
+    data = rfm.calibration_and_holdout_data(
+        transactions,
+        calibration_period_end=cutoff,
+        observation_period_end=as_of,
+        monetary_value_col=None,
+    )
+    calibration = data.rename(
+        columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
+    )
+    scores = lifetime.hit_and_run_scores(calibration).set_index("customer_id")
+    one_time = calibration[calibration["frequency"] == 0].set_index("customer_id")
+    return pd.DataFrame(
+        {
+            "T": one_time["T"],
+            "probability_ever_again": scores["probability_ever_again"].reindex(one_time.index),
+            "returned": (one_time["frequency_holdout"] > 0).astype(int),
+            "holdout_weeks": data["duration_holdout"].iloc[0],
+        }
+    ).reset_index()
+
+
+def dormancy_holdout(
+    transactions: pd.DataFrame, *, cutoff: datetime, dormant_days: int, horizon_days: int
+) -> pd.DataFrame:
+    """Accounts dormant at ``cutoff`` scored from spending up to it, with ``reactivated`` =
+    spent in the next ``horizon_days``. Columns of ``dormancy_scores`` plus reactivated."""
+    from cx_pipelines.ml import lifetime
+
+    occurred = pd.to_datetime(transactions["occurred_at"])
+    scores = lifetime.dormancy_scores(
+        transactions[occurred <= pd.Timestamp(cutoff)],
+        as_of=cutoff,
+        dormant_days=dormant_days,
+        horizon_days=horizon_days,
+    )
+    window_end = pd.Timestamp(cutoff) + timedelta(days=horizon_days)
+    in_horizon = (occurred > pd.Timestamp(cutoff)) & (occurred <= window_end)
+    active = transactions.loc[in_horizon, "account_id"].unique()
+    return scores.assign(reactivated=scores["account_id"].isin(active).astype(int))

@@ -2,22 +2,28 @@
 time-based holdout (fit up to end − holdout days, judged on what happened after) and logged
 to MLflow as a run with its holdout metrics beside a simple baseline."""
 
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import mlflow as mlflow_client
 import pandas as pd
 
-from cx_pipelines.defs.training.models import GROUP, TrainingConfig, as_of_date
+from cx_pipelines.defs.training.models import GROUP, TrainingConfig, as_of_date, images_markdown
 from cx_pipelines.defs.training.resources import MlflowResource
-from cx_pipelines.ml import lifetime, registry
+from cx_pipelines.ml import evaluation, lifetime, registry, training_data
 from cx_pipelines.ml.specs import ModelSpec, load_spec
 
 LIFETIME_KINDS = {"python", "mlflow"}
 
 
 def log_evaluation(
-    spec: ModelSpec, metrics: dict[str, float], params: dict[str, str], mlflow: MlflowResource
+    spec: ModelSpec,
+    metrics: dict[str, float],
+    params: dict[str, str],
+    mlflow: MlflowResource,
+    plots: dict[str, bytes] | None = None,
 ) -> dict[str, dg.MetadataValue]:
     """Log the holdout evaluation as an MLflow run; return metadata linking it."""
     uri = mlflow.configure()
@@ -30,17 +36,56 @@ def log_evaluation(
         )
         mlflow_client.log_metrics({key: float(value) for key, value in metrics.items()})
         mlflow_client.set_tags({"cx.spec": spec.name})
+        with tempfile.TemporaryDirectory() as folder:
+            for name, image in (plots or {}).items():
+                path = Path(folder) / f"{name}.png"
+                path.write_bytes(image)
+                mlflow_client.log_artifact(str(path), artifact_path="plots")
     link = (
         f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
         if uri.startswith("http")
         else f"mlflow ui --backend-store-uri {uri}  (run {run.info.run_id})"
     )
-    return {
+    metadata = {
         "holdout_metrics": dg.MetadataValue.json(metrics),
         f"holdout_{spec.metric}": dg.MetadataValue.float(float(metrics[_metric_key(spec)])),
         "mlflow_run": dg.MetadataValue.text(link),
         "mlflow_run_id": dg.MetadataValue.text(run.info.run_id),
     }
+    if plots:
+        metadata["plots"] = images_markdown(plots)
+    return metadata
+
+
+def hit_and_run_evaluation(
+    transactions: pd.DataFrame, *, cutoff: pd.Timestamp, as_of: pd.Timestamp
+) -> tuple[dict[str, float], dict[str, bytes]]:
+    """AUC (and the recency baseline's) of one-time buyers returning after ``cutoff``, gains."""
+    holdout = training_data.hit_and_run_holdout(transactions, cutoff=cutoff, as_of=as_of)
+    returned, probability = holdout["returned"], holdout["probability_ever_again"]
+    metrics = {
+        "auc": evaluation.auc(returned, probability),
+        "baseline_auc": evaluation.auc(returned, -holdout["T"]),
+        "holdout_customers": float(len(holdout)),
+        "holdout_return_rate": float(returned.mean()),
+    }
+    return metrics, {"gains": evaluation.gains_plot(returned, probability, title="hit-and-run")}
+
+
+def dormancy_evaluation(
+    transactions: pd.DataFrame, *, cutoff: pd.Timestamp, dormant_days: int, horizon_days: int
+) -> tuple[dict[str, float], dict[str, bytes]]:
+    """AUC, calibration and gains of reactivation after ``cutoff``, beside a recency baseline."""
+    holdout = training_data.dormancy_holdout(
+        transactions, cutoff=cutoff, dormant_days=dormant_days, horizon_days=horizon_days
+    )
+    reactivated = holdout["reactivated"]
+    report = evaluation.classifier_report(
+        reactivated, holdout["probability_reactivation"], name="dormancy"
+    )
+    metrics = dict(report.metrics)
+    metrics["baseline_auc"] = evaluation.auc(reactivated, -holdout["days_since_last_spend"])
+    return metrics, report.plots
 
 
 def _metric_key(spec: ModelSpec) -> str:
@@ -59,11 +104,9 @@ def hit_and_run_scores(
     as_of = as_of_date(transactions, config.as_of)
     scores = lifetime.hit_and_run_scores(rfm_summary)
     cutoff = as_of - timedelta(days=spec.holdout_days)
-    metrics = lifetime.evaluate_hit_and_run(
-        transactions, calibration_period_end=cutoff, observation_period_end=as_of
-    )
+    metrics, plots = hit_and_run_evaluation(transactions, cutoff=cutoff, as_of=as_of)
     metadata = log_evaluation(
-        spec, metrics, {"holdout_start": str(cutoff), "as_of": str(as_of)}, mlflow
+        spec, metrics, {"holdout_start": str(cutoff), "as_of": str(as_of)}, mlflow, plots
     )
     return dg.Output(scores, metadata=metadata)
 
@@ -81,10 +124,10 @@ def dormancy_scores(
         transactions, as_of=as_of, dormant_days=dormant_days, horizon_days=horizon_days
     )
     cutoff = as_of - timedelta(days=spec.holdout_days)
-    metrics = lifetime.evaluate_dormancy(
-        transactions, as_of=cutoff, dormant_days=dormant_days, horizon_days=horizon_days
+    metrics, plots = dormancy_evaluation(
+        transactions, cutoff=cutoff, dormant_days=dormant_days, horizon_days=horizon_days
     )
-    metadata = log_evaluation(spec, metrics, {"holdout_start": str(cutoff)}, mlflow)
+    metadata = log_evaluation(spec, metrics, {"holdout_start": str(cutoff)}, mlflow, plots)
     return dg.Output(scores, metadata=metadata)
 
 
