@@ -213,3 +213,15 @@ def test_command_line_runner_prints_figures_as_its_last_line(sqlite_url, capsys)
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["tables"]["customers"]["rows_read"] == 5
     assert figures["tables"]["customers"]["rows_quarantined"] == 1
+
+
+def test_empty_source_table_gives_an_empty_typed_table(sqlite_url):
+    write_source(sqlite_url, {"customers": []}, tables=["customers"])
+
+    report = ingest_table("customers", url=sqlite_url, run_id="run")
+
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (0, 0, 0)
+    assert report.quarantine_rate == 0.0
+    frame = warehouse.read_table("customers")
+    assert frame.empty
+    assert frame.dtypes.to_dict() == empty_frame(CONTRACTS["customers"]).dtypes.to_dict()
