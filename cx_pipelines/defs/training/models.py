@@ -166,6 +166,27 @@ def segment_table(holdout: pd.DataFrame, predicted: np.ndarray, *, target: str) 
     return pd.DataFrame(rows)
 
 
+def uplift_table(holdout: pd.DataFrame, predicted: np.ndarray, *, target: str) -> pd.DataFrame:
+    """Per offer × channel: contacts, observed uplift (null without both arms), predicted."""
+    rows = []
+    frame = holdout.assign(_predicted=predicted)
+    for (offer, channel), group in frame.groupby(["offer_type", "channel"]):
+        treated = group.loc[group["treated"], target].astype(int)
+        control = group.loc[~group["treated"], target].astype(int)
+        rows.append(
+            {
+                "offer_type": offer,
+                "channel": channel,
+                "holdout_contacts": len(group),
+                "observed_uplift": treated.mean() - control.mean()
+                if len(treated) and len(control)
+                else None,
+                "predicted_uplift": group["_predicted"].mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 @dg.asset(group_name=GROUP, kinds=KINDS)
 def propensity_models(
     context: dg.AssetExecutionContext,
@@ -241,22 +262,7 @@ def uplift_model(
         lambda champ: evaluation.qini_coefficient(outcomes, treated, champ.predict(holdout)),
         tracking_uri=mlflow.uri(),
     )
-    frame = holdout.assign(_predicted=predicted, _treated=treated.astype(int))
-    table = (
-        frame.groupby(["offer_type", "channel"])
-        .apply(
-            lambda group: pd.Series(
-                {
-                    "holdout_contacts": len(group),
-                    "observed_uplift": group.loc[group["_treated"] == 1, spec.target].mean()
-                    - group.loc[group["_treated"] == 0, spec.target].mean(),
-                    "predicted_uplift": group["_predicted"].mean(),
-                }
-            ),
-            include_groups=False,
-        )
-        .reset_index()
-    )
+    table = uplift_table(holdout, predicted, target=spec.target)
     report.tables["offer_channel"] = table
     metadata = register(
         context,
