@@ -141,6 +141,7 @@ def contact_frames(
     """(train, holdout) contacts with customer features, history plus interaction results."""
     features = training_data.customer_features(customers, accounts, transactions, as_of=as_of)
     contacts = training_data.contacts(offer_history, interaction_results())
+    contacts = contacts[contacts["contacted_at"] <= as_of]  # nothing after the as-of date
     frame = training_data.contact_frame(contacts, features)
     return training_data.split_latest_per_campaign(frame, fraction=fraction)
 
