@@ -62,10 +62,20 @@ def spending_opportunities(
     bought = spend > 0
     cluster_count = int(cluster.max()) + 1 if len(cluster) else 0
     size = np.bincount(cluster, minlength=cluster_count).astype(np.float64)
-    buyers = np.zeros((cluster_count, len(categories)))
-    np.add.at(buyers, cluster, bought.astype(np.float64))
-    buyer_spend = np.zeros((cluster_count, len(categories)))
-    np.add.at(buyer_spend, cluster, np.where(bought, spend, 0.0))
+    buyers = np.column_stack(
+        [
+            np.bincount(cluster, weights=bought[:, j], minlength=cluster_count)
+            for j in range(len(categories))
+        ]
+    )
+    buyer_spend = np.column_stack(
+        [
+            np.bincount(
+                cluster, weights=np.where(bought[:, j], spend[:, j], 0.0), minlength=cluster_count
+            )
+            for j in range(len(categories))
+        ]
+    )
     adoption = buyers / np.maximum(size, 1.0)[:, None]
     expected = np.divide(buyer_spend, buyers, out=np.zeros_like(buyer_spend), where=buyers > 0)
 
