@@ -261,6 +261,12 @@ def validate_chunk(
             if result.success:
                 continue
             failing = np.asarray(result.result.get("unexpected_index_list") or [], dtype=np.int64)
+            if len(failing) != result.result.get("unexpected_count", len(failing)):
+                # Never let a failing row through because its index was not reported.
+                raise IngestionError(
+                    f"Great Expectations reported {result.result.get('unexpected_count')} rows "
+                    f"failing rule {rule!r} on table {table!r} but listed {len(failing)}"
+                )
             if len(failing):
                 first_failed[failing] = np.minimum(first_failed[failing], order[rule])
     first_failed[first_failed == len(names)] = -1
