@@ -37,6 +37,34 @@ def _axis_index(axis: m.Axis, record: Mapping[str, Any]) -> int | None:
     return None
 
 
+class _Plan:
+    """What every evaluation of a strategy needs, worked out once per strategy."""
+
+    def __init__(self, strategy: m.Strategy) -> None:
+        self.customer_inputs = [
+            (a.name, a.column, a.value_type) for a in strategy.input_attributes(None)
+        ]
+        self.customer_nulls = dict.fromkeys(
+            [a.name for a in strategy.derived_attributes(None)] + list(m.BUILTIN_ATTRIBUTES)
+        )
+        self.account_inputs = {
+            t: [(a.name, a.column, a.value_type) for a in strategy.input_attributes(t)]
+            for t in strategy.account_types
+        }
+        self.account_nulls = {
+            t: dict.fromkeys(a.name for a in strategy.derived_attributes(t))
+            for t in strategy.account_types
+        }
+        self.derived_customer = [a.name for a in strategy.derived_attributes(None)]
+
+
+def _plan(strategy: m.Strategy) -> _Plan:
+    plan = strategy._lists.get("record_plan")
+    if plan is None:
+        plan = strategy._lists["record_plan"] = _Plan(strategy)
+    return plan
+
+
 class _Customer:
     """The working state of one evaluation."""
 
@@ -44,34 +72,30 @@ class _Customer:
         self, strategy: m.Strategy, customer: Mapping[str, Any], accounts: Iterable[Mapping]
     ):
         self.strategy = strategy
-        values: dict[str, Any] = {}
-        for attribute in strategy.input_attributes(None):
-            if attribute.column not in customer:
+        plan = _plan(strategy)
+        values = dict(plan.customer_nulls)
+        canonical = c.canonical
+        for name, column, value_type in plan.customer_inputs:
+            try:
+                raw = customer[column]
+            except KeyError:
                 raise EvaluationError(
-                    f"the customer has no value for attribute {attribute.name!r} "
+                    f"the customer has no value for attribute {name!r} "
                     "(declared in data_dictionary.customer)",
-                    location=Location(
-                        file=strategy.file, path=f"data_dictionary.customer.{attribute.name}"
-                    ),
-                    symbol=attribute.name,
-                )
-            values[attribute.name] = c.canonical(customer[attribute.column], attribute.value_type)
-        for attribute in strategy.derived_attributes(None):
-            values[attribute.name] = None
-        for name in m.BUILTIN_ATTRIBUTES:
-            values[name] = None
+                    location=Location(file=strategy.file, path=f"data_dictionary.customer.{name}"),
+                    symbol=name,
+                ) from None
+            values[name] = canonical(raw, value_type)
         self.values = values
         self.accounts: list[dict[str, Any]] = []  # per account: id, type, values
         for account in accounts:
             account_type = account.get("account_type")
+            inputs = plan.account_inputs.get(account_type)
             own: dict[str, Any] = {}
-            if account_type in strategy.account_types:
-                for attribute in strategy.input_attributes(account_type):
-                    own[attribute.name] = c.canonical(
-                        account.get(attribute.column), attribute.value_type
-                    )
-                for attribute in strategy.derived_attributes(account_type):
-                    own[attribute.name] = None
+            if inputs is not None:
+                own = dict(plan.account_nulls[account_type])
+                for name, column, value_type in inputs:
+                    own[name] = canonical(account.get(column), value_type)
             self.accounts.append(
                 {
                     "account_id": account.get("account_id"),
@@ -441,14 +465,15 @@ def evaluate_customer(
         "segment": values["segment"],
         "test_group": group,
         "category": values["category"],
-        "attributes": {a.name: values[a.name] for a in strategy.derived_attributes(None)},
+        "attributes": {name: values[name] for name in _plan(strategy).derived_customer},
         "treatments": chosen,
         "accounts": [
             {
                 "account_id": a["account_id"],
                 "account_type": a["account_type"],
                 "attributes": {
-                    k: v for k, v in a["values"].items() if strategy.attributes[k].derived
+                    k: a["values"][k]
+                    for k in _plan(strategy).account_nulls.get(a["account_type"], ())
                 },
                 "action": a["action"],
             }
