@@ -91,9 +91,11 @@ class _Customer:
         for account in accounts:
             account_type = account.get("account_type")
             inputs = plan.account_inputs.get(account_type)
-            own: dict[str, Any] = {}
+            # the account's own values; customer values are read through it (no copies)
+            own = _AccountRecord()
+            own.customer = values
             if inputs is not None:
-                own = dict(plan.account_nulls[account_type])
+                own.update(plan.account_nulls[account_type])
                 for name, column, value_type in inputs:
                     own[name] = canonical(account.get(column), value_type)
             self.accounts.append(
@@ -151,9 +153,7 @@ class _AccountRecord(dict):
 
 
 def _account_record(state: _Customer, account: dict) -> _AccountRecord:
-    record = _AccountRecord(account["values"])
-    record.customer = state.values
-    return record
+    return account["values"]
 
 
 def _tree(state, mechanism: m.DecisionTree, record, step, calls) -> Any:
