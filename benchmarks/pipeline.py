@@ -1,6 +1,6 @@
 """Wall time and peak memory of the whole foundation: generate a synthetic bank, then materialise.
 
-Usage: python benchmarks/pipeline.py --customers 100000 [--selection '+kpi_clusters']
+Usage: python benchmarks/pipeline.py --customers 100000 [--selection "*kpi_clusters"]
 
 Generation runs as a child process (`cx generate`) whose peak RSS the kernel reports;
 the assets run in one Dagster run in this process while a thread samples the resident
@@ -38,15 +38,15 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
+        self._finished = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._finished.is_set():
             self.samples.append((time.time(), resident_bytes()))
             time.sleep(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._finished.set()
         self.join()
 
     def peak_between(self, start: float, end: float) -> int:
@@ -68,24 +68,23 @@ def generate(customers: int, seed: int) -> tuple[float, int]:
     return time.perf_counter() - started, usage.ru_maxrss * 1024
 
 
-def step_windows(result) -> dict[str, tuple[float, float]]:
+def step_windows(run_id: str) -> dict[str, tuple[float, float]]:
     """Start and end time of every step of a finished Dagster run, by step key."""
     import dagster as dg
 
-    windows: dict[str, list[float]] = {}
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            windows[event.step_key] = [event.timestamp, event.timestamp]
-        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            windows[event.step_key][1] = event.timestamp
-    return {key: (start, end) for key, (start, end) in windows.items()}
+    with dg.DagsterInstance.get() as instance:
+        return {
+            stats.step_key: (stats.start_time, stats.end_time)
+            for stats in instance.get_run_step_stats(run_id)
+            if stats.start_time is not None and stats.end_time is not None
+        }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--selection", default="+kpi_clusters", help="Dagster asset selection")
+    parser.add_argument("--selection", default="*kpi_clusters", help="Dagster asset selection")
     parser.add_argument("--keep", action="store_true", help="keep the CX_HOME folder")
     arguments = parser.parse_args()
 
@@ -109,7 +108,7 @@ def main() -> None:
             raise SystemExit(f"materialisation failed: {result.get_failed_step_keys()}")
 
         steps = {}
-        for step, (start, end) in sorted(step_windows(result).items(), key=lambda item: item[1]):
+        for step, (start, end) in sorted(step_windows(result.run_id).items(), key=lambda item: item[1]):
             peak = sampler.peak_between(start, end)
             steps[step] = {"seconds": round(end - start, 2), "peak_gb": round(peak / 2**30, 3)}
             print(f"{step:<28} {end - start:8.1f} s  {peak / 2**30:6.2f} GB peak")

@@ -59,5 +59,8 @@ def ensure_dagster_home() -> Path:
     """Create the Dagster instance folder and export DAGSTER_HOME so Dagster finds it."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():  # an instance of our own: local storage, nothing sent anywhere
+        settings.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
