@@ -63,7 +63,6 @@ class Field:
     domain: tuple[str, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
-    strict_minimum: bool = False
     earliest: datetime | None = None
     pattern: str | None = None
     references: Literal["customers", "accounts"] | None = None
@@ -151,7 +150,7 @@ CONTRACTS: dict[str, TableContract] = {
                 _id("account_id", references="accounts"),
                 _id("customer_id", references="customers"),
                 Field("occurred_at", "timestamp", earliest=EARLIEST_ACTIVITY),
-                Field("amount", "number", minimum=0, strict_minimum=True, maximum=1e6),
+                Field("amount", "number", minimum=0, maximum=1e6),
                 _category("merchant_category", schema.MERCHANT_CATEGORIES),
                 _category("channel", schema.TRANSACTION_CHANNELS),
             ),

@@ -84,7 +84,7 @@ def _number(value: float) -> str:
 def _range_meaning(field: Field) -> str:
     low = ""
     if field.minimum is not None:
-        low = f"{'>' if field.strict_minimum else '>='} {_number(field.minimum)}"
+        low = f">= {_number(field.minimum)}"
     if field.maximum_years_before_run:
         high = f"<= the run's year - {field.maximum_years_before_run}"
     else:
@@ -141,7 +141,6 @@ def build_rules(contract: TableContract) -> list[Rule]:
                 column=column,
                 min_value=field.minimum,
                 max_value=maximum,
-                strict_min=field.strict_minimum,
             )
         if field.kind in ("date", "timestamp"):
             add(

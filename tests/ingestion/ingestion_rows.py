@@ -189,7 +189,7 @@ def bad_rows() -> list[BadRow]:
     add("accounts", "opened_on_not_null", opened_on=None)
 
     add("transactions", "amount_in_range", amount=-5.0)
-    add("transactions", "amount_in_range", amount=0.0)
+    add("transactions", "amount_in_range", amount=-0.01)
     add("transactions", "amount_in_range", amount=5e7)
     add("transactions", "amount_is_numeric", sqlite_only=True, amount="12,50")
     # Several faults: the first rule in checking order (types first) is the one reported.
