@@ -288,6 +288,12 @@ def decide_promotion(
         f"v{champion_version} {champion_value:.4f} on the same holdout "
         f"({better} is better, required margin {spec.min_improvement:g})"
     )
+    if challenger_value == champion_value:
+        return PromotionDecision(
+            promote=False,
+            reason=f"champion stays: {comparison}; the challenger only reproduces the champion",
+            **decision,
+        )
     if spec.is_better(challenger_value, champion_value):
         return PromotionDecision(promote=True, reason=f"promoted: {comparison}", **decision)
     return PromotionDecision(promote=False, reason=f"champion stays: {comparison}", **decision)
