@@ -34,6 +34,55 @@ class TrainingDataError(ValueError):
     """A training or scoring frame lacks columns, has an unusable target or bad feature types."""
 
 
+class InsufficientDataError(TrainingDataError):
+    """Too few examples to train (or to judge) a model: not a mistake in the data, just too little.
+
+    ``counts`` holds the examples found (e.g. ``{"positive": 2, "negative": 60}``) and
+    ``needed`` what would make the model trainable; the training assets record both and
+    carry on without a new version instead of failing the run.
+    """
+
+    def __init__(self, message: str, *, counts: dict[str, int], needed: str) -> None:
+        super().__init__(f"{message}; {needed}")
+        self.counts = counts
+        self.needed = needed
+
+
+# Isotonic/sigmoid calibration is fitted on out-of-fold predictions: with fewer positives
+# than this per fold the calibration curve is a handful of points, worse than none.
+MIN_CALIBRATION_EXAMPLES_PER_FOLD = 10
+
+
+def class_counts(labels: np.ndarray) -> dict[str, int]:
+    """Examples of each outcome of 0/1 ``labels``."""
+    positive = int(np.asarray(labels).sum())
+    return {"positive": positive, "negative": int(len(labels)) - positive}
+
+
+def require_examples(
+    counts: dict[str, int], *, minimum: int, where: str, what: str, needed: str
+) -> None:
+    """Raise :class:`InsufficientDataError` if any count in ``counts`` is below ``minimum``."""
+    if min(counts.values(), default=0) >= minimum:
+        return
+    found = ", ".join(f"{count} {name}" for name, count in counts.items())
+    raise InsufficientDataError(
+        f"{where}: {what} has {found}; at least {minimum} of each are needed",
+        counts=counts,
+        needed=needed,
+    )
+
+
+def present_features(inputs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(kept, dropped): columns with at least one value, and those missing everywhere.
+
+    A column without any value (CDNOW has no ages or incomes) teaches nothing and breaks
+    the booster's binning, so it is left out and the model records that it was.
+    """
+    empty = inputs.columns[inputs.isna().all()].tolist()
+    return [column for column in inputs.columns if column not in empty], empty
+
+
 @contextmanager
 def training_threads() -> Iterator[None]:
     """Limit OpenMP threads while boosting (``CX_TRAINING_THREADS``, default 1).
@@ -60,9 +109,10 @@ def check_binary_target(frame: pd.DataFrame, target: str, *, where: str) -> np.n
         raise TrainingDataError(f"{where}: target {target!r} must be binary (0/1 or True/False)")
     labels = numeric.to_numpy(dtype=int)
     if len(labels) and labels.min() == labels.max():
-        raise TrainingDataError(
-            f"{where}: target {target!r} holds only the value {labels[0]}; "
-            "a classifier needs both outcomes"
+        raise InsufficientDataError(
+            f"{where}: target {target!r} holds only the value {labels[0]} ({len(labels)} rows)",
+            counts=class_counts(labels),
+            needed="a classifier needs examples of both outcomes",
         )
     return labels
 
@@ -95,8 +145,10 @@ def build_classifier(
     *,
     random_state: int,
     calibrate: bool | None = None,
+    calibration_folds: int | None = None,
 ) -> Pipeline | CalibratedClassifierCV:
-    """An unfitted pipeline: ordinal-encode categoricals, boost, optionally calibrate."""
+    """An unfitted pipeline: ordinal-encode categoricals, boost, optionally calibrate
+    (``calibration_folds`` overrides the spec's, e.g. when a class is rare)."""
     categorical = [column for column in features if column in spec.categorical]
     numeric = [column for column in features if column not in spec.categorical]
     encoder = ColumnTransformer(
@@ -127,7 +179,9 @@ def build_classifier(
     # Shuffled folds: training frames often arrive sorted (by campaign, by time), and
     # contiguous folds would calibrate each model on campaigns it never saw.
     folds = StratifiedKFold(
-        n_splits=spec.calibration_folds, shuffle=True, random_state=random_state
+        n_splits=calibration_folds or spec.calibration_folds,
+        shuffle=True,
+        random_state=random_state,
     )
     # ensemble=False: one booster on all rows, calibrated on out-of-fold predictions, so
     # scoring costs one model rather than one per fold.
@@ -142,6 +196,22 @@ class FittedClassifier:
     features: list[str]
     categorical: list[str]
     training_rows: int
+    # How the data shaped the model (defaults keep models pickled before these existed loadable).
+    calibration: str = "unknown"
+    calibration_folds: int = 0
+    class_counts: dict[str, int] | None = None
+    dropped_features: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def training_summary(self) -> dict[str, object]:
+        """What the asset metadata and MLflow params say about how the model was fitted."""
+        return {
+            "calibration": self.calibration,
+            "calibration_folds": self.calibration_folds,
+            "class_counts": dict(self.class_counts or {}),
+            "dropped_features": list(self.dropped_features),
+            "notes": list(self.notes),
+        }
 
     def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         return feature_frame(frame, self.features, self.categorical, where="scoring data")
@@ -171,6 +241,31 @@ def subsample(frame: pd.DataFrame, limit: int | None, *, random_state: int) -> p
     return frame.sample(n=limit, random_state=random_state)
 
 
+def calibration_plan(spec: ModelSpec, counts: dict[str, int]) -> tuple[str, int, str | None]:
+    """(method, folds, note): the spec's calibration, with fewer folds or none when the rarer
+    outcome is too scarce for :data:`MIN_CALIBRATION_EXAMPLES_PER_FOLD` per fold."""
+    if spec.calibration == "none":
+        return "none", 0, None
+    rarer = min(counts.values())
+    folds = min(spec.calibration_folds, rarer // MIN_CALIBRATION_EXAMPLES_PER_FOLD)
+    if folds >= spec.calibration_folds:
+        return spec.calibration, folds, None
+    if folds >= 2:
+        return (
+            spec.calibration,
+            folds,
+            f"{spec.calibration} calibration on {folds} folds instead of "
+            f"{spec.calibration_folds}: only {rarer} examples of the rarer outcome",
+        )
+    return (
+        "none",
+        0,
+        f"not calibrated: only {rarer} examples of the rarer outcome; {spec.calibration} "
+        f"calibration needs at least {2 * MIN_CALIBRATION_EXAMPLES_PER_FOLD}, so "
+        "probabilities may be off",
+    )
+
+
 def fit_classifier(
     frame: pd.DataFrame,
     spec: ModelSpec,
@@ -178,19 +273,61 @@ def fit_classifier(
     random_state: int = 0,
     features: Sequence[str] | None = None,
 ) -> FittedClassifier:
-    """Fit the spec's classifier on ``frame`` (features chosen by the spec unless given)."""
+    """Fit the spec's classifier on ``frame`` (features chosen by the spec unless given).
+
+    Raises :class:`InsufficientDataError` when the rarer outcome has fewer than the spec's
+    ``estimator.min_class_examples`` rows; calibrates on fewer folds, or not at all, when
+    it is too rare for the spec's folds (said in :meth:`FittedClassifier.training_summary`).
+    """
     where = f"training data for {spec.name!r}"
     if frame.empty:
-        raise TrainingDataError(f"{where} is empty")
+        raise InsufficientDataError(
+            f"{where} is empty",
+            counts={"positive": 0, "negative": 0},
+            needed=f"at least {spec.min_class_examples} rows of each outcome are needed",
+        )
     frame = subsample(frame, spec.max_training_rows, random_state=random_state)
     labels = check_binary_target(frame, spec.target, where=where)
+    counts = class_counts(labels)
+    require_examples(
+        counts,
+        minimum=spec.min_class_examples,
+        where=where,
+        what=f"target {spec.target!r}",
+        needed=f"{spec.registered_name} is not trained until more outcomes are recorded "
+        "(or lower estimator.min_class_examples in the model spec)",
+    )
     chosen = list(features) if features is not None else spec.select_features(list(frame.columns))
     categorical = [column for column in chosen if column in spec.categorical]
     inputs = feature_frame(frame, chosen, categorical, where=where)
-    estimator = build_classifier(spec, chosen, random_state=random_state)
+    kept, dropped = present_features(inputs)
+    if not kept:
+        raise InsufficientDataError(
+            f"{where}: every feature {chosen} is missing in every row",
+            counts=counts,
+            needed="the model needs at least one feature with values",
+        )
+    categorical = [column for column in kept if column in categorical]
+    method, folds, note = calibration_plan(spec, counts)
+    estimator = build_classifier(
+        spec, kept, random_state=random_state, calibrate=method != "none", calibration_folds=folds
+    )
     with training_threads():
-        estimator.fit(inputs, labels)
-    return FittedClassifier(estimator, chosen, categorical, len(frame))
+        estimator.fit(inputs[kept], labels)
+    notes = [note] if note else []
+    if dropped:
+        notes.append(f"features without any value left out: {', '.join(dropped)}")
+    return FittedClassifier(
+        estimator,
+        kept,
+        categorical,
+        len(frame),
+        calibration=method,
+        calibration_folds=folds,
+        class_counts=counts,
+        dropped_features=tuple(dropped),
+        notes=tuple(notes),
+    )
 
 
 def score_offer_channels(

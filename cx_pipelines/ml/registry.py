@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 import mlflow.sklearn
@@ -105,14 +107,29 @@ class RegisteredVersion:
     model_uri: str
     metric: str
     metric_value: float
+    artifact_uri: str = ""
 
     def run_link(self, tracking_uri: str | None = None) -> str:
         """A URL of the run in the MLflow UI (server) or how to open it (local store)."""
         uri = tracking_uri or config.mlflow_tracking_uri()
-        path = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        if uri.startswith(("http://", "https://")):
-            return f"{uri.rstrip('/')}/{path}"
-        return f"mlflow ui --backend-store-uri {uri}  →  http://127.0.0.1:5000/{path}"
+        return ui_link(uri, self.experiment_id, self.run_id)
+
+
+def local_artifact_folder(artifact_uri: str) -> Path | None:
+    """The folder of a run's artefacts when they are on this machine (``file:`` URI or path)."""
+    if artifact_uri.startswith("file:"):
+        return Path(url2pathname(urlparse(artifact_uri).path))
+    if artifact_uri.startswith("/"):
+        return Path(artifact_uri)
+    return None
+
+
+def ui_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI: a URL for a server, how to open it for a local store."""
+    path = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/{path}"
+    return f"mlflow ui --backend-store-uri {tracking_uri}  →  http://127.0.0.1:5000/{path}"
 
 
 def _finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -196,6 +213,7 @@ def log_and_register(
         model_uri=f"models:/{spec.registered_name}/{version}",
         metric=spec.metric,
         metric_value=values[spec.metric],
+        artifact_uri=run.info.artifact_uri,
     )
 
 

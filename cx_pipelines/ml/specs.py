@@ -20,6 +20,9 @@ KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy", "spend_
 CLASSIFIER_KINDS = ("propensity", "attrition", "uplift")
 CLASSIFIERS = ("HistGradientBoostingClassifier",)
 META_LEARNERS = ("s_learner", "t_learner", "x_learner", "dr_learner")
+# Fewest examples of the rarer outcome (per treatment arm for uplift) worth a model: with
+# fewer, a "model" is a few anecdotes and is not trained (the training asset says why).
+DEFAULT_MIN_CLASS_EXAMPLES = 20
 
 # Which way is better for each metric the evaluation module computes.
 METRIC_DIRECTIONS = {
@@ -61,6 +64,7 @@ _SCHEMA: dict[str, Any] = {
                 "params": {"type": "object"},
                 "calibration": {"enum": ["isotonic", "sigmoid", "none"]},
                 "calibration_folds": {"type": "integer", "minimum": 2},
+                "min_class_examples": {"type": "integer", "minimum": 1},
                 "meta_learner": {"enum": list(META_LEARNERS)},
                 "max_training_rows": {"type": "integer", "minimum": 100},
             },
@@ -111,6 +115,7 @@ class ModelSpec:
     estimator_params: dict[str, Any]
     calibration: str
     calibration_folds: int
+    min_class_examples: int
     meta_learner: str | None
     max_training_rows: int | None
     holdout_fraction: float
@@ -211,6 +216,7 @@ def parse_spec(document: Any, *, source: Path | None = None) -> ModelSpec:
         estimator_params=dict(estimator.get("params", {})),
         calibration=estimator.get("calibration", "none"),
         calibration_folds=int(estimator.get("calibration_folds", 3)),
+        min_class_examples=int(estimator.get("min_class_examples", DEFAULT_MIN_CLASS_EXAMPLES)),
         meta_learner=estimator.get("meta_learner"),
         max_training_rows=estimator.get("max_training_rows"),
         holdout_fraction=float(holdout.get("fraction", 0.25)),

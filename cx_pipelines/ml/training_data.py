@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.ml.propensity import TrainingDataError
+from cx_pipelines.ml.propensity import InsufficientDataError, TrainingDataError
 from cx_pipelines.source_schema import PRODUCT_TYPES
 
 CONTACT_COLUMNS = ("customer_id", "offer_type", "channel", "treated", "contacted_at", "responded")
@@ -147,6 +147,14 @@ def contacts(
 def contact_frame(contacts_table: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
     """Contacts joined with the features of their customer (contacts of unknown customers dropped
     only if the features lack them, which is reported)."""
+    if contacts_table.empty:
+        raise InsufficientDataError(
+            "there are no contacts of past campaigns (offer_history and interaction_results "
+            "are empty, or every contact is after the as-of date)",
+            counts={"contacts": 0},
+            needed="models of offer response need randomised campaign history: load "
+            "offer_history or run campaigns that feed back interaction_results",
+        )
     joined = contacts_table.merge(features, on="customer_id", how="inner", validate="many_to_one")
     if joined.empty:
         raise TrainingDataError("no contact matches a customer with features")

@@ -29,10 +29,13 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from cx_pipelines.ml.propensity import (
+    InsufficientDataError,
     TrainingDataError,
     build_classifier,
     check_binary_target,
     feature_frame,
+    present_features,
+    require_examples,
     subsample,
     training_threads,
 )
@@ -80,6 +83,18 @@ class UpliftModel:
     treated_share: float
     training_rows: int
     components: dict[str, list[object]] = field(default_factory=dict)
+    class_counts: dict[str, int] | None = None
+    dropped_features: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def training_summary(self) -> dict[str, object]:
+        """What the asset metadata and MLflow params say about how the model was fitted."""
+        return {
+            "meta_learner": self.learner,
+            "class_counts": dict(self.class_counts or {}),
+            "dropped_features": list(self.dropped_features),
+            "notes": list(self.notes),
+        }
 
     def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         return feature_frame(frame, self.features, self.categorical, where="scoring data")
@@ -150,13 +165,27 @@ def _fit_uplift_model(
 ) -> UpliftModel:
     """Fit the spec's meta-learner on randomised treatment/control rows of ``frame``."""
     where = f"training data for {spec.name!r}"
-    if frame.empty:
-        raise TrainingDataError(f"{where} is empty")
     if spec.meta_learner is None:
         raise TrainingDataError(f"{where}: the spec names no estimator.meta_learner")
+    needed = (
+        f"{spec.registered_name} is not trained until randomised campaigns have recorded more "
+        "responses in both arms (or lower estimator.min_class_examples in the model spec)"
+    )
+    if frame.empty:
+        raise InsufficientDataError(
+            f"{where} is empty (no contacts of past campaigns)", counts={}, needed=needed
+        )
     frame = subsample(frame, spec.max_training_rows, random_state=random_state)
     outcome = check_binary_target(frame, spec.target, where=where)
     treated = check_binary_target(frame, treatment, where=where)
+    counts = arm_counts(treated, outcome)
+    require_examples(
+        counts,
+        minimum=spec.min_class_examples,
+        where=where,
+        what=f"{spec.target!r} by {treatment!r} arm",
+        needed=needed,
+    )
     chosen = (
         list(features)
         if features is not None
@@ -164,9 +193,25 @@ def _fit_uplift_model(
     )
     categorical = [column for column in chosen if column in spec.categorical]
     inputs = feature_frame(frame, chosen, categorical, where=where).reset_index(drop=True)
+    chosen, dropped = present_features(inputs)
+    if not chosen:
+        raise InsufficientDataError(
+            f"{where}: every feature is missing in every row", counts=counts, needed=needed
+        )
+    inputs = inputs[chosen]
+    categorical = [column for column in chosen if column in categorical]
     treated_share = float(treated.mean())
     template = build_classifier(spec, chosen, random_state=random_state, calibrate=False)
-    model = UpliftModel(spec.meta_learner, chosen, categorical, treated_share, len(frame))
+    model = UpliftModel(
+        spec.meta_learner,
+        chosen,
+        categorical,
+        treated_share,
+        len(frame),
+        class_counts=counts,
+        dropped_features=tuple(dropped),
+        notes=(f"features without any value left out: {', '.join(dropped)}",) if dropped else (),
+    )
 
     def outcome_model(mask: np.ndarray) -> Pipeline:
         if outcome[mask].min() == outcome[mask].max():
@@ -223,6 +268,17 @@ def _fit_uplift_model(
         model.components["control"].append(control_model)
         model.components["effect"].append(clone(regressor).fit(effect_inputs, pseudo_outcome))
     return model
+
+
+def arm_counts(treated: np.ndarray, outcome: np.ndarray) -> dict[str, int]:
+    """Rows per treatment arm × outcome, named for messages (``treated_responders``, ...)."""
+    counts = {}
+    for arm, arm_name in ((1, "treated"), (0, "control")):
+        for value, outcome_name in ((1, "responders"), (0, "non-responders")):
+            counts[f"{arm_name} {outcome_name}"] = int(
+                ((treated == arm) & (outcome == value)).sum()
+            )
+    return counts
 
 
 def score_offer_channels(

@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.ml import evaluation
-from cx_pipelines.ml.propensity import TrainingDataError, fit_classifier, score_offer_channels
+from cx_pipelines.ml.propensity import (
+    InsufficientDataError,
+    TrainingDataError,
+    fit_classifier,
+    score_offer_channels,
+)
 from cx_pipelines.ml.specs import load_spec
 
 OFFERS = ("card", "loan")
@@ -106,3 +111,48 @@ def test_scoring_data_without_a_feature_is_a_clear_error(spec):
     model = fit_classifier(simulate_contacts(2_000, seed=7), spec)
     with pytest.raises(TrainingDataError, match=r"feature columns \['noise'\] are missing"):
         model.predict_probability(simulate_contacts(10, seed=8).drop(columns=["noise"]))
+
+
+def _with_positives(frame: pd.DataFrame, positives: int) -> pd.DataFrame:
+    """``frame`` with exactly ``positives`` responders (the first rows), the rest not."""
+    return frame.assign(responded=np.arange(len(frame)) < positives)
+
+
+def test_too_few_positives_is_a_clear_error_naming_model_counts_and_need(spec):
+    frame = _with_positives(simulate_contacts(300, seed=9), 2)
+    with pytest.raises(InsufficientDataError) as caught:
+        fit_classifier(frame, spec)
+    message = str(caught.value)
+    assert "'propensity'" in message and "2 positive, 298 negative" in message
+    assert f"at least {spec.min_class_examples} of each" in message
+    assert "cx_propensity is not trained" in message
+    assert caught.value.counts == {"positive": 2, "negative": 298}
+
+
+@pytest.mark.parametrize(
+    ("positives", "calibration", "folds"),
+    [(25, "isotonic", 2), (20, "isotonic", 2), (19, "none", 0)],
+)
+def test_a_rare_class_calibrates_on_fewer_folds_or_not_at_all(spec, positives, calibration, folds):
+    frame = _with_positives(simulate_contacts(400, seed=10), positives)
+    model = fit_classifier(frame, dataclasses.replace(spec, min_class_examples=10))
+    summary = model.training_summary()
+    assert (summary["calibration"], summary["calibration_folds"]) == (calibration, folds)
+    assert summary["class_counts"] == {"positive": positives, "negative": 400 - positives}
+    assert len(summary["notes"]) == 1 and str(positives) in summary["notes"][0]
+    assert np.isfinite(model.predict_probability(frame)).all()
+
+
+def test_plenty_of_both_outcomes_keeps_the_specs_calibration_without_notes(spec):
+    model = fit_classifier(simulate_contacts(2_000, seed=11), spec)
+    summary = model.training_summary()
+    assert (summary["calibration"], summary["calibration_folds"]) == ("isotonic", 3)
+    assert summary["notes"] == [] and summary["dropped_features"] == []
+
+
+def test_a_feature_without_any_value_is_left_out_and_said_so(spec):
+    frame = simulate_contacts(2_000, seed=12).assign(annual_income=np.nan)
+    model = fit_classifier(frame, spec)
+    assert "annual_income" not in model.features
+    assert model.training_summary()["dropped_features"] == ["annual_income"]
+    assert np.isfinite(model.predict_probability(frame)).all()

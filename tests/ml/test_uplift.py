@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.ml import evaluation
-from cx_pipelines.ml.propensity import TrainingDataError
+from cx_pipelines.ml.propensity import InsufficientDataError, TrainingDataError
 from cx_pipelines.ml.specs import load_spec
 from cx_pipelines.ml.uplift import fit_uplift_model, score_offer_channels
 
@@ -79,3 +79,23 @@ def test_a_campaign_without_control_group_is_a_clear_error(base_spec):
     train = simulate_campaign(2_000, seed=5).assign(treated=True)
     with pytest.raises(TrainingDataError, match="target 'treated' holds only the value 1"):
         fit_uplift_model(train, base_spec)
+
+
+def test_too_few_control_responders_is_a_clear_error_naming_the_arm(base_spec):
+    train = simulate_campaign(2_000, seed=6)
+    control = ~train["treated"]
+    keep = control & train["responded"]
+    # Keep only two control responders: an uplift model would be a guess about them.
+    train = train[~keep | (keep.cumsum() <= 2)]
+    with pytest.raises(InsufficientDataError) as caught:
+        fit_uplift_model(train, base_spec)
+    assert "2 control responders" in str(caught.value)
+    assert "cx_uplift is not trained" in str(caught.value)
+    assert caught.value.counts["control responders"] == 2
+
+
+def test_a_feature_without_any_value_is_left_out(base_spec):
+    train = simulate_campaign(2_000, seed=7).assign(noise=np.nan)
+    model = fit_uplift_model(train, base_spec)
+    assert "noise" not in model.features and model.dropped_features == ("noise",)
+    assert np.isfinite(model.predict(train)).all()

@@ -50,6 +50,28 @@ def promotion_decision(
     )
 
 
+def no_challenger(
+    asset_name: str, metadata: dict[str, dg.MetadataValue], *, tracking_uri: str
+) -> dg.AssetCheckResult:
+    """A run that trained nothing (too little data): a warning, which does not block scoring."""
+    model_name = load_spec(SPEC_OF_ASSET[asset_name]).registered_name
+    champion = registry.version_for_alias(model_name, registry.CHAMPION, tracking_uri=tracking_uri)
+    entry = metadata.get("not_trained_reason")
+    reason = str(entry.value) if entry is not None else f"{asset_name} registered no version"
+    stays = (
+        f"champion v{champion} stays registered, but customer_scores does not use it while "
+        "the data cannot train a model"
+        if champion
+        else "there is no champion yet"
+    )
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"no challenger this run ({stays}): {reason}",
+        metadata={"reason": reason, "champion_now": champion or "none"},
+    )
+
+
 def build_promotion_check(asset_name: str) -> dg.AssetChecksDefinition:
     """``<asset>_challenger_beats_champion``: promote the new version or keep the champion."""
 
@@ -60,6 +82,7 @@ def build_promotion_check(asset_name: str) -> dg.AssetChecksDefinition:
         description=(
             "The newly trained version beats the champion on the same holdout by the spec's "
             "metric (first version: no champion yet); it is then promoted to champion. A "
+            "run with too little data to train warns (no challenger) without blocking. A "
             "challenger that loses fails the check and the champion stays; one that merely "
             "reproduces the champion's figure (a retrain on unchanged data) is not promoted "
             "and does not fail."
@@ -73,8 +96,11 @@ def build_promotion_check(asset_name: str) -> dg.AssetChecksDefinition:
             return dg.AssetCheckResult(
                 passed=False, description=f"{asset_name} has not been materialised"
             )
-        version = str(event.asset_materialization.metadata["model_version"].value)
+        metadata = event.asset_materialization.metadata
         uri = mlflow.configure()
+        if "model_version" not in metadata:
+            return no_challenger(asset_name, metadata, tracking_uri=uri)
+        version = str(metadata["model_version"].value)
         decision = promotion_decision(asset_name, version, tracking_uri=uri)
         already = decision.champion_version == version and not decision.promote
         # A retrain on unchanged data reproduces the champion's figure exactly: nothing to

@@ -11,8 +11,9 @@ import mlflow as mlflow_client
 import pandas as pd
 
 from cx_pipelines.defs.training.models import GROUP, TrainingConfig, as_of_date, images_markdown
-from cx_pipelines.defs.training.resources import MlflowResource
+from cx_pipelines.defs.training.resources import MlflowResource, mlflow_run_metadata
 from cx_pipelines.ml import evaluation, lifetime, registry, training_data
+from cx_pipelines.ml.evaluation import EvaluationError
 from cx_pipelines.ml.specs import ModelSpec, load_spec
 
 LIFETIME_KINDS = {"python", "mlflow"}
@@ -24,8 +25,14 @@ def log_evaluation(
     params: dict[str, str],
     mlflow: MlflowResource,
     plots: dict[str, bytes] | None = None,
+    *,
+    skipped: str | None = None,
 ) -> dict[str, dg.MetadataValue]:
-    """Log the holdout evaluation as an MLflow run; return metadata linking it."""
+    """Log the holdout evaluation as an MLflow run; return metadata linking it.
+
+    ``skipped`` says why there are no holdout metrics (too little history to judge): the
+    scores are still produced, since BTYD models need no holdout to be fitted.
+    """
     uri = mlflow.configure()
     experiment_id = registry.ensure_experiment(tracking_uri=uri)
     with mlflow_client.start_run(
@@ -36,22 +43,28 @@ def log_evaluation(
         )
         mlflow_client.log_metrics({key: float(value) for key, value in metrics.items()})
         mlflow_client.set_tags({"cx.spec": spec.name})
+        if skipped:
+            mlflow_client.set_tag("cx.holdout_evaluation", f"not evaluated: {skipped}"[:500])
         with tempfile.TemporaryDirectory() as folder:
             for name, image in (plots or {}).items():
                 path = Path(folder) / f"{name}.png"
                 path.write_bytes(image)
                 mlflow_client.log_artifact(str(path), artifact_path="plots")
-    link = (
-        f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
-        if uri.startswith("http")
-        else f"mlflow ui --backend-store-uri {uri}  (run {run.info.run_id})"
-    )
     metadata = {
         "holdout_metrics": dg.MetadataValue.json(metrics),
-        f"holdout_{spec.metric}": dg.MetadataValue.float(float(metrics[_metric_key(spec)])),
-        "mlflow_run": dg.MetadataValue.text(link),
-        "mlflow_run_id": dg.MetadataValue.text(run.info.run_id),
+        **mlflow_run_metadata(
+            uri,
+            experiment_id=experiment_id,
+            run_id=run.info.run_id,
+            artifact_uri=run.info.artifact_uri,
+        ),
     }
+    if _metric_key(spec) in metrics:
+        metadata[f"holdout_{spec.metric}"] = dg.MetadataValue.float(
+            float(metrics[_metric_key(spec)])
+        )
+    if skipped:
+        metadata["holdout_evaluation"] = dg.MetadataValue.text(f"not evaluated: {skipped}")
     if plots:
         metadata["plots"] = images_markdown(plots)
     return metadata
@@ -104,9 +117,18 @@ def hit_and_run_scores(
     as_of = as_of_date(transactions, config.as_of)
     scores = lifetime.hit_and_run_scores(rfm_summary)
     cutoff = as_of - timedelta(days=spec.holdout_days)
-    metrics, plots = hit_and_run_evaluation(transactions, cutoff=cutoff, as_of=as_of)
+    metrics, plots, skipped = {}, {}, None
+    try:
+        metrics, plots = hit_and_run_evaluation(transactions, cutoff=cutoff, as_of=as_of)
+    except EvaluationError as error:
+        skipped = str(error)
     metadata = log_evaluation(
-        spec, metrics, {"holdout_start": str(cutoff), "as_of": str(as_of)}, mlflow, plots
+        spec,
+        metrics,
+        {"holdout_start": str(cutoff), "as_of": str(as_of)},
+        mlflow,
+        plots,
+        skipped=skipped,
     )
     return dg.Output(scores, metadata=metadata)
 
@@ -124,10 +146,16 @@ def dormancy_scores(
         transactions, as_of=as_of, dormant_days=dormant_days, horizon_days=horizon_days
     )
     cutoff = as_of - timedelta(days=spec.holdout_days)
-    metrics, plots = dormancy_evaluation(
-        transactions, cutoff=cutoff, dormant_days=dormant_days, horizon_days=horizon_days
+    metrics, plots, skipped = {}, {}, None
+    try:
+        metrics, plots = dormancy_evaluation(
+            transactions, cutoff=cutoff, dormant_days=dormant_days, horizon_days=horizon_days
+        )
+    except EvaluationError as error:
+        skipped = str(error)
+    metadata = log_evaluation(
+        spec, metrics, {"holdout_start": str(cutoff)}, mlflow, plots, skipped=skipped
     )
-    metadata = log_evaluation(spec, metrics, {"holdout_start": str(cutoff)}, mlflow, plots)
     return dg.Output(scores, metadata=metadata)
 
 

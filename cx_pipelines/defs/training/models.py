@@ -23,17 +23,25 @@ import numpy as np
 import pandas as pd
 
 from cx_pipelines import warehouse
-from cx_pipelines.defs.training.resources import MlflowResource
+from cx_pipelines.defs.training.resources import MlflowResource, mlflow_run_metadata
 from cx_pipelines.features.observation import observation_end
 from cx_pipelines.ml import evaluation, registry, training_data
 from cx_pipelines.ml.evaluation import EvaluationError, Report
-from cx_pipelines.ml.propensity import TrainingDataError, fit_classifier
+from cx_pipelines.ml.propensity import (
+    InsufficientDataError,
+    TrainingDataError,
+    class_counts,
+    fit_classifier,
+    require_examples,
+)
 from cx_pipelines.ml.specs import ModelSpec, load_spec
 from cx_pipelines.ml.uplift import fit_uplift_model
 
 GROUP = "models"
 KINDS = {"scikit-learn", "mlflow"}
 INTERACTION_RESULTS = "interaction_results"
+# Fewest examples of each outcome (and arm, for uplift) the holdout needs to judge a model.
+MIN_HOLDOUT_EXAMPLES = 5
 
 
 class TrainingConfig(dg.Config):
@@ -94,12 +102,13 @@ def register(
 ) -> dict[str, Any]:
     """Log and register the challenger; return the asset metadata describing it."""
     uri = mlflow.configure()
+    summary = {f"training.{key}": value for key, value in model.training_summary().items()}
     version = registry.log_and_register(
         spec=spec,
         model=model,
         input_example=input_example,
         metrics=report.metrics,
-        params=params,
+        params={**params, **summary},
         plots=report.plots,
         tables=report.tables,
         tags={"dagster.run_id": context.run.run_id},
@@ -119,14 +128,63 @@ def register(
         "champion_metric_value": float(champion["champion_metric_value"])
         if "champion_metric_value" in champion
         else None,
-        "mlflow_run": dg.MetadataValue.url(version.run_link(uri))
-        if uri.startswith(("http://", "https://"))
-        else dg.MetadataValue.text(version.run_link(uri)),
-        "mlflow_run_id": version.run_id,
+        **mlflow_run_metadata(
+            uri,
+            experiment_id=version.experiment_id,
+            run_id=version.run_id,
+            artifact_uri=version.artifact_uri,
+        ),
+        "trained": True,
+        "training": dg.MetadataValue.json(model.training_summary()),
         "holdout_metrics": dg.MetadataValue.json(report.metrics),
         "plots": images_markdown(report.plots),
     }
     return {key: value for key, value in metadata.items() if value is not None}
+
+
+def not_trained(
+    context: dg.AssetExecutionContext,
+    *,
+    spec: ModelSpec,
+    error: InsufficientDataError,
+    mlflow: MlflowResource,
+) -> dg.Output[pd.DataFrame]:
+    """The outcome of a run with too little data: no new version, the reason on the asset.
+
+    The run goes on: the promotion check warns, and ``customer_scores`` leaves this model's
+    scores empty (or keeps using an earlier champion) and records why.
+    """
+    champion = registry.version_for_alias(
+        spec.registered_name, registry.CHAMPION, tracking_uri=mlflow.configure()
+    )
+    reason = f"{spec.registered_name} not trained: {error}"
+    context.log.warning(reason)
+    table = pd.DataFrame(
+        {"model_name": [spec.registered_name], "trained": [False], "reason": [reason]}
+    )
+    return dg.Output(
+        table,
+        metadata={
+            "model_name": spec.registered_name,
+            "trained": False,
+            "not_trained_reason": dg.MetadataValue.text(reason),
+            "class_counts": dg.MetadataValue.json(error.counts),
+            "needed": dg.MetadataValue.text(error.needed),
+            "champion_version": champion or "none",
+        },
+    )
+
+
+def require_holdout_classes(labels: pd.Series, *, spec: ModelSpec, what: str) -> None:
+    """The holdout must hold both outcomes to judge the model (and compare it to the champion)."""
+    require_examples(
+        class_counts(labels.astype(int).to_numpy()),
+        minimum=MIN_HOLDOUT_EXAMPLES,
+        where=f"holdout of {spec.registered_name}",
+        what=what,
+        needed="the model cannot be judged against the champion, so no version is "
+        "registered; more history (a longer or larger book) is needed",
+    )
 
 
 def contact_frames(
@@ -200,6 +258,25 @@ def propensity_models(
 ) -> dg.Output[pd.DataFrame]:
     """Calibrated response propensity per offer type × channel (one pooled MLflow model)."""
     spec = load_spec("propensity")
+    try:
+        return _train_propensity(
+            context, spec, config, mlflow, customers, accounts, transactions, offer_history
+        )
+    except InsufficientDataError as error:
+        return not_trained(context, spec=spec, error=error, mlflow=mlflow)
+
+
+def _train_propensity(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    config: TrainingConfig,
+    mlflow: MlflowResource,
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    transactions: pd.DataFrame,
+    offer_history: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """Train, judge and register the propensity challenger (raises InsufficientDataError)."""
     as_of = as_of_date(transactions, config.as_of)
     train, holdout = contact_frames(
         customers,
@@ -211,6 +288,7 @@ def propensity_models(
     )
     train, holdout = train[train["treated"]], holdout[holdout["treated"]]
     model = fit_classifier(train, spec, random_state=config.random_state)
+    require_holdout_classes(holdout[spec.target], spec=spec, what="treated contacts' responses")
     predicted = model.predict_probability(holdout)
     report = evaluation.classifier_report(holdout[spec.target], predicted, name="propensity")
     champion = champion_on_holdout(
@@ -245,6 +323,25 @@ def uplift_model(
 ) -> dg.Output[pd.DataFrame]:
     """Incremental response to an offer (meta-learner on randomised treatment/control history)."""
     spec = load_spec("uplift")
+    try:
+        return _train_uplift(
+            context, spec, config, mlflow, customers, accounts, transactions, offer_history
+        )
+    except InsufficientDataError as error:
+        return not_trained(context, spec=spec, error=error, mlflow=mlflow)
+
+
+def _train_uplift(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    config: TrainingConfig,
+    mlflow: MlflowResource,
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    transactions: pd.DataFrame,
+    offer_history: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """Train, judge and register the uplift challenger (raises InsufficientDataError)."""
     as_of = as_of_date(transactions, config.as_of)
     train, holdout = contact_frames(
         customers,
@@ -255,6 +352,8 @@ def uplift_model(
         fraction=spec.holdout_fraction,
     )
     model = fit_uplift_model(train, spec, random_state=config.random_state)
+    require_holdout_classes(holdout[spec.target], spec=spec, what="contacts' responses")
+    require_holdout_classes(holdout["treated"], spec=spec, what="treated (1) / control (0) arms")
     predicted = model.predict(holdout)
     outcomes, treated = holdout[spec.target], holdout["treated"]
     report = evaluation.uplift_report(outcomes, treated, predicted, name="uplift")
@@ -289,11 +388,28 @@ def attrition_model(
 ) -> dg.Output[pd.DataFrame]:
     """Risk that an active customer makes no purchase in the next 90 days (calibrated)."""
     spec = load_spec("attrition")
+    try:
+        return _train_attrition(context, spec, config, mlflow, customers, accounts, transactions)
+    except InsufficientDataError as error:
+        return not_trained(context, spec=spec, error=error, mlflow=mlflow)
+
+
+def _train_attrition(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    config: TrainingConfig,
+    mlflow: MlflowResource,
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    transactions: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """Train, judge and register the attrition challenger (raises InsufficientDataError)."""
     as_of = as_of_date(transactions, config.as_of)
     train, holdout = training_data.attrition_split(
         customers, accounts, transactions, world_end=as_of, window_days=spec.holdout_days
     )
     model = fit_classifier(train, spec, random_state=config.random_state)
+    require_holdout_classes(holdout[spec.target], spec=spec, what="customers' attrition")
     predicted = model.predict_probability(holdout)
     report = evaluation.classifier_report(holdout[spec.target], predicted, name="attrition")
     champion = champion_on_holdout(

@@ -5,12 +5,15 @@ offer type × channel, ``attrition_risk``, ``probability_ever_again`` (hit-and-r
 ``dormant_account_reactivation`` (best dormant account), the spend forecast
 (``expected_transactions``, ``expected_spend``, ``clv``, ``probability_alive``),
 ``<model>_model_version`` (``cx_propensity/3``) and ``<score>_mlflow_run`` for the BTYD
-scores. A score is null only where the model does not apply: attrition and spend for
-customers who never bought, hit-and-run for customers with more than one purchase,
-reactivation for customers with no dormant account.
+scores. A score is null where the model does not apply (attrition and spend for customers
+who never bought, hit-and-run for customers with more than one purchase, reactivation for
+customers with no dormant account) and, for every customer, where the model has no champion
+because there was too little data to train it: then its ``<model>_model_version`` is null
+and the asset's ``missing_scores`` metadata gives the reason.
 """
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from cx_pipelines.defs.training.models import GROUP, KINDS, TrainingConfig, as_of_date
@@ -19,17 +22,57 @@ from cx_pipelines.ml import propensity, registry, training_data, uplift
 from cx_pipelines.ml.specs import load_spec
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 
+ASSET_OF_SPEC = {
+    "propensity": "propensity_models",
+    "uplift": "uplift_model",
+    "attrition": "attrition_model",
+}
 
-def champion(spec_name: str, *, tracking_uri: str) -> tuple[object, str]:
-    """The champion model of a spec and its version, or a clear error when there is none."""
+
+def champion(spec_name: str, *, tracking_uri: str) -> tuple[object, str] | None:
+    """The champion model of a spec and its version, or None when there is none."""
     name = load_spec(spec_name).registered_name
     version = registry.version_for_alias(name, registry.CHAMPION, tracking_uri=tracking_uri)
     if version is None:
-        raise registry.RegistryError(
-            f"{name} has no champion; materialise its training asset and let its promotion "
-            "check pass first"
-        )
+        return None
     return registry.load_model(name, version, tracking_uri=tracking_uri), version
+
+
+def not_trained_reason(context: dg.AssetExecutionContext, spec_name: str) -> str | None:
+    """The reason the latest run of the model's training asset trained nothing, if it did."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(ASSET_OF_SPEC[spec_name]))
+    if event is None or event.asset_materialization is None:
+        return None
+    entry = event.asset_materialization.metadata.get("not_trained_reason")
+    return str(entry.value) if entry is not None else None
+
+
+def usable_champion(
+    context: dg.AssetExecutionContext, spec_name: str, *, tracking_uri: str
+) -> tuple[tuple[object, str] | None, str | None]:
+    """(champion model and version, None), or (None, why this model's scores are missing).
+
+    When the latest training run found too little data, an older champion was trained on
+    data the book no longer holds (another data set loaded, a shrunken book), so it is not
+    used either.
+    """
+    name = load_spec(spec_name).registered_name
+    reason = not_trained_reason(context, spec_name)
+    version = registry.version_for_alias(name, registry.CHAMPION, tracking_uri=tracking_uri)
+    if reason is not None:
+        if version is not None:
+            reason += f" (champion v{version} was trained on earlier data and is not used)"
+        return None, reason
+    found = champion(spec_name, tracking_uri=tracking_uri)
+    if found is None:
+        asset_name = ASSET_OF_SPEC[spec_name]
+        return None, f"{name} has no champion; materialise {asset_name} and let its gate pass"
+    return found, None
+
+
+def offer_channel_columns(prefix: str) -> list[str]:
+    """``<prefix>__<offer>__<channel>`` for every offer type × channel."""
+    return [f"{prefix}__{offer}__{channel}" for offer in OFFER_TYPES for channel in OFFER_CHANNELS]
 
 
 def lifetime_run_id(context: dg.AssetExecutionContext, asset_name: str) -> str:
@@ -61,36 +104,46 @@ def customer_scores(
     uri = mlflow.configure()
     as_of = as_of_date(transactions, config.as_of)
     features = training_data.customer_features(customers, accounts, transactions, as_of=as_of)
-    propensity_model, propensity_version = champion("propensity", tracking_uri=uri)
-    uplift_model, uplift_version = champion("uplift", tracking_uri=uri)
-    attrition_model, attrition_version = champion("attrition", tracking_uri=uri)
+    models, missing = {}, {}
+    for name in ("propensity", "uplift", "attrition"):
+        models[name], reason = usable_champion(context, name, tracking_uri=uri)
+        if reason is not None:
+            missing[name] = reason
+    for reason in missing.values():
+        context.log.warning(f"customer_scores without this model's scores: {reason}")
 
-    frame = propensity.score_offer_channels(
-        propensity_model, features, offer_types=OFFER_TYPES, channels=OFFER_CHANNELS
-    )
-    frame = frame.merge(
-        uplift.score_offer_channels(
-            uplift_model, features, offer_types=OFFER_TYPES, channels=OFFER_CHANNELS
-        ),
-        on="customer_id",
-    )
-    attrition_features = training_data.customer_features(
-        customers, accounts, transactions, as_of=as_of, open_accounts_only=False
-    )
-    frame["attrition_risk"] = (
-        pd.Series(
-            attrition_model.predict_probability(attrition_features),
-            index=attrition_features["customer_id"].to_numpy(),
+    frame = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+    for name, scorer in (
+        ("propensity", propensity.score_offer_channels),
+        ("uplift", uplift.score_offer_channels),
+    ):
+        if models[name] is None:
+            for column in offer_channel_columns(name):
+                frame[column] = np.nan
+            continue
+        frame = frame.merge(
+            scorer(models[name][0], features, offer_types=OFFER_TYPES, channels=OFFER_CHANNELS),
+            on="customer_id",
         )
-        .reindex(frame["customer_id"])
-        .to_numpy()
-    )
-    frame.loc[
-        ~frame["customer_id"].isin(
-            attrition_features.loc[attrition_features["purchases_total"] > 0, "customer_id"]
-        ),
-        "attrition_risk",
-    ] = None  # never bought: attrition is undefined, not 0
+    frame["attrition_risk"] = np.nan
+    if models["attrition"] is not None:
+        attrition_features = training_data.customer_features(
+            customers, accounts, transactions, as_of=as_of, open_accounts_only=False
+        )
+        frame["attrition_risk"] = (
+            pd.Series(
+                models["attrition"][0].predict_probability(attrition_features),
+                index=attrition_features["customer_id"].to_numpy(),
+            )
+            .reindex(frame["customer_id"])
+            .to_numpy()
+        )
+        frame.loc[
+            ~frame["customer_id"].isin(
+                attrition_features.loc[attrition_features["purchases_total"] > 0, "customer_id"]
+            ),
+            "attrition_risk",
+        ] = None  # never bought: attrition is undefined, not 0
     hit_and_run = hit_and_run_scores.set_index("customer_id")["probability_ever_again"]
     frame["probability_ever_again"] = frame["customer_id"].map(hit_and_run)
     reactivation = dormancy_scores.groupby("customer_id")["probability_reactivation"].max()
@@ -99,9 +152,8 @@ def customer_scores(
     for column in ("expected_transactions", "expected_spend", "clv", "probability_alive"):
         frame[column] = frame["customer_id"].map(forecast[column])
     versions = {
-        "propensity_model_version": f"cx_propensity/{propensity_version}",
-        "uplift_model_version": f"cx_uplift/{uplift_version}",
-        "attrition_model_version": f"cx_attrition/{attrition_version}",
+        f"{name}_model_version": f"cx_{name}/{found[1]}" if found else None
+        for name, found in models.items()
     }
     # BTYD scores are refitted on every run rather than registered; their MLflow
     # evaluation run identifies what was used.
@@ -112,7 +164,11 @@ def customer_scores(
     return dg.Output(
         frame,
         metadata={
-            **{key: dg.MetadataValue.text(value) for key, value in versions.items()},
+            **{
+                key: dg.MetadataValue.text(value or "none: scores missing")
+                for key, value in versions.items()
+            },
+            "missing_scores": dg.MetadataValue.json(missing),
             "as_of": str(as_of),
             "score_columns": len(frame.columns) - 1 - len(versions),
         },
