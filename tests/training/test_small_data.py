@@ -13,9 +13,10 @@ import pytest
 
 from cx_pipelines import config, warehouse
 from cx_pipelines.defs.runs import materialize
+from cx_pipelines.defs.training.models import require_holdout_classes
 from cx_pipelines.defs.training.resources import mlflow_run_metadata
 from cx_pipelines.ml import registry
-from cx_pipelines.ml.propensity import fit_classifier
+from cx_pipelines.ml.propensity import InsufficientDataError, fit_classifier
 from cx_pipelines.ml.specs import load_spec
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 from cx_pipelines.world import generate_world
@@ -152,3 +153,13 @@ def test_mlflow_run_is_a_url_on_a_server_and_a_path_on_the_local_store(tmp_path)
     assert local["mlflow_ui"].value.startswith(
         f"mlflow ui --backend-store-uri sqlite:///{tmp_path}"
     )
+
+
+def test_a_holdout_without_enough_of_an_outcome_cannot_judge_the_model():
+    spec = load_spec("propensity")
+    labels = pd.Series([True] * 3 + [False] * 40)
+    with pytest.raises(InsufficientDataError) as caught:
+        require_holdout_classes(labels, spec=spec, what="treated contacts' responses")
+    assert "holdout of cx_propensity" in str(caught.value) and "3 positive" in str(caught.value)
+    assert "cannot be judged against the champion" in str(caught.value)
+    require_holdout_classes(pd.Series([True] * 5 + [False] * 5), spec=spec, what="responses")
