@@ -35,7 +35,12 @@ def summarize_run(result: dg.ExecuteInProcessResult) -> str:
         count = f"{rows.value:,} rows" if rows is not None else ""
         lines.append(f"  materialised {materialization.asset_key.to_user_string():<28} {count}")
     for event in result.get_asset_check_evaluations():
-        status = "passed" if event.passed else "FAILED"
+        if event.passed:
+            status = "passed"
+        elif event.severity == dg.AssetCheckSeverity.WARN:
+            status = "warning (did not block)"
+        else:
+            status = "FAILED"
         lines.append(f"  check {event.asset_key.to_user_string()}.{event.check_name}: {status}")
     outcome = "succeeded" if result.success else "FAILED"
     lines.append(f"Run {result.run_id} {outcome}.")
