@@ -9,10 +9,8 @@ from dataclasses import dataclass
 import pytest
 from ui_support import ASSET_NODES_QUERY, RUN_QUERY, graphql, running_webserver
 
-from cx_pipelines import config, warehouse
+from cx_pipelines import warehouse
 from cx_pipelines.definitions import defs
-from cx_pipelines.defs.runs import materialize
-from cx_pipelines.world import generate_world
 
 pytestmark = pytest.mark.slow
 
@@ -26,26 +24,18 @@ class UiState:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> UiState:
-    """A small world materialised through Dagster, then read back through the webserver."""
-    home = tmp_path_factory.mktemp("ui") / "cx"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CX_HOME", str(home))
-        patch.delenv("CX_SOURCE_URL", raising=False)
-        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        # 600 customers, as in test_pipeline.py: enough responders for every model's folds.
-        generate_world(customers=600, seed=11, source_url=config.source_url())
-        result = materialize("*")
-        assert result.success, f"materialize('*') failed steps: {result.get_failed_step_keys()}"
+def ui(materialised_world) -> UiState:
+    """The shared materialised world, read back through the webserver."""
+    home = materialised_world.home
+    with materialised_world.environment():
         table_rows = {name: warehouse.table_row_count(name) for name in warehouse.list_tables()}
         env = dict(os.environ)
         with running_webserver(env=env, log_dir=home.parent / "webserver") as base_url:
             nodes = graphql(base_url, ASSET_NODES_QUERY)["assetNodes"]
-            run = graphql(base_url, RUN_QUERY, {"runId": result.run_id})["runOrError"]
+            run = graphql(base_url, RUN_QUERY, {"runId": materialised_world.run_id})["runOrError"]
     return UiState(
         nodes={"/".join(node["assetKey"]["path"]): node for node in nodes},
-        run_id=result.run_id,
+        run_id=materialised_world.run_id,
         run_status=run.get("status", run["__typename"]),
         table_rows=table_rows,
     )
@@ -135,7 +125,7 @@ def test_every_table_asset_shows_a_preview_matching_its_column_schema(ui: UiStat
     assert not problems, "\n".join(problems)
 
 
-def test_every_asset_check_is_listed_with_its_result(ui: UiState):
+def test_every_asset_check_is_listed_with_its_result(ui: UiState, materialised_world):
     graph = defs.resolve_asset_graph()
     expected = {
         (check_key.asset_key.to_user_string(), check_key.name)
@@ -153,7 +143,11 @@ def test_every_asset_check_is_listed_with_its_result(ui: UiState):
         for check in checks["checks"]:
             shown.add((name, check["name"]))
             execution = check["executionForLatestMaterialization"]
-            if execution is None or execution["status"] != "SUCCEEDED":
-                problems.append(f"{name}.{check['name']}: latest execution {execution}")
+            passed = materialised_world.check_passed.get((name, check["name"]))
+            expected_status = {True: "SUCCEEDED", False: "FAILED"}.get(passed)
+            if execution is None or execution != {"runId": ui.run_id, "status": expected_status}:
+                problems.append(
+                    f"{name}.{check['name']}: shown {execution}, the run said passed={passed}"
+                )
     assert shown == expected, f"missing {expected - shown}, unexpected {shown - expected}"
     assert not problems, "\n".join(problems)
