@@ -58,8 +58,16 @@ def generate(customers: int, seed: int) -> tuple[float, int]:
     """Run `cx generate` in a child; return its wall time and peak RSS in bytes."""
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "cx_pipelines.cli", "generate", "--customers", str(customers),
-         "--seed", str(seed)],
+        [
+            sys.executable,
+            "-m",
+            "cx_pipelines.cli",
+            "generate",
+            "--customers",
+            str(customers),
+            "--seed",
+            str(seed),
+        ],
         stdout=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(child.pid, 0)
@@ -94,7 +102,9 @@ def main() -> None:
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     try:
         generation_seconds, generation_peak = generate(arguments.customers, arguments.seed)
-        print(f"{'generate':<28} {generation_seconds:8.1f} s  {generation_peak / 2**30:6.2f} GB peak")
+        print(
+            f"{'generate':<28} {generation_seconds:8.1f} s  {generation_peak / 2**30:6.2f} GB peak"
+        )
 
         from cx_pipelines.defs.runs import materialize
 
@@ -108,25 +118,33 @@ def main() -> None:
             raise SystemExit(f"materialisation failed: {result.get_failed_step_keys()}")
 
         steps = {}
-        for step, (start, end) in sorted(step_windows(result.run_id).items(), key=lambda item: item[1]):
+        for step, (start, end) in sorted(
+            step_windows(result.run_id).items(), key=lambda item: item[1]
+        ):
             peak = sampler.peak_between(start, end)
             steps[step] = {"seconds": round(end - start, 2), "peak_gb": round(peak / 2**30, 3)}
             print(f"{step:<28} {end - start:8.1f} s  {peak / 2**30:6.2f} GB peak")
 
         total_seconds = generation_seconds + materialize_seconds
         peak_gb = max(generation_peak, max(rss for _, rss in sampler.samples)) / 2**30
-        print(f"{'total':<28} {total_seconds:8.1f} s  {peak_gb:6.2f} GB peak "
-              f"(target < {TARGET_SECONDS} s and < {TARGET_PEAK_GB} GB for 100,000 customers)")
-        print(json.dumps({
-            "customers": arguments.customers,
-            "selection": arguments.selection,
-            "generate_seconds": round(generation_seconds, 2),
-            "generate_peak_gb": round(generation_peak / 2**30, 3),
-            "materialize_seconds": round(materialize_seconds, 2),
-            "total_seconds": round(total_seconds, 2),
-            "peak_gb": round(peak_gb, 3),
-            "steps": steps,
-        }))
+        print(
+            f"{'total':<28} {total_seconds:8.1f} s  {peak_gb:6.2f} GB peak "
+            f"(target < {TARGET_SECONDS} s and < {TARGET_PEAK_GB} GB for 100,000 customers)"
+        )
+        print(
+            json.dumps(
+                {
+                    "customers": arguments.customers,
+                    "selection": arguments.selection,
+                    "generate_seconds": round(generation_seconds, 2),
+                    "generate_peak_gb": round(generation_peak / 2**30, 3),
+                    "materialize_seconds": round(materialize_seconds, 2),
+                    "total_seconds": round(total_seconds, 2),
+                    "peak_gb": round(peak_gb, 3),
+                    "steps": steps,
+                }
+            )
+        )
     finally:
         if not arguments.keep:
             shutil.rmtree(home, ignore_errors=True)

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=7)
     generate.set_defaults(handler=_generate)
 
-    load = commands.add_parser("load-cdnow", help="load the CDNOW log as customers and transactions")
+    load = commands.add_parser(
+        "load-cdnow", help="load the CDNOW log as customers and transactions"
+    )
     load.add_argument("--master", action="store_true", help="the 23,570-customer master log")
     load.set_defaults(handler=_load_cdnow)
 

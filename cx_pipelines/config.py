@@ -1,4 +1,4 @@
-"""Where runtime state lives: everything under CX_HOME unless an environment variable says otherwise.
+"""Where runtime state lives: everything under CX_HOME unless the environment says otherwise.
 
 Paths are read from the environment on every call, so tests and scripts can point
 one process at several homes in turn.

@@ -10,27 +10,50 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-CUSTOMER_TYPES = ("mass_market", "young_professional", "affluent", "student", "senior", "small_business")
+CUSTOMER_TYPES = (
+    "mass_market",
+    "young_professional",
+    "affluent",
+    "student",
+    "senior",
+    "small_business",
+)
 REGIONS = ("north", "south", "east", "west", "central")
 PRODUCT_TYPES = ("credit_card", "checking", "savings", "mortgage", "personal_loan")
 ACCOUNT_STATUSES = ("open", "closed")
 MERCHANT_CATEGORIES = (
-    "groceries", "dining", "travel", "fuel", "electronics",
-    "apparel", "entertainment", "health", "utilities", "home",
+    "groceries",
+    "dining",
+    "travel",
+    "fuel",
+    "electronics",
+    "apparel",
+    "entertainment",
+    "health",
+    "utilities",
+    "home",
 )
 TRANSACTION_CHANNELS = ("pos", "ecommerce", "atm", "branch", "mobile")
 INTERACTION_CHANNELS = ("web", "mobile_app", "call_centre", "branch", "atm", "email")
 INTERACTION_TYPES = (
-    "login", "product_view", "application_start", "application_complete",
-    "application_abandon", "service_request", "complaint",
-    "offer_presented", "offer_accepted", "offer_declined",
+    "login",
+    "product_view",
+    "application_start",
+    "application_complete",
+    "application_abandon",
+    "service_request",
+    "complaint",
+    "offer_presented",
+    "offer_accepted",
+    "offer_declined",
 )
 EVENT_TYPES = ("cycle_date", "late_payment", "credit_request", "bankruptcy", "address_change")
 OFFER_TYPES = ("credit_card", "personal_loan", "savings", "mortgage", "overdraft")
 OFFER_CHANNELS = ("email", "mobile_app", "web", "call_centre", "branch")
 
 customers = sa.Table(
-    "customers", metadata,
+    "customers",
+    metadata,
     sa.Column("customer_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("customer_type", sa.String(40)),
     sa.Column("region", sa.String(40)),
@@ -41,7 +64,8 @@ customers = sa.Table(
 )
 
 accounts = sa.Table(
-    "accounts", metadata,
+    "accounts",
+    metadata,
     sa.Column("account_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("customer_id", sa.BigInteger, index=True),
     sa.Column("product_type", sa.String(40)),
@@ -54,7 +78,8 @@ accounts = sa.Table(
 )
 
 transactions = sa.Table(
-    "transactions", metadata,
+    "transactions",
+    metadata,
     sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("account_id", sa.BigInteger, index=True),
     sa.Column("customer_id", sa.BigInteger, index=True),
@@ -65,7 +90,8 @@ transactions = sa.Table(
 )
 
 interactions = sa.Table(
-    "interactions", metadata,
+    "interactions",
+    metadata,
     sa.Column("interaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("customer_id", sa.BigInteger, index=True),
     sa.Column("session_id", sa.BigInteger),
@@ -76,7 +102,8 @@ interactions = sa.Table(
 )
 
 inbound_events = sa.Table(
-    "inbound_events", metadata,
+    "inbound_events",
+    metadata,
     sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("customer_id", sa.BigInteger, index=True),
     sa.Column("account_id", sa.BigInteger),  # null for customer-level events
@@ -86,7 +113,8 @@ inbound_events = sa.Table(
 )
 
 offer_history = sa.Table(
-    "offer_history", metadata,
+    "offer_history",
+    metadata,
     sa.Column("contact_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("campaign_id", sa.String(40)),
     sa.Column("customer_id", sa.BigInteger, index=True),

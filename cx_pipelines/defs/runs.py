@@ -1,4 +1,4 @@
-"""Materialise assets through Dagster on the instance in DAGSTER_HOME (what `cx materialize` runs)."""
+"""Materialise assets through Dagster on the DAGSTER_HOME instance (what `cx materialize` runs)."""
 
 from __future__ import annotations
 

@@ -126,8 +126,7 @@ def test_postgres_copy_keeps_awkward_text(postgres_url: str) -> None:
 
 def test_a_generation_that_fails_part_way_leaves_the_previous_world(cx_home, monkeypatch):
     from cx_pipelines import config
-    from cx_pipelines.world import generate_world
-    from cx_pipelines.world import generator
+    from cx_pipelines.world import generate_world, generator
 
     generate_world(customers=1_000, seed=3, source_url=config.source_url())
     truth_before = (config.world_dir() / "truth.parquet").read_bytes()
