@@ -32,3 +32,13 @@ def test_streamed_chunks_make_one_table(cx_home):
 def test_reading_a_table_never_materialised_names_it(cx_home):
     with pytest.raises(warehouse.WarehouseError, match="'rfm_summary' has not been materialised"):
         warehouse.read_table("rfm_summary")
+
+
+def test_previews_cut_long_text_so_rows_stay_one_line():
+    from cx_pipelines.defs.warehouse_io import PREVIEW_CELL_CHARACTERS, table_metadata
+
+    trace = '{"path": [' + ", ".join(['"node"'] * 500) + "]}"
+    frame = pd.DataFrame({"customer_id": [1], "trace": [trace]})
+    preview = table_metadata(frame)["preview"].value
+    assert trace not in preview
+    assert trace[: PREVIEW_CELL_CHARACTERS - 1] + "…" in preview

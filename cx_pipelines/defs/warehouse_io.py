@@ -8,6 +8,14 @@ import pandas as pd
 from cx_pipelines import warehouse
 
 PREVIEW_ROWS = 10
+PREVIEW_CELL_CHARACTERS = 60
+
+
+def _shorten(value: object) -> object:
+    """Long text (a JSON trace, a raw row) cut so one preview row stays one line high."""
+    if isinstance(value, str) and len(value) > PREVIEW_CELL_CHARACTERS:
+        return value[: PREVIEW_CELL_CHARACTERS - 1] + "…"
+    return value
 
 
 def table_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -17,7 +25,9 @@ def table_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]
         ),
-        "preview": dg.MetadataValue.md(frame.head(PREVIEW_ROWS).to_markdown(index=False)),
+        "preview": dg.MetadataValue.md(
+            frame.head(PREVIEW_ROWS).map(_shorten).to_markdown(index=False)
+        ),
     }
 
 
