@@ -3,9 +3,10 @@ promotion, buy-till-you-die scores, the joined ``customer_scores``, and weekly r
 
 import dagster as dg
 
+from cx_pipelines.defs.training.challenger import GROUP
 from cx_pipelines.defs.training.checks import PROMOTION_CHECKS
 from cx_pipelines.defs.training.lifetime import LIFETIME_ASSETS
-from cx_pipelines.defs.training.models import GROUP, SUPERVISED_ASSETS
+from cx_pipelines.defs.training.models import SUPERVISED_ASSETS
 from cx_pipelines.defs.training.resources import MlflowResource
 from cx_pipelines.defs.training.scores import customer_scores
 

@@ -10,7 +10,12 @@ import dagster as dg
 import mlflow as mlflow_client
 import pandas as pd
 
-from cx_pipelines.defs.training.models import GROUP, TrainingConfig, as_of_date, images_markdown
+from cx_pipelines.defs.training.challenger import (
+    GROUP,
+    TrainingConfig,
+    as_of_date,
+    images_markdown,
+)
 from cx_pipelines.defs.training.resources import MlflowResource, mlflow_run_metadata
 from cx_pipelines.ml import evaluation, lifetime, registry, training_data
 from cx_pipelines.ml.evaluation import EvaluationError

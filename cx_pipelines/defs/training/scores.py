@@ -16,17 +16,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.defs.training.models import GROUP, KINDS, TrainingConfig, as_of_date
+from cx_pipelines.defs.training.challenger import GROUP, KINDS, TrainingConfig, as_of_date
+from cx_pipelines.defs.training.models import SPEC_OF_ASSET
 from cx_pipelines.defs.training.resources import MlflowResource
 from cx_pipelines.ml import propensity, registry, training_data, uplift
 from cx_pipelines.ml.specs import load_spec
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 
-ASSET_OF_SPEC = {
-    "propensity": "propensity_models",
-    "uplift": "uplift_model",
-    "attrition": "attrition_model",
-}
+ASSET_OF_SPEC = {spec: asset for asset, spec in SPEC_OF_ASSET.items()}
 
 
 def champion(spec_name: str, *, tracking_uri: str) -> tuple[object, str] | None:
