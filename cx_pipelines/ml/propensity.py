@@ -13,7 +13,7 @@ customer once per offer × channel.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -188,8 +188,33 @@ def build_classifier(
     return CalibratedClassifierCV(pipeline, method=method, cv=folds, ensemble=False)
 
 
+class FittedModel:
+    """What every fitted model here shares: its feature columns and how data shaped the fit.
+
+    Subclasses are dataclasses with ``features``, ``categorical``, ``class_counts``,
+    ``dropped_features`` and ``notes`` fields.
+    """
+
+    features: list[str]
+    categorical: list[str]
+    class_counts: dict[str, int] | None
+    dropped_features: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def fit_summary(self) -> dict[str, object]:
+        """Examples per outcome, features left out and notes, for :meth:`training_summary`."""
+        return {
+            "class_counts": dict(self.class_counts or {}),
+            "dropped_features": list(self.dropped_features),
+            "notes": list(self.notes),
+        }
+
+    def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return feature_frame(frame, self.features, self.categorical, where="scoring data")
+
+
 @dataclass
-class FittedClassifier:
+class FittedClassifier(FittedModel):
     """A fitted classifier with the feature columns it expects."""
 
     estimator: Pipeline | CalibratedClassifierCV
@@ -208,13 +233,8 @@ class FittedClassifier:
         return {
             "calibration": self.calibration,
             "calibration_folds": self.calibration_folds,
-            "class_counts": dict(self.class_counts or {}),
-            "dropped_features": list(self.dropped_features),
-            "notes": list(self.notes),
+            **self.fit_summary(),
         }
-
-    def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return feature_frame(frame, self.features, self.categorical, where="scoring data")
 
     def predict_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of the positive outcome for every row of ``frame``."""
@@ -330,6 +350,31 @@ def fit_classifier(
     )
 
 
+def stacked_offer_channel_scores(
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    customers: pd.DataFrame,
+    *,
+    offer_types: Sequence[str],
+    channels: Sequence[str],
+    prefix: str,
+) -> pd.DataFrame:
+    """One row per customer, one column ``<prefix>__<offer>__<channel>`` per combination,
+    from ``predict`` (a model's per-row score) applied to every customer × combination."""
+    if "customer_id" not in customers.columns:
+        raise TrainingDataError("scoring data: column 'customer_id' is missing")
+    pairs = [(offer_type, channel) for offer_type in offer_types for channel in channels]
+    # One stacked prediction instead of one per pair: the model's overhead is paid once.
+    stacked = pd.concat(
+        [customers.assign(offer_type=offer, channel=channel) for offer, channel in pairs],
+        ignore_index=True,
+    )
+    scores = np.asarray(predict(stacked)).reshape(len(pairs), len(customers))
+    result = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy()})
+    for row, (offer_type, channel) in enumerate(pairs):
+        result[f"{prefix}__{offer_type}__{channel}"] = scores[row]
+    return result
+
+
 def score_offer_channels(
     model: FittedClassifier,
     customers: pd.DataFrame,
@@ -339,16 +384,10 @@ def score_offer_channels(
     prefix: str = "propensity",
 ) -> pd.DataFrame:
     """One row per customer, one column ``<prefix>__<offer>__<channel>`` per combination."""
-    if "customer_id" not in customers.columns:
-        raise TrainingDataError("scoring data: column 'customer_id' is missing")
-    pairs = [(offer_type, channel) for offer_type in offer_types for channel in channels]
-    # One stacked prediction instead of one per pair: the model's overhead is paid once.
-    stacked = pd.concat(
-        [customers.assign(offer_type=offer, channel=channel) for offer, channel in pairs],
-        ignore_index=True,
+    return stacked_offer_channel_scores(
+        model.predict_probability,
+        customers,
+        offer_types=offer_types,
+        channels=channels,
+        prefix=prefix,
     )
-    scores = np.asarray(model.predict_probability(stacked)).reshape(len(pairs), len(customers))
-    result = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy()})
-    for row, (offer_type, channel) in enumerate(pairs):
-        result[f"{prefix}__{offer_type}__{channel}"] = scores[row]
-    return result

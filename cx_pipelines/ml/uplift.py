@@ -29,6 +29,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from cx_pipelines.ml.propensity import (
+    FittedModel,
     InsufficientDataError,
     TrainingDataError,
     build_classifier,
@@ -36,6 +37,7 @@ from cx_pipelines.ml.propensity import (
     feature_frame,
     present_features,
     require_examples,
+    stacked_offer_channel_scores,
     subsample,
     training_threads,
 )
@@ -74,7 +76,7 @@ def _positive(model: object, inputs: pd.DataFrame) -> np.ndarray:
 
 
 @dataclass
-class UpliftModel:
+class UpliftModel(FittedModel):
     """A fitted meta-learner; :meth:`predict` returns the expected uplift per row."""
 
     learner: str
@@ -89,15 +91,7 @@ class UpliftModel:
 
     def training_summary(self) -> dict[str, object]:
         """What the asset metadata and MLflow params say about how the model was fitted."""
-        return {
-            "meta_learner": self.learner,
-            "class_counts": dict(self.class_counts or {}),
-            "dropped_features": list(self.dropped_features),
-            "notes": list(self.notes),
-        }
-
-    def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return feature_frame(frame, self.features, self.categorical, where="scoring data")
+        return {"meta_learner": self.learner, **self.fit_summary()}
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Expected uplift: P(respond | treated) - P(respond | control), per row."""
@@ -290,16 +284,6 @@ def score_offer_channels(
     prefix: str = "uplift",
 ) -> pd.DataFrame:
     """One row per customer, one column ``<prefix>__<offer>__<channel>`` per combination."""
-    if "customer_id" not in customers.columns:
-        raise TrainingDataError("scoring data: column 'customer_id' is missing")
-    pairs = [(offer_type, channel) for offer_type in offer_types for channel in channels]
-    # One stacked prediction instead of one per pair: the model's overhead is paid once.
-    stacked = pd.concat(
-        [customers.assign(offer_type=offer, channel=channel) for offer, channel in pairs],
-        ignore_index=True,
+    return stacked_offer_channel_scores(
+        model.predict, customers, offer_types=offer_types, channels=channels, prefix=prefix
     )
-    scores = np.asarray(model.predict(stacked)).reshape(len(pairs), len(customers))
-    result = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy()})
-    for row, (offer_type, channel) in enumerate(pairs):
-        result[f"{prefix}__{offer_type}__{channel}"] = scores[row]
-    return result
