@@ -180,6 +180,30 @@ def ranking_auc(scores: np.ndarray, outcomes: np.ndarray) -> float:
     return float(roc_auc_score(outcomes, scores))
 
 
+def _calibration_rfm(
+    transactions: pd.DataFrame,
+    *,
+    calibration_period_end: object,
+    observation_period_end: object,
+    customer_id_col: str,
+    datetime_col: str,
+    monetary_value_col: str | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(calibration/holdout data, the calibration part named like an RFM summary)."""
+    data = calibration_and_holdout_data(
+        transactions,
+        calibration_period_end=calibration_period_end,
+        observation_period_end=observation_period_end,
+        customer_id_col=customer_id_col,
+        datetime_col=datetime_col,
+        monetary_value_col=monetary_value_col,
+    )
+    rfm = data.rename(
+        columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
+    )
+    return data, rfm
+
+
 def evaluate_hit_and_run(
     transactions: pd.DataFrame,
     *,
@@ -193,16 +217,13 @@ def evaluate_hit_and_run(
 
     The baseline ranks one-time buyers by how recently they first bought (smaller T first).
     """
-    data = calibration_and_holdout_data(
+    _, rfm = _calibration_rfm(
         transactions,
         calibration_period_end=calibration_period_end,
         observation_period_end=observation_period_end,
         customer_id_col=customer_id_col,
         datetime_col=datetime_col,
         monetary_value_col=None,
-    )
-    rfm = data.rename(
-        columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
     )
     scores = hit_and_run_scores(rfm, model=model).set_index("customer_id")
     one_time = rfm[rfm["frequency"] == 0].set_index("customer_id")
@@ -269,16 +290,13 @@ def evaluate_spend_forecast(
     The baseline forecasts each customer's calibration rate, frequency / T, times the
     holdout length (0 for customers with T = 0).
     """
-    data = calibration_and_holdout_data(
+    data, rfm = _calibration_rfm(
         transactions,
         calibration_period_end=calibration_period_end,
         observation_period_end=observation_period_end,
         customer_id_col=customer_id_col,
         datetime_col=datetime_col,
         monetary_value_col=monetary_value_col,
-    )
-    rfm = data.rename(
-        columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
     )
     model = model or BetaGeoModel().fit(rfm)
     duration = float(data["duration_holdout"].iloc[0])
