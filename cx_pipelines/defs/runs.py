@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from cx_pipelines import config
@@ -11,10 +13,13 @@ def materialize(selection: str = "*", *, raise_on_error: bool = False) -> dg.Exe
     """Run the assets (and their checks) matched by a Dagster selection string, e.g. ``customers+``.
 
     The run is recorded in the Dagster instance, so it appears in the UI like any other.
+    The console shows Dagster's log at ``CX_LOG_LEVEL`` (default INFO: what the assets say,
+    not every step event, which the UI keeps).
     """
     from cx_pipelines.definitions import defs
 
     config.ensure_dagster_home()
+    log_level = os.environ.get("CX_LOG_LEVEL", "INFO").upper()
     job = defs.resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.get() as instance:
         asset_graph = defs.resolve_asset_graph()
@@ -23,6 +28,7 @@ def materialize(selection: str = "*", *, raise_on_error: bool = False) -> dg.Exe
             instance=instance,
             asset_selection=list(selected),
             raise_on_error=raise_on_error,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
 
 
