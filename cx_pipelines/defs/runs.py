@@ -34,12 +34,15 @@ def materialize(selection: str = "*", *, raise_on_error: bool = False) -> dg.Exe
 
 def summarize_run(result: dg.ExecuteInProcessResult) -> str:
     """One line per materialised asset and check, then where to look."""
-    lines = []
+    latest = {}  # an asset written by several steps (quarantined_rows) is listed once
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
+        latest[materialization.asset_key.to_user_string()] = materialization
+    lines = []
+    for name, materialization in latest.items():
         rows = materialization.metadata.get("dagster/row_count")
         count = f"{rows.value:,} rows" if rows is not None else ""
-        lines.append(f"  materialised {materialization.asset_key.to_user_string():<28} {count}")
+        lines.append(f"  materialised {name:<28} {count}")
     for event in result.get_asset_check_evaluations():
         if event.passed:
             status = "passed"
