@@ -2,6 +2,9 @@
 
 This is the reference meaning of a strategy; the batch evaluator computes the same
 values and traces for a whole population at once (see ``test_evaluators_agree``).
+
+Mechanisms are evaluated in ``record_mechanisms``, treatments (policies, contact rules,
+arbitration) in ``record_treatments``; this module holds the working state and the run.
 """
 
 from __future__ import annotations
@@ -11,30 +14,15 @@ from typing import Any
 
 from cx_pipelines.engine import common as c
 from cx_pipelines.engine import model as m
-from cx_pipelines.engine.errors import EngineError, EvaluationError, Location
-
-
-def _true(expression: m.Expression | None, record: Mapping[str, Any]) -> bool:
-    return expression is None or expression.compiled.evaluate_record(record) is True
-
-
-def _in_band(value: float, low: float | None, high: float | None) -> bool:
-    return (low is None or value >= low) and (high is None or value < high)
-
-
-def _axis_index(axis: m.Axis, record: Mapping[str, Any]) -> int | None:
-    value = axis.expression.compiled.evaluate_record(record)
-    if value is None:
-        return None
-    if axis.bands is not None:
-        for index, (low, high) in enumerate(axis.bands):
-            if _in_band(value, low, high):
-                return index
-        return None
-    for index, category in enumerate(axis.categories or []):
-        if category == value:
-            return index
-    return None
+from cx_pipelines.engine.errors import EvaluationError, Location
+from cx_pipelines.engine.record_mechanisms import (
+    _account_record,
+    _AccountRecord,
+    _evaluate,
+    _true,
+)
+from cx_pipelines.engine.record_mechanisms import _call_exit as _call_exit  # batch_mechanisms
+from cx_pipelines.engine.record_treatments import _treatments
 
 
 class _Plan:
@@ -141,262 +129,6 @@ def _run(
         account["steps"].append(step)
     for target in calls:
         _run(state, target, process, account, name)
-
-
-class _AccountRecord(dict):
-    """One account's own values; anything else is read from its customer (no copying)."""
-
-    __slots__ = ("customer",)
-
-    def __missing__(self, name: str) -> Any:
-        return self.customer[name]
-
-
-def _account_record(state: _Customer, account: dict) -> _AccountRecord:
-    return account["values"]
-
-
-def _tree(state, mechanism: m.DecisionTree, record, step, calls) -> Any:
-    branches = mechanism.branches
-    while True:
-        for branch in branches:
-            if _true(branch.condition, record):
-                outcome = branch.outcome
-                break
-        else:
-            step["path"] = None
-            return None
-        if type(outcome) is m.Leaf:
-            step["path"] = outcome.path
-            if outcome.call:
-                calls.append(outcome.call)
-            return outcome.value
-        branches = outcome
-
-
-def _matrix(state, mechanism: m.Matrix, record, step, calls) -> Any:
-    row = _axis_index(mechanism.rows, record)
-    column = _axis_index(mechanism.columns, record) if mechanism.columns else 0
-    if row is None or column is None:
-        step["cell"] = None
-        return mechanism.default
-    step["cell"] = [row, column]
-    return mechanism.values[row][column]
-
-
-def _scorecard(state, mechanism: m.Scorecard, record, step, calls) -> Any:
-    total = mechanism.base
-    points_by = {}
-    for characteristic in mechanism.characteristics:
-        points = _points(characteristic, characteristic.expression.compiled.evaluate_record(record))
-        points_by[characteristic.label] = points
-        total += points
-    step["points"] = points_by
-    return total
-
-
-def _model_score(state, mechanism: m.ModelScore, record, step, calls) -> Any:
-    step["model"] = mechanism.model
-    step["version"] = state.model_versions.get(mechanism.model, "unknown")
-    value = record[mechanism.input.name]
-    return mechanism.default if value is None else value
-
-
-def _list_processor(state, mechanism: m.ListProcessor, record, step, calls) -> Any:
-    ranked = []
-    for index, item in enumerate(mechanism.items):
-        if _true(item.condition, record):
-            score = item.score.compiled.evaluate_record(record)
-            if score is not None:
-                ranked.append((-score, index, item.item_id, score))
-    ranked.sort()
-    step["ranking"] = [[item_id, score] for _, _, item_id, score in ranked]
-    return ranked[0][2] if ranked else None
-
-
-def _user_exit(state, mechanism: m.UserExitMechanism, record, step, calls) -> Any:
-    step["function"] = mechanism.user_exit.name
-    return _call_exit(mechanism, [record[attribute.name] for attribute in mechanism.inputs])
-
-
-def _aggregate_step(state, mechanism: m.Aggregate, record, step, calls) -> Any:
-    return _aggregate(state, mechanism, step)
-
-
-_EVALUATE = {
-    "decision_tree": _tree,
-    "matrix": _matrix,
-    "scorecard": _scorecard,
-    "model_score": _model_score,
-    "list_processor": _list_processor,
-    "user_exit": _user_exit,
-    "aggregate": _aggregate_step,
-}
-
-
-def _evaluate(
-    state: _Customer, mechanism: m.Mechanism, record, step: dict, calls: list[str]
-) -> Any:
-    function = _EVALUATE.get(mechanism.kind)
-    if function is None:
-        raise EvaluationError(f"mechanism type {mechanism.kind!r} cannot be evaluated")
-    return function(state, mechanism, record, step, calls)
-
-
-def _points(characteristic: m.Characteristic, value: Any) -> float:
-    if value is None:
-        return characteristic.missing
-    if characteristic.bins is not None:
-        for low, high, points in characteristic.bins:
-            if _in_band(value, low, high):
-                return points
-        return characteristic.other
-    for key, points in (characteristic.categories or {}).items():
-        if key == value:
-            return float(points)
-    return characteristic.other
-
-
-def _call_exit(mechanism: m.UserExitMechanism, arguments: list) -> Any:
-    try:
-        return mechanism.user_exit.function(*arguments)
-    except EngineError:
-        raise
-    except Exception as error:  # a user exit is foreign code: name it in the error
-        raise EvaluationError(
-            f"user exit {mechanism.user_exit.name!r} (mechanism {mechanism.name!r}) failed: "
-            f"{type(error).__name__}: {error}",
-            symbol=mechanism.user_exit.name,
-        ) from error
-
-
-def _aggregate(state: _Customer, mechanism: m.Aggregate, step: dict) -> Any:
-    considered = 0
-    true_count = 0
-    total = 0.0
-    numbers = 0
-    low = high = None
-    for account in state.accounts_of(mechanism.over):
-        record = _account_record(state, account)
-        if not _true(mechanism.where, record):
-            continue
-        considered += 1
-        value = mechanism.value.compiled.evaluate_record(record)
-        if mechanism.function in ("any", "all", "count"):
-            true_count += value is True
-        elif value is not None:
-            numbers += 1
-            total += value
-            low = value if low is None or value < low else low
-            high = value if high is None or value > high else high
-    step["accounts"] = considered
-    function = mechanism.function
-    if function == "any":
-        return true_count > 0
-    if function == "all":
-        return true_count == considered
-    if function == "count":
-        return float(true_count)
-    if function == "sum":
-        return total
-    if function == "min":
-        return low
-    if function == "max":
-        return high
-    return total / numbers if numbers else None
-
-
-def _contact_state(strategy: m.Strategy, history: Iterable[Mapping] | None):
-    rows = list(history or [])
-    closed: dict[str, str] = {}
-    for cap in strategy.contact_caps:
-        count = sum(
-            1
-            for row in rows
-            if (cap.channel == "*" or row.get("channel") == cap.channel)
-            and float(row.get("days_ago", 0)) < cap.period_days
-        )
-        if count >= cap.max:
-            for channel in strategy.channels if cap.channel == "*" else [cap.channel]:
-                closed.setdefault(channel, c.cap_reason(cap))
-    declined: set[str] = set()
-    if strategy.decline_limit:
-        limit, window = strategy.decline_limit
-        counts: dict[str, int] = {}
-        for row in rows:
-            if bool(row.get("declined")) and float(row.get("days_ago", 0)) < window:
-                counts[row.get("treatment")] = counts.get(row.get("treatment"), 0) + 1
-        declined = {t for t, n in counts.items() if n >= limit}
-    return closed, declined
-
-
-def _treatments(state: _Customer, interaction_type: str | None, channels: list[str], history):
-    strategy = state.strategy
-    values = state.values
-    closed, declined = _contact_state(strategy, history)
-    policy_cache: dict[int, bool] = {}
-    score_cache: dict[str, tuple[float | None, dict]] = {}
-    filters: list[dict] = []
-    arbitration: dict[str, list[dict]] = {}
-    chosen: dict[str, list[dict]] = {}
-    order = {name: index for index, name in enumerate(strategy.treatments)}
-    for channel in channels:
-        rules = c.deciding_rules(strategy, values["segment"], interaction_type, channel)
-        passing = []
-        for name, rule in rules.items():
-            if rule.exclude or not _true(rule.condition, values):
-                continue
-            reason = None
-            for index, policy in enumerate(strategy.policies):
-                if name not in policy.treatments:
-                    continue
-                if index not in policy_cache:
-                    policy_cache[index] = _true(policy.condition, values)
-                if not policy_cache[index]:
-                    reason = (policy.policy, policy.reason)
-                    break
-            if reason is None and channel in closed:
-                reason = ("contact", closed[channel])
-            if reason is None and name in declined:
-                reason = ("declines", c.decline_reason(strategy.decline_limit))
-            if reason is None:
-                if name not in score_cache:
-                    score_cache[name] = _score(strategy, strategy.treatments[name], values)
-                score, terms = score_cache[name]
-                if score is None:
-                    reason = ("arbitration", c.SCORE_MISSING)
-                else:
-                    passing.append((-score, order[name], name, score, terms))
-            if reason is not None:
-                filters.append(
-                    {
-                        "channel": channel,
-                        "treatment": name,
-                        "policy": reason[0],
-                        "reason": reason[1],
-                    }
-                )
-        passing.sort(key=lambda item: (item[0], item[1]))
-        arbitration[channel] = [
-            {"treatment": name, "rank": rank, "score": score, "terms": terms}
-            for rank, (_, _, name, score, terms) in enumerate(passing, start=1)
-        ]
-        chosen[channel] = [
-            {"treatment": item["treatment"], "rank": item["rank"], "score": item["score"]}
-            for item in arbitration[channel][: strategy.max_per_channel]
-        ]
-    return chosen, filters, arbitration
-
-
-def _score(strategy: m.Strategy, treatment: m.Treatment, values: dict) -> tuple[float | None, dict]:
-    terms: dict[str, Any] = {}
-    for term, expression in treatment.terms.items():
-        terms[term] = expression.compiled.evaluate_record(values)
-    terms["lever"] = strategy.lever(treatment.name)
-    scope = {**values, **terms}
-    for term in m.ARBITRATION_TERMS:
-        scope.setdefault(term, None)
-    return treatment.formula.compiled.evaluate_record(scope), terms
 
 
 def evaluate_customer(
