@@ -9,20 +9,37 @@ arbitration) in ``record_treatments``; this module holds the working state and t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cx_pipelines.engine import common as c
 from cx_pipelines.engine import model as m
 from cx_pipelines.engine.errors import EvaluationError, Location
-from cx_pipelines.engine.record_mechanisms import (
-    _account_record,
-    _AccountRecord,
-    _evaluate,
-    _true,
-)
+from cx_pipelines.engine.expressions import ValueType
+from cx_pipelines.engine.record_mechanisms import _AccountRecord, _true, fast_evaluator
 from cx_pipelines.engine.record_mechanisms import _call_exit as _call_exit  # batch_mechanisms
 from cx_pipelines.engine.record_treatments import _treatments
+
+_EXACT = {
+    ValueType.NUMBER: float,
+    ValueType.STRING: str,
+    ValueType.BOOLEAN: bool,
+    ValueType.DATE: dt.date,
+}
+
+
+def _canonical_fast(value_type: ValueType):
+    """``canonical`` for one value type, with its commonest case (already canonical) inline."""
+    exact = _EXACT.get(value_type)
+    canonical = c.canonical
+
+    def convert(value):
+        if type(value) is exact:
+            return None if value != value else value  # NaN is null
+        return canonical(value, value_type)
+
+    return convert
 
 
 class _Plan:
@@ -30,13 +47,17 @@ class _Plan:
 
     def __init__(self, strategy: m.Strategy) -> None:
         self.customer_inputs = [
-            (a.name, a.column, a.value_type) for a in strategy.input_attributes(None)
+            (a.name, a.column, a.value_type, _EXACT.get(a.value_type))
+            for a in strategy.input_attributes(None)
         ]
         self.customer_nulls = dict.fromkeys(
             [a.name for a in strategy.derived_attributes(None)] + list(m.BUILTIN_ATTRIBUTES)
         )
         self.account_inputs = {
-            t: [(a.name, a.column, a.value_type) for a in strategy.input_attributes(t)]
+            t: [
+                (a.name, a.column, a.value_type, _EXACT.get(a.value_type))
+                for a in strategy.input_attributes(t)
+            ]
             for t in strategy.account_types
         }
         self.account_nulls = {
@@ -44,6 +65,27 @@ class _Plan:
             for t in strategy.account_types
         }
         self.derived_customer = [a.name for a in strategy.derived_attributes(None)]
+        # per mechanism: (type, evaluate, output name, convert, account type to run over
+        # one by one (None: once), output is a date)
+        self.mechanisms = {
+            name: (
+                mechanism.kind,
+                fast_evaluator(mechanism),
+                mechanism.output.name,
+                _canonical_fast(mechanism.output.value_type),
+                None if isinstance(mechanism, m.Aggregate) else mechanism.over,
+                mechanism.output.value_type is ValueType.DATE,
+            )
+            for name, mechanism in strategy.mechanisms.items()
+        }
+        # (category, account type) -> account actions to try, in order
+        self.account_actions: dict[tuple, list[m.AccountAction]] = {}
+        for action in strategy.account_actions:
+            key = (action.category, action.account_type)
+            self.account_actions.setdefault(key, []).append(action)
+        self.group_bounds = {
+            segment: c.cumulative(groups) for segment, groups in strategy.test_groups.items()
+        }
 
 
 def _plan(strategy: m.Strategy) -> _Plan:
@@ -53,6 +95,14 @@ def _plan(strategy: m.Strategy) -> _Plan:
     return plan
 
 
+def _missing_customer_value(strategy: m.Strategy, name: str) -> EvaluationError:
+    return EvaluationError(
+        f"the customer has no value for attribute {name!r} (declared in data_dictionary.customer)",
+        location=Location(file=strategy.file, path=f"data_dictionary.customer.{name}"),
+        symbol=name,
+    )
+
+
 class _Customer:
     """The working state of one evaluation."""
 
@@ -60,45 +110,52 @@ class _Customer:
         self, strategy: m.Strategy, customer: Mapping[str, Any], accounts: Iterable[Mapping]
     ):
         self.strategy = strategy
-        plan = _plan(strategy)
+        self.plan = plan = _plan(strategy)
         values = dict(plan.customer_nulls)
         canonical = c.canonical
-        for name, column, value_type in plan.customer_inputs:
+        for name, column, value_type, exact in plan.customer_inputs:
             try:
                 raw = customer[column]
             except KeyError:
-                raise EvaluationError(
-                    f"the customer has no value for attribute {name!r} "
-                    "(declared in data_dictionary.customer)",
-                    location=Location(file=strategy.file, path=f"data_dictionary.customer.{name}"),
-                    symbol=name,
-                ) from None
-            values[name] = canonical(raw, value_type)
+                raise _missing_customer_value(strategy, name) from None
+            if type(raw) is exact:
+                values[name] = None if raw != raw else raw
+            else:
+                values[name] = canonical(raw, value_type)
         self.values = values
         self.accounts: list[dict[str, Any]] = []  # per account: id, type, values
+        self.by_type: dict[str, list[dict]] = {}
+        account_inputs = plan.account_inputs
+        account_nulls = plan.account_nulls
         for account in accounts:
             account_type = account.get("account_type")
-            inputs = plan.account_inputs.get(account_type)
+            inputs = account_inputs.get(account_type)
             # the account's own values; customer values are read through it (no copies)
             own = _AccountRecord()
             own.customer = values
             if inputs is not None:
-                own.update(plan.account_nulls[account_type])
-                for name, column, value_type in inputs:
-                    own[name] = canonical(account.get(column), value_type)
-            self.accounts.append(
-                {
-                    "account_id": account.get("account_id"),
-                    "account_type": account_type,
-                    "values": own,
-                    "action": None,
-                    "steps": [],
-                }
-            )
+                own.update(account_nulls[account_type])
+                get = account.get
+                for name, column, value_type, exact in inputs:
+                    raw = get(column)
+                    if type(raw) is exact:
+                        own[name] = None if raw != raw else raw
+                    else:
+                        own[name] = canonical(raw, value_type)
+            item = {
+                "account_id": account.get("account_id"),
+                "account_type": account_type,
+                "values": own,
+                "action": None,
+                "steps": [],
+            }
+            self.accounts.append(item)
+            same_type = self.by_type.get(account_type)
+            if same_type is None:
+                self.by_type[account_type] = [item]
+            else:
+                same_type.append(item)
         self.steps: list[dict] = []
-        self.by_type: dict[str, list[dict]] = {}
-        for item in self.accounts:
-            self.by_type.setdefault(item["account_type"], []).append(item)
 
     def accounts_of(self, account_type: str) -> list[dict]:
         return self.by_type.get(account_type, [])
@@ -108,24 +165,22 @@ def _run(
     state: _Customer, name: str, process: str, account: dict | None, called_by: str | None
 ) -> None:
     """Run mechanism ``name`` for the customer (account None) or for one account."""
-    mechanism = state.strategy.mechanisms[name]
-    if mechanism.over is not None and account is None and not isinstance(mechanism, m.Aggregate):
-        for item in state.accounts_of(mechanism.over):
+    kind, evaluate, output, convert, over, is_date = state.plan.mechanisms[name]
+    if over is not None and account is None:
+        for item in state.by_type.get(over, ()):
             _run(state, name, process, item, called_by)
         return
-    record = state.values if account is None else _account_record(state, account)
-    step: dict[str, Any] = {"process": process, "mechanism": name, "type": mechanism.kind}
+    record = state.values if account is None else account["values"]
+    step: dict[str, Any] = {"process": process, "mechanism": name, "type": kind}
     if called_by:
         step["called_by"] = called_by
     calls: list[str] = []
-    value = _evaluate(state, mechanism, record, step, calls)
-    value = c.canonical(value, mechanism.output.value_type)
-    step["value"] = c.json_value(value)
+    value = convert(evaluate(state, record, step, calls))
+    step["value"] = c.json_value(value) if is_date else value
+    record[output] = value
     if account is None:
-        state.values[mechanism.output.name] = value
         state.steps.append(step)
     else:
-        account["values"][mechanism.output.name] = value
         account["steps"].append(step)
     for target in calls:
         _run(state, target, process, account, name)
@@ -148,6 +203,7 @@ def evaluate_customer(
     channels = _channels(strategy, channel)
     interaction = interaction_type or plan.interaction_type
     state = _Customer(strategy, customer, accounts)
+    record_plan = state.plan
     state.model_versions = c.event_models(strategy, plan, dict(model_versions or {}))
     values = state.values
     for segment in strategy.segments:
@@ -156,7 +212,7 @@ def evaluate_customer(
             break
     customer_id = customer.get("customer_id")
     draw = c.test_group_draw(strategy.salt, customer_id)
-    group = test_group or c.assign_group(strategy.test_groups[values["segment"]], draw)
+    group = test_group or _assign_group(record_plan.group_bounds[values["segment"]], draw)
     values["test_group"] = group
     for process_name in plan.processes:
         for name in c.process_mechanisms(strategy.processes[process_name], group):
@@ -166,12 +222,11 @@ def evaluate_customer(
             if _true(rule.condition, values):
                 values["category"] = rule.name
                 break
+        category = values["category"]
+        actions_of = record_plan.account_actions
         for account in state.accounts:
-            for action in strategy.account_actions:
-                if (
-                    action.category == values["category"]
-                    and action.account_type == account["account_type"]
-                ) and _true(action.condition, _account_record(state, account)):
+            for action in actions_of.get((category, account["account_type"]), ()):
+                if _true(action.condition, account["values"]):
                     account["action"] = action.action
                     break
     chosen, filters, arbitration = _treatments(state, interaction, channels, contact_history)
@@ -191,22 +246,20 @@ def evaluate_customer(
         "arbitration": arbitration,
         "model_versions": state.model_versions,
     }
+    account_nulls = record_plan.account_nulls
     return {
         "customer_id": customer_id,
         "event": event,
         "segment": values["segment"],
         "test_group": group,
         "category": values["category"],
-        "attributes": {name: values[name] for name in _plan(strategy).derived_customer},
+        "attributes": {name: values[name] for name in record_plan.derived_customer},
         "treatments": chosen,
         "accounts": [
             {
                 "account_id": a["account_id"],
                 "account_type": a["account_type"],
-                "attributes": {
-                    k: a["values"][k]
-                    for k in _plan(strategy).account_nulls.get(a["account_type"], ())
-                },
+                "attributes": {k: a["values"][k] for k in account_nulls.get(a["account_type"], ())},
                 "action": a["action"],
             }
             for a in state.accounts
@@ -214,6 +267,14 @@ def evaluate_customer(
         "strategy_hash": strategy.content_hash,
         "trace": trace,
     }
+
+
+def _assign_group(bounds: list[tuple[str, float]], draw: float) -> str:
+    """``common.assign_group`` with the cumulative bounds worked out once per strategy."""
+    for name, upper in bounds:
+        if draw < upper:
+            return name
+    return bounds[-1][0]
 
 
 def _event(strategy: m.Strategy, event: str) -> m.Event:

@@ -198,3 +198,162 @@ def _aggregate(state: _Customer, mechanism: m.Aggregate, step: dict) -> Any:
     if function == "max":
         return high
     return total / numbers if numbers else None
+
+
+# ---------------------------------------------------------------- fast forms
+# Each mechanism type above is the readable reference; ``fast_evaluator`` returns, once per
+# strategy, a function with the same result and step entries that reads the expressions'
+# compiled record functions directly and looks up nothing per call. Should an expression
+# fail (a missing attribute, a bad value) the reference function is run again to raise
+# the error exactly as it words and places it.
+_FAILURES = (KeyError, EngineError)
+
+
+def _raw(expression: m.Expression | None):
+    return None if expression is None else expression.compiled._record
+
+
+def fast_evaluator(mechanism: m.Mechanism):
+    """A function ``(state, record, step, calls) -> value`` equivalent to ``_evaluate``."""
+    kind = mechanism.kind
+    builder = _FAST.get(kind)
+    if builder is not None:
+        return builder(mechanism)
+    function = _EVALUATE.get(kind)
+    if function is None:
+
+        def unknown(state, record, step, calls):
+            raise EvaluationError(f"mechanism type {kind!r} cannot be evaluated")
+
+        return unknown
+    return lambda state, record, step, calls: function(state, mechanism, record, step, calls)
+
+
+def _fast_aggregate(mechanism: m.Aggregate):
+    over = mechanism.over
+    where = _raw(mechanism.where)
+    value_of = _raw(mechanism.value)
+    function = mechanism.function
+    counting = function in ("any", "all", "count")
+
+    def aggregate(state, record, step, calls):
+        accounts = state.by_type.get(over, ())
+        try:
+            considered = true_count = numbers = 0
+            total = 0.0
+            low = high = None
+            for account in accounts:
+                own = account["values"]
+                if where is not None and where(own) is not True:
+                    continue
+                considered += 1
+                value = value_of(own)
+                if counting:
+                    true_count += value is True
+                elif value is not None:
+                    numbers += 1
+                    total += value
+                    low = value if low is None or value < low else low
+                    high = value if high is None or value > high else high
+        except _FAILURES:
+            return _aggregate(state, mechanism, step)
+        step["accounts"] = considered
+        if function == "count":
+            return float(true_count)
+        if function == "sum":
+            return total
+        if function == "any":
+            return true_count > 0
+        if function == "all":
+            return true_count == considered
+        if function == "min":
+            return low
+        if function == "max":
+            return high
+        return total / numbers if numbers else None
+
+    return aggregate
+
+
+def _fast_scorecard(mechanism: m.Scorecard):
+    base = mechanism.base
+    parts = [
+        (
+            characteristic.label,
+            characteristic.expression.compiled._record,
+            characteristic.missing,
+            characteristic.bins,
+            characteristic,
+        )
+        for characteristic in mechanism.characteristics
+    ]
+
+    def scorecard(state, record, step, calls):
+        total = base
+        points_by = {}
+        try:
+            for label, read, missing, bins, characteristic in parts:
+                value = read(record)
+                if value is None:
+                    points = missing
+                elif bins is not None:
+                    for low, high, in_bin in bins:
+                        if (low is None or value >= low) and (high is None or value < high):
+                            points = in_bin
+                            break
+                    else:
+                        points = characteristic.other
+                else:
+                    points = _points(characteristic, value)
+                points_by[label] = points
+                total += points
+        except _FAILURES:
+            return _scorecard(state, mechanism, record, step, calls)
+        step["points"] = points_by
+        return total
+
+    return scorecard
+
+
+def _fast_tree(mechanism: m.DecisionTree):
+    def prepare(branches):
+        return [
+            (
+                _raw(branch.condition),
+                branch.outcome if type(branch.outcome) is m.Leaf else prepare(branch.outcome),
+            )
+            for branch in branches
+        ]
+
+    root = prepare(mechanism.branches)
+    leaf_type = m.Leaf
+
+    def tree(state, record, step, calls):
+        branches = root
+        try:
+            while True:
+                for condition, taken in branches:
+                    if condition is None or condition(record) is True:
+                        outcome = taken
+                        break
+                else:
+                    step["path"] = None
+                    return None
+                if type(outcome) is leaf_type:
+                    break
+                branches = outcome
+        except _FAILURES:
+            return _tree(state, mechanism, record, step, calls)
+        step["path"] = outcome.path
+        if outcome.call:
+            calls.append(outcome.call)
+        return outcome.value
+
+    return tree
+
+
+_FAST = {
+    "aggregate": _fast_aggregate,
+    "scorecard": _fast_scorecard,
+    "decision_tree": _fast_tree,
+}
