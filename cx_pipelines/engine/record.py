@@ -29,19 +29,6 @@ _EXACT = {
 }
 
 
-def _canonical_fast(value_type: ValueType):
-    """``canonical`` for one value type, with its commonest case (already canonical) inline."""
-    exact = _EXACT.get(value_type)
-    canonical = c.canonical
-
-    def convert(value):
-        if type(value) is exact:
-            return None if value != value else value  # NaN is null
-        return canonical(value, value_type)
-
-    return convert
-
-
 class _Plan:
     """What every evaluation of a strategy needs, worked out once per strategy."""
 
@@ -65,14 +52,16 @@ class _Plan:
             for t in strategy.account_types
         }
         self.derived_customer = [a.name for a in strategy.derived_attributes(None)]
-        # per mechanism: (type, evaluate, output name, convert, account type to run over
-        # one by one (None: once), output is a date)
+        # per mechanism: (type, evaluate, output name, output type, the Python type of an
+        # already canonical output, account type to run over one by one (None: once),
+        # output is a date)
         self.mechanisms = {
             name: (
                 mechanism.kind,
                 fast_evaluator(mechanism),
                 mechanism.output.name,
-                _canonical_fast(mechanism.output.value_type),
+                mechanism.output.value_type,
+                _EXACT.get(mechanism.output.value_type),
                 None if isinstance(mechanism, m.Aggregate) else mechanism.over,
                 mechanism.output.value_type is ValueType.DATE,
             )
@@ -86,6 +75,23 @@ class _Plan:
         self.group_bounds = {
             segment: c.cumulative(groups) for segment, groups in strategy.test_groups.items()
         }
+        self.treatment_order = {name: index for index, name in enumerate(strategy.treatments)}
+        self._sequences: dict[tuple[str, str], list[tuple]] = {}
+
+    def sequence(self, strategy: m.Strategy, event: m.Event, group: str) -> list[tuple]:
+        """(process, mechanism, plan entry) in the order an event runs them for a test group."""
+        key = (event.name, group)
+        sequence = self._sequences.get(key)
+        if sequence is None:
+            sequence = [
+                (process_name, name, self.mechanisms[name])
+                for process_name in event.processes
+                for name in c.process_mechanisms(strategy.processes[process_name], group)
+            ]
+            if len(self._sequences) > 1000:  # test groups named by callers: keep it bounded
+                self._sequences.clear()
+            self._sequences[key] = sequence
+        return sequence
 
 
 def _plan(strategy: m.Strategy) -> _Plan:
@@ -165,7 +171,7 @@ def _run(
     state: _Customer, name: str, process: str, account: dict | None, called_by: str | None
 ) -> None:
     """Run mechanism ``name`` for the customer (account None) or for one account."""
-    kind, evaluate, output, convert, over, is_date = state.plan.mechanisms[name]
+    kind, evaluate, output, value_type, exact, over, is_date = state.plan.mechanisms[name]
     if over is not None and account is None:
         for item in state.by_type.get(over, ()):
             _run(state, name, process, item, called_by)
@@ -175,7 +181,12 @@ def _run(
     if called_by:
         step["called_by"] = called_by
     calls: list[str] = []
-    value = convert(evaluate(state, record, step, calls))
+    value = evaluate(state, record, step, calls)
+    if type(value) is exact:
+        if value != value:  # NaN is null
+            value = None
+    else:
+        value = c.canonical(value, value_type)
     step["value"] = c.json_value(value) if is_date else value
     record[output] = value
     if account is None:
@@ -214,9 +225,29 @@ def evaluate_customer(
     draw = c.test_group_draw(strategy.salt, customer_id)
     group = test_group or _assign_group(record_plan.group_bounds[values["segment"]], draw)
     values["test_group"] = group
-    for process_name in plan.processes:
-        for name in c.process_mechanisms(strategy.processes[process_name], group):
-            _run(state, name, process_name, None, None)
+    # the customer-level part of ``_run``, inline: most mechanisms run once per customer
+    steps = state.steps
+    json_value = c.json_value
+    canonical = c.canonical
+    for process_name, name, entry in record_plan.sequence(strategy, plan, group):
+        kind, evaluate, output, value_type, exact, over, is_date = entry
+        if over is not None:
+            for item in state.by_type.get(over, ()):
+                _run(state, name, process_name, item, None)
+            continue
+        step = {"process": process_name, "mechanism": name, "type": kind}
+        calls: list[str] = []
+        value = evaluate(state, values, step, calls)
+        if type(value) is exact:
+            if value != value:  # NaN is null
+                value = None
+        else:
+            value = canonical(value, value_type)
+        step["value"] = json_value(value) if is_date else value
+        values[output] = value
+        steps.append(step)
+        for target in calls:
+            _run(state, target, process_name, None, name)
     if plan.categorize and strategy.categories:
         for rule in strategy.categories:
             if _true(rule.condition, values):

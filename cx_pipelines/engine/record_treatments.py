@@ -42,15 +42,23 @@ def _contact_state(strategy: m.Strategy, history: Iterable[Mapping] | None):
 def _treatments(state: _Customer, interaction_type: str | None, channels: list[str], history):
     strategy = state.strategy
     values = state.values
-    closed, declined = _contact_state(strategy, history)
+    if history is None and not strategy.contact_caps:
+        closed: dict[str, str] = {}
+        declined: set[str] = set()
+    else:
+        closed, declined = _contact_state(strategy, history)
     policy_cache: dict[int, bool] = {}
     score_cache: dict[str, tuple[float | None, dict]] = {}
     filters: list[dict] = []
     arbitration: dict[str, list[dict]] = {}
     chosen: dict[str, list[dict]] = {}
-    order = {name: index for index, name in enumerate(strategy.treatments)}
+    order = state.plan.treatment_order
     for channel in channels:
         rules = c.deciding_rules(strategy, values["segment"], interaction_type, channel)
+        if not rules:
+            arbitration[channel] = []
+            chosen[channel] = []
+            continue
         passing = []
         for name, rule in rules.items():
             if rule.exclude or not _true(rule.condition, values):
