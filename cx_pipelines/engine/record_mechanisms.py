@@ -235,9 +235,14 @@ def _fast_aggregate(mechanism: m.Aggregate):
     value_of = _raw(mechanism.value)
     function = mechanism.function
     counting = function in ("any", "all", "count")
+    # over no accounts at all: nothing considered
+    empty = {"count": 0.0, "sum": 0.0, "any": False, "all": True}.get(function)
 
     def aggregate(state, record, step, calls):
-        accounts = state.by_type.get(over, ())
+        accounts = state.by_type.get(over)
+        if accounts is None:
+            step["accounts"] = 0
+            return empty
         try:
             considered = true_count = numbers = 0
             total = 0.0
@@ -352,8 +357,52 @@ def _fast_tree(mechanism: m.DecisionTree):
     return tree
 
 
+def _fast_axis(axis: m.Axis):
+    read = axis.expression.compiled._record
+    bands = None if axis.bands is None else [(i, lo, hi) for i, (lo, hi) in enumerate(axis.bands)]
+    categories = list(enumerate(axis.categories or []))
+
+    def index_of(record):
+        value = read(record)
+        if value is None:
+            return None
+        if bands is not None:
+            for index, low, high in bands:
+                if (low is None or value >= low) and (high is None or value < high):
+                    return index
+            return None
+        for index, category in categories:
+            if category == value:
+                return index
+        return None
+
+    return index_of
+
+
+def _fast_matrix(mechanism: m.Matrix):
+    row_of = _fast_axis(mechanism.rows)
+    column_of = _fast_axis(mechanism.columns) if mechanism.columns else None
+    values = mechanism.values
+    default = mechanism.default
+
+    def matrix(state, record, step, calls):
+        try:
+            row = row_of(record)
+            column = 0 if column_of is None else column_of(record)
+        except _FAILURES:
+            return _matrix(state, mechanism, record, step, calls)
+        if row is None or column is None:
+            step["cell"] = None
+            return default
+        step["cell"] = [row, column]
+        return values[row][column]
+
+    return matrix
+
+
 _FAST = {
     "aggregate": _fast_aggregate,
+    "matrix": _fast_matrix,
     "scorecard": _fast_scorecard,
     "decision_tree": _fast_tree,
 }

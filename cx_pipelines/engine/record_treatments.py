@@ -54,7 +54,10 @@ def _treatments(state: _Customer, interaction_type: str | None, channels: list[s
     chosen: dict[str, list[dict]] = {}
     order = state.plan.treatment_order
     for channel in channels:
-        rules = c.deciding_rules(strategy, values["segment"], interaction_type, channel)
+        if not strategy.rule_groups:
+            rules = {}
+        else:
+            rules = c.deciding_rules(strategy, values["segment"], interaction_type, channel)
         if not rules:
             arbitration[channel] = []
             chosen[channel] = []

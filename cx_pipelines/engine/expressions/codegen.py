@@ -48,11 +48,17 @@ HELPERS: dict[str, Any] = {
     "_type": type,
 }
 
+# a value already in its Python form, or None (null), is used as it is; anything else is
+# read by the reference reader
 _READ = {
-    ValueType.NUMBER: "if _type({t}) is not _float or {t} != {t}: {t} = _number({t}, {k})",
-    ValueType.STRING: "if _type({t}) is not _str: {t} = _string({t}, {k})",
-    ValueType.BOOLEAN: "if {t} is not True and {t} is not False: {t} = _boolean({t}, {k})",
-    ValueType.DATE: "if _type({t}) is not _date_type: {t} = _date({t}, {k})",
+    ValueType.NUMBER: (
+        "if {t} is not None and (_type({t}) is not _float or {t} != {t}): {t} = _number({t}, {k})"
+    ),
+    ValueType.STRING: "if {t} is not None and _type({t}) is not _str: {t} = _string({t}, {k})",
+    ValueType.BOOLEAN: (
+        "if {t} is not True and {t} is not False and {t} is not None: {t} = _boolean({t}, {k})"
+    ),
+    ValueType.DATE: ("if {t} is not None and _type({t}) is not _date_type: {t} = _date({t}, {k})"),
 }
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 _ARITHMETIC = {"+", "-", "*", "/", "%"}
