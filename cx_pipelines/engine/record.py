@@ -172,29 +172,32 @@ def _run(
 ) -> None:
     """Run mechanism ``name`` for the customer (account None) or for one account."""
     kind, evaluate, output, value_type, exact, over, is_date = state.plan.mechanisms[name]
-    if over is not None and account is None:
-        for item in state.by_type.get(over, ()):
-            _run(state, name, process, item, called_by)
-        return
-    record = state.values if account is None else account["values"]
-    step: dict[str, Any] = {"process": process, "mechanism": name, "type": kind}
-    if called_by:
-        step["called_by"] = called_by
-    calls: list[str] = []
-    value = evaluate(state, record, step, calls)
-    if type(value) is exact:
-        if value != value:  # NaN is null
-            value = None
+    if account is not None:
+        targets: Iterable[dict | None] = (account,)
+    elif over is not None:  # once per account of that type
+        targets = state.by_type.get(over, ())
     else:
-        value = c.canonical(value, value_type)
-    step["value"] = c.json_value(value) if is_date else value
-    record[output] = value
-    if account is None:
-        state.steps.append(step)
-    else:
-        account["steps"].append(step)
-    for target in calls:
-        _run(state, target, process, account, name)
+        targets = (None,)
+    for item in targets:
+        if item is None:
+            record, steps = state.values, state.steps
+        else:
+            record, steps = item["values"], item["steps"]
+        step: dict[str, Any] = {"process": process, "mechanism": name, "type": kind}
+        if called_by:
+            step["called_by"] = called_by
+        calls: list[str] = []
+        value = evaluate(state, record, step, calls)
+        if type(value) is exact:
+            if value != value:  # NaN is null
+                value = None
+        else:
+            value = c.canonical(value, value_type)
+        step["value"] = c.json_value(value) if is_date else value
+        record[output] = value
+        steps.append(step)
+        for target in calls:
+            _run(state, target, process, item, name)
 
 
 def evaluate_customer(

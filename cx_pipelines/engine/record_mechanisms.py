@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cx_pipelines.engine import model as m
+from cx_pipelines.engine.common import canonical
 from cx_pipelines.engine.errors import EngineError, EvaluationError
+from cx_pipelines.engine.expressions.record import constant_value, is_constant
 
 if TYPE_CHECKING:
     from cx_pipelines.engine.record import _Customer
@@ -237,12 +239,26 @@ def _fast_aggregate(mechanism: m.Aggregate):
     counting = function in ("any", "all", "count")
     # over no accounts at all: nothing considered
     empty = {"count": 0.0, "sum": 0.0, "any": False, "all": True}.get(function)
+    # counting a constant true over every account (``count`` with no ``where``)
+    every = (
+        counting
+        and where is None
+        and mechanism.value is not None
+        and is_constant(mechanism.value.compiled.tree)
+        and constant_value(mechanism.value.compiled.tree) is True
+    )
 
     def aggregate(state, record, step, calls):
         accounts = state.by_type.get(over)
         if accounts is None:
             step["accounts"] = 0
             return empty
+        if every:
+            considered = true_count = len(accounts)
+            step["accounts"] = considered
+            if function == "count":
+                return float(true_count)
+            return true_count > 0 if function == "any" else True
         try:
             considered = true_count = numbers = 0
             total = 0.0
@@ -320,39 +336,51 @@ def _fast_scorecard(mechanism: m.Scorecard):
     return scorecard
 
 
+def _settled(value: Any, value_type) -> Any:
+    """A constant output in its canonical form, or as written when that fails (so that the
+    evaluation that reaches it fails as before)."""
+    try:
+        return canonical(value, value_type)
+    except (EngineError, TypeError, ValueError):
+        return value
+
+
 def _fast_tree(mechanism: m.DecisionTree):
+    value_type = mechanism.output.value_type
+
     def prepare(branches):
-        return [
-            (
-                _raw(branch.condition),
-                branch.outcome if type(branch.outcome) is m.Leaf else prepare(branch.outcome),
-            )
-            for branch in branches
-        ]
+        prepared = []
+        for branch in branches:
+            outcome = branch.outcome
+            if type(outcome) is m.Leaf:
+                leaf = (outcome, _settled(outcome.value, value_type))
+                prepared.append((_raw(branch.condition), None, leaf))
+            else:
+                prepared.append((_raw(branch.condition), prepare(outcome), None))
+        return prepared
 
     root = prepare(mechanism.branches)
-    leaf_type = m.Leaf
 
     def tree(state, record, step, calls):
         branches = root
         try:
             while True:
-                for condition, taken in branches:
+                for condition, deeper, leaf in branches:  # noqa: B007 - used after break
                     if condition is None or condition(record) is True:
-                        outcome = taken
                         break
                 else:
                     step["path"] = None
                     return None
-                if type(outcome) is leaf_type:
+                if deeper is None:
                     break
-                branches = outcome
+                branches = deeper
         except _FAILURES:
             return _tree(state, mechanism, record, step, calls)
+        outcome, value = leaf
         step["path"] = outcome.path
         if outcome.call:
             calls.append(outcome.call)
-        return outcome.value
+        return value
 
     return tree
 
@@ -382,8 +410,9 @@ def _fast_axis(axis: m.Axis):
 def _fast_matrix(mechanism: m.Matrix):
     row_of = _fast_axis(mechanism.rows)
     column_of = _fast_axis(mechanism.columns) if mechanism.columns else None
-    values = mechanism.values
-    default = mechanism.default
+    value_type = mechanism.output.value_type
+    values = [[_settled(cell, value_type) for cell in row] for row in mechanism.values]
+    default = _settled(mechanism.default, value_type)
 
     def matrix(state, record, step, calls):
         try:
