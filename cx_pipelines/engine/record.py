@@ -17,7 +17,13 @@ from cx_pipelines.engine import common as c
 from cx_pipelines.engine import model as m
 from cx_pipelines.engine.errors import EvaluationError, Location
 from cx_pipelines.engine.expressions import ValueType
-from cx_pipelines.engine.record_mechanisms import _AccountRecord, _true, fast_evaluator
+from cx_pipelines.engine.record_mechanisms import (
+    _AccountRecord,
+    _true,
+    fast_evaluator,
+    first_match,
+    rules_of,
+)
 from cx_pipelines.engine.record_mechanisms import _call_exit as _call_exit  # batch_mechanisms
 from cx_pipelines.engine.record_treatments import _treatments
 
@@ -76,7 +82,17 @@ class _Plan:
             segment: c.cumulative(groups) for segment, groups in strategy.test_groups.items()
         }
         self.treatment_order = {name: index for index, name in enumerate(strategy.treatments)}
+        self.segments = rules_of(strategy.segments)
+        self.categories = rules_of(strategy.categories)
+        self._models: dict[str, dict[str, str]] = {}
         self._sequences: dict[tuple[str, str], list[tuple]] = {}
+
+    def models(self, strategy: m.Strategy, event: m.Event) -> dict[str, str]:
+        """``common.event_models`` with no versions given (the caller copies it)."""
+        models = self._models.get(event.name)
+        if models is None:
+            models = self._models[event.name] = c.event_models(strategy, event, {})
+        return models
 
     def sequence(self, strategy: m.Strategy, event: m.Event, group: str) -> list[tuple]:
         """(process, mechanism, plan entry) in the order an event runs them for a test group."""
@@ -137,10 +153,12 @@ class _Customer:
             account_type = account.get("account_type")
             inputs = account_inputs.get(account_type)
             # the account's own values; customer values are read through it (no copies)
-            own = _AccountRecord()
+            if inputs is None:
+                own = _AccountRecord()
+            else:
+                own = _AccountRecord(account_nulls[account_type])
             own.customer = values
             if inputs is not None:
-                own.update(account_nulls[account_type])
                 get = account.get
                 for name, column, value_type, exact in inputs:
                     raw = get(column)
@@ -218,12 +236,14 @@ def evaluate_customer(
     interaction = interaction_type or plan.interaction_type
     state = _Customer(strategy, customer, accounts)
     record_plan = state.plan
-    state.model_versions = c.event_models(strategy, plan, dict(model_versions or {}))
+    if model_versions:
+        state.model_versions = c.event_models(strategy, plan, dict(model_versions))
+    else:
+        state.model_versions = dict(record_plan.models(strategy, plan))
     values = state.values
-    for segment in strategy.segments:
-        if _true(segment.condition, values):
-            values["segment"] = segment.name
-            break
+    segment = first_match(record_plan.segments, values)
+    if segment is not None:
+        values["segment"] = segment
     customer_id = customer.get("customer_id")
     draw = c.test_group_draw(strategy.salt, customer_id)
     group = test_group or _assign_group(record_plan.group_bounds[values["segment"]], draw)
@@ -252,10 +272,9 @@ def evaluate_customer(
         for target in calls:
             _run(state, target, process_name, None, name)
     if plan.categorize and strategy.categories:
-        for rule in strategy.categories:
-            if _true(rule.condition, values):
-                values["category"] = rule.name
-                break
+        category = first_match(record_plan.categories, values)
+        if category is not None:
+            values["category"] = category
         category = values["category"]
         actions_of = record_plan.account_actions
         for account in state.accounts:

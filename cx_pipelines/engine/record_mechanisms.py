@@ -231,6 +231,26 @@ def fast_evaluator(mechanism: m.Mechanism):
     return lambda state, record, step, calls: function(state, mechanism, record, step, calls)
 
 
+def first_match(rules: list[tuple], record: Mapping[str, Any]) -> Any:
+    """The name of the first of ``rules`` (compiled condition or None, name, expression)
+    whose condition holds for ``record``; None when none does."""
+    try:
+        for condition, name, _ in rules:
+            if condition is None or condition(record) is True:
+                return name
+        return None
+    except _FAILURES:
+        for _, name, expression in rules:
+            if _true(expression, record):
+                return name
+        return None
+
+
+def rules_of(items: list, name: str = "name") -> list[tuple]:
+    """Segments or category rules as ``first_match`` reads them."""
+    return [(_raw(item.condition), getattr(item, name), item.condition) for item in items]
+
+
 def _fast_aggregate(mechanism: m.Aggregate):
     over = mechanism.over
     where = _raw(mechanism.where)
