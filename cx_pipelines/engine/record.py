@@ -254,9 +254,8 @@ def evaluate_customer(
     canonical = c.canonical
     for process_name, name, entry in record_plan.sequence(strategy, plan, group):
         kind, evaluate, output, value_type, exact, over, is_date = entry
-        if over is not None:
-            for item in state.by_type.get(over, ()):
-                _run(state, name, process_name, item, None)
+        if over is not None:  # once per account of that type
+            _run(state, name, process_name, None, None)
             continue
         step = {"process": process_name, "mechanism": name, "type": kind}
         calls: list[str] = []

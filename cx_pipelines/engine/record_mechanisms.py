@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cx_pipelines.engine import model as m
 from cx_pipelines.engine.common import canonical
 from cx_pipelines.engine.errors import EngineError, EvaluationError
+from cx_pipelines.engine.expressions import ValueType
 from cx_pipelines.engine.expressions.record import constant_value, is_constant
 
 if TYPE_CHECKING:
@@ -316,11 +317,20 @@ def _fast_aggregate(mechanism: m.Aggregate):
     return aggregate
 
 
+def _number_attribute(expression: m.Expression) -> str | None:
+    """The attribute name when ``expression`` is one NUMBER attribute, else None."""
+    tree = expression.compiled.tree
+    if tree.kind == "attribute" and tree.value_type is ValueType.NUMBER:
+        return tree.value
+    return None
+
+
 def _fast_scorecard(mechanism: m.Scorecard):
     base = mechanism.base
     parts = [
         (
             characteristic.label,
+            _number_attribute(characteristic.expression),
             characteristic.expression.compiled._record,
             characteristic.missing,
             characteristic.bins,
@@ -333,8 +343,13 @@ def _fast_scorecard(mechanism: m.Scorecard):
         total = base
         points_by = {}
         try:
-            for label, read, missing, bins, characteristic in parts:
-                value = read(record)
+            for label, attribute, read, missing, bins, characteristic in parts:
+                if attribute is None:
+                    value = read(record)
+                else:  # a number attribute as it is, unless it needs reading
+                    value = record[attribute]
+                    if value is not None and (type(value) is not float or value != value):
+                        value = read(record)
                 if value is None:
                     points = missing
                 elif bins is not None:
