@@ -17,13 +17,8 @@ from cx_pipelines.engine import common as c
 from cx_pipelines.engine import model as m
 from cx_pipelines.engine.errors import EvaluationError, Location
 from cx_pipelines.engine.expressions import ValueType
-from cx_pipelines.engine.record_mechanisms import (
-    _AccountRecord,
-    _true,
-    fast_evaluator,
-    first_match,
-    rules_of,
-)
+from cx_pipelines.engine.record_fast import fast_evaluator, first_match, rules_of
+from cx_pipelines.engine.record_mechanisms import _AccountRecord, _true
 from cx_pipelines.engine.record_mechanisms import _call_exit as _call_exit  # batch_mechanisms
 from cx_pipelines.engine.record_treatments import _treatments
 
