@@ -380,3 +380,14 @@ def test_chunked_evaluation_gives_the_same_frames(strategy):
     pd.testing.assert_frame_equal(whole.accounts, sliced.accounts)
     pd.testing.assert_frame_equal(whole.treatments, sliced.treatments)
     assert whole.records() == sliced.records()
+
+
+@pytest.mark.parametrize("attribute", ["balance", "credit_limit", "behaviour_score"])
+def test_an_account_value_of_the_wrong_type_is_an_engine_error(strategy, attribute):
+    # Trees, matrices, scorecards and aggregates read these attributes per account.
+    account = card(1, 5, 100, 700)
+    account[attribute] = "lots"
+    with pytest.raises(EvaluationError, match="'lots' is not a number"):
+        evaluate_customer(
+            strategy, event="periodic_review", customer=customer(), accounts=[account]
+        )
