@@ -232,3 +232,6 @@ class MechanismRunner:
         (np.minimum if function == "min" else np.maximum).at(result, owner[usable], value[usable])
         result[numbers == 0] = np.nan
         return result
+
+    def _calculation(self, mechanism: m.Calculation, level, mask, detail, calls):
+        return self.evaluate(mechanism.value, level)

@@ -85,6 +85,9 @@ class _StepView:
     def _aggregate(self, item, row):
         item["accounts"] = self.accounts[row]
 
+    def _calculation(self, item, row):
+        item["expression"] = self.step.mechanism.value.text
+
 
 @dataclass
 class BatchResult:

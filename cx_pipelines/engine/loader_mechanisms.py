@@ -347,6 +347,20 @@ class MechanismCompiler:
             )
         return m.Aggregate(name, "aggregate", output, over, spec["function"], value, where)
 
+    def _calculation(self, name, spec, path, over, output):
+        value = self.expression(spec["value"], (*path, "value"), over=over, expected=None)
+        if value is None:
+            return None
+        result_type = value.compiled.result_type
+        if output is not None and result_type is not output.value_type:
+            self.error(
+                f"type mismatch: calculation {value.text!r} gives {result_type.name} values but "
+                f"output {output.name!r} is declared {output.value_type.name}",
+                (*path, "value"),
+                symbol=output.name,
+            )
+        return m.Calculation(name, "calculation", output, over, value)
+
     def calls(self, mechanisms: dict[str, m.Mechanism]) -> None:
         graph: dict[str, list[str]] = {}
         for name, mechanism in mechanisms.items():

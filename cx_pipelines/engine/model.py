@@ -132,6 +132,11 @@ class Aggregate(Mechanism):
 
 
 @dataclass
+class Calculation(Mechanism):
+    value: Expression | None = None
+
+
+@dataclass
 class Process:
     name: str
     mechanisms: list[str]  # for every customer (empty when by_test_group)

@@ -1,5 +1,5 @@
 """Per-record evaluation of each mechanism type (tree, matrix, scorecard, model score,
-list processor, user exit, aggregate) against one customer's or account's values.
+list processor, user exit, aggregate, calculation) against one customer's or account's values.
 
 These are the readable reference forms; ``record_fast`` prepares, once per strategy,
 equivalent forms the evaluator runs, and falls back on these to report errors.
@@ -120,6 +120,11 @@ def _aggregate_step(state, mechanism: m.Aggregate, record, step, calls) -> Any:
     return _aggregate(state, mechanism, step)
 
 
+def _calculation(state, mechanism: m.Calculation, record, step, calls) -> Any:
+    step["expression"] = mechanism.value.text
+    return mechanism.value.compiled.evaluate_record(record)
+
+
 _EVALUATE = {
     "decision_tree": _tree,
     "matrix": _matrix,
@@ -128,6 +133,7 @@ _EVALUATE = {
     "list_processor": _list_processor,
     "user_exit": _user_exit,
     "aggregate": _aggregate_step,
+    "calculation": _calculation,
 }
 
 

@@ -18,6 +18,7 @@ from cx_pipelines.engine.model import (
     Aggregate,
     Axis,
     Branch,
+    Calculation,
     DecisionTree,
     Leaf,
     ListProcessor,
@@ -131,6 +132,8 @@ def mechanism_lines(mechanism: Mechanism) -> list[str]:
         where = f" where {mechanism.where.text}" if mechanism.where is not None else ""
         value = mechanism.value.text if mechanism.value is not None else "true"
         return [f"{mechanism.function} of ({value}){where}"]
+    if isinstance(mechanism, Calculation):
+        return [f"= {mechanism.value.text if mechanism.value is not None else '?'}"]
     if isinstance(mechanism, ModelScore):
         source = mechanism.input.name if mechanism.input else "?"
         return [

@@ -39,6 +39,7 @@ MECHANISM_TYPES = [
     "list_processor",
     "user_exit",
     "aggregate",
+    "calculation",
 ]
 
 
@@ -188,6 +189,7 @@ def strategy_json_schema() -> dict[str, Any]:
                 },
                 ["over", "function", "value"],
             ),
+            _mechanism_variant("calculation", {"value": EXPRESSION}, ["value"]),
         ],
     }
     process = _obj(

@@ -160,6 +160,8 @@ def step_text(step: Any, models: Mapping[str, str]) -> np.ndarray:
         template["function"] = mechanism.user_exit.name
     elif isinstance(mechanism, m.Aggregate):
         template["accounts"] = field(integer_text(detail["accounts"]))
+    elif isinstance(mechanism, m.Calculation):
+        template["expression"] = mechanism.value.text
     template["value"] = field(value_text(step.value, mechanism.output.value_type))
     return masked(fill(template, fields), step.mask)
 

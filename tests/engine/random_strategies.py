@@ -85,10 +85,18 @@ def random_strategy(seed: int) -> dict:
         "exit_value": "number",
         "tree2": "string",
         "deposits": "number",
+        "calc_number": "number",
+        "calc_text": "string",
+        "calc_flag": "boolean",
     }
     for name, kind in derived.items():
         customer[name] = {"type": kind, "derived": True}
-    for name, kind in {"decision": "string", "amount": "number", "points": "number"}.items():
+    for name, kind in {
+        "decision": "string",
+        "amount": "number",
+        "points": "number",
+        "new_a1": "number",
+    }.items():
         account[name] = {"type": kind, "derived": True}
 
     mechanisms["acc_matrix"] = {
@@ -218,6 +226,19 @@ def random_strategy(seed: int) -> dict:
         "inputs": ["x1", "total"],
         "output": "exit_value",
     }
+    calculations = {
+        "calc_number": rng.choice(["x1 * 1.05 + x2", "round(x1 / x2, 2)", "coalesce(x1, 0) - 3"]),
+        "calc_text": rng.choice(["if(x1 > x2, s1, 'none')", "upper(s1)", "band"]),
+        "calc_flag": _condition(rng, False),
+    }
+    for name, value in calculations.items():
+        mechanisms[name] = {"type": "calculation", "value": value, "output": name}
+    mechanisms["acc_calc"] = {
+        "type": "calculation",
+        "over": "acc",
+        "value": rng.choice(["acc.a1 * 1.05", "if(acc.flag, acc.a1 + x1, null)", "acc.a2 % 3"]),
+        "output": "acc.new_a1",
+    }
     segments = [
         {"name": "seg_a", "when": _condition(rng, False)},
         {"name": "seg_b", "when": _condition(rng, False)},
@@ -247,7 +268,7 @@ def random_strategy(seed: int) -> dict:
             "mechanisms": [k for k in mechanisms if k.startswith("agg_")]
             + ["dep_band", "dep_total"]
         },
-        "finish": {"mechanisms": ["pick_list", "exit"]},
+        "finish": {"mechanisms": ["pick_list", "exit", *calculations, "acc_calc"]},
     }
     process_order = ["accounts", "account_points", "customer", "summary", "finish"]
     if rng.random() < 0.3:
