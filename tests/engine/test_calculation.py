@@ -180,3 +180,35 @@ def test_both_evaluators_give_the_same_calculated_values_and_trace_entries(strat
 
 def test_render_shows_the_expression(strategy):
     assert "= round(income / 12, 2)" in render_text(strategy, mechanism="monthly_income")
+
+
+def test_a_date_calculation_agrees_between_evaluators(tmp_path):
+    path, text = with_calculations(tmp_path)
+    text = text.replace(
+        "    income_band: {type: string, derived: true}\n",
+        "    income_band: {type: string, derived: true}\n"
+        "    review_date: {type: date, derived: true}\n",
+    ).replace(
+        "  card_new_limit:",
+        "  review_on:\n"
+        "    type: calculation\n"
+        "    value: \"if(income >= 100000, date'2026-10-01', date'2027-01-01')\"\n"
+        "    output: review_date\n"
+        "  card_new_limit:",
+    )
+    text = text.replace("monthly_income, income_band,", "monthly_income, income_band, review_on,")
+    path.write_text(text)
+    strategy = load_strategy(path)
+    customers, accounts = _inputs()
+    batch = evaluate_batch(
+        strategy,
+        event="periodic_review",
+        customers=pd.DataFrame(customers),
+        accounts=pd.DataFrame(accounts),
+    )
+    dates = [str(value)[:10] for value in batch.customers["review_date"]]
+    assert dates == ["2026-10-01", "2027-01-01", "2027-01-01"]
+    single = evaluate_customer(
+        strategy, event="periodic_review", customer=customers[1], accounts=accounts[2:3]
+    )
+    assert trace_json(single["trace"]) == trace_json(batch.records()[1]["trace"])
