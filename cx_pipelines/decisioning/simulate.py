@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.engine.model import Strategy
-from cx_pipelines.engine.population import (
+from cx_pipelines.decisioning.population import (
     OPTIONAL_TABLES,
     PopulationError,
     _column_type,
     engine_inputs,
     model_versions,
 )
-from cx_pipelines.engine.simulation_report import DecisionShift, SimulationReport
+from cx_pipelines.decisioning.simulation_report import DecisionShift, SimulationReport
+from cx_pipelines.engine.model import Strategy
 
 __all__ = [
     "OPTIONAL_TABLES",

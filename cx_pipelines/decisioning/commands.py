@@ -111,7 +111,7 @@ def _test(arguments: argparse.Namespace) -> int:
 
 
 def _show(arguments: argparse.Namespace) -> int:
-    from cx_pipelines.engine.render import render_mermaid, render_text
+    from cx_pipelines.engine.tools.render import render_mermaid, render_text
 
     strategy = _load(Path(arguments.path))
     if strategy is None:
@@ -128,7 +128,7 @@ def _show(arguments: argparse.Namespace) -> int:
 
 
 def _diff(arguments: argparse.Namespace) -> int:
-    from cx_pipelines.engine.diff import diff_files
+    from cx_pipelines.engine.tools.diff import diff_files
 
     strategies = [_load(Path(arguments.old)), _load(Path(arguments.new))]
     if any(strategy is None for strategy in strategies):
@@ -145,7 +145,7 @@ def _diff(arguments: argparse.Namespace) -> int:
 
 def _simulate(arguments: argparse.Namespace) -> int:
     from cx_pipelines import warehouse
-    from cx_pipelines.engine.simulate import (
+    from cx_pipelines.decisioning.simulate import (
         OPTIONAL_TABLES,
         PopulationError,
         engine_inputs,
