@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from cx_pipelines.engine.errors import EngineError
+from cx_pipelines.engine.language.errors import EngineError
 
 STRATEGY_SUFFIXES = (".yaml", ".yml")
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.engine.model import Strategy
+from cx_pipelines.engine.language.model import Strategy
 
 OPTIONAL_TABLES = ("customer_kpis", "customer_segments", "customer_scores")
 _PREFIXED = {

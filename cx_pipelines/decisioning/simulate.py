@@ -21,7 +21,7 @@ from cx_pipelines.decisioning.population import (
     model_versions,
 )
 from cx_pipelines.decisioning.simulation_report import DecisionShift, SimulationReport
-from cx_pipelines.engine.model import Strategy
+from cx_pipelines.engine.language.model import Strategy
 
 __all__ = [
     "OPTIONAL_TABLES",

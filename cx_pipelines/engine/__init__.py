@@ -6,13 +6,13 @@ single pass), the per-record evaluator over one customer, with identical results
 No Dagster here.
 """
 
-from cx_pipelines.engine.batch import BatchResult, evaluate_batch
-from cx_pipelines.engine.golden import run_golden_cases
-from cx_pipelines.engine.loader import check_strategy, load_strategy
-from cx_pipelines.engine.model import Strategy
-from cx_pipelines.engine.record import evaluate_customer
-from cx_pipelines.engine.schema import strategy_json_schema
-from cx_pipelines.engine.user_exits import register_user_exit
+from cx_pipelines.engine.evaluation.batch.run import BatchResult, evaluate_batch
+from cx_pipelines.engine.loading.golden import run_golden_cases
+from cx_pipelines.engine.loading.compile import check_strategy, load_strategy
+from cx_pipelines.engine.language.model import Strategy
+from cx_pipelines.engine.evaluation.record.run import evaluate_customer
+from cx_pipelines.engine.language.schema import strategy_json_schema
+from cx_pipelines.engine.language.user_exits import register_user_exit
 
 __all__ = [
     "BatchResult",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.engine import check_strategy, evaluate_batch, evaluate_customer, load_strategy
-from cx_pipelines.engine.common import trace_json
+from cx_pipelines.engine.evaluation.shared import trace_json
 from cx_pipelines.engine.tools.render import render_text
 
 EXAMPLE = (

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from cx_pipelines.engine.source import format_path
+from cx_pipelines.engine.language.source import format_path
 
 _MISSING = object()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from cx_pipelines.engine.model import (
+from cx_pipelines.engine.language.model import (
     Aggregate,
     Axis,
     Branch,

@@ -1,0 +1,1 @@
+"""Batch evaluator: a whole population, customers and accounts in one vectorised pass."""

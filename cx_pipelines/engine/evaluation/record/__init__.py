@@ -1,0 +1,1 @@
+"""Per-record evaluator: one customer and its accounts, as a dict, in one pass."""

@@ -1,0 +1,283 @@
+"""The compiled form of a strategy: plain dataclasses both evaluators walk.
+
+Everything here is built once by :mod:`cx_pipelines.engine.loading.compile` from a validated
+YAML file; expressions are already compiled and type-checked, names resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cx_pipelines.engine.language.errors import EngineError
+from cx_pipelines.engine.language.expressions import CompiledExpression, ValueType
+from cx_pipelines.engine.language.user_exits import UserExit
+
+BUILTIN_ATTRIBUTES = {
+    "segment": ValueType.STRING,
+    "test_group": ValueType.STRING,
+    "category": ValueType.STRING,
+}
+ARBITRATION_TERMS = ("propensity", "value", "margin", "uplift", "cost", "lever")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str  # full name: "income" or "credit_card.balance"
+    value_type: ValueType
+    derived: bool
+    account_type: str | None = None
+    column: str = ""  # column in the customers / accounts frame
+
+
+@dataclass
+class Expression:
+    """A compiled expression with the text the analyst wrote (for traces and errors)."""
+
+    text: str
+    compiled: CompiledExpression
+
+
+@dataclass
+class Leaf:
+    leaf_id: int
+    value: Any
+    call: str | None
+    path: str  # e.g. "tree[1].else[0].then"
+
+
+@dataclass
+class Branch:
+    condition: Expression | None  # None for `else`
+    outcome: list[Branch] | Leaf
+
+
+@dataclass
+class Mechanism:
+    name: str
+    kind: str
+    output: Attribute
+    over: str | None
+
+
+@dataclass
+class DecisionTree(Mechanism):
+    branches: list[Branch] = field(default_factory=list)
+    leaves: list[Leaf] = field(default_factory=list)
+
+
+@dataclass
+class Axis:
+    label: str  # attribute name or expression text
+    expression: Expression
+    bands: list[tuple[float | None, float | None]] | None
+    categories: list[Any] | None
+
+
+@dataclass
+class Matrix(Mechanism):
+    rows: Axis | None = None
+    columns: Axis | None = None
+    values: list[list[Any]] = field(default_factory=list)
+    default: Any = None
+
+
+@dataclass
+class Characteristic:
+    label: str
+    expression: Expression
+    bins: list[tuple[float | None, float | None, float]] | None
+    categories: dict[Any, float] | None
+    other: float
+    missing: float
+
+
+@dataclass
+class Scorecard(Mechanism):
+    base: float = 0.0
+    characteristics: list[Characteristic] = field(default_factory=list)
+
+
+@dataclass
+class ModelScore(Mechanism):
+    model: str = ""
+    input: Attribute | None = None
+    version: str | None = None
+    default: float | None = None
+
+
+@dataclass
+class ListItem:
+    item_id: str
+    condition: Expression | None
+    score: Expression
+
+
+@dataclass
+class ListProcessor(Mechanism):
+    items: list[ListItem] = field(default_factory=list)
+
+
+@dataclass
+class UserExitMechanism(Mechanism):
+    user_exit: UserExit | None = None
+    inputs: list[Attribute] = field(default_factory=list)
+
+
+@dataclass
+class Aggregate(Mechanism):
+    function: str = "count"
+    value: Expression | None = None
+    where: Expression | None = None
+
+
+@dataclass
+class Calculation(Mechanism):
+    value: Expression | None = None
+
+
+@dataclass
+class Process:
+    name: str
+    mechanisms: list[str]  # for every customer (empty when by_test_group)
+    by_test_group: dict[str, list[str]] | None = None  # group (or "default") → mechanisms
+
+
+@dataclass
+class Event:
+    name: str
+    interaction_type: str | None
+    processes: list[str]
+    categorize: bool
+
+
+@dataclass
+class Segment:
+    name: str
+    condition: Expression | None
+
+
+@dataclass
+class CategoryRule:
+    name: str
+    condition: Expression | None
+
+
+@dataclass
+class AccountAction:
+    category: str
+    account_type: str
+    condition: Expression | None
+    action: str
+
+
+@dataclass
+class Treatment:
+    name: str
+    terms: dict[str, Expression]  # propensity, value, margin, uplift?, cost?
+    formula: Expression
+
+
+@dataclass
+class TreatmentRule:
+    rule_id: int
+    treatment: str
+    condition: Expression | None
+    exclude: bool
+    path: str
+
+
+@dataclass
+class RuleGroup:
+    segment: str | None
+    interaction_type: str | None
+    channel: str | None
+    rules: list[TreatmentRule]
+
+    @property
+    def specificity(self) -> int:
+        return (
+            4 * (self.channel is not None)
+            + 2 * (self.interaction_type is not None)
+            + (self.segment is not None)
+        )
+
+
+@dataclass
+class PolicyRule:
+    policy: str  # eligibility | suitability
+    treatments: list[str]
+    condition: Expression
+    reason: str
+
+
+@dataclass
+class ContactCap:
+    channel: str  # a channel or "*"
+    max: int
+    period_days: float
+
+
+@dataclass
+class GoldenCase:
+    name: str
+    data: dict[str, Any]
+    path: str
+
+
+@dataclass
+class Strategy:
+    """A loaded, validated strategy ready for both evaluators."""
+
+    name: str
+    version: int | None
+    description: str
+    file: str | None
+    content_hash: str
+    attributes: dict[str, Attribute]
+    account_types: dict[str, int | None]  # type → max_iterations
+    channels: list[str]
+    interaction_types: list[str]
+    events: dict[str, Event]
+    segments: list[Segment]
+    salt: str
+    test_groups: dict[str, list[tuple[str, float]]]  # segment → [(group, percent)]
+    processes: dict[str, Process]
+    mechanisms: dict[str, Mechanism]
+    categories: list[CategoryRule]
+    account_actions: list[AccountAction]
+    treatments: dict[str, Treatment]
+    rule_groups: list[RuleGroup]
+    policies: list[PolicyRule]
+    contact_caps: list[ContactCap]
+    decline_limit: tuple[int, float] | None  # (declines, within_days)
+    levers: dict[str, float]
+    max_per_channel: int
+    golden_cases: list[GoldenCase]
+    warnings: list[EngineError] = field(default_factory=list)
+    _lists: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def customer_attributes(self) -> dict[str, Attribute]:
+        return {n: a for n, a in self.attributes.items() if a.account_type is None}
+
+    def derived_attributes(self, account_type: str | None) -> list[Attribute]:
+        key = ("derived", account_type)
+        if key not in self._lists:
+            self._lists[key] = [
+                a for a in self.attributes.values() if a.derived and a.account_type == account_type
+            ]
+        return self._lists[key]
+
+    def input_attributes(self, account_type: str | None) -> list[Attribute]:
+        key = ("input", account_type)
+        if key not in self._lists:
+            self._lists[key] = [
+                a
+                for a in self.attributes.values()
+                if not a.derived and a.account_type == account_type
+            ]
+        return self._lists[key]
+
+    def lever(self, treatment: str) -> float:
+        return self.levers.get(treatment, self.levers.get("default", 1.0))
