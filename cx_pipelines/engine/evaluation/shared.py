@@ -1,4 +1,5 @@
-"""What both evaluators share so they cannot drift: values, test groups, rules, traces."""
+"""What both evaluators (and the mechanism kinds) share so they cannot drift: values,
+conditions, test groups, routing, treatment rules, trace reasons."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cx_pipelines.engine.language import model as m
-from cx_pipelines.engine.language.errors import EvaluationError
+from cx_pipelines.engine.language.errors import EngineError, EvaluationError
 from cx_pipelines.engine.language.expressions import ValueType
 
 
@@ -92,6 +93,21 @@ def customer_key(customer_id: Any) -> str:
     if isinstance(customer_id, np.integer):
         return str(int(customer_id))
     return str(customer_id)
+
+
+# ---------------------------------------------------------------- conditions
+RECORD_FAILURES = (KeyError, EngineError)
+"""What a prepared per-record form catches to re-run its reference form (for the error text)."""
+
+
+def true(expression: m.Expression | None, record: Any) -> bool:
+    """A condition holds for one record (no condition always holds)."""
+    return expression is None or expression.compiled.evaluate_record(record) is True
+
+
+def record_function(expression: m.Expression | None):
+    """The raw compiled per-record function of an expression (None stays None)."""
+    return None if expression is None else expression.compiled.record_function
 
 
 # ---------------------------------------------------------------- test groups
@@ -255,9 +271,9 @@ def event_models(
 ) -> dict[str, str]:
     """Model name → version for every model score the event can run."""
     key = ("models", event.name, tuple(sorted((model_versions or {}).items())))
-    cached = strategy._lists.get(key)
+    cached = strategy.cache.get(key)
     if cached is None:
-        cached = strategy._lists[key] = _event_models(strategy, event, model_versions)
+        cached = strategy.cache[key] = _event_models(strategy, event, model_versions)
     return dict(cached)
 
 
@@ -272,12 +288,9 @@ def _event_models(
             return
         seen.add(name)
         mechanism = strategy.mechanisms[name]
-        if isinstance(mechanism, m.ModelScore):
-            models[mechanism.model] = model_version(mechanism, model_versions)
-        if isinstance(mechanism, m.DecisionTree):
-            for leaf in mechanism.leaves:
-                if leaf.call:
-                    visit(leaf.call)
+        models.update(mechanism.models(model_versions))
+        for target, _ in mechanism.call_sites():
+            visit(target)
 
     for process_name in event.processes:
         process = strategy.processes[process_name]
@@ -289,10 +302,28 @@ def _event_models(
     return dict(sorted(models.items()))
 
 
-def model_version(mechanism: m.ModelScore, model_versions: dict | None) -> str:
-    if model_versions and mechanism.model in model_versions:
-        return str(model_versions[mechanism.model])
-    return mechanism.version or "unknown"
+def event_of(strategy: m.Strategy, event: str) -> m.Event:
+    """The event called ``event``; an evaluation error naming the known ones otherwise."""
+    if event not in strategy.events:
+        raise EvaluationError(
+            f"strategy {strategy.name!r} has no event {event!r}; "
+            f"known: {', '.join(strategy.events)}",
+            symbol=event,
+        )
+    return strategy.events[event]
+
+
+def channels_of(strategy: m.Strategy, channel: str | None) -> list[str]:
+    """Every channel of the strategy, or the one asked for (which must be declared)."""
+    if channel is None:
+        return list(strategy.channels)
+    if channel not in strategy.channels:
+        raise EvaluationError(
+            f"strategy {strategy.name!r} has no channel {channel!r}; "
+            f"known: {', '.join(strategy.channels)}",
+            symbol=channel,
+        )
+    return [channel]
 
 
 # ---------------------------------------------------------------- treatments

@@ -7,6 +7,8 @@ the offending symbol and, when there is one, a suggestion (a did-you-mean).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -89,3 +91,9 @@ class EvaluationError(EngineError):
 
 class GoldenCaseFailure(EngineError):
     """A golden test case inside a strategy gave a different output than expected."""
+
+
+def suggest(name: str, choices: Iterable[str]) -> str | None:
+    """The closest of ``choices`` to a misspelt ``name`` (for a did-you-mean), or None."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None

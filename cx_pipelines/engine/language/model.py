@@ -11,7 +11,6 @@ from typing import Any
 
 from cx_pipelines.engine.language.errors import EngineError
 from cx_pipelines.engine.language.expressions import CompiledExpression, ValueType
-from cx_pipelines.engine.language.user_exits import UserExit
 
 BUILTIN_ATTRIBUTES = {
     "segment": ValueType.STRING,
@@ -39,101 +38,13 @@ class Expression:
 
 
 @dataclass
-class Leaf:
-    leaf_id: int
-    value: Any
-    call: str | None
-    path: str  # e.g. "tree[1].else[0].then"
-
-
-@dataclass
-class Branch:
-    condition: Expression | None  # None for `else`
-    outcome: list[Branch] | Leaf
-
-
-@dataclass
 class Mechanism:
+    """What every mechanism has; each kind (``cx_pipelines.engine.mechanisms``) adds the rest."""
+
     name: str
     kind: str
     output: Attribute
     over: str | None
-
-
-@dataclass
-class DecisionTree(Mechanism):
-    branches: list[Branch] = field(default_factory=list)
-    leaves: list[Leaf] = field(default_factory=list)
-
-
-@dataclass
-class Axis:
-    label: str  # attribute name or expression text
-    expression: Expression
-    bands: list[tuple[float | None, float | None]] | None
-    categories: list[Any] | None
-
-
-@dataclass
-class Matrix(Mechanism):
-    rows: Axis | None = None
-    columns: Axis | None = None
-    values: list[list[Any]] = field(default_factory=list)
-    default: Any = None
-
-
-@dataclass
-class Characteristic:
-    label: str
-    expression: Expression
-    bins: list[tuple[float | None, float | None, float]] | None
-    categories: dict[Any, float] | None
-    other: float
-    missing: float
-
-
-@dataclass
-class Scorecard(Mechanism):
-    base: float = 0.0
-    characteristics: list[Characteristic] = field(default_factory=list)
-
-
-@dataclass
-class ModelScore(Mechanism):
-    model: str = ""
-    input: Attribute | None = None
-    version: str | None = None
-    default: float | None = None
-
-
-@dataclass
-class ListItem:
-    item_id: str
-    condition: Expression | None
-    score: Expression
-
-
-@dataclass
-class ListProcessor(Mechanism):
-    items: list[ListItem] = field(default_factory=list)
-
-
-@dataclass
-class UserExitMechanism(Mechanism):
-    user_exit: UserExit | None = None
-    inputs: list[Attribute] = field(default_factory=list)
-
-
-@dataclass
-class Aggregate(Mechanism):
-    function: str = "count"
-    value: Expression | None = None
-    where: Expression | None = None
-
-
-@dataclass
-class Calculation(Mechanism):
-    value: Expression | None = None
 
 
 @dataclass
@@ -255,7 +166,7 @@ class Strategy:
     max_per_channel: int
     golden_cases: list[GoldenCase]
     warnings: list[EngineError] = field(default_factory=list)
-    _lists: dict = field(default_factory=dict, repr=False, compare=False)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # worked out once
 
     @property
     def customer_attributes(self) -> dict[str, Attribute]:
@@ -263,21 +174,21 @@ class Strategy:
 
     def derived_attributes(self, account_type: str | None) -> list[Attribute]:
         key = ("derived", account_type)
-        if key not in self._lists:
-            self._lists[key] = [
+        if key not in self.cache:
+            self.cache[key] = [
                 a for a in self.attributes.values() if a.derived and a.account_type == account_type
             ]
-        return self._lists[key]
+        return self.cache[key]
 
     def input_attributes(self, account_type: str | None) -> list[Attribute]:
         key = ("input", account_type)
-        if key not in self._lists:
-            self._lists[key] = [
+        if key not in self.cache:
+            self.cache[key] = [
                 a
                 for a in self.attributes.values()
                 if not a.derived and a.account_type == account_type
             ]
-        return self._lists[key]
+        return self.cache[key]
 
     def lever(self, treatment: str) -> float:
         return self.levers.get(treatment, self.levers.get("default", 1.0))

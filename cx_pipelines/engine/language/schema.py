@@ -1,17 +1,14 @@
-"""JSON Schema of the strategy file format, defined in Python and shipped as JSON.
+"""JSON Schema of the strategy file format: its building blocks and the whole document.
 
-``strategy_json_schema()`` is the source of truth; ``strategy.schema.json`` next to
-this module is generated from it (``python -m cx_pipelines.engine.language.schema``) so editors
-and other tools can validate strategy files, and a test keeps the two in step.
+``document_schema(kinds)`` assembles the schema from the mechanism kinds given (their
+``SCHEMA_PROPERTIES``, ``SCHEMA_REQUIRED``, ``SCHEMA_DEFS``); the registry's schema and
+the shipped ``strategy.schema.json`` are made in :mod:`cx_pipelines.engine.loading.schema`.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
-
-SCHEMA_PATH = Path(__file__).parents[1] / "strategy.schema.json"
 
 IDENTIFIER = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
 ATTRIBUTE_NAME = {
@@ -31,19 +28,9 @@ BAND = {
     "minItems": 2,
     "maxItems": 2,
 }
-MECHANISM_TYPES = [
-    "decision_tree",
-    "matrix",
-    "scorecard",
-    "model_score",
-    "list_processor",
-    "user_exit",
-    "aggregate",
-    "calculation",
-]
 
 
-def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict:
+def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict:
     schema: dict[str, Any] = {
         "type": "object",
         "properties": properties,
@@ -55,7 +42,8 @@ def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra:
     return schema
 
 
-def _mechanism_variant(kind: str, properties: dict[str, Any], required: list[str]) -> dict:
+def mechanism_variant(kind: str, properties: dict[str, Any], required: list[str]) -> dict:
+    """The schema of one mechanism kind's keys (with the keys every mechanism has)."""
     common = {
         "type": {"const": kind},
         "description": {"type": "string"},
@@ -64,25 +52,13 @@ def _mechanism_variant(kind: str, properties: dict[str, Any], required: list[str
     }
     return {
         "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-        "then": _obj({**common, **properties}, ["type", "output", *required]),
+        "then": obj({**common, **properties}, ["type", "output", *required]),
     }
 
 
-def _axis() -> dict:
-    return _obj(
-        {
-            "attribute": ATTRIBUTE_NAME,
-            "expression": EXPRESSION,
-            "bands": {"type": "array", "items": BAND, "minItems": 1},
-            "categories": {"type": "array", "items": SCALAR, "minItems": 1},
-        },
-        oneOf=[{"required": ["bands"]}, {"required": ["categories"]}],
-    )
-
-
-def strategy_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) every strategy file must satisfy."""
-    attribute = _obj(
+def document_schema(kinds: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a strategy file with these mechanism ``kinds``."""
+    attribute = obj(
         {
             "type": {"enum": ["number", "string", "boolean", "date"]},
             "derived": {"type": "boolean"},
@@ -90,109 +66,19 @@ def strategy_json_schema() -> dict[str, Any]:
         },
         ["type"],
     )
-    outcome = {
-        "description": "a leaf value, a nested list of branches, or {decision, call}",
-        "anyOf": [
-            SCALAR,
-            {"$ref": "#/$defs/branches"},
-            _obj({"decision": SCALAR, "call": IDENTIFIER}, ["decision"]),
-        ],
-    }
-    branches = {
-        "type": "array",
-        "minItems": 1,
-        "items": {
-            "anyOf": [
-                _obj({"when": EXPRESSION, "then": {"$ref": "#/$defs/outcome"}}, ["when", "then"]),
-                _obj({"else": {"$ref": "#/$defs/outcome"}}, ["else"]),
-            ]
-        },
-    }
-    characteristic = _obj(
-        {
-            "attribute": ATTRIBUTE_NAME,
-            "expression": EXPRESSION,
-            "bins": {
-                "type": "array",
-                "minItems": 1,
-                "items": _obj({"range": BAND, "points": {"type": "number"}}, ["range", "points"]),
-            },
-            "categories": {"type": "object", "additionalProperties": {"type": "number"}},
-            "other": {"type": "number"},
-            "missing": {"type": "number"},
-        },
-        oneOf=[{"required": ["bins"]}, {"required": ["categories"]}],
-    )
+    definitions: dict[str, Any] = {}
+    for kind in kinds.values():
+        definitions.update(kind.SCHEMA_DEFS)
     mechanism = {
         "type": "object",
         "required": ["type"],
-        "properties": {"type": {"enum": MECHANISM_TYPES}},
+        "properties": {"type": {"enum": list(kinds)}},
         "allOf": [
-            _mechanism_variant("decision_tree", {"tree": {"$ref": "#/$defs/branches"}}, ["tree"]),
-            _mechanism_variant(
-                "matrix",
-                {
-                    "rows": _axis(),
-                    "columns": _axis(),
-                    "values": {"type": "array", "minItems": 1, "items": {"type": "array"}},
-                    "default": SCALAR,
-                },
-                ["rows", "values"],
-            ),
-            _mechanism_variant(
-                "scorecard",
-                {
-                    "base": {"type": "number"},
-                    "characteristics": {"type": "array", "minItems": 1, "items": characteristic},
-                },
-                ["characteristics"],
-            ),
-            _mechanism_variant(
-                "model_score",
-                {
-                    "model": {"type": "string"},
-                    "input": ATTRIBUTE_NAME,
-                    "version": {"type": ["string", "number"]},
-                    "default": {"type": ["number", "null"]},
-                },
-                ["model", "input"],
-            ),
-            _mechanism_variant(
-                "list_processor",
-                {
-                    "items": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": _obj(
-                            {"id": IDENTIFIER, "when": EXPRESSION, "score": EXPRESSION},
-                            ["id", "score"],
-                        ),
-                    }
-                },
-                ["items"],
-            ),
-            _mechanism_variant(
-                "user_exit",
-                {
-                    "function": {"type": "string"},
-                    "module": {"type": "string"},
-                    "inputs": {"type": "array", "items": ATTRIBUTE_NAME},
-                },
-                ["function", "inputs"],
-            ),
-            _mechanism_variant(
-                "aggregate",
-                {
-                    "function": {"enum": ["any", "all", "count", "sum", "min", "max", "mean"]},
-                    "value": EXPRESSION,
-                    "where": EXPRESSION,
-                },
-                ["over", "function", "value"],
-            ),
-            _mechanism_variant("calculation", {"value": EXPRESSION}, ["value"]),
+            mechanism_variant(name, kind.SCHEMA_PROPERTIES, kind.SCHEMA_REQUIRED)
+            for name, kind in kinds.items()
         ],
     }
-    process = _obj(
+    process = obj(
         {
             "description": {"type": "string"},
             "mechanism": IDENTIFIER,
@@ -213,7 +99,7 @@ def strategy_json_schema() -> dict[str, Any]:
     event = {
         "anyOf": [
             {"type": "array", "items": IDENTIFIER},
-            _obj(
+            obj(
                 {
                     "description": {"type": "string"},
                     "interaction_type": IDENTIFIER,
@@ -226,7 +112,7 @@ def strategy_json_schema() -> dict[str, Any]:
     }
     percentages = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}
     term = EXPRESSION
-    treatment = _obj(
+    treatment = obj(
         {
             "description": {"type": "string"},
             "propensity": term,
@@ -238,7 +124,7 @@ def strategy_json_schema() -> dict[str, Any]:
         },
         ["propensity", "value"],
     )
-    policy_rule = _obj(
+    policy_rule = obj(
         {
             "treatments": {
                 "anyOf": [{"const": "*"}, {"type": "array", "items": IDENTIFIER, "minItems": 1}]
@@ -254,13 +140,13 @@ def strategy_json_schema() -> dict[str, Any]:
         "$id": "https://cx-pipelines.dev/schemas/strategy.schema.json",
         "title": "cx-pipelines strategy",
         "description": "A decision strategy: see cx_pipelines/engine/FORMAT.md.",
-        "$defs": {"outcome": outcome, "branches": branches},
-        **_obj(
+        "$defs": definitions,
+        **obj(
             {
                 "strategy": IDENTIFIER,
                 "version": {"type": "integer"},
                 "description": {"type": "string"},
-                "data_dictionary": _obj(
+                "data_dictionary": obj(
                     {
                         "customer": {
                             "type": "object",
@@ -270,7 +156,7 @@ def strategy_json_schema() -> dict[str, Any]:
                         "accounts": {
                             "type": "object",
                             "propertyNames": IDENTIFIER,
-                            "additionalProperties": _obj(
+                            "additionalProperties": obj(
                                 {
                                     "description": {"type": "string"},
                                     "max_iterations": {"type": "integer", "minimum": 1},
@@ -297,12 +183,12 @@ def strategy_json_schema() -> dict[str, Any]:
                 "segments": {
                     "type": "array",
                     "minItems": 1,
-                    "items": _obj(
+                    "items": obj(
                         {"name": IDENTIFIER, "when": EXPRESSION, "description": {"type": "string"}},
                         ["name"],
                     ),
                 },
-                "test_groups": _obj(
+                "test_groups": obj(
                     {
                         "salt": {"type": "string"},
                         "by_segment": {"type": "object", "additionalProperties": percentages},
@@ -320,16 +206,16 @@ def strategy_json_schema() -> dict[str, Any]:
                     "propertyNames": IDENTIFIER,
                     "additionalProperties": mechanism,
                 },
-                "categories": _obj(
+                "categories": obj(
                     {
                         "rules": {
                             "type": "array",
                             "minItems": 1,
-                            "items": _obj({"name": IDENTIFIER, "when": EXPRESSION}, ["name"]),
+                            "items": obj({"name": IDENTIFIER, "when": EXPRESSION}, ["name"]),
                         },
                         "account_actions": {
                             "type": "array",
-                            "items": _obj(
+                            "items": obj(
                                 {
                                     "category": IDENTIFIER,
                                     "account_type": IDENTIFIER,
@@ -342,7 +228,7 @@ def strategy_json_schema() -> dict[str, Any]:
                     },
                     ["rules"],
                 ),
-                "treatments": _obj(
+                "treatments": obj(
                     {
                         "catalogue": {
                             "type": "object",
@@ -352,9 +238,9 @@ def strategy_json_schema() -> dict[str, Any]:
                         },
                         "groups": {
                             "type": "array",
-                            "items": _obj(
+                            "items": obj(
                                 {
-                                    "scope": _obj(
+                                    "scope": obj(
                                         {
                                             "segment": IDENTIFIER,
                                             "interaction_type": IDENTIFIER,
@@ -364,7 +250,7 @@ def strategy_json_schema() -> dict[str, Any]:
                                     "description": {"type": "string"},
                                     "rules": {
                                         "type": "array",
-                                        "items": _obj(
+                                        "items": obj(
                                             {
                                                 "treatment": IDENTIFIER,
                                                 "when": EXPRESSION,
@@ -380,15 +266,15 @@ def strategy_json_schema() -> dict[str, Any]:
                     },
                     ["catalogue", "groups"],
                 ),
-                "policies": _obj(
+                "policies": obj(
                     {
                         "eligibility": {"type": "array", "items": policy_rule},
                         "suitability": {"type": "array", "items": policy_rule},
-                        "contact": _obj(
+                        "contact": obj(
                             {
                                 "caps": {
                                     "type": "array",
-                                    "items": _obj(
+                                    "items": obj(
                                         {
                                             "channel": {"type": "string"},
                                             "max": {"type": "integer", "minimum": 0},
@@ -397,7 +283,7 @@ def strategy_json_schema() -> dict[str, Any]:
                                         ["channel", "max", "period_days"],
                                     ),
                                 },
-                                "suppress_after_declines": _obj(
+                                "suppress_after_declines": obj(
                                     {
                                         "declines": {"type": "integer", "minimum": 1},
                                         "within_days": positive,
@@ -408,7 +294,7 @@ def strategy_json_schema() -> dict[str, Any]:
                         ),
                     }
                 ),
-                "arbitration": _obj(
+                "arbitration": obj(
                     {
                         "formula": EXPRESSION,
                         "levers": {"type": "object", "additionalProperties": {"type": "number"}},
@@ -418,7 +304,7 @@ def strategy_json_schema() -> dict[str, Any]:
                 ),
                 "golden_cases": {
                     "type": "array",
-                    "items": _obj(
+                    "items": obj(
                         {
                             "name": {"type": "string"},
                             "event": IDENTIFIER,
@@ -429,7 +315,7 @@ def strategy_json_schema() -> dict[str, Any]:
                             "accounts": {"type": "array", "items": {"type": "object"}},
                             "contact_history": {"type": "array", "items": {"type": "object"}},
                             "model_versions": {"type": "object"},
-                            "expect": _obj(
+                            "expect": obj(
                                 {
                                     "segment": {"type": ["string", "null"]},
                                     "test_group": {"type": ["string", "null"]},
@@ -456,13 +342,3 @@ def strategy_json_schema() -> dict[str, Any]:
             ["strategy", "data_dictionary", "events", "segments", "processes", "mechanisms"],
         ),
     }
-
-
-def write_schema(path: Path = SCHEMA_PATH) -> Path:
-    """Regenerate the shipped JSON file from :func:`strategy_json_schema`."""
-    path.write_text(json.dumps(strategy_json_schema(), indent=2, sort_keys=False) + "\n")
-    return path
-
-
-if __name__ == "__main__":
-    print(write_schema())

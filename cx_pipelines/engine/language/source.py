@@ -18,7 +18,6 @@ import jsonschema
 import yaml
 
 from cx_pipelines.engine.language.errors import Location, StrategyValidationError
-from cx_pipelines.engine.language.schema import strategy_json_schema
 
 PathKey = tuple[str | int, ...]
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -35,6 +34,15 @@ def format_path(path: Sequence[str | int]) -> str:
         else:
             text += f'["{key}"]'
     return text
+
+
+def split_path(text: str) -> PathKey:
+    """Inverse of ``format_path`` for plain paths (``tree[1].else[0].then``)."""
+    parts: list[str | int] = []
+    for piece in text.replace("]", "").replace("[", ".").split("."):
+        if piece:
+            parts.append(int(piece) if piece.isdigit() else piece)
+    return tuple(parts)
 
 
 @dataclass
@@ -107,21 +115,20 @@ def parse_yaml(text: str, *, file: str | None) -> tuple[Any, SourceMap]:
     return data, source
 
 
-_VALIDATOR = jsonschema.Draft202012Validator(strategy_json_schema())
-
-
-def _allowed_properties(schema_path: Sequence[Any]) -> list[str]:
-    schema: Any = _VALIDATOR.schema
+def _allowed_properties(validator: jsonschema.Validator, schema_path: Sequence[Any]) -> list[str]:
+    schema: Any = validator.schema
     for key in list(schema_path)[:-1]:
         schema = schema[key]
     return list(schema.get("properties", {}))
 
 
-def _schema_error(error: jsonschema.ValidationError, source: SourceMap) -> StrategyValidationError:
+def _schema_error(
+    error: jsonschema.ValidationError, source: SourceMap, validator: jsonschema.Validator
+) -> StrategyValidationError:
     path = tuple(error.absolute_path)
     location = source.location(path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = _allowed_properties(error.absolute_schema_path)
+        allowed = _allowed_properties(validator, error.absolute_schema_path)
         extra = [key for key in error.instance if key not in allowed]
         if extra:
             close = difflib.get_close_matches(extra[0], allowed, n=1)
@@ -151,7 +158,9 @@ def _schema_error(error: jsonschema.ValidationError, source: SourceMap) -> Strat
 _VAGUE = frozenset({"oneOf", "anyOf", "allOf", "if", "then"})
 
 
-def schema_errors(data: Any, source: SourceMap) -> list[StrategyValidationError]:
+def schema_errors(
+    data: Any, source: SourceMap, validator: jsonschema.Validator
+) -> list[StrategyValidationError]:
     """Every schema violation, the most relevant first, each with its file and line."""
     if not isinstance(data, dict):
         return [
@@ -160,7 +169,7 @@ def schema_errors(data: Any, source: SourceMap) -> list[StrategyValidationError]
                 location=source.location(()),
             )
         ]
-    raw = [jsonschema.exceptions.best_match([error]) for error in _VALIDATOR.iter_errors(data)]
+    raw = [jsonschema.exceptions.best_match([error]) for error in validator.iter_errors(data)]
     specific = [e for e in raw if e.validator not in _VAGUE]
     # a vague "not valid under any of the given schemas" is dropped when a specific
     # error explains the same place
@@ -173,13 +182,16 @@ def schema_errors(data: Any, source: SourceMap) -> list[StrategyValidationError]
             for s in specific
         )
     ]
-    found = [_schema_error(error, source) for error in kept]
+    found = [_schema_error(error, source, validator) for error in kept]
     found.sort(key=lambda e: e.location.line or 0)
     return found
 
 
-def read_strategy_source(path: str | Path) -> tuple[dict, SourceMap, str]:
-    """Data, source map and raw text of a strategy file; raises on YAML or schema errors."""
+def read_strategy_source(
+    path: str | Path, validator: jsonschema.Validator
+) -> tuple[dict, SourceMap, str]:
+    """Data, source map and raw text of a strategy file; raises on YAML or schema errors
+    (``validator``: the strategy schema's, see ``loading.schema``)."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -188,7 +200,7 @@ def read_strategy_source(path: str | Path) -> tuple[dict, SourceMap, str]:
             f"cannot read strategy file: {error.strerror}", location=Location(file=file)
         ) from error
     data, source = parse_yaml(text, file=file)
-    errors = schema_errors(data, source)
+    errors = schema_errors(data, source, validator)
     if errors:
         first = errors[0]
         first.others = errors[1:]  # type: ignore[attr-defined]

@@ -1,14 +1,17 @@
 """Cross-checks run after every section is loaded: derived attributes that are never
 written, golden cases, and mechanisms or processes nothing uses.
 
-Mixed into the loader's compiler; see ``loader.py`` for the helpers it relies on.
+Mixed into the loader's compiler; see ``compile.py`` for the helpers it relies on.
 """
 
 from __future__ import annotations
 
 from cx_pipelines.engine.language import model as m
-from cx_pipelines.engine.language.errors import StrategyValidationError, UnknownAttributeError
-from cx_pipelines.engine.loading.mechanisms import _suggest
+from cx_pipelines.engine.language.errors import (
+    StrategyValidationError,
+    UnknownAttributeError,
+    suggest,
+)
 
 
 class CrossChecks:
@@ -48,7 +51,7 @@ class CrossChecks:
                             f"expected attribute {attribute!r} is not a customer attribute",
                             location=self.loc(*at, "expect", "attributes", attribute),
                             symbol=attribute,
-                            suggestion=_suggest(attribute, self.scope(None)),
+                            suggestion=suggest(attribute, self.scope(None)),
                         )
                     )
             self._golden_inputs(case, at)
@@ -68,7 +71,7 @@ class CrossChecks:
                         "attribute",
                         location=self.loc(*at, "customer", key),
                         symbol=key,
-                        suggestion=_suggest(key, inputs),
+                        suggestion=suggest(key, inputs),
                     )
                 )
         missing = [name for name in inputs if name not in case["customer"]]
@@ -97,7 +100,7 @@ class CrossChecks:
                             f"of {account_type!r}",
                             location=self.loc(*where, key),
                             symbol=key,
-                            suggestion=_suggest(key, allowed),
+                            suggestion=suggest(key, allowed),
                         )
                     )
 

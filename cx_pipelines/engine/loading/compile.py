@@ -18,21 +18,25 @@ from cx_pipelines.engine.language.errors import (
     EngineError,
     StrategyValidationError,
     UnknownAttributeError,
+    suggest,
 )
 from cx_pipelines.engine.language.expressions import ValueType, compile_expression
+from cx_pipelines.engine.language.literals import expression_text
+from cx_pipelines.engine.language.source import SourceMap, read_strategy_source
 from cx_pipelines.engine.loading.checks import CrossChecks
 from cx_pipelines.engine.loading.flow import FlowCompiler
-from cx_pipelines.engine.loading.mechanisms import MechanismCompiler, _suggest, expression_text
+from cx_pipelines.engine.loading.mechanisms import MechanismCompiler
 from cx_pipelines.engine.loading.offers import OfferCompiler
-from cx_pipelines.engine.language.source import SourceMap, read_strategy_source
+from cx_pipelines.engine.loading.schema import VALIDATOR
 
 
-class _Compiler(MechanismCompiler, FlowCompiler, OfferCompiler, CrossChecks):
+class Compiler(MechanismCompiler, FlowCompiler, OfferCompiler, CrossChecks):
     """Compiles one strategy document, collecting every error and warning on the way.
 
-    The sections live in mixins: ``loader_flow`` (dictionary, segments, routing),
-    ``loader_mechanisms``, ``loader_offers`` (treatments, arbitration, policies) and
-    ``loader_checks`` (whole-strategy cross-checks); the shared helpers are below.
+    The sections live in mixins: ``flow`` (dictionary, segments, routing),
+    ``mechanisms`` (outputs, each kind's ``load``, calls), ``offers`` (treatments,
+    arbitration, policies) and ``checks`` (whole-strategy cross-checks); the shared
+    helpers below are also what a mechanism kind's ``load`` is given.
     """
 
     def __init__(self, data: dict, source: SourceMap) -> None:
@@ -107,7 +111,7 @@ class _Compiler(MechanismCompiler, FlowCompiler, OfferCompiler, CrossChecks):
                     f"unknown attribute {name!r}: declare it in data_dictionary",
                     location=self.loc(*path),
                     symbol=name,
-                    suggestion=_suggest(name, [n for n in scope if n not in m.BUILTIN_ATTRIBUTES]),
+                    suggestion=suggest(name, [n for n in scope if n not in m.BUILTIN_ATTRIBUTES]),
                 )
             )
         return None
@@ -120,7 +124,7 @@ class _Compiler(MechanismCompiler, FlowCompiler, OfferCompiler, CrossChecks):
             f"unknown {what} {name!r}{hint}; known: {', '.join(known) or '(none)'}",
             path,
             symbol=name,
-            suggestion=_suggest(name, known),
+            suggestion=suggest(name, known),
         )
         return False
 
@@ -135,7 +139,7 @@ def compile_strategy(
     data: dict, source: SourceMap
 ) -> tuple[m.Strategy | None, list[EngineError], list[EngineError]]:
     """Build the strategy; returns it (None when there are errors), errors and warnings."""
-    compiler = _Compiler(data, source)
+    compiler = Compiler(data, source)
     compiler.data_dictionary()
     mechanisms = compiler.mechanisms()
     compiler.calls(mechanisms)
@@ -187,7 +191,7 @@ def compile_strategy(
 def check_strategy(path: str | Path) -> tuple[list[EngineError], list[EngineError]]:
     """All errors and warnings of a strategy file (empty lists when it is clean)."""
     try:
-        data, source, _ = read_strategy_source(path)
+        data, source, _ = read_strategy_source(path, VALIDATOR)
     except EngineError as problem:
         return [problem, *getattr(problem, "others", [])], []
     _, errors, warnings = compile_strategy(data, source)
@@ -199,7 +203,7 @@ def load_strategy(path: str | Path) -> m.Strategy:
 
     The raised error carries the remaining ones as ``error.others``.
     """
-    data, source, _ = read_strategy_source(path)
+    data, source, _ = read_strategy_source(path, VALIDATOR)
     strategy, errors, _ = compile_strategy(data, source)
     if errors:
         first = errors[0]

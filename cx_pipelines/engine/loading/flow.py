@@ -1,7 +1,7 @@
 """Loading the decision-flow sections: data dictionary, segments, test groups, processes,
 events and categories.
 
-Mixed into the loader's compiler; see ``loader.py`` for the helpers it relies on
+Mixed into the loader's compiler; see ``compile.py`` for the helpers it relies on
 (``expression``, ``error``, ``check_name``, ``loc``).
 """
 

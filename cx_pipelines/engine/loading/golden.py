@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from cx_pipelines.engine.evaluation.batch import evaluate_batch
+from cx_pipelines.engine.evaluation.record import evaluate_customer
 from cx_pipelines.engine.language import model as m
-from cx_pipelines.engine.evaluation.batch.run import evaluate_batch
 from cx_pipelines.engine.language.errors import EngineError, GoldenCaseFailure, Location
-from cx_pipelines.engine.evaluation.record.run import evaluate_customer
 
 
 def _same(expected: Any, actual: Any) -> bool:

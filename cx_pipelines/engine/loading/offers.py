@@ -1,6 +1,6 @@
 """Loading the offer sections: treatment catalogue, rule groups, arbitration and policies.
 
-Mixed into the loader's compiler; see ``loader.py`` for the helpers it relies on
+Mixed into the loader's compiler; see ``compile.py`` for the helpers it relies on
 (``expression``, ``error``, ``check_name``, ``loc``, ``scope``).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from cx_pipelines.engine.language import model as m
 from cx_pipelines.engine.language.errors import EngineError
 from cx_pipelines.engine.language.expressions import ValueType, compile_expression
-from cx_pipelines.engine.loading.mechanisms import expression_text
+from cx_pipelines.engine.language.literals import expression_text
 
 
 class OfferCompiler:

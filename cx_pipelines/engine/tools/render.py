@@ -14,7 +14,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from cx_pipelines.engine.language.model import (
+from cx_pipelines.engine.language.model import Mechanism, Strategy
+from cx_pipelines.engine.mechanisms import (
     Aggregate,
     Axis,
     Branch,
@@ -23,10 +24,8 @@ from cx_pipelines.engine.language.model import (
     Leaf,
     ListProcessor,
     Matrix,
-    Mechanism,
     ModelScore,
     Scorecard,
-    Strategy,
     UserExitMechanism,
 )
 

@@ -27,7 +27,7 @@ _DTYPE = {
 }
 
 
-def _null_column(value_type: ValueType, size: int) -> np.ndarray:
+def null_column(value_type: ValueType, size: int) -> np.ndarray:
     if value_type is ValueType.STRING:
         return np.empty(size, dtype=object)  # filled with None
     return np.full(size, _NULL[value_type], dtype=_DTYPE[value_type])
@@ -43,24 +43,24 @@ def _read_column(series: pd.Series, value_type: ValueType, name: str) -> np.ndar
             return pd.to_datetime(series).to_numpy().astype("datetime64[D]")
         if isinstance(series.dtype, pd.StringDtype):
             return series.array  # the expression engine factorises it once, in C
-        return _string_column(series)
+        return string_column(series)
     except (TypeError, ValueError) as error:
         raise EvaluationError(
             f"column {name!r} cannot be read as {value_type.name}: {error}", symbol=name
         ) from None
 
 
-def _loader(
+def column_loader(
     series: pd.Series | None, attribute: m.Attribute, size: int = 0, rows: np.ndarray | None = None
 ):
     if series is None:
-        return lambda: _null_column(attribute.value_type, size)
+        return lambda: null_column(attribute.value_type, size)
     if rows is None:
         return lambda: _read_column(series, attribute.value_type, attribute.name)
     return lambda: _read_column(series.iloc[rows], attribute.value_type, attribute.name)
 
 
-def _to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
+def to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
     """A list/array of mechanism results in the level's storage dtype."""
     if value_type is ValueType.STRING:
         if isinstance(values, np.ndarray) and values.dtype == object and values.shape == (size,):
@@ -83,7 +83,7 @@ def _to_values(values: Any, value_type: ValueType, size: int) -> np.ndarray:
     return np.asarray(values, dtype="datetime64[D]")
 
 
-class _LazyColumns(dict):
+class LazyColumns(dict):
     """Attribute columns read from the input frame on first use (unused ones cost nothing)."""
 
     def __init__(self, loaders: dict[str, Any]):
@@ -107,7 +107,7 @@ class _LazyColumns(dict):
         return len(set(self.loaders) | set(dict.keys(self)))
 
 
-def _string_column(series: pd.Series) -> np.ndarray:
+def string_column(series: pd.Series) -> np.ndarray:
     """Text as an object array with None for null, built from the distinct values only."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     table = np.empty(len(uniques) + 1, dtype=object)
@@ -116,7 +116,7 @@ def _string_column(series: pd.Series) -> np.ndarray:
     return table[codes]
 
 
-class _Broadcast(Mapping):
+class Broadcast(Mapping):
     """Columns of an account level: its own attributes plus customer attributes by index.
 
     A customer column is spread to the accounts once per version of that column.
@@ -155,14 +155,14 @@ class _Broadcast(Mapping):
 
 
 @dataclass
-class _Level:
+class Level:
     size: int
     columns: dict[str, np.ndarray]
     customer: np.ndarray | None = None  # customer index per row (account levels)
 
 
 @dataclass
-class _Step:
+class Step:
     level: str | None
     mask: np.ndarray | None
     process: str

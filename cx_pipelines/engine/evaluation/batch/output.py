@@ -13,18 +13,16 @@ import numpy as np
 import pandas as pd
 
 from cx_pipelines.engine.evaluation import shared as c
+from cx_pipelines.engine.evaluation.batch.columns import Step, null_column
+from cx_pipelines.engine.evaluation.batch.run import BatchRun
 from cx_pipelines.engine.language import model as m
-from cx_pipelines.engine.evaluation.batch.columns import _null_column, _Step
 from cx_pipelines.engine.language.expressions import ValueType
-
-_Run = Any  # the batch run (batch._Run); typed loosely to avoid an import cycle
 
 
 class _StepView:
     """Per-row access to one step's values, as the per-record evaluator writes them."""
 
-    def __init__(self, step: _Step, run: _Run):
-        self.step = step
+    def __init__(self, step: Step, run: BatchRun):
         mechanism = step.mechanism
         self.head = {"process": step.process, "mechanism": mechanism.name, "type": mechanism.kind}
         if step.called_by:
@@ -33,22 +31,7 @@ class _StepView:
         self.values = [
             c.json_value(v) for v in c.canonical_list(step.value, mechanism.output.value_type)
         ]
-        detail = step.detail
-        self.render = getattr(self, "_" + mechanism.kind)
-        if isinstance(mechanism, m.DecisionTree):
-            paths = [leaf.path for leaf in mechanism.leaves] + [None]
-            self.paths = [paths[i] for i in detail["leaf"].tolist()]
-        elif isinstance(mechanism, m.Matrix):
-            self.rows, self.columns = detail["row"].tolist(), detail["column"].tolist()
-        elif isinstance(mechanism, m.Scorecard):
-            self.points = {label: array.tolist() for label, array in detail["points"].items()}
-        elif isinstance(mechanism, m.ModelScore):
-            self.version = run.models.get(mechanism.model, "unknown")
-        elif isinstance(mechanism, m.ListProcessor):
-            self.order, self.keys, self.scores = detail["order"], detail["keys"], detail["scores"]
-            self.ids = [item.item_id for item in mechanism.items]
-        elif isinstance(mechanism, m.Aggregate):
-            self.accounts = detail["accounts"].tolist()
+        self.render = mechanism.trace_rows(step.detail, run.models)
 
     def entry(self, row: int) -> dict | None:
         if self.mask is not None and not self.mask[row]:
@@ -57,36 +40,6 @@ class _StepView:
         self.render(item, row)
         item["value"] = self.values[row]
         return item
-
-    def _decision_tree(self, item, row):
-        item["path"] = self.paths[row]
-
-    def _matrix(self, item, row):
-        r, col = self.rows[row], self.columns[row]
-        item["cell"] = None if r < 0 or col < 0 else [r, col]
-
-    def _scorecard(self, item, row):
-        item["points"] = {label: points[row] for label, points in self.points.items()}
-
-    def _model_score(self, item, row):
-        item["model"] = self.step.mechanism.model
-        item["version"] = self.version
-
-    def _list_processor(self, item, row):
-        item["ranking"] = [
-            [self.ids[k], float(self.scores[row, k])]
-            for k in self.order[row].tolist()
-            if np.isfinite(self.keys[row, k])
-        ]
-
-    def _user_exit(self, item, row):
-        item["function"] = self.step.mechanism.user_exit.name
-
-    def _aggregate(self, item, row):
-        item["accounts"] = self.accounts[row]
-
-    def _calculation(self, item, row):
-        item["expression"] = self.step.mechanism.value.text
 
 
 @dataclass
@@ -104,7 +57,9 @@ class BatchResult:
         return self._records()
 
 
-def _records(run: _Run, event: m.Event, interaction: str | None, channels: list[str]) -> list[dict]:
+def records_of(
+    run: BatchRun, event: m.Event, interaction: str | None, channels: list[str]
+) -> list[dict]:
     strategy = run.strategy
     size = run.customers.size
     columns = run.customers.columns
@@ -241,7 +196,7 @@ def _constant(text: str, size: int) -> pd.Categorical:
     return pd.Categorical.from_codes(np.zeros(size, dtype=np.int8), categories=[text])
 
 
-def _customer_frame(run: _Run, event: m.Event, channels: list[str]) -> pd.DataFrame:
+def customer_frame(run: BatchRun, event: m.Event, channels: list[str]) -> pd.DataFrame:
     strategy = run.strategy
     columns = run.customers.columns
     size = run.customers.size
@@ -285,7 +240,7 @@ def _frame(data: dict[str, Any]) -> pd.DataFrame:
 
 
 def _exact_scores(
-    run: _Run, position: np.ndarray, valid: np.ndarray, rows: np.ndarray
+    run: BatchRun, position: np.ndarray, valid: np.ndarray, rows: np.ndarray
 ) -> np.ndarray:
     table = (
         np.column_stack([run.scores[name] for name in run.names])
@@ -301,7 +256,7 @@ def _output_column(values: np.ndarray, value_type: ValueType):
     return values
 
 
-def _account_frame(run: _Run) -> pd.DataFrame:
+def account_frame(run: BatchRun) -> pd.DataFrame:
     strategy = run.strategy
     frame = run.accounts_frame
     order = run.account_order
@@ -313,14 +268,14 @@ def _account_frame(run: _Run) -> pd.DataFrame:
     }
     for account_type, positions in run.account_rows.items():
         for attribute in strategy.derived_attributes(account_type):
-            column = _null_column(attribute.value_type, count)
+            column = null_column(attribute.value_type, count)
             column[positions] = run.levels[account_type].columns[attribute.name]
             data[attribute.name] = _output_column(column, attribute.value_type)
     data["action"] = run.account_actions
     return _frame(data)
 
 
-def _treatment_frame(run: _Run, channels: list[str]) -> pd.DataFrame:
+def treatment_frame(run: BatchRun, channels: list[str]) -> pd.DataFrame:
     strategy = run.strategy
     pieces = []
     size = run.customers.size

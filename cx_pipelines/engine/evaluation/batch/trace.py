@@ -3,123 +3,33 @@
 Rendering a trace dict per customer and ``json.dumps``-ing it costs a few hundred
 microseconds a customer; here the same text is assembled from per-column pieces with
 numpy string operations. The output is byte-identical to
-``common.trace_json(record["trace"])`` of the per-record evaluator (compact separators,
-sorted keys), which the evaluator property test checks.
+``shared.trace_json(record["trace"])`` of the per-record evaluator (compact separators,
+sorted keys), which the evaluator property test checks. Each mechanism kind renders its
+own entries (``trace_fields``).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
-from itertools import repeat
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from cx_pipelines.engine.evaluation.batch.text import (
+    SENTINEL,
+    TEXT,
+    by_uniques,
+    concat,
+    dumps,
+    fill,
+    list_text,
+    masked,
+    number_text,
+    objects,
+    value_text,
+)
 from cx_pipelines.engine.language import model as m
 from cx_pipelines.engine.language.expressions import ValueType
-
-TEXT = np.dtypes.StringDType()
-_SENTINEL = "@@FIELD{}@@"
-_SPLIT = re.compile(r'"@@FIELD(\d+)@@"')
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def number_text(values: np.ndarray) -> np.ndarray:
-    """Floats as JSON numbers (Python's repr), null for NaN."""
-    values = np.asarray(values, dtype=np.float64)
-    text = values.astype(TEXT)
-    if not np.isfinite(values).all():
-        text[np.isnan(values)] = "null"
-        text[values == np.inf] = "Infinity"
-        text[values == -np.inf] = "-Infinity"
-    return text
-
-
-def integer_text(values: np.ndarray) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64).astype(TEXT)
-
-
-def by_uniques(values: np.ndarray, render) -> np.ndarray:
-    """``render`` applied once per distinct value (objects), spread back to every row."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-    table = np.array([render(v) for v in list(uniques)] + [render(None)], dtype=TEXT)
-    return table[codes]
-
-
-def value_text(values: np.ndarray, value_type: ValueType) -> np.ndarray:
-    """A column of values as JSON, as the per-record trace writes them."""
-    if value_type is ValueType.NUMBER:
-        return number_text(values)
-    if value_type is ValueType.BOOLEAN:
-        values = np.asarray(values, dtype=np.float64)
-        text = np.where(values == 1.0, "true", "false").astype(TEXT)
-        text[np.isnan(values)] = "null"
-        return text
-    if value_type is ValueType.DATE:
-        values = np.asarray(values, dtype="datetime64[D]")
-        text = np.char.add(np.char.add('"', values.astype(str)), '"').astype(TEXT)
-        text[np.isnat(values)] = "null"
-        return text
-    return by_uniques(values, lambda v: dumps(None if v is None else str(v)))
-
-
-def _column(part: Any) -> Any:
-    if isinstance(part, str):
-        return repeat(part)
-    if isinstance(part, np.ndarray):
-        return part.tolist()
-    return part
-
-
-def concat(*parts: Any) -> np.ndarray:
-    """Row-wise concatenation of text columns and constants (an object array of str)."""
-    columns = [_column(p) for p in parts if not (isinstance(p, str) and p == "")]
-    return _objects(["".join(row) for row in zip(*columns, strict=False)])
-
-
-def _objects(values: list[str]) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
-def fill(template: Any, fields: Sequence[Any]) -> np.ndarray:
-    """``template`` dumped as JSON with ``_SENTINEL`` strings replaced by column texts."""
-    text = dumps(template)
-    pieces = _SPLIT.split(text)
-    parts: list[Any] = [pieces[0]]
-    for position in range(1, len(pieces), 2):
-        parts.append(fields[int(pieces[position])])
-        parts.append(pieces[position + 1])
-    return concat(*parts)
-
-
-def list_text(items: Sequence[Any], size: int) -> np.ndarray:
-    """Per row, a JSON list of the non-empty items (each item text ends with ',')."""
-    if not items:
-        return _objects(["[]"] * size)
-    columns = [_column(item) for item in items]
-    rows = []
-    for row in zip(*columns, strict=True):
-        text = "".join(row)
-        rows.append("[" + text[:-1] + "]" if text else "[]")
-    return _objects(rows)
-
-
-def masked(text: Any, mask: np.ndarray | None) -> np.ndarray:
-    """Item text followed by a comma where ``mask`` holds, '' elsewhere."""
-    values = _column(text)
-    if mask is None:
-        return _objects([t + "," for t in values])
-    return _objects(
-        [t + "," if keep else "" for t, keep in zip(values, mask.tolist(), strict=True)]
-    )
 
 
 def step_text(step: Any, models: Mapping[str, str]) -> np.ndarray:
@@ -129,7 +39,7 @@ def step_text(step: Any, models: Mapping[str, str]) -> np.ndarray:
 
     def field(text: Any) -> str:
         fields.append(text)
-        return _SENTINEL.format(len(fields) - 1)
+        return SENTINEL.format(len(fields) - 1)
 
     template: dict[str, Any] = {
         "process": step.process,
@@ -138,55 +48,18 @@ def step_text(step: Any, models: Mapping[str, str]) -> np.ndarray:
     }
     if step.called_by:
         template["called_by"] = step.called_by
-    detail = step.detail
-    if isinstance(mechanism, m.DecisionTree):
-        paths = np.array([dumps(leaf.path) for leaf in mechanism.leaves] + ["null"], dtype=TEXT)
-        template["path"] = field(paths[detail["leaf"]])
-    elif isinstance(mechanism, m.Matrix):
-        rows, columns = detail["row"], detail["column"]
-        cell = concat("[", integer_text(rows), ",", integer_text(columns), "]")
-        cell[(rows < 0) | (columns < 0)] = "null"  # object array: assignable
-        template["cell"] = field(cell)
-    elif isinstance(mechanism, m.Scorecard):
-        template["points"] = {
-            label: field(number_text(points)) for label, points in detail["points"].items()
-        }
-    elif isinstance(mechanism, m.ModelScore):
-        template["model"] = mechanism.model
-        template["version"] = models.get(mechanism.model, "unknown")
-    elif isinstance(mechanism, m.ListProcessor):
-        template["ranking"] = field(_ranking_text(mechanism, detail))
-    elif isinstance(mechanism, m.UserExitMechanism):
-        template["function"] = mechanism.user_exit.name
-    elif isinstance(mechanism, m.Aggregate):
-        template["accounts"] = field(integer_text(detail["accounts"]))
-    elif isinstance(mechanism, m.Calculation):
-        template["expression"] = mechanism.value.text
+    template.update(mechanism.trace_fields(step.detail, models, field))
     template["value"] = field(value_text(step.value, mechanism.output.value_type))
     return masked(fill(template, fields), step.mask)
-
-
-def _ranking_text(mechanism: m.ListProcessor, detail: dict) -> np.ndarray:
-    order, keys, scores = detail["order"], detail["keys"], detail["scores"]
-    size = len(order)
-    rows = np.arange(size)
-    ids = np.array([dumps(item.item_id) for item in mechanism.items], dtype=TEXT)
-    items = []
-    for rank in range(order.shape[1]):
-        position = order[:, rank]
-        valid = np.isfinite(keys[rows, position])
-        text = concat("[", ids[position], ",", number_text(scores[rows, position]), "]")
-        items.append(masked(text, valid))
-    return list_text(items, size)
 
 
 def accounts_text(run: Any, size: int) -> np.ndarray:
     """Per customer, the ``"accounts"`` object: account id → its steps, ids in sorted order."""
     count = len(run.account_order)
-    empty = _objects(["{}"] * size)
+    empty = objects(["{}"] * size)
     if count == 0:
         return empty
-    per_account = _objects([""] * count)
+    per_account = objects([""] * count)
     for account_type, positions in run.account_rows.items():
         steps = [s for s in run.steps if s.level == account_type]
         if not steps or len(positions) == 0:
@@ -215,7 +88,7 @@ def accounts_text(run: Any, size: int) -> np.ndarray:
         else "{}"
         for i in range(size)
     ]
-    return _objects(joined_rows)
+    return objects(joined_rows)
 
 
 def _key_text(ids: np.ndarray) -> np.ndarray:
@@ -253,9 +126,9 @@ def treatments_text(run: Any, channels: Sequence[str]) -> tuple[np.ndarray, np.n
         term_template = {}
         for term in strategy.treatments[name].terms:
             term_fields.append(number_text(terms[term]))
-            term_template[term] = _SENTINEL.format(len(term_fields) - 1)
+            term_template[term] = SENTINEL.format(len(term_fields) - 1)
         term_fields.append(number_text(terms["lever"]))
-        term_template["lever"] = _SENTINEL.format(len(term_fields) - 1)
+        term_template["lever"] = SENTINEL.format(len(term_fields) - 1)
         terms_json = fill(term_template, term_fields)
         tails.append(
             concat(
@@ -285,8 +158,8 @@ def treatments_text(run: Any, channels: Sequence[str]) -> tuple[np.ndarray, np.n
     template = {}
     for channel in channels:
         fields.append(per_channel[channel])
-        template[channel] = _SENTINEL.format(len(fields) - 1)
-    arbitration = fill(template, fields) if channels else _objects(["{}"] * size)
+        template[channel] = SENTINEL.format(len(fields) - 1)
+    arbitration = fill(template, fields) if channels else objects(["{}"] * size)
     return policy, arbitration
 
 
@@ -319,14 +192,14 @@ def trace_texts(
         "content_hash": strategy.content_hash,
         "event": event.name,
         "interaction_type": interaction,
-        "accounts": _SENTINEL.format(0),
-        "arbitration": _SENTINEL.format(1),
-        "category": _SENTINEL.format(2),
+        "accounts": SENTINEL.format(0),
+        "arbitration": SENTINEL.format(1),
+        "category": SENTINEL.format(2),
         "model_versions": run.models,
-        "policy_filters": _SENTINEL.format(3),
-        "segment": _SENTINEL.format(4),
-        "steps": _SENTINEL.format(5),
-        "test_group": _SENTINEL.format(6),
-        "test_group_draw": _SENTINEL.format(7),
+        "policy_filters": SENTINEL.format(3),
+        "segment": SENTINEL.format(4),
+        "steps": SENTINEL.format(5),
+        "test_group": SENTINEL.format(6),
+        "test_group_draw": SENTINEL.format(7),
     }
     return fill(template, fields).tolist()

@@ -3,8 +3,9 @@
 This is the reference meaning of a strategy; the batch evaluator computes the same
 values and traces for a whole population at once (see ``test_evaluators_agree``).
 
-Mechanisms are evaluated in ``record_mechanisms``, treatments (policies, contact rules,
-arbitration) in ``record_treatments``; this module holds the working state and the run.
+Each mechanism runs its kind's prepared ``fast_record`` form (equal to its reference
+``evaluate_record`` by property test); treatments (policies, contact rules, arbitration)
+are in :mod:`.treatments`; this module holds the working state and the run.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cx_pipelines.engine.evaluation import shared as c
+from cx_pipelines.engine.evaluation.record.rules import first_match, rules_of
+from cx_pipelines.engine.evaluation.record.treatments import choose_treatments
 from cx_pipelines.engine.language import model as m
 from cx_pipelines.engine.language.errors import EvaluationError, Location
 from cx_pipelines.engine.language.expressions import ValueType
-from cx_pipelines.engine.evaluation.record.fast import fast_evaluator, first_match, rules_of
-from cx_pipelines.engine.evaluation.record.reference import _AccountRecord, _true
-from cx_pipelines.engine.evaluation.record.reference import _call_exit as _call_exit  # batch_mechanisms
-from cx_pipelines.engine.evaluation.record.treatments import _treatments
 
 _EXACT = {
     ValueType.NUMBER: float,
@@ -28,6 +27,15 @@ _EXACT = {
     ValueType.BOOLEAN: bool,
     ValueType.DATE: dt.date,
 }
+
+
+class _AccountRecord(dict):
+    """One account's own values; anything else is read from its customer (no copying)."""
+
+    __slots__ = ("customer",)
+
+    def __missing__(self, name: str) -> Any:
+        return self.customer[name]
 
 
 class _Plan:
@@ -59,11 +67,11 @@ class _Plan:
         self.mechanisms = {
             name: (
                 mechanism.kind,
-                fast_evaluator(mechanism),
+                mechanism.fast_record(),
                 mechanism.output.name,
                 mechanism.output.value_type,
                 _EXACT.get(mechanism.output.value_type),
-                None if isinstance(mechanism, m.Aggregate) else mechanism.over,
+                mechanism.level,
                 mechanism.output.value_type is ValueType.DATE,
             )
             for name, mechanism in strategy.mechanisms.items()
@@ -106,9 +114,9 @@ class _Plan:
 
 
 def _plan(strategy: m.Strategy) -> _Plan:
-    plan = strategy._lists.get("record_plan")
+    plan = strategy.cache.get("record_plan")
     if plan is None:
-        plan = strategy._lists["record_plan"] = _Plan(strategy)
+        plan = strategy.cache["record_plan"] = _Plan(strategy)
     return plan
 
 
@@ -226,8 +234,8 @@ def evaluate_customer(
     test_group: str | None = None,
 ) -> dict[str, Any]:
     """The customer intelligence record of one customer (same content as a batch row)."""
-    plan = _event(strategy, event)
-    channels = _channels(strategy, channel)
+    plan = c.event_of(strategy, event)
+    channels = c.channels_of(strategy, channel)
     interaction = interaction_type or plan.interaction_type
     state = _Customer(strategy, customer, accounts)
     record_plan = state.plan
@@ -273,10 +281,10 @@ def evaluate_customer(
         actions_of = record_plan.account_actions
         for account in state.accounts:
             for action in actions_of.get((category, account["account_type"]), ()):
-                if _true(action.condition, account["values"]):
+                if c.true(action.condition, account["values"]):
                     account["action"] = action.action
                     break
-    chosen, filters, arbitration = _treatments(state, interaction, channels, contact_history)
+    chosen, filters, arbitration = choose_treatments(state, interaction, channels, contact_history)
     trace = {
         "strategy": strategy.name,
         "version": strategy.version,
@@ -322,25 +330,3 @@ def _assign_group(bounds: list[tuple[str, float]], draw: float) -> str:
         if draw < upper:
             return name
     return bounds[-1][0]
-
-
-def _event(strategy: m.Strategy, event: str) -> m.Event:
-    if event not in strategy.events:
-        raise EvaluationError(
-            f"strategy {strategy.name!r} has no event {event!r}; "
-            f"known: {', '.join(strategy.events)}",
-            symbol=event,
-        )
-    return strategy.events[event]
-
-
-def _channels(strategy: m.Strategy, channel: str | None) -> list[str]:
-    if channel is None:
-        return list(strategy.channels)
-    if channel not in strategy.channels:
-        raise EvaluationError(
-            f"strategy {strategy.name!r} has no channel {channel!r}; "
-            f"known: {', '.join(strategy.channels)}",
-            symbol=channel,
-        )
-    return [channel]

@@ -5,14 +5,11 @@ ranked choice per channel.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cx_pipelines.engine.evaluation import shared as c
+from cx_pipelines.engine.evaluation.shared import true
 from cx_pipelines.engine.language import model as m
-from cx_pipelines.engine.evaluation.record.reference import _true
-
-if TYPE_CHECKING:
-    from cx_pipelines.engine.evaluation.record.run import _Customer
 
 
 def _contact_state(strategy: m.Strategy, history: Iterable[Mapping] | None):
@@ -39,7 +36,9 @@ def _contact_state(strategy: m.Strategy, history: Iterable[Mapping] | None):
     return closed, declined
 
 
-def _treatments(state: _Customer, interaction_type: str | None, channels: list[str], history):
+def choose_treatments(state: Any, interaction_type: str | None, channels: list[str], history):
+    """Ranked treatments per channel, the policy filters and the arbitration terms of one
+    customer (``state`` is the per-record run's working state)."""
     strategy = state.strategy
     values = state.values
     if history is None and not strategy.contact_caps:
@@ -64,14 +63,14 @@ def _treatments(state: _Customer, interaction_type: str | None, channels: list[s
             continue
         passing = []
         for name, rule in rules.items():
-            if rule.exclude or not _true(rule.condition, values):
+            if rule.exclude or not true(rule.condition, values):
                 continue
             reason = None
             for index, policy in enumerate(strategy.policies):
                 if name not in policy.treatments:
                     continue
                 if index not in policy_cache:
-                    policy_cache[index] = _true(policy.condition, values)
+                    policy_cache[index] = true(policy.condition, values)
                 if not policy_cache[index]:
                     reason = (policy.policy, policy.reason)
                     break

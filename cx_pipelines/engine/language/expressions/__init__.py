@@ -140,6 +140,16 @@ class CompiledExpression:
         result = finish(value, self.result_type, int(size))
         return result.copy() if self._copy else result
 
+    @property
+    def record_function(self):
+        """The compiled per-record function itself: no error wording or placement.
+
+        For hot loops that call it directly and, should it raise (``KeyError`` for a
+        missing attribute, an unplaced :class:`EngineError`), run ``evaluate_record``
+        again to report the error as it would.
+        """
+        return self._record
+
     def evaluate_record(self, record: Mapping[str, Any]) -> Any:
         """Evaluate for one record; null is ``None``, a BOOLEAN result is ``True``/``False``."""
         try:

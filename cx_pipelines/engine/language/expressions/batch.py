@@ -26,7 +26,11 @@ from cx_pipelines.engine.language.expressions.columns import (
     read_column,
     string_codes,
 )
-from cx_pipelines.engine.language.expressions.record import compile_record, constant_value, is_constant
+from cx_pipelines.engine.language.expressions.record import (
+    compile_record,
+    constant_value,
+    is_constant,
+)
 from cx_pipelines.engine.language.expressions.syntax import Node
 
 BatchFunction = Callable[[Frame], Any]

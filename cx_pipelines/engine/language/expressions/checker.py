@@ -10,7 +10,11 @@ import difflib
 import enum
 from collections.abc import Mapping
 
-from cx_pipelines.engine.language.errors import EngineError, ExpressionTypeError, UnknownAttributeError
+from cx_pipelines.engine.language.errors import (
+    EngineError,
+    ExpressionTypeError,
+    UnknownAttributeError,
+)
 from cx_pipelines.engine.language.expressions.syntax import KEYWORDS, Node
 
 

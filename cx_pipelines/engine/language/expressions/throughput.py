@@ -1,4 +1,4 @@
-"""Measure the two forms on typical rules: ``python -m cx_pipelines.engine.language.expressions.throughput``.
+"""Measure the two expression forms on typical rules (``python -m`` this module).
 
 Prints, per rule, the batch throughput over a seeded population (1,000,000 rows by
 default) and the per-record cost (mean and p99 of single calls); the last line is one
