@@ -255,6 +255,7 @@ class Strategy:
     max_per_channel: int
     golden_cases: list[GoldenCase]
     warnings: list[EngineError] = field(default_factory=list)
+    arbitration_formula: str = "propensity * value * lever"  # the text, for renderings
     _lists: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
