@@ -223,6 +223,8 @@ class GoldenCase:
     name: str
     data: dict[str, Any]
     path: str
+    line: int | None = None  # where the case starts in the file
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)  # expect key path → line
 
 
 @dataclass

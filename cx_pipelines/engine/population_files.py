@@ -92,7 +92,8 @@ def _no_column(file: str, column: str, columns: Sequence[str], why: str, mapping
     close = difflib.get_close_matches(column, [str(c) for c in columns], n=1, cutoff=0.8)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return (
-        f"{file} has no column {column!r}{' ' + why if why else ''}{hint}; map one with --map {mapping}=COLUMN "
+        f"{file} has no column {column!r}{' ' + why if why else ''}{hint}; "
+        f"map one with --map {mapping}=COLUMN "
         f"(columns: {', '.join(map(str, columns))})"
     )
 
