@@ -232,6 +232,10 @@ def _account_inputs(
     rows = accounts[chosen]
     kind = kind[chosen]
     id_type = types.get("customer_id", "string")
+    empty = rows[keys["account_id"]].isna().to_numpy()
+    if empty.any():
+        position = int(rows.index[np.flatnonzero(empty)[0]])
+        problems.append(f"{_row_name(file, position)}: {keys['account_id']} is empty")
     result = pd.DataFrame(
         {
             "account_id": rows[keys["account_id"]].to_numpy(),

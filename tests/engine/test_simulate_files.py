@@ -266,3 +266,55 @@ def test_the_warehouse_path_warns_about_all_null_inputs(capsys, cx_home):
         "warning: input attribute 'recency_days' is null in all 50 customers; every rule "
         "reading it sees null"
     ) in err.splitlines()
+
+
+TINY = """strategy: tiny
+version: 1
+data_dictionary:
+  customer:
+    customer_id: {type: number}
+    joined: {type: date}
+    vip: {type: boolean}
+    long_standing: {type: boolean, derived: true}
+events:
+  review: [p]
+segments:
+  - name: all
+processes:
+  p: {mechanism: m}
+mechanisms:
+  m: {type: calculation, value: "vip or joined < date'2020-01-01'", output: long_standing}
+"""
+
+
+def test_dates_booleans_and_numeric_ids_without_accounts(capsys, tmp_path):
+    strategy = tmp_path / "tiny.yaml"
+    strategy.write_text(TINY)
+    customers = tmp_path / "people.csv"
+    customers.write_text("id,joined,vip\n1,2019-05-01,no\n2,2024-01-31,YES\n3,2024-02-01,\n")
+    code, out, err = run(capsys, strategy, "--customers", customers, "--map", "customer_id=id")
+    assert code == 0, err
+    assert out.splitlines()[:3] == [
+        f"population: {customers} (3 customers)",
+        "simulated tiny on event review: 3 customers, 0 accounts",
+        "  customer:segment: all 3 (100.0%)",
+    ]
+    assert "  customer:long_standing: True 2 (66.7%), False 1 (33.3%)" in out
+    assert err == ""
+    customers.write_text("id,joined,vip\n1,2019-05-01,no\n2,31/01/2024,YES\n")
+    code, _, err = run(capsys, strategy, "--customers", customers, "--map", "customer_id=id")
+    assert (code, err) == (
+        1,
+        f"error: {customers}:3: column 'joined' holds '31/01/2024', not a date (YYYY-MM-DD) "
+        "(1 such value)\n",
+    )
+
+
+def test_an_empty_account_id_is_an_error_at_its_line(capsys, files):
+    customers, accounts = files
+    accounts.write_text(ACCOUNTS.replace("G2-C1,G2,", ",G2,"))
+    code, _, err = run(
+        capsys, SMALL_BANK, "--customers", customers, "--accounts", accounts, "--event",
+        "periodic_review", *MAPS,
+    )  # fmt: skip
+    assert (code, err) == (1, f"error: {accounts}:4: account_id is empty\n")
