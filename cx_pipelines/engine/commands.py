@@ -214,10 +214,11 @@ def _file_population(arguments: argparse.Namespace, strategies: list):
         described += f", {len(customers):,} sampled"
     described += ")"
     if arguments.accounts:
+        owners = "the sample" if len(customers) != rows else arguments.customers
         described += (
             f", {arguments.accounts} ({counts['rows']:,} accounts: {counts['read']:,} read, "
             f"{counts['other_types']:,} of types the strategy does not declare, "
-            f"{counts['no_customer']:,} of customers not in {arguments.customers})"
+            f"{counts['no_customer']:,} of customers not in {owners})"
         )
     sources = {}
     for strategy in strategies:

@@ -198,7 +198,8 @@ def file_inputs(
         account_frame = pd.DataFrame(
             {"account_id": [], "customer_id": [], "account_type": []}, dtype=object
         )
-    known = account_frame["customer_id"].isin(customer_frame["customer_id"])
+    owners = pd.Index(customer_frame["customer_id"].to_numpy(dtype=object))
+    known = owners.get_indexer(account_frame["customer_id"].to_numpy(dtype=object)) >= 0
     counts["no_customer"] = int((~known).sum())
     counts["read"] = int(known.sum())
     return customer_frame, account_frame[known].reset_index(drop=True), counts
@@ -227,7 +228,7 @@ def _account_inputs(
                 if attribute not in declared[account_type]:
                     declared[account_type].append(attribute)
     kind = accounts[keys["account_type"]].astype(object).map(str, na_action="ignore")
-    chosen = kind.isin(list(declared)).to_numpy()
+    chosen = pd.Index(list(declared)).get_indexer(kind.to_numpy(dtype=object)) >= 0
     counts["other_types"] = int((~chosen).sum())
     rows = accounts[chosen]
     kind = kind[chosen]

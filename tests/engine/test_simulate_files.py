@@ -318,3 +318,19 @@ def test_an_empty_account_id_is_an_error_at_its_line(capsys, files):
         "periodic_review", *MAPS,
     )  # fmt: skip
     assert (code, err) == (1, f"error: {accounts}:4: account_id is empty\n")
+
+
+def test_sample_of_a_customers_file(capsys, files):
+    customers, accounts = files
+    code, out, err = run(
+        capsys, SMALL_BANK, "--customers", customers, "--accounts", accounts, "--event",
+        "periodic_review", "--sample", "2", *MAPS,
+    )  # fmt: skip
+    assert code == 0, err
+    first, second = out.splitlines()[:2]
+    assert first.startswith(f"population: {customers} (3 customers, 2 sampled), {accounts} (5 ")
+    assert first.endswith(" of customers not in the sample)")
+    read = int(first.split("accounts: ")[1].split(" read")[0])
+    no_customer = int(first.split("declare, ")[1].split(" of customers")[0])
+    assert read + 1 + no_customer == 5  # rows reconcile: read + other types + no customer
+    assert second.startswith("simulated small_bank on event periodic_review: 2 customers, ")
