@@ -143,55 +143,133 @@ def _diff(arguments: argparse.Namespace) -> int:
     return 1 if arguments.exit_code and not difference.identical else 0
 
 
+def _event_of(strategy, chosen: str | None) -> str:
+    """``--event``, or the strategy's only event; several events and no choice is an error."""
+    if chosen is not None:
+        return chosen
+    if len(strategy.events) == 1:
+        return next(iter(strategy.events))
+    raise EngineError(
+        f"strategy {strategy.name!r} has {len(strategy.events)} events "
+        f"({', '.join(strategy.events)}): choose one with --event"
+    )
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        name, sign, column = pair.partition("=")
+        if not sign or not name.strip() or not column.strip():
+            raise EngineError(
+                f"--map {pair!r}: write it as attribute=column (income=annual_income)"
+            )
+        mapping[name.strip()] = column.strip()
+    return mapping
+
+
+def _warehouse_population(arguments: argparse.Namespace, strategies: list):
+    """Engine inputs, model versions and a description, from the materialised warehouse."""
+    from cx_pipelines import warehouse
+    from cx_pipelines.decisioning.simulate import OPTIONAL_TABLES, engine_inputs, model_versions
+
+    customers = warehouse.read_table("customers")
+    accounts = warehouse.read_table("accounts")
+    tables = {
+        name: warehouse.read_table(name) if warehouse.table_exists(name) else None
+        for name in OPTIONAL_TABLES
+    }
+    if arguments.sample and len(customers) > arguments.sample:
+        customers = customers.sample(n=arguments.sample, random_state=arguments.seed)
+    inputs = engine_inputs(strategies, customers=customers, accounts=accounts, tables=tables)
+    present = [name for name, table in tables.items() if table is not None]
+    described = (
+        "population: warehouse tables customers, accounts"
+        + (f", {', '.join(present)}" if present else "")
+        + f" ({warehouse.config.warehouse_dir()})"
+    )
+    return inputs, model_versions(tables.get("customer_scores")), described, {}
+
+
+def _file_population(arguments: argparse.Namespace, strategies: list):
+    """Engine inputs, model versions and a description, from --customers / --accounts files."""
+    from cx_pipelines.decisioning.population_files import file_inputs, read_population_file
+    from cx_pipelines.decisioning.simulate import model_versions
+
+    mapping = _mapping(arguments.map or [])
+    customers = read_population_file(arguments.customers)
+    accounts = read_population_file(arguments.accounts) if arguments.accounts else None
+    rows = len(customers)
+    if arguments.sample and len(customers) > arguments.sample:
+        customers = customers.sample(n=arguments.sample, random_state=arguments.seed)
+    customer_frame, account_frame, counts = file_inputs(
+        strategies,
+        customers=customers,
+        accounts=accounts,
+        customers_file=arguments.customers,
+        accounts_file=arguments.accounts,
+        mapping=mapping,
+    )
+    described = f"population: {arguments.customers} ({rows:,} customers"
+    if len(customers) != rows:
+        described += f", {len(customers):,} sampled"
+    described += ")"
+    if arguments.accounts:
+        owners = "the sample" if len(customers) != rows else arguments.customers
+        described += (
+            f", {arguments.accounts} ({counts['rows']:,} accounts: {counts['read']:,} read, "
+            f"{counts['other_types']:,} of types the strategy does not declare, "
+            f"{counts['no_customer']:,} of customers not in {owners})"
+        )
+    sources = {}
+    for strategy in strategies:
+        for attribute in strategy.attributes.values():
+            if attribute.derived:
+                continue
+            if attribute.account_type is None:
+                column, file = mapping.get(attribute.name, attribute.name), arguments.customers
+            else:
+                column = mapping.get(attribute.name, attribute.column)
+                file = arguments.accounts
+            sources.setdefault(attribute.name, f"column {column!r} of {file}")
+    return (customer_frame, account_frame), model_versions(customers), described, sources
+
+
 def _simulate(arguments: argparse.Namespace) -> int:
     from cx_pipelines import warehouse
-    from cx_pipelines.decisioning.simulate import (
-        OPTIONAL_TABLES,
-        PopulationError,
-        engine_inputs,
-        model_versions,
-        simulate,
-    )
+    from cx_pipelines.decisioning.population_files import all_null_inputs
+    from cx_pipelines.decisioning.simulate import PopulationError, simulate
 
     strategy = _load(Path(arguments.path))
     against = _load(Path(arguments.against)) if arguments.against else None
     if strategy is None or (arguments.against and against is None):
         return 1
+    strategies = [strategy, *([against] if against else [])]
     try:
-        customers = warehouse.read_table("customers")
-        accounts = warehouse.read_table("accounts")
-        tables = {
-            name: warehouse.read_table(name) if warehouse.table_exists(name) else None
-            for name in OPTIONAL_TABLES
-        }
-        if arguments.sample and len(customers) > arguments.sample:
-            customers = customers.sample(n=arguments.sample, random_state=arguments.seed)
-        inputs = engine_inputs(
-            [strategy, *([against] if against else [])],
-            customers=customers,
-            accounts=accounts,
-            tables=tables,
-        )
+        if (arguments.accounts or arguments.map) and not arguments.customers:
+            raise EngineError("--accounts and --map need --customers FILE")
+        event = _event_of(strategy, arguments.event)
+        if arguments.customers:
+            inputs, versions, described, sources = _file_population(arguments, strategies)
+        else:
+            inputs, versions, described, sources = _warehouse_population(arguments, strategies)
+        for warning in all_null_inputs(strategies, *inputs, sources=sources):
+            print(f"warning: {warning}", file=sys.stderr)
         report = simulate(
             strategy,
-            event=arguments.event,
+            event=event,
             customers=inputs[0],
             accounts=inputs[1],
-            versions=model_versions(tables.get("customer_scores")),
+            versions=versions,
             against=against,
             channel=arguments.channel,
             interaction_type=arguments.interaction_type,
             examples=arguments.examples,
         )
     except (warehouse.WarehouseError, PopulationError, EngineError) as problem:
-        print(f"error: {problem}", file=sys.stderr)
+        for line in str(problem).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 1
-    present = [name for name, table in tables.items() if table is not None]
-    print(
-        "population: warehouse tables customers, accounts"
-        + (f", {', '.join(present)}" if present else "")
-        + f" ({warehouse.config.warehouse_dir()})"
-    )
+    print(described)
     print(report.describe(), end="")
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(_report_json(report), indent=2, default=str))
@@ -267,11 +345,31 @@ def add_strategy_commands(commands: argparse._SubParsersAction) -> None:
     schema.set_defaults(handler=_schema)
 
     simulate = subcommands.add_parser(
-        "simulate", help="run over the materialised population; compare with --against"
+        "simulate",
+        help="run over the materialised population or your own files; compare with --against",
     )
     simulate.add_argument("path")
     simulate.add_argument("--against", help="another strategy file to compare decisions with")
-    simulate.add_argument("--event", default="periodic_review")
+    simulate.add_argument(
+        "--event", help="the event to run (default: the strategy's only event, if it has one)"
+    )
+    simulate.add_argument(
+        "--customers",
+        help="a CSV or Parquet file of customers (columns named as the input attributes) "
+        "instead of the warehouse",
+    )
+    simulate.add_argument(
+        "--accounts",
+        help="a CSV or Parquet file of accounts: account_id, customer_id, account_type and "
+        "the attribute columns (balance for credit_card.balance)",
+    )
+    simulate.add_argument(
+        "--map",
+        action="append",
+        metavar="ATTRIBUTE=COLUMN",
+        help="read an attribute (or customer_id, account_id, account_type) from a column "
+        "of another name; repeat for several",
+    )
     simulate.add_argument("--channel", help="only this channel's treatments")
     simulate.add_argument(
         "--interaction-type", help="the interaction (default: the event's own, e.g. complaint)"

@@ -134,6 +134,8 @@ class GoldenCase:
     name: str
     data: dict[str, Any]
     path: str
+    line: int | None = None  # where the case starts in the file
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)  # expect key path → line
 
 
 @dataclass
@@ -167,6 +169,7 @@ class Strategy:
     golden_cases: list[GoldenCase]
     warnings: list[EngineError] = field(default_factory=list)
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # worked out once
+    arbitration_formula: str = "propensity * value * lever"  # the text, for renderings
 
     @property
     def customer_attributes(self) -> dict[str, Attribute]:

@@ -54,9 +54,126 @@ class CrossChecks:
                             suggestion=suggest(attribute, self.scope(None)),
                         )
                     )
+                elif not self.attributes[attribute].derived:
+                    self.error(
+                        f"expected attribute {attribute!r} is an input; a golden case expects "
+                        "derived attributes (what the strategy writes)",
+                        (*at, "expect", "attributes", attribute),
+                        symbol=attribute,
+                    )
+            self._golden_expectations(case, at)
             self._golden_inputs(case, at)
-            cases.append(m.GoldenCase(case["name"], case, self.source.location(at).path or ""))
+            prefix = (*at, "expect")
+            lines = {
+                tuple(str(key) for key in path[len(prefix) :]): line
+                for path, (line, _) in self.source.marks.items()
+                if path[: len(prefix)] == prefix
+            }
+            location = self.source.location(at)
+            cases.append(
+                m.GoldenCase(case["name"], case, location.path or "", location.line, lines)
+            )
         return cases
+
+    def _golden_expectations(self, case: dict, at: tuple) -> None:
+        """Every name a golden case expects or feeds in exists: a misspelling fails at load."""
+        expect, where = case["expect"], (*at, "expect")
+        segments = [item["name"] for item in self.data.get("segments") or []]
+        spec = self.data.get("test_groups") or {}
+        groups = sorted(
+            {g for table in (spec.get("by_segment") or {}).values() for g in table}
+            | set(spec.get("default") or {})
+        ) or ["champion"]
+        categories = [rule["name"] for rule in (self.data.get("categories") or {}).get("rules", [])]
+        catalogue = list((self.data.get("treatments") or {}).get("catalogue") or {})
+        for key, known, what in (
+            ("segment", segments, "segment"),
+            ("test_group", groups, "test group"),
+            ("category", categories, "category"),
+        ):
+            if expect.get(key) is not None:
+                self.check_name(expect[key], known, what, (*where, key))
+        if case.get("test_group") is not None:
+            self.check_name(case["test_group"], groups, "test group", (*at, "test_group"))
+        if case.get("interaction_type") is not None and "interaction_types" in self.data:
+            self.check_name(
+                case["interaction_type"],
+                self.data["interaction_types"],
+                "interaction type",
+                (*at, "interaction_type"),
+            )
+        for channel, names in (expect.get("treatments") or {}).items():
+            for index, name in enumerate(names):
+                self.check_name(
+                    name, catalogue, "treatment", (*where, "treatments", channel, index)
+                )
+        accounts: dict[str, dict] = {}
+        for index, account in enumerate(case.get("accounts") or []):
+            account_id = str(account.get("account_id"))
+            if account_id in accounts:
+                self.error(
+                    f"account_id {account_id!r} appears twice in the case's accounts",
+                    (*at, "accounts", index, "account_id"),
+                    symbol=account_id,
+                )
+            accounts.setdefault(account_id, account)
+        for account_id, fields in (expect.get("accounts") or {}).items():
+            account = accounts.get(str(account_id))
+            if account is None:
+                self.error(
+                    f"expected account {account_id!r} is not among the case's accounts "
+                    f"({', '.join(accounts) or 'none'})",
+                    (*where, "accounts", account_id),
+                    symbol=str(account_id),
+                    suggestion=suggest(str(account_id), accounts),
+                )
+                continue
+            self._expected_account_fields(account, fields, (*where, "accounts", account_id))
+        history = ("customer_id", "channel", "treatment", "days_ago", "declined")
+        for index, contact in enumerate(case.get("contact_history") or []):
+            for key in contact:
+                if key not in history:
+                    self.error(
+                        f"contact history has {key!r}; its columns are {', '.join(history)}",
+                        (*at, "contact_history", index, key),
+                        symbol=key,
+                        suggestion=suggest(key, history),
+                    )
+            if "treatment" in contact:
+                self.check_name(
+                    contact["treatment"],
+                    catalogue,
+                    "treatment",
+                    (*at, "contact_history", index, "treatment"),
+                )
+
+    def _expected_account_fields(self, account: dict, fields: dict, where: tuple) -> None:
+        account_type = account.get("account_type")
+        if account_type not in self.account_types:
+            return  # reported with the case's inputs
+        outputs = [
+            a.name for a in self.attributes.values() if a.account_type == account_type and a.derived
+        ]
+        inputs = {
+            name
+            for a in self.attributes.values()
+            if a.account_type == account_type and not a.derived
+            for name in (a.name, a.column)
+        }
+        for key in fields:
+            if key == "action" or key in outputs:
+                continue
+            if key in inputs:
+                problem = f"is an input of {account_type!r} accounts, not an output"
+            else:
+                problem = f"is not a derived attribute of {account_type!r} accounts nor 'action'"
+            full = f"{account_type}.{key}"
+            self.error(
+                f"expected {key!r} {problem}; expected here: {', '.join([*outputs, 'action'])}",
+                (*where, key),
+                symbol=str(key),
+                suggestion=full if full in outputs else suggest(str(key), [*outputs, "action"]),
+            )
 
     def _golden_inputs(self, case: dict, at: tuple) -> None:
         """Golden inputs name only declared input attributes, and every customer one."""

@@ -184,6 +184,9 @@ def compile_strategy(
         max_per_channel=max_per_channel,
         golden_cases=golden,
         warnings=compiler.warnings,
+        arbitration_formula=expression_text(
+            (data.get("arbitration") or {}).get("formula", "propensity * value * lever")
+        ),
     )
     return strategy, [], compiler.warnings
 

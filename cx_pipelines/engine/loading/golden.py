@@ -23,30 +23,52 @@ def _same(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
-def _compare(expect: dict, record: dict) -> list[str]:
+def _compare(expect: dict, record: dict) -> list[tuple[tuple[str, ...], str]]:
+    """What differs, each with the path of its expectation inside ``expect``."""
     problems = []
     for key in ("segment", "test_group", "category"):
         if key in expect and not _same(expect[key], record[key]):
-            problems.append(f"{key}: expected {expect[key]!r}, got {record[key]!r}")
+            problems.append(((key,), f"{key}: expected {expect[key]!r}, got {record[key]!r}"))
     for name, value in (expect.get("attributes") or {}).items():
         actual = record["attributes"].get(name)
         if not _same(value, actual):
-            problems.append(f"attribute {name}: expected {value!r}, got {actual!r}")
+            problems.append(
+                (("attributes", name), f"attribute {name}: expected {value!r}, got {actual!r}")
+            )
     for channel, names in (expect.get("treatments") or {}).items():
         actual = [t["treatment"] for t in record["treatments"].get(channel, [])]
         if list(names) != actual:
-            problems.append(f"treatments on {channel}: expected {names}, got {actual}")
+            problems.append(
+                (
+                    ("treatments", channel),
+                    f"treatments on {channel}: expected {names}, got {actual}",
+                )
+            )
     accounts = {str(a["account_id"]): a for a in record["accounts"]}
     for account_id, fields in (expect.get("accounts") or {}).items():
         account = accounts.get(str(account_id))
+        at = ("accounts", str(account_id))
         if account is None:
-            problems.append(f"account {account_id}: not in the output")
+            problems.append((at, f"account {account_id}: not in the output"))
             continue
         for name, value in fields.items():
             actual = account["action"] if name == "action" else account["attributes"].get(name)
             if not _same(value, actual):
-                problems.append(f"account {account_id} {name}: expected {value!r}, got {actual!r}")
+                problems.append(
+                    (
+                        (*at, name),
+                        f"account {account_id} {name}: expected {value!r}, got {actual!r}",
+                    )
+                )
     return problems
+
+
+def _where(strategy: m.Strategy, case: m.GoldenCase, key: tuple[str, ...] = ()) -> Location:
+    """The case's file and path, at the line of the expectation ``key`` (or of the case)."""
+    line, probe = None, key
+    while line is None and probe:
+        line, probe = case.lines.get(probe), probe[:-1]
+    return Location(file=strategy.file, line=line or case.line, path=case.path)
 
 
 def run_golden_cases(strategy: m.Strategy) -> list[GoldenCaseFailure]:
@@ -54,7 +76,7 @@ def run_golden_cases(strategy: m.Strategy) -> list[GoldenCaseFailure]:
     failures: list[GoldenCaseFailure] = []
     for case in strategy.golden_cases:
         data = case.data
-        where = Location(file=strategy.file, path=case.path)
+        where = _where(strategy, case)
         options = {
             "event": data["event"],
             "interaction_type": data.get("interaction_type"),
@@ -94,10 +116,11 @@ def run_golden_cases(strategy: m.Strategy) -> list[GoldenCaseFailure]:
             )
             continue
         for evaluator, result in (("per-record", record), ("batch", batch)):
-            for problem in _compare(data["expect"], result):
+            for key, problem in _compare(data["expect"], result):
                 failures.append(
                     GoldenCaseFailure(
-                        f"golden case {case.name!r} ({evaluator}): {problem}", location=where
+                        f"golden case {case.name!r} ({evaluator}): {problem}",
+                        location=_where(strategy, case, key),
                     )
                 )
     return failures

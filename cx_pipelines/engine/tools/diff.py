@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from cx_pipelines.engine.language.source import format_path
+from cx_pipelines.engine.tools.render import band_range
 
 _MISSING = object()
 
@@ -36,9 +37,14 @@ class Change:
     path: tuple[str | int, ...]
     old: Any = None
     new: Any = None
+    note: str = ""  # what the path means, e.g. the matrix cell in band terms
 
     def describe(self) -> str:
         where = format_path(self.path) or "(document)"
+        if self.note:
+            where += f" ({self.note})"
+            if self.kind == "changed" and isinstance(self.old, str) and isinstance(self.new, str):
+                return f"~ {where}: {self.old} -> {self.new}"
         if self.kind == "added":
             return f"+ {where}: {_short(self.new)}"
         if self.kind == "removed":
@@ -138,7 +144,71 @@ def diff_documents(
     """Differences between two strategy documents (plain data as read from YAML)."""
     changes: list[Change] = []
     _compare(old, new, (), changes)
+    changes = _in_bands(old, new, changes)
     return StrategyDiff(old_name=old_name, new_name=new_name, changes=changes)
+
+
+def _matrix(document: dict[str, Any], name: Any) -> dict[str, Any] | None:
+    spec = (document.get("mechanisms") or {}).get(name) if isinstance(document, dict) else None
+    return spec if isinstance(spec, dict) and spec.get("type") == "matrix" else None
+
+
+def _axis(spec: dict[str, Any] | None, which: str) -> tuple[str, list[str]]:
+    """An axis of a matrix document: its attribute (or expression) and its band labels."""
+    axis = (spec or {}).get(which)
+    if not isinstance(axis, dict):
+        return "", []
+    label = str(axis.get("attribute") or axis.get("expression") or which)
+    if isinstance(axis.get("bands"), list):
+        return label, [band_range(*band) for band in axis["bands"] if len(band) == 2]
+    return label, [str(category) for category in axis.get("categories") or []]
+
+
+def _band(spec: dict[str, Any] | None, which: str, index: int) -> str:
+    label, bands = _axis(spec, which)
+    return f"{label} {bands[index]}" if index < len(bands) else f"{label} (band {index + 1})"
+
+
+def _in_bands(old: dict[str, Any], new: dict[str, Any], changes: list[Change]) -> list[Change]:
+    """Matrix changes said in band terms: which cell (row band x column band), which axis."""
+    result: list[Change] = []
+    axes_done: set[tuple[Any, str]] = set()
+    for change in changes:
+        path = change.path
+        if len(path) < 4 or path[0] != "mechanisms":
+            result.append(change)
+            continue
+        before, after = _matrix(old, path[1]), _matrix(new, path[1])
+        spec = after or before
+        if spec is None:
+            result.append(change)
+            continue
+        part = path[2]
+        if part in ("rows", "columns") and path[3] in ("bands", "categories"):
+            if (path[1], part) in axes_done:
+                continue  # one change per axis, whatever moved inside it
+            axes_done.add((path[1], part))
+            old_label, old_bands = _axis(before, part)
+            new_label, new_bands = _axis(after, part)
+            result.append(
+                Change(
+                    "changed",
+                    path[:4],
+                    old=" | ".join(old_bands),
+                    new=" | ".join(new_bands),
+                    note=f"{part} of {new_label or old_label}",
+                )
+            )
+        elif part == "values" and isinstance(path[3], int):
+            row = _band(spec, "rows", path[3])
+            if len(path) >= 5 and isinstance(path[4], int) and "columns" in spec:
+                note = f"cell {row} × {_band(spec, 'columns', path[4])}"
+            else:
+                note = f"row {row}"
+            result.append(Change(change.kind, path, change.old, change.new, note=note))
+        else:
+            result.append(change)
+    return result
 
 
 def diff_files(old: str | Path, new: str | Path) -> StrategyDiff:

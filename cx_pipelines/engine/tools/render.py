@@ -41,6 +41,24 @@ def band_label(low: float | None, high: float | None) -> str:
     return f"{_number(low)} to < {_number(high)}"
 
 
+def band_range(low: float | None, high: float | None) -> str:
+    """A half-open band ``[low, high)`` in a matrix heading: ``0–400``, ``<400``, ``500+``."""
+    if low is None and high is None:
+        return "any"
+    if low is None:
+        return f"<{_number(high)}"
+    if high is None:
+        return f"{_number(low)}+"
+    return f"{_number(low)}–{_number(high)}"
+
+
+def axis_bands(label: str, bands: list | None, categories: list | None = None) -> str:
+    """One matrix axis as read aloud: ``balance 0–400 | 400–500 | 500+``."""
+    if bands is not None:
+        return f"{label} " + " | ".join(band_range(low, high) for low, high in bands)
+    return f"{label} " + " | ".join(_value(category) for category in categories or [])
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return "null"
@@ -98,9 +116,16 @@ def _matrix_lines(matrix: Matrix) -> list[str]:
         for label, values in zip(rows, matrix.values, strict=False)
     ]
     text = tabulate(table, headers=[corner, *columns], tablefmt="simple", disable_numparse=True)
-    lines = text.splitlines()
+    lines = [_axis_heading("rows", matrix.rows)]
+    if matrix.columns is not None:
+        lines.append(_axis_heading("columns", matrix.columns))
+    lines += text.splitlines()
     lines.append(f"default (no band, or null): {_value(matrix.default)}")
     return lines
+
+
+def _axis_heading(which: str, axis: Axis) -> str:
+    return f"{which}: {axis_bands(axis.label, axis.bands, axis.categories)}"
 
 
 def _scorecard_lines(scorecard: Scorecard) -> list[str]:
@@ -225,9 +250,61 @@ def render_text(strategy: Strategy, *, mechanism: str | None = None) -> str:
                     lines.append(f"    + {rule.treatment}{condition}")
         lines.append(f"  arbitration: top {strategy.max_per_channel} per channel")
         lines.append("")
+    lines.extend(offer_lines(strategy))
     lines.append(f"GOLDEN CASES: {len(strategy.golden_cases)}")
     lines.extend(f"  - {case.name}" for case in strategy.golden_cases)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def offer_lines(strategy: Strategy) -> list[str]:
+    """The treatment catalogue, the engagement policies and the arbitration, as an outline."""
+    if not strategy.treatments:
+        return []
+    lines = ["TREATMENTS (catalogue order breaks score ties)"]
+    for treatment in strategy.treatments.values():
+        terms = ", ".join(
+            f"{term} {expression.text}" for term, expression in treatment.terms.items()
+        )
+        own = treatment.formula.text != strategy.arbitration_formula
+        formula = f"; own formula: score = {treatment.formula.text}" if own else ""
+        lines.append(f"  {treatment.name}: {terms}{formula}")
+    lines += ["", "ENGAGEMENT POLICIES (a candidate is dropped with the reason)"]
+    everything = list(strategy.treatments)
+    for policy in ("eligibility", "suitability"):
+        rules = [rule for rule in strategy.policies if rule.policy == policy]
+        lines.append(f"  {policy}:" + ("" if rules else " none"))
+        for rule in rules:
+            names = (
+                "every treatment" if rule.treatments == everything else ", ".join(rule.treatments)
+            )
+            lines.append(
+                f"    {names}: requires {rule.condition.text}, else dropped as {rule.reason}"
+            )
+    lines.append("  contact caps:" + ("" if strategy.contact_caps else " none"))
+    for cap in strategy.contact_caps:
+        channel = "every channel" if cap.channel == "*" else cap.channel
+        lines.append(
+            f"    {channel}: closed after {cap.max} contact{'s' if cap.max != 1 else ''} "
+            f"in {_number(cap.period_days)} days"
+        )
+    if strategy.decline_limit is None:
+        lines.append("  suppression: none")
+    else:
+        declines, days = strategy.decline_limit
+        lines.append(
+            f"  suppression: a treatment declined {declines} time{'s' if declines != 1 else ''} "
+            f"within {_number(days)} days is dropped"
+        )
+    levers = ", ".join(f"{name} {_number(value)}" for name, value in strategy.levers.items())
+    lines += [
+        "",
+        "ARBITRATION (highest score first; a null score is dropped)",
+        f"  formula: score = {strategy.arbitration_formula}",
+        f"  levers: {levers or 'none (lever = 1)'}",
+        f"  max per channel: {strategy.max_per_channel}",
+        "",
+    ]
+    return lines
 
 
 # ---- Mermaid ----------------------------------------------------------------------------
@@ -253,9 +330,11 @@ def _mermaid_tree(tree: DecisionTree) -> list[str]:
     counter = [0]
 
     def walk(branches: list[Branch], parent: str) -> None:
-        for branch in branches:
+        # branches are tried in order, first match: the edge labels carry the order
+        for order, branch in enumerate(branches, start=1):
             counter[0] += 1
-            condition = branch.condition.text if branch.condition is not None else "else"
+            test = branch.condition.text if branch.condition is not None else "else"
+            condition = f"{order}. {test}"
             if isinstance(branch.outcome, Leaf):
                 node = _node_id(tree.name, "leaf", counter[0])
                 text = _value(branch.outcome.value)
@@ -271,6 +350,32 @@ def _mermaid_tree(tree: DecisionTree) -> list[str]:
 
     walk(tree.branches, root)
     lines.append("  end")
+    return lines
+
+
+def _mermaid_text(item: Mechanism) -> str:
+    """A mechanism node's label; a matrix also names its bands."""
+    text = describe_mechanism(item)
+    if isinstance(item, Matrix) and item.rows is not None:
+        text += "; rows " + axis_bands(item.rows.label, item.rows.bands, item.rows.categories)
+        if item.columns is not None:
+            text += "; columns " + axis_bands(
+                item.columns.label, item.columns.bands, item.columns.categories
+            )
+    return text
+
+
+def _mermaid_first_match(what: str, rules: list) -> list[str]:
+    """Segments or categories as numbered edges: tried in this order, the first that holds wins."""
+    if not rules:
+        return []
+    start = _node_id("first_match", what)
+    lines = [f"  {start}{{{{{_label(what + ' (first match)')}}}}}"]
+    for order, rule in enumerate(rules, start=1):
+        condition = rule.condition.text if rule.condition is not None else "else"
+        node = _node_id("first_match", what, rule.name)
+        lines.append(f"  {node}[{_label(rule.name)}]")
+        lines.append(f"  {start} -- {_label(f'{order}. {condition}')} --> {node}")
     return lines
 
 
@@ -296,12 +401,15 @@ def render_mermaid(strategy: Strategy, *, mechanism: str | None = None) -> str:
                                 f"{_node_id('mechanism', name)}"
                             )
                 else:
-                    for name in process.mechanisms:
-                        lines.append(f"  {process_id} -.-> {_node_id('mechanism', name)}")
+                    for order, name in enumerate(process.mechanisms, start=1):
+                        lines.append(
+                            f"  {process_id} -. {_label(str(order))} .-> "
+                            f"{_node_id('mechanism', name)}"
+                        )
         for item in strategy.mechanisms.values():
-            lines.append(
-                f"  {_node_id('mechanism', item.name)}({_label(describe_mechanism(item))})"
-            )
+            lines.append(f"  {_node_id('mechanism', item.name)}({_label(_mermaid_text(item))})")
+        lines.extend(_mermaid_first_match("segments", strategy.segments))
+        lines.extend(_mermaid_first_match("categories", strategy.categories))
     trees = [
         item
         for name, item in strategy.mechanisms.items()
