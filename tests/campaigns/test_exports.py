@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import campaign_support as synthetic
 import pandas as pd
 import pytest
 
 from cx_pipelines.campaigns import exports
-from tests.campaigns import synthetic
 
 PERSONAL = {"email", "name", "first_name", "last_name", "birth_year", "annual_income", "age"}
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
+import campaign_support as synthetic
 import numpy as np
 import pandas as pd
 import pytest
 
 from cx_pipelines.campaigns.draws import uniform
-from tests.campaigns import synthetic
 
 
 @pytest.fixture(scope="module")
