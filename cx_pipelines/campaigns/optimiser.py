@@ -151,10 +151,11 @@ def _polish(
 
     The rest (customers near a tie at the prices, and any a campaign over its capacity
     releases) is a small transportation problem, solved as an integer program by HiGHS
-    (its LP is integral anyway). Returns None when more than ``limit`` customers are left.
+    (its LP is integral: dual simplex gives a whole vertex; HiGHS's MIP solver is the
+    fallback). Returns None when more than ``limit`` customers are left.
     """
     from scipy import sparse
-    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
     campaigns, count = positive.shape
     columns = np.arange(count)
@@ -182,17 +183,28 @@ def _polish(
         per_campaign = sparse.csr_matrix(
             (np.ones(variables), (rows, np.arange(variables))), shape=(campaigns, variables)
         )
-        result = milp(
+        # the constraint matrix is totally unimodular: a simplex vertex is already whole
+        result = linprog(
             -gains,
-            constraints=[
-                LinearConstraint(one_each, -np.inf, 1.0),
-                LinearConstraint(per_campaign, -np.inf, room.astype(float)),
-            ],
-            integrality=np.ones(variables),
-            bounds=Bounds(0.0, 1.0),
+            A_ub=sparse.vstack([one_each, per_campaign]).tocsr(),
+            b_ub=np.r_[np.ones(one_each.shape[0]), room.astype(float)],
+            bounds=(0.0, 1.0),
+            method="highs-ds",
         )
         if result.status != 0 or result.x is None:
             return None
+        if np.abs(result.x - np.round(result.x)).max(initial=0.0) > 1e-7:
+            result = milp(
+                -gains,
+                constraints=[
+                    LinearConstraint(one_each, -np.inf, 1.0),
+                    LinearConstraint(per_campaign, -np.inf, room.astype(float)),
+                ],
+                integrality=np.ones(variables),
+                bounds=Bounds(0.0, 1.0),
+            )
+            if result.status != 0 or result.x is None:
+                return None
         picked = result.x > 0.5
         choice[loose[cols[picked]]] = rows[picked]
     objective = float(positive[choice[choice >= 0], columns[choice >= 0]].sum())
@@ -301,7 +313,7 @@ def assign(
     budget: np.ndarray,
     volume_cap: np.ndarray,
     max_iterations: int = 200,
-    tolerance: float = 1e-6,
+    tolerance: float = 1e-5,
     coordinate_sweeps: int = 8,
     polish_limit: int = 20_000,
 ) -> Assignment:
