@@ -38,29 +38,11 @@ import pandas as pd
 from cx_pipelines.campaigns.catalog import Campaign
 from cx_pipelines.campaigns.draws import contact_ids, uniform
 from cx_pipelines.campaigns.exploration import pair_positives, plan_exploration
+from cx_pipelines.campaigns.exports import DECISION_COLUMNS
 from cx_pipelines.campaigns.optimiser import Assignment, assign, capacities
 from cx_pipelines.campaigns.population import contact_policy
 
-TARGET_COLUMNS = [
-    "contact_id",
-    "run_key",
-    "campaign_id",
-    "customer_id",
-    "offer_type",
-    "channel",
-    "treatment",
-    "group",
-    "rank",
-    "p_response",
-    "uplift",
-    "expected_incremental_profit",
-    "selection_probability",
-    "exploration",
-    "decided_at",
-    "strategy_hash",
-    "model_versions",
-    "trace",
-]
+TARGET_COLUMNS = [*DECISION_COLUMNS, "trace"]
 
 
 @dataclass(frozen=True)
@@ -114,7 +96,7 @@ def target(
     active = [c for c in campaigns if c.active_on(settings.decision_date)]
     ids = population["customer_id"].to_numpy()
     run_key = run_key_for(settings, fingerprint=fingerprint)
-    rule_ok = np.column_stack([c.eligibility.evaluate(population) for c in active] or [ids < 0])
+    rule_ok = _columns([c.eligibility.evaluate(population) for c in active], len(ids))
     policy = contact_policy(
         ids, active, history, decision_date=day, caps=caps, decline_limit=decline_limit
     )
@@ -143,7 +125,7 @@ def target(
         mature_positives=settings.mature_positives,
         max_per_customer=settings.exploration_per_customer,
     )
-    control = np.column_stack([uniform(ids, c.salt) < c.control_share for c in active] or [ids < 0])
+    control = _columns([uniform(ids, c.salt) < c.control_share for c in active], len(ids))
     explored = plan.explored >= 0
     rows = np.arange(len(ids))
     explored_treated = np.bincount(
@@ -160,12 +142,11 @@ def target(
     )
     choice = np.where(explored, plan.explored, result.choice)
     choice = _fit_treated(choice, explored, control, value, treated_capacity)
-    priced = np.where(eligible, (1 - share) * value - result.prices, -np.inf)
-    greedy = np.where(
-        explored,
-        np.where(priced.max(axis=1, initial=-np.inf) > 0, priced.argmax(axis=1), -1),
-        result.choice,
-    )
+    # an explored customer's counterfactual: what the optimiser's prices would give it
+    priced = np.c_[
+        np.zeros(len(ids)), np.where(eligible, (1 - share) * value - result.prices, -np.inf)
+    ]
+    greedy = np.where(explored, priced.argmax(axis=1) - 1, result.choice)
     targets = _rows(
         active, ids, choice, explored, control, plan, greedy,
         propensity=propensity, uplift=uplift, value=value, prices=result.prices,
@@ -174,6 +155,11 @@ def target(
     summary = _summary(active, campaigns, targets, allowed, policy.reasons, plan, treated_capacity)
     summary.update(gap=result.gap, upper_bound=result.upper_bound, objective=result.objective)
     return Targeting(targets=targets, assignment=result, run_key=run_key, summary=summary)
+
+
+def _columns(columns: list[np.ndarray], size: int) -> np.ndarray:
+    """customers x campaigns boolean matrix from one column per campaign (maybe none)."""
+    return np.column_stack(columns) if columns else np.zeros((size, 0), dtype=bool)
 
 
 def _fit_treated(choice, explored, control, value, capacity) -> np.ndarray:

@@ -163,3 +163,13 @@ def test_unscored_pairs_only_explore(inputs) -> None:
     targets = synthetic.run(frame, unscored, contacts, campaigns).targets
     assert len(targets) and targets["exploration"].all()
     assert targets["expected_incremental_profit"].isna().all()
+
+
+def test_no_active_campaign_decides_no_one(inputs) -> None:
+    frame, score_frame, contacts = inputs
+    campaigns = [
+        synthetic.campaign("old", "mortgage", "branch", end=synthetic.DAY.replace(month=9))
+    ]
+    result = synthetic.run(frame, score_frame, contacts, campaigns)
+    assert result.targets.empty and list(result.targets.columns)[-1] == "trace"
+    assert result.summary["active_campaigns"] == [] and result.summary["gap"] == 0.0
