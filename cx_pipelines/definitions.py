@@ -3,6 +3,7 @@
 import dagster as dg
 
 from cx_pipelines.defs import decisioning, features, sources, training
+from cx_pipelines.defs.campaigns import defs as campaigns_defs
 from cx_pipelines.defs.warehouse_io import WarehouseIOManager
 
 defs = dg.Definitions.merge(
@@ -10,5 +11,6 @@ defs = dg.Definitions.merge(
     features.defs,
     training.defs,
     decisioning.defs,
+    campaigns_defs,
     dg.Definitions(resources={"io_manager": WarehouseIOManager()}),
 )
