@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 from decision_logs import decisions, drop, results_for, write_export
 
@@ -97,3 +99,41 @@ def test_a_sensor_run_matches_files_moves_them_and_the_checks_pass(
     ]
     assert "interaction_results" in warehouse.query("SHOW TABLES")["name"].tolist()
     assert not evaluate(instance, evaluate(instance, None).cursor).run_requests
+
+
+def test_strategy_performance_reports_the_cube_plots_and_the_challenger_test(
+    cx_home: Path, instance: dg.DagsterInstance
+) -> None:
+    rng = np.random.default_rng(40)  # not the stream that drew the control group
+    decided = decisions(3_000, seed=4, control_share=0.3)
+    groups = np.where(rng.random(len(decided)) < 0.8, "champion", "challenger_1")
+    warehouse.write_table(
+        "customer_decisions",
+        pd.DataFrame(
+            {"customer_id": decided["customer_id"], "segment": "mass_market", "test_group": groups}
+        ),
+    )
+    write_export(cx_home, decided)
+    treated = (decided["group"] == "treated").to_numpy()
+    rate = np.where(treated, np.where(groups == "challenger_1", 0.30, 0.15), 0.05)
+    drop(cx_home, "all.parquet", results_for(decided, responded=rng.random(len(decided)) < rate))
+
+    result = defs.resolve_job_def("interaction_results_job").execute_in_process(instance=instance)
+
+    assert result.success
+    metadata = {
+        name: value.value
+        for event in result.get_asset_materialization_events()
+        if event.materialization.asset_key == dg.AssetKey("strategy_performance")
+        for name, value in event.materialization.metadata.items()
+    }
+    assert metadata["plots"].count("data:image/png;base64,") == 2
+    assert "challenger_1" in metadata["champion_vs_challenger"]
+    lift = metadata["incremental_response_rate"]
+    assert lift["low"] < lift["estimate"] < lift["high"] and lift["low"] > 0
+    by_group = warehouse.query(
+        "SELECT test_group, incremental_response_rate AS lift FROM strategy_performance "
+        "WHERE grain = 'test_group' ORDER BY test_group"
+    )
+    assert by_group["test_group"].tolist() == ["challenger_1", "champion"]
+    assert by_group["lift"].iloc[0] > by_group["lift"].iloc[1] > 0

@@ -9,8 +9,18 @@ import dagster as dg
 import pandas as pd
 
 from cx_pipelines import warehouse
+from cx_pipelines.defs.training.challenger import images_markdown
 from cx_pipelines.defs.warehouse_io import PREVIEW_ROWS, table_metadata
-from cx_pipelines.feedback import QUARANTINE_TABLE, RESULTS_TABLE, FeedbackRun, process_results
+from cx_pipelines.feedback import (
+    QUARANTINE_TABLE,
+    RESULTS_TABLE,
+    FeedbackRun,
+    load_decision_log,
+    process_results,
+)
+from cx_pipelines.feedback.experiments import champion_challenger_tests
+from cx_pipelines.feedback.performance import ALL, CHAMPION, performance_cube, with_dimensions
+from cx_pipelines.feedback.plots import cumulative_gains_plot, lift_by_test_group_plot
 from cx_pipelines.feedback.results import MATCHING_REASONS
 from cx_pipelines.ingestion import QUARANTINE_TABLE as QUARANTINED_ROWS
 from cx_pipelines.ingestion.expectations import rules_markdown
@@ -138,3 +148,88 @@ def interaction_results(
             },
         ),
     )
+
+
+class StrategyPerformanceConfig(dg.Config):
+    """Costs and the comparison behind ``strategy_performance``."""
+
+    contact_cost: dict[str, float] = {}
+    """Cost of one treated contact per campaign id (profit = incremental revenue − cost)."""
+    champion: str = CHAMPION
+    """The test group the challengers are compared with."""
+    confidence: float = 0.95
+    alpha: float = 0.05
+    power: float = 0.8
+
+
+def _headline(cube: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    total = cube[cube["grain"] == ALL]
+    if total.empty:
+        return {}
+    row = total.iloc[0]
+
+    def figure(value: object) -> float | None:
+        return None if pd.isna(value) else round(float(value), 6)
+
+    return {
+        "contacts": dg.MetadataValue.int(int(row["contacts"])),
+        "treated_rate": dg.MetadataValue.float(figure(row["treated_rate"])),
+        "control_rate": dg.MetadataValue.float(figure(row["control_rate"])),
+        "incremental_response_rate": dg.MetadataValue.json(
+            {
+                "estimate": figure(row["incremental_response_rate"]),
+                "low": figure(row["incremental_response_rate_low"]),
+                "high": figure(row["incremental_response_rate_high"]),
+            }
+        ),
+        "incremental_profit": dg.MetadataValue.json(
+            {
+                "estimate": figure(row["incremental_profit"]),
+                "low": figure(row["incremental_profit_low"]),
+                "high": figure(row["incremental_profit_high"]),
+            }
+        ),
+    }
+
+
+@dg.asset(
+    ins={"interaction_results": dg.AssetIn(RESULTS_TABLE)},
+    deps=["customer_decisions"],
+    group_name=GROUP,
+    kinds={"pandas", "parquet", "duckdb"},
+)
+def strategy_performance(
+    context: dg.AssetExecutionContext,
+    config: StrategyPerformanceConfig,
+    interaction_results: pd.DataFrame,
+) -> dg.Output:
+    """Segment × test group × campaign × channel × strategy version cube of lift over control."""
+    customer_decisions = (
+        warehouse.read_table("customer_decisions", columns=["customer_id", "segment", "test_group"])
+        if warehouse.table_exists("customer_decisions")
+        else None
+    )
+    frame = with_dimensions(interaction_results, load_decision_log().decisions, customer_decisions)
+    cube = performance_cube(frame, contact_cost=config.contact_cost, confidence=config.confidence)
+    tests = champion_challenger_tests(
+        frame, champion=config.champion, alpha=config.alpha, power=config.power
+    )
+    context.log.info(
+        f"{len(frame):,} outcomes in {len(cube):,} cube cells; "
+        f"{int(tests['significant'].sum()) if len(tests) else 0} significant challenger results"
+    )
+    metadata = {
+        **_headline(cube),
+        "champion_vs_challenger": dg.MetadataValue.md(
+            tests.to_markdown(index=False, floatfmt=".4g") if len(tests) else "(no challenger)"
+        ),
+        "contact_cost_known": dg.MetadataValue.bool(bool(config.contact_cost)),
+    }
+    if len(frame):
+        metadata["plots"] = images_markdown(
+            {
+                "lift by test group": lift_by_test_group_plot(cube),
+                "cumulative gains": cumulative_gains_plot(frame),
+            }
+        )
+    return dg.Output(cube, metadata=metadata)

@@ -18,8 +18,8 @@ from cx_pipelines.feedback.processing import QUARANTINE_TABLE
 
 interaction_results_job = dg.define_asset_job(
     "interaction_results_job",
-    selection=dg.AssetSelection.assets(RESULTS_TABLE, QUARANTINE_TABLE),
-    description="Match the interaction results waiting in the inbox to their decisions.",
+    selection=dg.AssetSelection.assets(RESULTS_TABLE, QUARANTINE_TABLE, "strategy_performance"),
+    description="Match the results waiting in the inbox to their decisions; report performance.",
 )
 
 SENSOR_RUN_CONFIG = {"ops": {"interaction_results": {"config": {"include_source_table": False}}}}
