@@ -140,8 +140,7 @@ def _validate(rows: ResultRows, *, as_of: datetime) -> tuple[pd.DataFrame, np.nd
             names[position] for position in first_failed[failing]
         ]
         typed_parts.append(frame[list(RESULT_COLUMNS)])
-    typed = pd.concat(typed_parts, ignore_index=True) if typed_parts else None
-    return typed, reasons
+    return pd.concat(typed_parts, ignore_index=True), reasons
 
 
 def _signature(frame: pd.DataFrame, *, outcome: pd.Series) -> pd.Series:
@@ -252,7 +251,6 @@ def match_results(
         for number, problem in rows.malformed_rows:
             records.append((rows, number, None, "row_is_malformed", json.dumps({"error": problem})))
         typed, reasons = _validate(rows, as_of=as_of)
-        typed = typed if typed is not None else pd.DataFrame(columns=list(RESULT_COLUMNS))
         valid = np.array([reason is None for reason in reasons], dtype=bool)
         if valid.any():
             reasons[valid] = _matching_reasons(typed.loc[valid].reset_index(drop=True), decisions)

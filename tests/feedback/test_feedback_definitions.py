@@ -68,6 +68,7 @@ def test_a_sensor_run_matches_files_moves_them_and_the_checks_pass(
     results.loc[0, "contact_id"] = "nobody"
     drop(cx_home, "week.csv", results)
     drop(cx_home, "again.parquet", results_for(decided).iloc[10:])
+    (cx_home / "inbox" / "torn.parquet").write_bytes(b"PAR1 cut short")
     request = evaluate(instance, None).run_requests[0]
 
     job = defs.resolve_job_def("interaction_results_job")
@@ -75,13 +76,14 @@ def test_a_sensor_run_matches_files_moves_them_and_the_checks_pass(
         instance=instance, run_config=request.run_config, tags=request.tags
     )
 
-    assert result.success
+    assert result.success  # an unreadable file warns, it does not stop the run
     checks = {event.check_name: event.passed for event in result.get_asset_check_evaluations()}
     assert checks == {
         "results_reconcile_with_inputs": True,
         "contact_id_is_unique": True,
-        "inbox_files_are_readable": True,
+        "inbox_files_are_readable": False,
     }
+    assert (cx_home / "inbox" / "rejected" / "torn.parquet").exists()
     materialization = next(
         event.materialization
         for event in result.get_asset_materialization_events()
