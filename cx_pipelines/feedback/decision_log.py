@@ -82,21 +82,29 @@ def service_log_files(home: Path | None = None) -> list[Path]:
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
+def _one_contact_key(value: object) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def contact_key(values: pd.Series) -> pd.Series:
     """Contact ids as text, the same whether they arrive as integers, integral floats or text."""
-
-    def one(value: object) -> str | None:
-        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-            return None
-        if isinstance(value, bool | np.bool_):
-            return str(value)
-        if isinstance(value, int | np.integer):
-            return str(int(value))
-        if isinstance(value, float | np.floating) and float(value).is_integer():
-            return str(int(value))
-        return str(value).strip()
-
-    return pd.Series([one(value) for value in values], index=values.index, dtype=object)
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "string":
+        text = values.astype("str").str.strip()
+        return text.astype(object).where(text.notna(), None)
+    if inferred == "integer" and not values.isna().any():
+        return values.astype("int64").astype(str).astype(object)
+    return pd.Series(
+        [_one_contact_key(value) for value in values], index=values.index, dtype=object
+    )
 
 
 _BATCH_REQUIRED = ("contact_id", "customer_id", "campaign_id", "offer_type", "channel", "group")
@@ -175,10 +183,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         "segment",
         "test_group",
     ):
-        values = frame[column].astype(object)
-        out[column] = values.where(values.notna(), None).map(
-            lambda value: None if value is None else str(value)
-        )
+        out[column] = frame[column].astype("str")
     out["customer_id"] = pd.to_numeric(frame["customer_id"], errors="coerce").astype("Int64")
     for column in (
         "rank",

@@ -163,10 +163,32 @@ def _signature(frame: pd.DataFrame, *, outcome: pd.Series) -> pd.Series:
 
 
 def recorded_signatures(results: pd.DataFrame) -> pd.Series:
-    """contact_id → signature of every outcome already in ``interaction_results``."""
+    """Signature of every outcome already in ``interaction_results``, indexed by contact id."""
     outcome = pd.Series(np.where(results["responded"], "responded", "not_responded"))
     signature = _signature(results.reset_index(drop=True), outcome=outcome)
-    return pd.Series(signature.to_numpy(), index=results["contact_id"].astype(str).to_numpy())
+    recorded = pd.Series(signature.to_numpy(), index=results["contact_id"].astype(str).to_numpy())
+    return recorded[~recorded.index.duplicated()]
+
+
+def repeats(
+    contacts: pd.Series, signatures: pd.Series, recorded: pd.Series
+) -> tuple[np.ndarray, np.ndarray]:
+    """(duplicate, conflicting) masks of rows, in order, against ``recorded`` and each other.
+
+    A row repeating a recorded outcome, or the first row of its contact in this batch,
+    exactly is a duplicate; differing from it, a conflict. The first row of a new contact is
+    neither (it is new).
+    """
+    contacts = contacts.reset_index(drop=True).astype(str)
+    signatures = pd.Series(np.asarray(signatures, dtype=object)).astype(str)
+    earlier = contacts.map(recorded)
+    known = earlier.notna().to_numpy()
+    first = signatures.groupby(contacts.to_numpy()).transform("first")
+    later = contacts.duplicated().to_numpy() & ~known
+    reference = np.where(known, earlier.astype(object).to_numpy(), first.to_numpy())
+    same = signatures.to_numpy() == reference
+    repeated = known | later
+    return repeated & same, repeated & ~same
 
 
 def _matching_reasons(rows: pd.DataFrame, decisions: pd.DataFrame) -> np.ndarray:
@@ -242,10 +264,9 @@ def match_results(
     seen before (same checksum) are replaced, so re-processing a file changes nothing.
     """
     quarantined_at = pd.Timestamp.now(tz="UTC")
-    signatures = recorded_signatures(recorded).to_dict()
+    signatures = recorded_signatures(recorded)
     counts = [InputCounts(rows.source, rows.checksum, rows.rows_read) for rows in inputs]
     records, new_parts, reasons_seen = [], [], Counter()
-    seen_this_run: dict[str, str] = {}
 
     for rows, count in zip(inputs, counts, strict=True):
         for number, problem in rows.malformed_rows:
@@ -255,20 +276,25 @@ def match_results(
         if valid.any():
             reasons[valid] = _matching_reasons(typed.loc[valid].reset_index(drop=True), decisions)
         fits = np.array([reason is None for reason in reasons], dtype=bool)
-        duplicate = np.zeros(len(typed), dtype=bool)
+        # Repeats among rows that fit their decision, against the recorded outcomes and the
+        # rows of earlier inputs of this run (``recorded`` grows input by input).
         fitting = typed.loc[fits].reset_index(drop=True)
-        signature = _signature(fitting, outcome=fitting["outcome"]).to_numpy()
+        signature = _signature(fitting, outcome=fitting["outcome"])
+        is_duplicate, is_conflict = repeats(fitting["contact_id"], signature, signatures)
         positions = np.flatnonzero(fits)
-        for position, contact, text in zip(
-            positions, fitting["contact_id"].to_numpy(), signature, strict=True
-        ):
-            earlier = seen_this_run.get(contact, signatures.get(contact))
-            if earlier is None:
-                seen_this_run[contact] = text
-            elif earlier == text:
-                duplicate[position] = True
-            else:
-                reasons[position] = "conflicting_outcome"
+        duplicate = np.zeros(len(typed), dtype=bool)
+        duplicate[positions[is_duplicate]] = True
+        reasons[positions[is_conflict]] = "conflicting_outcome"
+        fresh = ~is_duplicate & ~is_conflict
+        signatures = pd.concat(
+            [
+                signatures,
+                pd.Series(
+                    signature.to_numpy()[fresh],
+                    index=fitting["contact_id"].astype(str).to_numpy()[fresh],
+                ),
+            ]
+        )
         new = np.array([reason is None for reason in reasons], dtype=bool) & ~duplicate
         if new.any():
             new_parts.append(_result_rows(typed.loc[new].reset_index(drop=True), decisions))

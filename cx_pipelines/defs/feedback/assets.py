@@ -155,8 +155,10 @@ class StrategyPerformanceConfig(dg.Config):
 
     contact_cost: dict[str, float] = {}
     """Cost of one treated contact per campaign id (profit = incremental revenue − cost)."""
+    compare_by: str = "test_group"
+    """The dimension whose values compete (``test_group``, or ``strategy_hash``)."""
     champion: str = CHAMPION
-    """The test group the challengers are compared with."""
+    """The value of ``compare_by`` the others are compared with."""
     confidence: float = 0.95
     alpha: float = 0.05
     power: float = 0.8
@@ -212,7 +214,11 @@ def strategy_performance(
     frame = with_dimensions(interaction_results, load_decision_log().decisions, customer_decisions)
     cube = performance_cube(frame, contact_cost=config.contact_cost, confidence=config.confidence)
     tests = champion_challenger_tests(
-        frame, champion=config.champion, alpha=config.alpha, power=config.power
+        frame,
+        group_column=config.compare_by,
+        champion=config.champion,
+        alpha=config.alpha,
+        power=config.power,
     )
     context.log.info(
         f"{len(frame):,} outcomes in {len(cube):,} cube cells; "
