@@ -248,6 +248,60 @@ def _raw_json(raw: pd.DataFrame) -> list[str]:
     return [raw_row_json(row) for row in raw[list(RESULT_COLUMNS)].to_dict(orient="records")]
 
 
+@dataclass
+class _Classified:
+    """One input's rows: typed values, the reason of each quarantined row, the duplicates."""
+
+    typed: pd.DataFrame
+    reasons: np.ndarray
+    duplicate: np.ndarray
+    signatures: pd.Series
+    """The outcomes known after this input (recorded ones plus its new ones)."""
+
+    @property
+    def new(self) -> np.ndarray:
+        return np.array([reason is None for reason in self.reasons], dtype=bool) & ~self.duplicate
+
+
+def _classify(
+    rows: ResultRows, decisions: pd.DataFrame, signatures: pd.Series, *, as_of: datetime
+) -> _Classified:
+    typed, reasons = _validate(rows, as_of=as_of)
+    valid = np.array([reason is None for reason in reasons], dtype=bool)
+    if valid.any():
+        reasons[valid] = _matching_reasons(typed.loc[valid].reset_index(drop=True), decisions)
+    fits = np.array([reason is None for reason in reasons], dtype=bool)
+    fitting = typed.loc[fits].reset_index(drop=True)
+    signature = _signature(fitting, outcome=fitting["outcome"])
+    is_duplicate, is_conflict = repeats(fitting["contact_id"], signature, signatures)
+    positions = np.flatnonzero(fits)
+    duplicate = np.zeros(len(typed), dtype=bool)
+    duplicate[positions[is_duplicate]] = True
+    reasons[positions[is_conflict]] = "conflicting_outcome"
+    fresh = ~is_duplicate & ~is_conflict
+    added = pd.Series(
+        signature.to_numpy()[fresh], index=fitting["contact_id"].astype(str).to_numpy()[fresh]
+    )
+    return _Classified(typed, reasons, duplicate, pd.concat([signatures, added]))
+
+
+def _quarantine_records(rows: ResultRows, reasons: np.ndarray) -> list[tuple]:
+    """(input, row number, contact id, reason, raw row JSON) of every quarantined row."""
+    records = [
+        (rows, number, None, "row_is_malformed", json.dumps({"error": problem}))
+        for number, problem in rows.malformed_rows
+    ]
+    failed = np.flatnonzero([reason is not None for reason in reasons])
+    if not len(failed):
+        return records
+    raw = rows.raw.reset_index(drop=True)
+    keys = contact_key(raw["contact_id"].iloc[failed])
+    texts = _raw_json(raw.iloc[failed])
+    for position, key, text in zip(failed, keys, texts, strict=True):
+        records.append((rows, int(rows.row_numbers[position]), key, reasons[position], text))
+    return records
+
+
 def match_results(
     inputs: list[ResultRows],
     decisions: pd.DataFrame,
@@ -267,56 +321,20 @@ def match_results(
     signatures = recorded_signatures(recorded)
     counts = [InputCounts(rows.source, rows.checksum, rows.rows_read) for rows in inputs]
     records, new_parts, reasons_seen = [], [], Counter()
-
     for rows, count in zip(inputs, counts, strict=True):
-        for number, problem in rows.malformed_rows:
-            records.append((rows, number, None, "row_is_malformed", json.dumps({"error": problem})))
-        typed, reasons = _validate(rows, as_of=as_of)
-        valid = np.array([reason is None for reason in reasons], dtype=bool)
-        if valid.any():
-            reasons[valid] = _matching_reasons(typed.loc[valid].reset_index(drop=True), decisions)
-        fits = np.array([reason is None for reason in reasons], dtype=bool)
-        # Repeats among rows that fit their decision, against the recorded outcomes and the
-        # rows of earlier inputs of this run (``recorded`` grows input by input).
-        fitting = typed.loc[fits].reset_index(drop=True)
-        signature = _signature(fitting, outcome=fitting["outcome"])
-        is_duplicate, is_conflict = repeats(fitting["contact_id"], signature, signatures)
-        positions = np.flatnonzero(fits)
-        duplicate = np.zeros(len(typed), dtype=bool)
-        duplicate[positions[is_duplicate]] = True
-        reasons[positions[is_conflict]] = "conflicting_outcome"
-        fresh = ~is_duplicate & ~is_conflict
-        signatures = pd.concat(
-            [
-                signatures,
-                pd.Series(
-                    signature.to_numpy()[fresh],
-                    index=fitting["contact_id"].astype(str).to_numpy()[fresh],
-                ),
-            ]
-        )
-        new = np.array([reason is None for reason in reasons], dtype=bool) & ~duplicate
+        classified = _classify(rows, decisions, signatures, as_of=as_of)
+        signatures = classified.signatures  # later inputs repeat this one's outcomes too
+        new = classified.new
         if new.any():
-            new_parts.append(_result_rows(typed.loc[new].reset_index(drop=True), decisions))
-        raw = rows.raw.reset_index(drop=True)
-        failed = np.flatnonzero([reason is not None for reason in reasons])
-        keys = contact_key(raw["contact_id"])
-        texts = _raw_json(raw.iloc[failed]) if len(failed) else []
-        for position, text in zip(failed, texts, strict=True):
-            records.append(
-                (
-                    rows,
-                    int(rows.row_numbers[position]),
-                    keys.iloc[position],
-                    reasons[position],
-                    text,
-                )
+            new_parts.append(
+                _result_rows(classified.typed.loc[new].reset_index(drop=True), decisions)
             )
+        quarantine_records = _quarantine_records(rows, classified.reasons)
+        records.extend(quarantine_records)
+        reasons_seen.update(record[3] for record in quarantine_records)
         count.matched = int(new.sum())
-        count.duplicates = int(duplicate.sum())
-        count.quarantined = len(failed) + len(rows.malformed_rows)
-        reasons_seen.update(reason for reason in reasons if reason is not None)
-        reasons_seen.update(["row_is_malformed"] * len(rows.malformed_rows))
+        count.duplicates = int(classified.duplicate.sum())
+        count.quarantined = len(quarantine_records)
         if count.rows != count.matched + count.duplicates + count.quarantined:
             raise ReconciliationError(
                 f"{rows.source}: {count.rows} rows in but {count.matched} matched + "
