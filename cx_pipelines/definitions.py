@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from cx_pipelines.defs import decisioning, features, sources, training
+from cx_pipelines.defs import decisioning, features, feedback, sources, training
 from cx_pipelines.defs.campaigns import defs as campaigns_defs
 from cx_pipelines.defs.warehouse_io import WarehouseIOManager
 
@@ -12,5 +12,6 @@ defs = dg.Definitions.merge(
     training.defs,
     decisioning.defs,
     campaigns_defs,
+    feedback.defs,
     dg.Definitions(resources={"io_manager": WarehouseIOManager()}),
 )
