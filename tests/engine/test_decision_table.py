@@ -204,7 +204,9 @@ def test_hit_policies_give_the_documented_values_and_traces_name_the_rules(tmp_p
     assert {s["mechanism"]: s for s in records["e"]["trace"]["steps"]}["action_table"][
         "rule"
     ] is None
-    cards = {a["account_id"]: a["attributes"]["credit_card.limit_step"] for a in records["d"]["accounts"]}
+    cards = {
+        a["account_id"]: a["attributes"]["credit_card.limit_step"] for a in records["d"]["accounts"]
+    }
     assert cards == {"d1": 500.0, "d2": 500.0}  # d2: no limit, the ratio is null
     assert records["a"]["accounts"][0]["attributes"]["credit_card.limit_step"] == 0.0
     assert records["a"]["trace"]["accounts"]["a1"][0]["rule"] == "rules[0]"

@@ -128,8 +128,10 @@ def _missing_customer_value(strategy: m.Strategy, name: str) -> EvaluationError:
     )
 
 
-class _Customer:
-    """The working state of one evaluation."""
+class CustomerState:
+    """The working state of one evaluation: the customer's values (``values``), its
+    accounts (``accounts``, and ``by_type`` / ``accounts_of``), the steps of its trace and
+    the model versions; a mechanism's record forms are given it as ``state``."""
 
     def __init__(
         self, strategy: m.Strategy, customer: Mapping[str, Any], accounts: Iterable[Mapping]
@@ -189,7 +191,7 @@ class _Customer:
 
 
 def _run(
-    state: _Customer, name: str, process: str, account: dict | None, called_by: str | None
+    state: CustomerState, name: str, process: str, account: dict | None, called_by: str | None
 ) -> None:
     """Run mechanism ``name`` for the customer (account None) or for one account."""
     kind, evaluate, output, value_type, exact, over, is_date = state.plan.mechanisms[name]
@@ -237,7 +239,7 @@ def evaluate_customer(
     plan = c.event_of(strategy, event)
     channels = c.channels_of(strategy, channel)
     interaction = interaction_type or plan.interaction_type
-    state = _Customer(strategy, customer, accounts)
+    state = CustomerState(strategy, customer, accounts)
     record_plan = state.plan
     if model_versions:
         state.model_versions = c.event_models(strategy, plan, dict(model_versions))
