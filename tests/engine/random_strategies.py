@@ -340,6 +340,8 @@ def random_strategy(seed: int) -> dict:
     process_order = ["accounts", "account_points", "customer", "summary", "finish"]
     if rng.random() < 0.3:
         process_order.remove("account_points")
+        # nothing then writes acc.points: reading it would be a load error (dataflow check)
+        mechanisms["agg_high"]["value"] = "acc.a2"
     groups = [
         {
             "scope": {},
