@@ -110,7 +110,8 @@ class DataflowChecks:
                         "a category rule",
                     )
             for index, action in enumerate(actions):
-                for name, where in reads(action.condition):
+                calculated = [calculation.value for calculation in action.calculations]
+                for name, where in reads([action.condition, *calculated]):
                     if name != "category":
                         self._read(
                             event,

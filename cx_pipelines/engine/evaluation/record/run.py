@@ -223,6 +223,20 @@ def _run(
             _run(state, target, process, item, name)
 
 
+def _calculate(state: CustomerState, calculation: m.Mechanism, account: dict) -> None:
+    """One `calculate:` entry of the account action an account got (after categories)."""
+    step: dict[str, Any] = {
+        "process": "categories",
+        "mechanism": calculation.name,
+        "type": calculation.kind,
+    }
+    value_type = calculation.output.value_type
+    value = c.canonical(calculation.evaluate_record(state, account["values"], step, []), value_type)
+    step["value"] = c.json_value(value) if value_type is ValueType.DATE else value
+    account["values"][calculation.output.name] = value
+    account["steps"].append(step)
+
+
 def evaluate_customer(
     strategy: m.Strategy,
     *,
@@ -285,6 +299,8 @@ def evaluate_customer(
             for action in actions_of.get((category, account["account_type"]), ()):
                 if c.true(action.condition, account["values"]):
                     account["action"] = action.action
+                    for calculation in action.calculations:  # the action's `calculate:`
+                        _calculate(state, calculation, account)
                     break
     chosen, filters, arbitration = choose_treatments(state, interaction, channels, contact_history)
     trace = {
