@@ -63,6 +63,69 @@ def _bands(rng: random.Random) -> list:
     return bands
 
 
+def _cell(rng: random.Random, kind: str) -> str:
+    if rng.random() < 0.3:
+        return "-"
+    if kind == "string":
+        return rng.choice([f"'{rng.choice(STRINGS)}'", "in ['a', 'b']", "is null", "!= 'c'"])
+    low = rng.randint(-2, 10)
+    return rng.choice(
+        [
+            f"{rng.choice(['<', '<=', '>', '>='])} {rng.randint(-2, 12)}",
+            f"[{low}..{low + rng.randint(0, 5)})",
+            f"({low}..{low + rng.randint(1, 5)}]",
+            f"in {low}..{low + 2}",
+            str(low),
+            "is null",
+        ]
+    )
+
+
+_TABLES = ["table_first", "table_collect", "table_accounts"]
+
+
+def _decision_tables(rng: random.Random) -> dict[str, Any]:
+    """A first-hit table, a collecting one and an iterative one over accounts."""
+    inputs = [("x1", "number"), ("s1", "string"), ("x2 - x1", "number")]
+
+    def rules(columns, values):
+        return [
+            {"when": [_cell(rng, kind) for _, kind in columns], "then": rng.choice(values)}
+            for _ in range(rng.randint(1, 5))
+        ]
+
+    first = {
+        "type": "decision_table",
+        "output": "table_pick",
+        "inputs": [text for text, _ in inputs],
+        "rules": rules(inputs, ["p", "q", "r"]),
+    }
+    if rng.random() < 0.5:
+        first["default"] = "none"
+    collect = {
+        "type": "decision_table",
+        "output": "table_total",
+        "hit_policy": "collect",
+        "aggregate": rng.choice(["sum", "min", "max", "count"]),
+        "inputs": ["x1", "s1"],
+        "rules": rules(inputs[:2], [1, 2.5, -4, 10]),
+    }
+    if rng.random() < 0.3:
+        collect["default"] = -1
+    columns = [("acc.a1", "number"), ("x2", "number")]
+    accounts = {
+        "type": "decision_table",
+        "over": "acc",
+        "output": "acc.table_step",
+        "hit_policy": rng.choice(["first", "collect"]),
+        "inputs": [text for text, _ in columns],
+        "rules": rules(columns, [0, 5, 50]),
+    }
+    if accounts["hit_policy"] == "collect":
+        accounts["aggregate"] = rng.choice(["sum", "max"])
+    return {"table_first": first, "table_collect": collect, "table_accounts": accounts}
+
+
 def random_strategy(seed: int) -> dict:
     """A valid strategy using every construct, shaped by ``seed``."""
     rng = random.Random(seed)
@@ -88,6 +151,8 @@ def random_strategy(seed: int) -> dict:
         "calc_number": "number",
         "calc_text": "string",
         "calc_flag": "boolean",
+        "table_pick": "string",
+        "table_total": "number",
     }
     for name, kind in derived.items():
         customer[name] = {"type": kind, "derived": True}
@@ -96,6 +161,7 @@ def random_strategy(seed: int) -> dict:
         "amount": "number",
         "points": "number",
         "new_a1": "number",
+        "table_step": "number",
     }.items():
         account[name] = {"type": kind, "derived": True}
 
@@ -239,6 +305,7 @@ def random_strategy(seed: int) -> dict:
         "value": rng.choice(["acc.a1 * 1.05", "if(acc.flag, acc.a1 + x1, null)", "acc.a2 % 3"]),
         "output": "acc.new_a1",
     }
+    mechanisms.update(_decision_tables(rng))
     segments = [
         {"name": "seg_a", "when": _condition(rng, False)},
         {"name": "seg_b", "when": _condition(rng, False)},
@@ -268,11 +335,13 @@ def random_strategy(seed: int) -> dict:
             "mechanisms": [k for k in mechanisms if k.startswith("agg_")]
             + ["dep_band", "dep_total"]
         },
-        "finish": {"mechanisms": ["pick_list", "exit", *calculations, "acc_calc"]},
+        "finish": {"mechanisms": ["pick_list", "exit", *calculations, "acc_calc", *_TABLES]},
     }
     process_order = ["accounts", "account_points", "customer", "summary", "finish"]
     if rng.random() < 0.3:
         process_order.remove("account_points")
+        # nothing then writes acc.points: reading it would be a load error (dataflow check)
+        mechanisms["agg_high"]["value"] = "acc.a2"
     groups = [
         {
             "scope": {},

@@ -143,7 +143,7 @@ def test_every_mechanism_kind_is_one_registered_module():
 
     for name, kind in KINDS.items():
         assert issubclass(kind, MechanismKind)
-        assert kind.KIND == name
+        assert name == kind.KIND
         assert kind.__module__ == f"cx_pipelines.engine.mechanisms.{name}"
         for method in ("load", "evaluate_batch", "evaluate_record"):
             assert getattr(kind, method) is not getattr(MechanismKind, method), (name, method)

@@ -80,6 +80,8 @@ class AccountAction:
     account_type: str
     condition: Expression | None
     action: str
+    # `calculate:` entries, one calculation mechanism each, run for the accounts it applies to
+    calculations: list[Mechanism] = field(default_factory=list)
 
 
 @dataclass

@@ -221,6 +221,11 @@ def document_schema(kinds: Mapping[str, Any]) -> dict[str, Any]:
                                     "account_type": IDENTIFIER,
                                     "when": EXPRESSION,
                                     "action": IDENTIFIER,
+                                    "calculate": {
+                                        "type": "object",
+                                        "propertyNames": ATTRIBUTE_NAME,
+                                        "additionalProperties": EXPRESSION,
+                                    },
                                 },
                                 ["category", "account_type", "action"],
                             ),

@@ -1,4 +1,5 @@
-"""Structural checks an analyst can act on: bands, call cycles, unreachable branches."""
+"""Structural checks an analyst can act on: bands, call cycles, unreachable branches, and
+branch lists that let rows fall through to null."""
 
 from __future__ import annotations
 
@@ -162,6 +163,10 @@ def unreachable_branches(
             if isinstance(inner, list):
                 warnings += unreachable_branches(inner, (*at, "else"), source, known)
             continue
+        if "missing" in branch:  # `missing: x` is `x is null`: no interval to narrow
+            if isinstance(branch["then"], list):
+                warnings += unreachable_branches(branch["then"], (*at, "then"), source, known)
+            continue
         condition = branch["when"]
         text = str(condition).strip()
         if condition is True or text == "true":
@@ -196,4 +201,88 @@ def unreachable_branches(
                 known[name] = _intersect(current, _ray(_NEGATE[operator], number))
         if isinstance(branch["then"], list):
             warnings += unreachable_branches(branch["then"], (*at, "then"), source, inner_known)
+    return warnings
+
+
+def _interval_text(name: str, interval: Interval) -> str:
+    low, low_closed, high, high_closed = interval
+    lower = f"{name} {'>=' if low_closed else '>'} {low:g}"
+    upper = f"{name} {'<=' if high_closed else '<'} {high:g}"
+    if low == -math.inf:
+        return upper
+    if high == math.inf:
+        return lower
+    return f"{lower} and {upper}"
+
+
+def fall_through(
+    branches: list,
+    path: tuple,
+    source: SourceMap,
+    tree: str,
+    known: dict | None = None,
+    caught: frozenset[str] = frozenset(),
+) -> list[EngineError]:
+    """Warnings for branch lists without a final `else`, saying which rows get null.
+
+    When every condition of the list is a simple comparison (``attr < 500``), the rows
+    left are described as intervals (given what the conditions above already imply), and
+    the attributes a null would slip through (those without a `missing:` branch here or
+    above: ``caught``).
+    """
+    known = dict(known or {})
+    warnings: list[EngineError] = []
+    simple = True
+    compared: list[str] = []
+    missing: set[str] = set(caught)
+    closed = False
+    for index, branch in enumerate(branches):
+        at = (*path, index)
+        if "else" in branch:
+            closed = True
+            if isinstance(branch["else"], list):
+                warnings += fall_through(
+                    branch["else"], (*at, "else"), source, tree, known, frozenset(missing)
+                )
+            continue
+        inner_known = dict(known)
+        if "missing" in branch:
+            missing.add(str(branch["missing"]).strip())
+        else:
+            condition = branch["when"]
+            if condition is True or str(condition).strip() == "true":
+                closed = True
+            parsed = _simple_condition(condition)
+            if parsed is None or parsed[1] not in _NEGATE:
+                simple = False
+            else:
+                name, operator, number = parsed
+                current = known.get(name, _EVERYTHING)
+                inner_known[name] = _intersect(current, _ray(operator, number))
+                known[name] = _intersect(current, _ray(_NEGATE[operator], number))
+                if name not in compared:
+                    compared.append(name)
+        if isinstance(branch["then"], list):
+            warnings += fall_through(
+                branch["then"], (*at, "then"), source, tree, inner_known, frozenset(missing)
+            )
+    if closed:
+        return warnings
+    if not simple or not compared:
+        rows = "none of the conditions hold"
+    elif any(_empty(known[name]) for name in compared):
+        rows = " or ".join(f"{name} is null" for name in compared if name not in missing)
+    else:
+        rows = " and ".join(_interval_text(name, known[name]) for name in compared)
+        nulls = [f"{name} is null" for name in compared if name not in missing]
+        if nulls:
+            rows += f" (or {' or '.join(nulls)})"
+    if rows:
+        warnings.append(
+            StrategyValidationError(
+                f"decision tree {tree!r} has no final `else`: rows where {rows} get null "
+                "(add `else:`, or `missing:` for nulls)",
+                location=source.location((*path, len(branches) - 1)),
+            )
+        )
     return warnings

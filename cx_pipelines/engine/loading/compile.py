@@ -24,19 +24,21 @@ from cx_pipelines.engine.language.expressions import ValueType, compile_expressi
 from cx_pipelines.engine.language.literals import expression_text
 from cx_pipelines.engine.language.source import SourceMap, read_strategy_source
 from cx_pipelines.engine.loading.checks import CrossChecks
+from cx_pipelines.engine.loading.dataflow import DataflowChecks
 from cx_pipelines.engine.loading.flow import FlowCompiler
 from cx_pipelines.engine.loading.mechanisms import MechanismCompiler
 from cx_pipelines.engine.loading.offers import OfferCompiler
 from cx_pipelines.engine.loading.schema import VALIDATOR
 
 
-class Compiler(MechanismCompiler, FlowCompiler, OfferCompiler, CrossChecks):
+class Compiler(MechanismCompiler, FlowCompiler, OfferCompiler, CrossChecks, DataflowChecks):
     """Compiles one strategy document, collecting every error and warning on the way.
 
     The sections live in mixins: ``flow`` (dictionary, segments, routing),
     ``mechanisms`` (outputs, each kind's ``load``, calls), ``offers`` (treatments,
-    arbitration, policies) and ``checks`` (whole-strategy cross-checks); the shared
-    helpers below are also what a mechanism kind's ``load`` is given.
+    arbitration, policies), ``checks`` (whole-strategy cross-checks) and ``dataflow``
+    (nothing read before it is set); the shared helpers below are also what a mechanism
+    kind's ``load`` is given.
     """
 
     def __init__(self, data: dict, source: SourceMap) -> None:
@@ -148,6 +150,7 @@ def compile_strategy(
     processes = compiler.processes(groups, mechanisms)
     events = compiler.events(processes)
     categories, actions = compiler.categories()
+    compiler.dataflow(events, segments, processes, mechanisms, categories, actions)
     catalogue, rule_groups, max_per_channel, levers = compiler.treatments(segments)
     policies, caps, declines = compiler.policies(
         list((data.get("treatments") or {}).get("catalogue", {}))

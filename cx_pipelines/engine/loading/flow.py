@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cx_pipelines.engine.language import model as m
 from cx_pipelines.engine.language.expressions import ValueType
+from cx_pipelines.engine.mechanisms import Calculation
 
 _TYPES = {t.value: t for t in ValueType}
 
@@ -202,7 +203,43 @@ class FlowCompiler:
                     over=item["account_type"],
                     expected=ValueType.BOOLEAN,
                 )
+            calculations = self.action_calculations(item, at)
             actions.append(
-                m.AccountAction(item["category"], item["account_type"], condition, item["action"])
+                m.AccountAction(
+                    item["category"], item["account_type"], condition, item["action"], calculations
+                )
             )
         return rules, actions
+
+    def action_calculations(self, item: dict, at: tuple) -> list[m.Mechanism]:
+        """An account action's `calculate:` entries as calculation mechanisms of its type."""
+        calculations = []
+        account_type = item["account_type"]
+        for name, value in (item.get("calculate") or {}).items():
+            where = (*at, "calculate", name)
+            attribute = self.attributes.get(name)
+            if attribute is None or not attribute.derived or attribute.account_type != account_type:
+                self.error(
+                    f"an account action calculates {name!r}, which is not a derived attribute "
+                    f"of {account_type!r}; declare `{account_type}.<name>` with `derived: true`",
+                    where,
+                    symbol=name,
+                )
+                continue
+            self.written.setdefault(name, []).append(f"account action {item['action']}")
+            expression = self.expression(value, where, over=account_type, expected=None)
+            if expression is None:
+                continue
+            if expression.compiled.result_type is not attribute.value_type:
+                self.error(
+                    f"type mismatch: {expression.text!r} gives "
+                    f"{expression.compiled.result_type.name} values but {name!r} is declared "
+                    f"{attribute.value_type.name}",
+                    where,
+                    symbol=name,
+                )
+                continue
+            calculations.append(
+                Calculation(item["action"], Calculation.KIND, attribute, account_type, expression)
+            )
+        return calculations

@@ -11,6 +11,7 @@ from __future__ import annotations
 from cx_pipelines.engine.mechanisms.aggregate import Aggregate
 from cx_pipelines.engine.mechanisms.base import MechanismKind
 from cx_pipelines.engine.mechanisms.calculation import Calculation
+from cx_pipelines.engine.mechanisms.decision_table import DecisionTable, TableRule
 from cx_pipelines.engine.mechanisms.decision_tree import Branch, DecisionTree, Leaf
 from cx_pipelines.engine.mechanisms.list_processor import ListItem, ListProcessor
 from cx_pipelines.engine.mechanisms.matrix import Axis, Matrix
@@ -29,6 +30,7 @@ KINDS: dict[str, type[MechanismKind]] = {
         UserExitMechanism,
         Aggregate,
         Calculation,
+        DecisionTable,
     )
 }
 """Every mechanism kind by its ``type:`` name, in the order the schema lists them."""
@@ -40,6 +42,7 @@ __all__ = [
     "Branch",
     "Calculation",
     "Characteristic",
+    "DecisionTable",
     "DecisionTree",
     "Leaf",
     "ListItem",
@@ -48,5 +51,6 @@ __all__ = [
     "MechanismKind",
     "ModelScore",
     "Scorecard",
+    "TableRule",
     "UserExitMechanism",
 ]

@@ -104,6 +104,11 @@ class MechanismKind(m.Mechanism):
         """Registered model → version for the models this mechanism reads."""
         return {}
 
+    def text_lines(self) -> list[str]:
+        """The mechanism's body as ``cx strategy show`` prints it (kinds the renderer
+        does not know itself describe themselves here)."""
+        return []
+
     # ------------------------------------------------------------ batch
     def evaluate_batch(self, run: Any, level: str | None, mask, detail: dict, calls: list):
         """Values for every row of ``level`` (``run`` is the batch run); fills ``detail``

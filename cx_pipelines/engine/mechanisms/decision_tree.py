@@ -16,9 +16,10 @@ from cx_pipelines.engine.evaluation.batch.text import TEXT, dumps
 from cx_pipelines.engine.evaluation.shared import RECORD_FAILURES, record_function, true
 from cx_pipelines.engine.language import model as m
 from cx_pipelines.engine.language.expressions import ValueType
+from cx_pipelines.engine.language.literals import expression_text
 from cx_pipelines.engine.language.schema import EXPRESSION, IDENTIFIER, SCALAR, obj
 from cx_pipelines.engine.language.source import format_path, split_path
-from cx_pipelines.engine.language.validation import unreachable_branches
+from cx_pipelines.engine.language.validation import fall_through, unreachable_branches
 from cx_pipelines.engine.mechanisms.base import MechanismKind, settled
 
 
@@ -59,6 +60,10 @@ class DecisionTree(MechanismKind):
                         {"when": EXPRESSION, "then": {"$ref": "#/$defs/outcome"}}, ["when", "then"]
                     ),
                     obj({"else": {"$ref": "#/$defs/outcome"}}, ["else"]),
+                    obj(
+                        {"missing": EXPRESSION, "then": {"$ref": "#/$defs/outcome"}},
+                        ["missing", "then"],
+                    ),
                 ]
             },
         },
@@ -76,6 +81,14 @@ class DecisionTree(MechanismKind):
             for index, item in enumerate(items):
                 if "else" in item:
                     condition, key = None, "else"
+                elif "missing" in item:  # the branch for nulls: `x is null`
+                    key = "then"
+                    condition = loader.expression(
+                        f"({expression_text(item['missing'])}) is null",
+                        (*at, index, "missing"),
+                        over=over,
+                        expected=ValueType.BOOLEAN,
+                    )
                 else:
                     key = "then"
                     condition = loader.expression(
@@ -99,6 +112,7 @@ class DecisionTree(MechanismKind):
         root = branches(spec["tree"], (*path, "tree"))
         for problem in unreachable_branches(spec["tree"], (*path, "tree"), loader.source):
             loader.warnings.append(problem)
+        loader.warnings.extend(fall_through(spec["tree"], (*path, "tree"), loader.source, name))
         return cls(name, cls.KIND, output, over, branches=root, leaves=leaves)
 
     def call_sites(self) -> list[tuple[str, tuple]]:

@@ -174,7 +174,7 @@ def mechanism_lines(mechanism: Mechanism) -> list[str]:
         inputs = ", ".join(attribute.name for attribute in mechanism.inputs)
         name = getattr(mechanism.user_exit, "name", mechanism.user_exit)
         return [f"user exit {name}({inputs})"]
-    return []
+    return mechanism.text_lines()
 
 
 def _indent(lines: list[str], spaces: int = 4) -> list[str]:

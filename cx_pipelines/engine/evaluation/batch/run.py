@@ -259,4 +259,6 @@ class BatchRun:
                 if hit.any():
                     hit &= self.truth(item.condition, account_type)
                 action[hit] = item.action
+                for calculation in item.calculations:  # the action's own `calculate:`
+                    self._run(calculation, "categories", account_type, hit, None)
             self.account_actions[positions] = action

@@ -128,8 +128,10 @@ def _missing_customer_value(strategy: m.Strategy, name: str) -> EvaluationError:
     )
 
 
-class _Customer:
-    """The working state of one evaluation."""
+class CustomerState:
+    """The working state of one evaluation: the customer's values (``values``), its
+    accounts (``accounts``, and ``by_type`` / ``accounts_of``), the steps of its trace and
+    the model versions; a mechanism's record forms are given it as ``state``."""
 
     def __init__(
         self, strategy: m.Strategy, customer: Mapping[str, Any], accounts: Iterable[Mapping]
@@ -189,7 +191,7 @@ class _Customer:
 
 
 def _run(
-    state: _Customer, name: str, process: str, account: dict | None, called_by: str | None
+    state: CustomerState, name: str, process: str, account: dict | None, called_by: str | None
 ) -> None:
     """Run mechanism ``name`` for the customer (account None) or for one account."""
     kind, evaluate, output, value_type, exact, over, is_date = state.plan.mechanisms[name]
@@ -221,6 +223,20 @@ def _run(
             _run(state, target, process, item, name)
 
 
+def _calculate(state: CustomerState, calculation: m.Mechanism, account: dict) -> None:
+    """One `calculate:` entry of the account action an account got (after categories)."""
+    step: dict[str, Any] = {
+        "process": "categories",
+        "mechanism": calculation.name,
+        "type": calculation.kind,
+    }
+    value_type = calculation.output.value_type
+    value = c.canonical(calculation.evaluate_record(state, account["values"], step, []), value_type)
+    step["value"] = c.json_value(value) if value_type is ValueType.DATE else value
+    account["values"][calculation.output.name] = value
+    account["steps"].append(step)
+
+
 def evaluate_customer(
     strategy: m.Strategy,
     *,
@@ -237,7 +253,7 @@ def evaluate_customer(
     plan = c.event_of(strategy, event)
     channels = c.channels_of(strategy, channel)
     interaction = interaction_type or plan.interaction_type
-    state = _Customer(strategy, customer, accounts)
+    state = CustomerState(strategy, customer, accounts)
     record_plan = state.plan
     if model_versions:
         state.model_versions = c.event_models(strategy, plan, dict(model_versions))
@@ -283,6 +299,8 @@ def evaluate_customer(
             for action in actions_of.get((category, account["account_type"]), ()):
                 if c.true(action.condition, account["values"]):
                     account["action"] = action.action
+                    for calculation in action.calculations:  # the action's `calculate:`
+                        _calculate(state, calculation, account)
                     break
     chosen, filters, arbitration = choose_treatments(state, interaction, channels, contact_history)
     trace = {
