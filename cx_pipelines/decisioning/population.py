@@ -73,7 +73,7 @@ def _by_customer(table: pd.DataFrame, name: str, index: pd.Index) -> pd.DataFram
     return table.set_index("customer_id").reindex(index)
 
 
-def _column_type(strategy: Strategy, name: str) -> str:
+def column_type(strategy: Strategy, name: str) -> str:
     return str(
         getattr(strategy.attributes[name].value_type, "value", strategy.attributes[name].value_type)
     )
@@ -119,12 +119,12 @@ def engine_inputs(
     account_inputs: dict[str, dict[str, str]] = {}
     for item in strategies:
         for attribute in item.input_attributes(None):
-            customer_inputs.setdefault(attribute.name, _column_type(item, attribute.name))
+            customer_inputs.setdefault(attribute.name, column_type(item, attribute.name))
         for account_type in item.account_types:
             columns = account_inputs.setdefault(account_type, {})
             for attribute in item.input_attributes(account_type):
                 column = attribute.column or attribute.name.split(".", 1)[1]
-                columns.setdefault(column, _column_type(item, attribute.name))
+                columns.setdefault(column, column_type(item, attribute.name))
     id_type = customer_inputs.get("customer_id", "string")
     frame: dict[str, Any] = {
         "customer_id": index.astype(str).to_numpy(dtype=object)

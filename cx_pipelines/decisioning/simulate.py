@@ -1,8 +1,8 @@
 """Run a strategy over the materialised population, and compare two strategies' decisions.
 
 The population itself (warehouse tables -> engine inputs, and the column mapping) is built
-in :mod:`cx_pipelines.engine.population`; the report and its text rendering live in
-:mod:`cx_pipelines.engine.simulation_report`. Both are re-exported here.
+in :mod:`cx_pipelines.decisioning.population`; the report and its text rendering live in
+:mod:`cx_pipelines.decisioning.simulation_report`. Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 from cx_pipelines.decisioning.population import (
     OPTIONAL_TABLES,
     PopulationError,
-    _column_type,
+    column_type,
     engine_inputs,
     model_versions,
 )
@@ -83,7 +83,7 @@ def _numbers(
 ) -> dict[str, tuple[float, float]]:
     result = {}
     for attribute in strategy.attributes.values():
-        if not attribute.derived or _column_type(strategy, attribute.name) != "number":
+        if not attribute.derived or column_type(strategy, attribute.name) != "number":
             continue
         frame = customers if attribute.account_type is None else accounts
         candidates = [attribute.name, attribute.column, attribute.name.split(".", 1)[-1]]
