@@ -186,7 +186,7 @@ def instances(draw):
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(instances())
 def test_property_the_certificate_brackets_the_exact_optimum(problem) -> None:
     value, cost, budget, volume_cap = problem
