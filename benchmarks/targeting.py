@@ -144,7 +144,19 @@ def child(solver: str, customers: int, arguments: argparse.Namespace) -> dict:
         "--campaigns", str(arguments.campaigns), "--seed", str(arguments.seed),
         "--highs-time-limit", str(arguments.highs_time_limit),
     ]  # fmt: skip
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    # HiGHS's own time limit is not checked while it builds and presolves a large LP, so
+    # the child also gets a wall-clock limit
+    limit = None if solver == "ours" else 2 * arguments.highs_time_limit + 120
+    try:
+        output = subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=limit
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return {
+            "customers": customers, "seconds": limit, "peak_rss_mb": None, "finished": False,
+            "message": f"stopped after {limit:.0f} s wall clock", "objective": None,
+            "exact_finished": False, "exact_objective": None,
+        }  # fmt: skip
     return json.loads(output.strip().splitlines()[-1])
 
 

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cx_pipelines.decisioning.commands import add_strategy_commands
 
     add_strategy_commands(commands)
+    from cx_pipelines.campaigns.commands import add_campaign_commands
+
+    add_campaign_commands(commands)
     return parser
 
 

@@ -68,7 +68,7 @@ def capacities(
     *, cost: np.ndarray, budget: np.ndarray, volume_cap: np.ndarray, customers: int
 ) -> np.ndarray:
     """Whole-number contact capacity of each campaign (``customers`` when uncapped)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # tiny cost: no cap
         by_budget = np.where(cost > 0, np.floor(budget / np.where(cost > 0, cost, 1.0)), np.inf)
     capacity = np.minimum(np.floor(volume_cap), by_budget)
     return np.minimum(capacity, customers).astype(np.int64)

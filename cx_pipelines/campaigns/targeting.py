@@ -13,7 +13,8 @@ For the campaigns active on the decision date:
 4. **Optimiser** (:func:`.optimiser.assign`) gives the other customers at most one
    campaign each, maximising the expected value of a decided row
    ``(1 - control_share) x value`` under the treated-contact capacity left after
-   exploration (budget folded to contacts), expressed in decided rows.
+   exploration (budget folded to contacts), expressed in decided rows. The certified
+   gap reported (``summary["gap"]``, the asset's ``certified_gap``) is this problem's.
 5. **Controls**: a decided row is control when ``uniform(customer_id, campaign.salt) <
    control_share`` (:mod:`.draws`) — fixed per customer and campaign, independent of the
    scores, so control and treated come from the same ranked list. Controls are not

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
@@ -160,3 +162,36 @@ def test_bad_input_is_refused_with_a_clear_error(kwargs, message) -> None:
     value = arguments.pop("value")
     with pytest.raises(OptimiserInputError, match=message):
         assign(value, **arguments)
+
+
+@st.composite
+def instances(draw):
+    customers = draw(st.integers(1, 12))
+    campaigns = draw(st.integers(1, 4))
+    cell = st.one_of(st.none(), st.integers(-3, 5), st.floats(-2, 4, allow_nan=False))
+    value = np.array(
+        [[np.nan if v is None else float(v) for v in row] for row in draw(
+            st.lists(st.lists(cell, min_size=campaigns, max_size=campaigns),
+                     min_size=customers, max_size=customers))]
+    )  # fmt: skip
+    cap = st.one_of(st.just(np.inf), st.integers(0, customers).map(float))
+    budget = st.one_of(st.just(np.inf), st.floats(0, 10, allow_nan=False))
+    price = st.one_of(st.just(0.0), st.floats(0.01, 3))
+    return (
+        value,
+        # costs far below HiGHS's feasibility tolerance would make the reference wrong
+        np.array(draw(st.lists(price, min_size=campaigns, max_size=campaigns))),
+        np.array(draw(st.lists(budget, min_size=campaigns, max_size=campaigns))),
+        np.array(draw(st.lists(cap, min_size=campaigns, max_size=campaigns))),
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(instances())
+def test_property_the_certificate_brackets_the_exact_optimum(problem) -> None:
+    value, cost, budget, volume_cap = problem
+    result = assign(value, cost=cost, budget=budget, volume_cap=volume_cap)
+    assert_feasible(result, value, cost, budget, volume_cap)
+    optimum = exact_optimum(value, cost, budget, volume_cap)
+    assert result.objective - 1e-7 <= optimum <= result.upper_bound + 1e-7
+    assert 0 <= result.gap <= 1e-5
