@@ -44,9 +44,9 @@ def _load(home: Path) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
 
 def supervised(tables: dict[str, pd.DataFrame], truth: pd.DataFrame, *, as_of) -> dict:
     from cx_pipelines.ml import evaluation, training_data
-    from cx_pipelines.ml.propensity import fit_classifier
+    from cx_pipelines.ml.supervised.classifier import fit_classifier
     from cx_pipelines.ml.specs import load_spec
-    from cx_pipelines.ml.uplift import fit_uplift_model
+    from cx_pipelines.ml.supervised.uplift import fit_uplift_model
 
     customers, accounts, transactions = (
         tables["customers"],

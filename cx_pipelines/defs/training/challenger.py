@@ -19,13 +19,9 @@ import pandas as pd
 from cx_pipelines.defs.training.resources import MlflowResource, mlflow_run_metadata
 from cx_pipelines.features.observation import observation_end
 from cx_pipelines.ml import registry
-from cx_pipelines.ml.evaluation import EvaluationError, Report
-from cx_pipelines.ml.propensity import (
-    InsufficientDataError,
-    TrainingDataError,
-    class_counts,
-    require_examples,
-)
+from cx_pipelines.ml.errors import EvaluationError, InsufficientDataError, TrainingDataError
+from cx_pipelines.ml.evaluation import Report
+from cx_pipelines.ml.supervised.base import class_counts, require_examples
 from cx_pipelines.ml.specs import ModelSpec, load_spec
 
 GROUP = "models"

@@ -7,7 +7,7 @@ registers the challenger with both figures. The blocking check in ``checks.py`` 
 promotes it or keeps the champion and says why.
 
 Propensity is one pooled model whose features include ``offer_type`` and ``channel``
-(see ``cx_pipelines.ml.propensity``): it scores every offer × channel, including pairs no
+(see ``cx_pipelines.ml.supervised.propensity``): it scores every offer × channel, including pairs no
 past campaign used. Interaction results fed back by campaigns (warehouse table
 ``interaction_results``, same columns as ``offer_history``) are appended to the history
 when that table exists.
@@ -30,9 +30,9 @@ from cx_pipelines.defs.training.challenger import (
 )
 from cx_pipelines.ml import evaluation, training_data
 from cx_pipelines.ml.evaluation import Report
-from cx_pipelines.ml.propensity import fit_classifier
+from cx_pipelines.ml.supervised.classifier import fit_classifier
 from cx_pipelines.ml.specs import ModelSpec
-from cx_pipelines.ml.uplift import fit_uplift_model
+from cx_pipelines.ml.supervised.uplift import fit_uplift_model
 
 INTERACTION_RESULTS = "interaction_results"
 CONTACT_INPUTS = ["customers", "accounts", "transactions", "offer_history"]

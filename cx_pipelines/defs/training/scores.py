@@ -19,7 +19,8 @@ import pandas as pd
 from cx_pipelines.defs.training.challenger import GROUP, KINDS, TrainingConfig, as_of_date
 from cx_pipelines.defs.training.models import SPEC_OF_ASSET
 from cx_pipelines.defs.training.resources import MlflowResource
-from cx_pipelines.ml import propensity, registry, training_data, uplift
+from cx_pipelines.ml import registry, training_data
+from cx_pipelines.ml.supervised import propensity, uplift
 from cx_pipelines.ml.specs import load_spec
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 

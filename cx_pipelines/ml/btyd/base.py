@@ -20,12 +20,9 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 
-class BTYDFitError(RuntimeError):
-    """The likelihood could not be maximised to a finite optimum."""
+from cx_pipelines.ml.errors import BTYDFitError, BTYDNotFittedError  # noqa: E402
 
-
-class BTYDNotFittedError(RuntimeError):
-    """A prediction was asked of a model that has not been fitted."""
+__all__ = ["BTYDFitError", "BTYDNotFittedError", "MaximumLikelihoodModel", "check_data"]
 
 
 def check_data(data: pd.DataFrame, columns: Sequence[str]) -> None:
