@@ -8,11 +8,12 @@ scores the same holdout rows with the ground truth:
 * uplift: Qini coefficient vs ranking by the true p_treated − p_control;
 * attrition: AUC vs the true P(no purchase in 90 days) = 1 if dropped out else exp(−λ·w);
 * hit-and-run: AUC of one-time buyers returning in the last 180 days vs 1 − exp(−λ·h), for
-  the kept model (covariates or pure MBG/NBD, trained on the window before), the pure
-  MBG/NBD ranking and the recency baseline;
+  the kept model and every candidate (booster on BTYD + covariates trained on the window
+  before, BG/NBD per customer type, pure MBG/NBD) and the recency baseline
+  (``*_kept_model``: 0 pure MBG/NBD, 1 BG/NBD per type, 2 booster);
 * dormancy: AUC of dormant accounts spending again in the last 90 days vs the oracle
   P(alive at the cutoff) · (1 − exp(−λ · account share · h)) (share from past spending),
-  likewise beside the pure MBG/NBD ranking and the recency baseline;
+  likewise for every candidate and the recency baseline;
 * spend forecast: MAE of holdout transactions vs the oracle's expected count.
 
 Every probability's expected calibration error is reported. ``--seeds 11 12 13`` measures
@@ -50,8 +51,8 @@ def _load(home: Path) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
 
 def supervised(tables: dict[str, pd.DataFrame], truth: pd.DataFrame, *, as_of) -> dict:
     from cx_pipelines.ml import evaluation, training_data
-    from cx_pipelines.ml.supervised.classifier import fit_classifier
     from cx_pipelines.ml.specs import load_spec
+    from cx_pipelines.ml.supervised.classifier import fit_classifier
     from cx_pipelines.ml.supervised.uplift import fit_uplift_model
 
     customers, accounts, transactions = (
@@ -135,12 +136,13 @@ def lifetime_models(tables: dict[str, pd.DataFrame], truth: pd.DataFrame, *, as_
             f"{name}_auc": fit.report.metrics["auc"],
             f"{name}_covariates_auc": fit.candidates.get("covariates", float("nan")),
             f"{name}_btyd_auc": fit.report.metrics["btyd_auc"],
+            f"{name}_btyd_by_type_auc": fit.report.metrics["btyd_by_type_auc"],
             f"{name}_baseline_auc": fit.report.metrics["baseline_auc"],
             f"{name}_oracle_auc": evaluation.auc(labels, oracle),
             f"{name}_ece": fit.report.metrics["expected_calibration_error"],
             f"{name}_btyd_ece": evaluation.expected_calibration_error(labels, btyd),
             f"{name}_oracle_ece": evaluation.expected_calibration_error(labels, oracle),
-            f"{name}_uses_covariates": float(fit.chosen == "covariates"),
+            f"{name}_kept_model": ["btyd", "btyd_by_type", "covariates"].index(fit.chosen),
         }
 
     cutoff = as_of - timedelta(days=180)
@@ -190,12 +192,14 @@ ROWS = [
     ("attrition ECE", "attrition_ece", "attrition_oracle_ece"),
     ("hit-and-run AUC (kept model)", "hit_and_run_auc", "hit_and_run_oracle_auc"),
     ("hit-and-run AUC covariates", "hit_and_run_covariates_auc", "hit_and_run_oracle_auc"),
+    ("hit-and-run AUC BG/NBD per type", "hit_and_run_btyd_by_type_auc", "hit_and_run_oracle_auc"),
     ("hit-and-run AUC pure MBG/NBD", "hit_and_run_btyd_auc", "hit_and_run_oracle_auc"),
     ("hit-and-run AUC recency baseline", "hit_and_run_baseline_auc", "hit_and_run_oracle_auc"),
     ("hit-and-run ECE (kept model)", "hit_and_run_ece", "hit_and_run_oracle_ece"),
     ("hit-and-run ECE pure MBG/NBD", "hit_and_run_btyd_ece", "hit_and_run_oracle_ece"),
     ("dormancy AUC (kept model)", "dormancy_auc", "dormancy_oracle_auc"),
     ("dormancy AUC covariates", "dormancy_covariates_auc", "dormancy_oracle_auc"),
+    ("dormancy AUC owner BG/NBD per type", "dormancy_btyd_by_type_auc", "dormancy_oracle_auc"),
     ("dormancy AUC pure MBG/NBD", "dormancy_btyd_auc", "dormancy_oracle_auc"),
     ("dormancy AUC recency baseline", "dormancy_baseline_auc", "dormancy_oracle_auc"),
     ("dormancy ECE (kept model)", "dormancy_ece", "dormancy_oracle_ece"),
@@ -206,9 +210,11 @@ ROWS = [
 TARGETS = [
     ("hit-and-run AUC >= 0.95 x oracle", "hit_and_run_auc", "hit_and_run_oracle_auc", 0.95),
     ("dormancy AUC >= 0.97 x oracle", "dormancy_auc", "dormancy_oracle_auc", 0.97),
-    ("propensity AUC >= 0.8503 (today)", "propensity_auc", None, 0.8503),
-    ("attrition AUC >= 0.9438 (today)", "attrition_auc", None, 0.9438),
 ]
+# Figures of the release before the covariate models (60,000 customers, seed 11): the
+# supervised models must be no worse; judged on that world only.
+TODAY = {"propensity_auc": 0.8503, "attrition_auc": 0.9438}
+TODAY_WORLD = (60_000, 11)
 ECE_BOUND = 0.02
 ECES = ["propensity_ece", "attrition_ece", "hit_and_run_ece", "dormancy_ece"]
 
@@ -229,6 +235,10 @@ def judged(per_seed: list[dict]) -> dict[str, bool]:
         )
     for metric in ECES:
         verdict[f"{metric} < {ECE_BOUND}"] = all(f[metric] < ECE_BOUND for f in per_seed)
+    for metric, value in TODAY.items():
+        today = [f for f in per_seed if (f["customers"], f["seed"]) == TODAY_WORLD]
+        if today:
+            verdict[f"{metric} >= {value} (before, same world)"] = today[0][metric] >= value - 5e-5
     return verdict
 
 

@@ -17,7 +17,6 @@ import pandas as pd
 from sklearn.calibration import calibration_curve as _sklearn_calibration_curve
 from sklearn.metrics import roc_auc_score
 
-
 from cx_pipelines.ml.errors import EvaluationError  # noqa: E402
 
 

@@ -19,7 +19,7 @@ from cx_pipelines.ml.rfm import calibration_and_holdout_data, rfm_summary
 _DAYS_PER_WEEK = 7.0
 
 
-def _rank(frame: pd.DataFrame, score: str) -> pd.DataFrame:
+def rank_by(frame: pd.DataFrame, score: str) -> pd.DataFrame:
     """Sort by descending score (ties by id, for a stable order) and number from 1."""
     frame = frame.sort_values([score, frame.columns[0]], ascending=[False, True], kind="stable")
     frame = frame.reset_index(drop=True)
@@ -54,7 +54,7 @@ def hit_and_run_scores(
             "probability_ever_again": probability.to_numpy(),
         }
     )
-    return _rank(frame, "probability_ever_again")
+    return rank_by(frame, "probability_ever_again")
 
 
 def _account_rfm(
@@ -120,7 +120,7 @@ def dormancy_scores(
             "probability_reactivation": probability.to_numpy(),
         }
     )
-    return _rank(frame, "probability_reactivation")
+    return rank_by(frame, "probability_reactivation")
 
 
 def spend_forecast(

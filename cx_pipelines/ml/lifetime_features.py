@@ -18,17 +18,20 @@ row per account without spending for ``dormant_days``; ``label_end`` adds the ou
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.ml.btyd import ModifiedBetaGeoModel
+from cx_pipelines.ml.btyd import BetaGeoModel, ModifiedBetaGeoModel
 from cx_pipelines.ml.errors import TrainingDataError
 from cx_pipelines.ml.rfm import rfm_summary
 from cx_pipelines.ml.training_data import customer_features
 
 DAY = pd.Timedelta(days=1)
+# Fewest customers of a segment worth its own BG/NBD (else it shares the pooled fit).
+MIN_SEGMENT_CUSTOMERS = 300
 DAYS_PER_WEEK = 7.0
 INTERACTION_TYPES = (
     "login",
@@ -72,9 +75,10 @@ def _btyd_columns(
     horizon_weeks: float,
     prefix: str,
     share: pd.Series | None = None,
-    model: ModifiedBetaGeoModel | None = None,
+    model: BetaGeoModel | None = None,
 ) -> pd.DataFrame:
-    """MBG/NBD P(alive), P(purchase within the horizon), expected purchases, by id.
+    """P(alive), P(purchase within the horizon) and expected purchases of a fitted BG/NBD or
+    MBG/NBD (default: an MBG/NBD fitted on ``rfm``), by id.
 
     With ``share`` (an account's share of its owner's purchases, indexed like ``rfm``'s
     ids) also the probability that the owner, if alive, buys on that account within the
@@ -84,11 +88,11 @@ def _btyd_columns(
     model = model or ModifiedBetaGeoModel().fit(rfm)
     frame = pd.DataFrame(
         {
-            f"{prefix}btyd_probability_alive": model.expected_probability_alive(rfm).to_numpy(),
-            f"{prefix}btyd_probability_in_horizon": model.expected_probability_of_transaction(
+            f"{prefix}probability_alive": model.expected_probability_alive(rfm).to_numpy(),
+            f"{prefix}probability_in_horizon": model.expected_probability_of_transaction(
                 rfm, future_t=horizon_weeks
             ).to_numpy(),
-            f"{prefix}btyd_expected_purchases": model.expected_transactions(
+            f"{prefix}expected_purchases": model.expected_transactions(
                 rfm, future_t=horizon_weeks
             ).to_numpy(),
         },
@@ -97,12 +101,56 @@ def _btyd_columns(
     if share is not None:
         r, alpha = model.params_["r"], model.params_["alpha"]
         x, T = rfm["frequency"].to_numpy(), rfm["T"].to_numpy()
-        frame[f"{prefix}btyd_share"] = share.reindex(frame.index).to_numpy()
-        thinned = frame[f"{prefix}btyd_share"].to_numpy() * horizon_weeks
-        frame[f"{prefix}btyd_account_probability"] = frame[
-            f"{prefix}btyd_probability_alive"
-        ].to_numpy() * (1.0 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + thinned))))
+        thinned = share.reindex(frame.index).to_numpy() * horizon_weeks
+        frame[f"{prefix}account_probability"] = frame[f"{prefix}probability_alive"].to_numpy() * (
+            1.0 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + thinned)))
+        )
     return frame
+
+
+def segmented_btyd(
+    rfm: pd.DataFrame,
+    segments: pd.Series,
+    *,
+    horizon_weeks: float,
+    prefix: str,
+    score: pd.DataFrame | None = None,
+    score_segments: pd.Series | None = None,
+    share: pd.Series | None = None,
+    min_customers: int = MIN_SEGMENT_CUSTOMERS,
+) -> pd.DataFrame:
+    """A BTYD model with a covariate: one BG/NBD per segment (e.g. customer type), so each
+    segment has its own purchase-rate and dropout mixture; segments with fewer than
+    ``min_customers`` (or few repeat buyers) share a BG/NBD fitted on all of ``rfm``.
+
+    Fitted on ``rfm`` (``segments`` indexed by its ids); scores ``score`` (default
+    ``rfm``; ``score_segments`` indexed by its ids), with ``share`` as in
+    :func:`_btyd_columns`.
+    """
+    if score is None:
+        score, score_segments = rfm, segments
+
+    def labels_of(frame: pd.DataFrame, by: pd.Series) -> np.ndarray:
+        values = by.reindex(frame["customer_id"].to_numpy()).fillna("(none)").astype(str)
+        return values.to_numpy()
+
+    fit_labels, score_labels = labels_of(rfm, segments), labels_of(score, score_segments)
+    pooled = BetaGeoModel().fit(rfm)
+    parts = []
+    for label in pd.unique(score_labels):
+        rows = rfm[fit_labels == label]
+        model = pooled
+        if len(rows) >= min_customers and (rows["frequency"] > 0).sum() >= min_customers // 10:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                model = BetaGeoModel().fit(rows)
+        scored = score[score_labels == label]
+        parts.append(
+            _btyd_columns(
+                scored, horizon_weeks=horizon_weeks, prefix=prefix, share=share, model=model
+            )
+        )
+    return pd.concat(parts).reindex(score["customer_id"].to_numpy())
 
 
 def _weekly_rfm(transactions: pd.DataFrame, *, id_column: str, cutoff: pd.Timestamp):
@@ -196,7 +244,35 @@ def customer_covariates(
     past = _past(transactions, "occurred_at", moment)
     features = features.join(_purchase_covariates(past))
     features = features.join(_interaction_covariates(interactions, moment, features.index))
+    features = features.join(_quiet_interactions(interactions, past, moment, features))
     return features.join(_contact_covariates(offer_history, moment, features.index))
+
+
+def _quiet_interactions(
+    interactions: pd.DataFrame | None,
+    past: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    features: pd.DataFrame,
+) -> pd.DataFrame:
+    """Interactions since the last purchase, and their rate relative to the customer's rate
+    before it: a customer who stopped buying *and* stopped interacting has likely left."""
+    frame = pd.DataFrame(index=features.index)
+    if interactions is None or interactions.empty or past.empty:
+        frame["interactions_since_last_purchase"] = 0.0
+        return frame
+    seen = _past(interactions, "occurred_at", cutoff)
+    last_purchase = past.groupby("customer_id")["occurred_at"].max()
+    when = last_purchase.reindex(seen["customer_id"]).to_numpy()
+    after = seen["occurred_at"].to_numpy() > when
+    counts = pd.DataFrame({"customer_id": seen["customer_id"].to_numpy(), "after": after})
+    grouped = counts.groupby("customer_id")["after"]
+    since = grouped.sum().reindex(frame.index).fillna(0.0).astype(float)
+    before = (grouped.size() - grouped.sum()).reindex(frame.index).fillna(0.0).astype(float)
+    quiet_days = features["days_since_last_purchase"].clip(lower=1.0)
+    active_days = (features["tenure_days"] - features["days_since_last_purchase"]).clip(lower=30.0)
+    frame["interactions_since_last_purchase"] = since
+    frame["interactions_rate_ratio"] = (since / quiet_days) / ((before + 1.0) / active_days)
+    return frame
 
 
 def _label(
@@ -221,9 +297,19 @@ def hit_and_run_frame(
     if past.empty:
         raise TrainingDataError(f"no transactions up to {moment}: nobody to score")
     rfm = _weekly_rfm(past, id_column="customer_id", cutoff=moment)
-    btyd = _btyd_columns(rfm, horizon_weeks=horizon_days / DAYS_PER_WEEK, prefix="")
+    horizon = horizon_days / DAYS_PER_WEEK
+    types = tables["customers"].set_index("customer_id")["customer_type"]
+    mbg = _btyd_columns(rfm, horizon_weeks=horizon, prefix="btyd_")  # the pure ranking
+    bg = _btyd_columns(rfm, horizon_weeks=horizon, prefix="btyd_bg_", model=BetaGeoModel().fit(rfm))
+    by_type = segmented_btyd(rfm, types, horizon_weeks=horizon, prefix="btyd_bg_type_")
     one_time = rfm[rfm["frequency"] == 0].set_index("customer_id")[["T"]]
-    frame = one_time.join(btyd.drop(columns="btyd_expected_purchases"))
+    frame = one_time.join(
+        [
+            mbg[["btyd_probability_alive", "btyd_probability_in_horizon"]],
+            bg[["btyd_bg_probability_in_horizon"]],
+            by_type[["btyd_bg_type_probability_in_horizon"]],
+        ]
+    )
     covariates = customer_covariates(
         tables["customers"],
         tables["accounts"],
@@ -267,26 +353,24 @@ def dormancy_frame(
     account_btyd = _btyd_columns(
         accounts_rfm.rename(columns={"account_id": "customer_id"}),
         horizon_weeks=horizon,
-        prefix="",
+        prefix="btyd_",
     )
     frame = dormant.set_index("account_id")[["frequency", "recency", "T", "days_since_last_spend"]]
     frame["btyd_probability_in_horizon"] = account_btyd["btyd_probability_in_horizon"]
     owners = past.drop_duplicates("account_id").set_index("account_id")["customer_id"]
     frame["customer_id"] = owners.reindex(frame.index).to_numpy()
 
-    spend_share = past.groupby("account_id").size() / owners.map(
-        past.groupby("customer_id").size()
-    )
+    spend_share = past.groupby("account_id").size() / owners.map(past.groupby("customer_id").size())
     frame["account_spend_share"] = spend_share.reindex(frame.index)
     owner_rfm = _weekly_rfm(past, id_column="customer_id", cutoff=moment)
     owner = owner_rfm.set_index("customer_id")[["frequency", "recency", "T"]]
     owner["days_since_last_spend"] = np.rint((owner["T"] - owner["recency"]) * DAYS_PER_WEEK)
     owner_model = ModifiedBetaGeoModel().fit(owner_rfm)
     owner = owner.add_prefix("owner_").join(
-        _btyd_columns(owner_rfm, horizon_weeks=horizon, prefix="owner_", model=owner_model)
+        _btyd_columns(owner_rfm, horizon_weeks=horizon, prefix="owner_btyd_", model=owner_model)
     )
     # The owner's rate thinned to this account (an owner may have several dormant accounts,
-    # so it is computed per account row, not per owner).
+    # so it is computed per account row, not per owner): MBG/NBD, and BG/NBD per type.
     account_owner_rfm = owner_rfm.set_index("customer_id").reindex(frame["customer_id"])
     account_owner_rfm = account_owner_rfm.reset_index(drop=True).assign(
         customer_id=frame.index.to_numpy()
@@ -294,11 +378,23 @@ def dormancy_frame(
     thinned = _btyd_columns(
         account_owner_rfm,
         horizon_weeks=horizon,
-        prefix="owner_",
+        prefix="owner_btyd_",
         share=frame["account_spend_share"],
         model=owner_model,
     )
     frame["owner_btyd_account_probability"] = thinned["owner_btyd_account_probability"]
+    types = tables["customers"].set_index("customer_id")["customer_type"]
+    by_type = segmented_btyd(
+        owner_rfm,
+        types,
+        horizon_weeks=horizon,
+        prefix="owner_btyd_bg_type_",
+        score=account_owner_rfm,
+        score_segments=types.reindex(frame["customer_id"].to_numpy()).set_axis(frame.index),
+        share=frame["account_spend_share"],
+    )
+    for column in ("probability_alive", "account_probability"):
+        frame[f"owner_btyd_bg_type_{column}"] = by_type[f"owner_btyd_bg_type_{column}"]
     product = tables["accounts"].set_index("account_id")["product_type"]
     frame["product_type"] = product.reindex(frame.index).astype(str).to_numpy()
     covariates = customer_covariates(

@@ -80,9 +80,7 @@ def oracle_hit_and_run(holdout: pd.DataFrame, truth: pd.DataFrame, *, weeks: flo
     return 1 - np.exp(-rate.to_numpy() * weeks)
 
 
-def oracle_dormancy(
-    holdout: pd.DataFrame, truth: pd.DataFrame, *, horizon_days: int
-) -> np.ndarray:
+def oracle_dormancy(holdout: pd.DataFrame, truth: pd.DataFrame, *, horizon_days: int) -> np.ndarray:
     """P(alive at the cutoff) · (1 − exp(−λ · account share · horizon)), the share being the
     account's part of its owner's past purchases (``account_spend_share``)."""
     indexed = truth.set_index("customer_id")
@@ -95,9 +93,7 @@ def oracle_dormancy(
     return alive * (1 - np.exp(-rate * share * horizon_days / 7))
 
 
-def oracle_scores(
-    spec: ModelSpec, holdout: pd.DataFrame, truth: pd.DataFrame
-) -> np.ndarray | None:
+def oracle_scores(spec: ModelSpec, holdout: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray | None:
     """The oracle's probability (or uplift) for every holdout row of ``spec``'s model."""
     if spec.kind == "propensity":
         return training_data.oracle_response(holdout, truth)
@@ -171,5 +167,6 @@ def log_card(
 def read_card(model_name: str, version: str, *, tracking_uri: str | None = None) -> dict:
     """The card of a registered version, from its tags (``card.`` prefix removed)."""
     tags = registry.client(tracking_uri).get_model_version(model_name, version).tags
-    return {key.removeprefix("card."): value for key, value in tags.items() if key.startswith("card.")}
-
+    return {
+        key.removeprefix("card."): value for key, value in tags.items() if key.startswith("card.")
+    }

@@ -99,8 +99,6 @@ _SCHEMA: dict[str, Any] = {
 }
 
 
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """One model's declaration, as read from ``models/<name>.yaml``."""

@@ -10,9 +10,9 @@ import pytest
 
 from cx_pipelines.ml import evaluation
 from cx_pipelines.ml.errors import InsufficientDataError, TrainingDataError
+from cx_pipelines.ml.specs import load_spec
 from cx_pipelines.ml.supervised.classifier import fit_classifier
 from cx_pipelines.ml.supervised.propensity import score_offer_channels
-from cx_pipelines.ml.specs import load_spec
 
 OFFERS = ("card", "loan")
 CHANNELS = ("email", "web")

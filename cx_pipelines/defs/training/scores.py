@@ -20,8 +20,8 @@ from cx_pipelines.defs.training.challenger import GROUP, KINDS, TrainingConfig, 
 from cx_pipelines.defs.training.models import SPEC_OF_ASSET
 from cx_pipelines.defs.training.resources import MlflowResource
 from cx_pipelines.ml import registry, training_data
-from cx_pipelines.ml.supervised import propensity, uplift
 from cx_pipelines.ml.specs import load_spec
+from cx_pipelines.ml.supervised import propensity, uplift
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 
 ASSET_OF_SPEC = {spec: asset for asset, spec in SPEC_OF_ASSET.items()}

@@ -2,7 +2,7 @@
 uplift, and the covariate hit-and-run and dormancy models (with the pure BTYD ranking they
 compete against). Importing the package registers every family under its spec kind."""
 
-from cx_pipelines.ml.supervised import attrition, dormancy, hit_and_run, propensity
+from cx_pipelines.ml.supervised import attrition, dormancy, hit_and_run, propensity, uplift
 from cx_pipelines.ml.supervised.attrition import AttritionClassifier
 from cx_pipelines.ml.supervised.btyd_covariates import LifetimeFit, fit_lifetime_model, score_frame
 from cx_pipelines.ml.supervised.btyd_ranking import BTYDRankingClassifier
@@ -30,7 +30,9 @@ __all__ = [
     "dormancy",
     "fit_classifier",
     "fit_lifetime_model",
+    "fit_uplift_model",
     "hit_and_run",
     "propensity",
     "score_frame",
+    "uplift",
 ]

@@ -20,8 +20,6 @@ class AttritionClassifier(CalibratedBoostingClassifier):
 
 def attrition_risk(model: CalibratedBoostingClassifier, features: pd.DataFrame) -> pd.Series:
     """Risk per customer_id; null for customers who never bought (attrition is undefined)."""
-    risk = pd.Series(
-        model.predict_probability(features), index=features["customer_id"].to_numpy()
-    )
+    risk = pd.Series(model.predict_probability(features), index=features["customer_id"].to_numpy())
     buyers = features["purchases_total"].to_numpy() > 0
     return risk.where(buyers, np.nan)

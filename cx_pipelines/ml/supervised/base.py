@@ -18,7 +18,6 @@ from threadpoolctl import threadpool_limits
 
 from cx_pipelines.ml.errors import InsufficientDataError, TrainingDataError
 
-
 # Isotonic/sigmoid calibration is fitted on out-of-fold predictions: with fewer positives
 # than this per fold the calibration curve is a handful of points, worse than none.
 MIN_CALIBRATION_EXAMPLES_PER_FOLD = 10
@@ -140,8 +139,6 @@ def stacked_offer_channel_scores(
     for row, (offer_type, channel) in enumerate(pairs):
         result[f"{prefix}__{offer_type}__{channel}"] = scores[row]
     return result
-
-
 
 
 def boosted_pipeline(

@@ -1,16 +1,20 @@
 """Hit-and-run and dormancy with covariates: candidates fitted on an earlier window, judged
 on the later time-based holdout, the better one kept.
 
-Two candidates compete on the same holdout rows:
+Three candidates compete on the same holdout rows:
 
 * ``covariates``: the family's calibrated booster on the BTYD signal plus who the customer
   is (``cx_pipelines.ml.lifetime_features``), trained on the frame at
   (as-of − 2 × horizon) labelled by the next horizon;
-* ``btyd``: the pure MBG/NBD probability of a purchase within the horizon.
+* ``btyd_by_type``: a BTYD model with a covariate, one BG/NBD per customer type (fitted
+  on the history up to the frame's cutoff, no labels needed);
+* ``btyd``: the pure MBG/NBD probability of a purchase within the horizon (the model the
+  scores used before).
 
-Both are reported beside the recency baseline; the one with the higher holdout AUC is the
-challenger (the pure ranking wins ties: it is the simpler model). A data set without
-covariates (CDNOW) still trains both and says which one it kept.
+All are reported beside the recency baseline; the one with the highest holdout AUC is the
+challenger (on a tie the simpler wins: ``btyd``, then ``btyd_by_type``). A data set
+without covariates (CDNOW: one customer type) still trains them all and says which one it
+kept.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class LifetimeFamily:
     kind: str
     id_column: str
     btyd_column: str
+    segmented_btyd_column: str
     recency_column: str  # the baseline ranks by it, smallest first
     build: FrameBuilder  # (tables, *, spec, cutoff, label_end) -> frame
 
@@ -100,8 +105,13 @@ def fit_lifetime_model(
         "is needed",
     )
     labels = holdout[spec.target].to_numpy()
-    btyd = BTYDRankingClassifier(column=family.btyd_column).fit(train, train[spec.target])
-    fitted: dict[str, Any] = {"btyd": btyd}
+    fitted: dict[str, Any] = {
+        name: BTYDRankingClassifier(column=column).fit(train, train[spec.target])
+        for name, column in (
+            ("btyd", family.btyd_column),
+            ("btyd_by_type", family.segmented_btyd_column),
+        )
+    }
     try:
         fitted["covariates"] = fit_classifier(train, spec, random_state=random_state)
     except InsufficientDataError:
@@ -109,11 +119,13 @@ def fit_lifetime_model(
             raise
     predictions = {name: model.predict_probability(holdout) for name, model in fitted.items()}
     candidates = {name: evaluation.auc(labels, values) for name, values in predictions.items()}
-    chosen = max(candidates, key=lambda name: (candidates[name], name == "btyd"))
+    simplicity = {"btyd": 2, "btyd_by_type": 1, "covariates": 0}
+    chosen = max(candidates, key=lambda name: (candidates[name], simplicity[name]))
     report = evaluation.classifier_report(labels, predictions[chosen], name=spec.name)
     report.metrics.update(
         {
             "btyd_auc": candidates["btyd"],
+            "btyd_by_type_auc": candidates["btyd_by_type"],
             "baseline_auc": evaluation.auc(labels, -holdout[family.recency_column].to_numpy()),
             "training_rows": float(len(train)),
         }

@@ -20,8 +20,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from cx_pipelines.ml.errors import InsufficientDataError, TrainingDataError
 from cx_pipelines.ml.specs import ModelSpec
@@ -101,10 +101,17 @@ class CalibratedBoostingClassifier(FittedModel, ClassifierMixin, BaseEstimator):
         return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])], dtype=float)
 
     def _encoded_labels(self, y: Any) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        y = column_or_1d(np.asarray(y), warn=True)
         check_classification_targets(y)
+        target_type = type_of_target(y, input_name="y")
+        if target_type != "binary":
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {target_type}."
+            )
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise InsufficientDataError(
@@ -119,9 +126,9 @@ class CalibratedBoostingClassifier(FittedModel, ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> CalibratedBoostingClassifier:
         """Fit the booster (and its calibration) on ``X`` and binary ``y``; returns self."""
         inputs = self._inputs(X, reset=True)
-        if len(inputs) != len(y):
-            raise ValueError(f"X has {len(inputs)} rows but y has {len(y)}")
         labels = self._encoded_labels(y)
+        if len(inputs) != len(labels):
+            raise ValueError(f"X has {len(inputs)} rows but y has {len(labels)}")
         counts = class_counts(labels)
         require_examples(
             counts,
@@ -140,7 +147,10 @@ class CalibratedBoostingClassifier(FittedModel, ClassifierMixin, BaseEstimator):
         categorical = [column for column in kept if column in set(self.categorical_features)]
         method, folds, note = calibration_plan(self.calibration, self.calibration_folds, counts)
         pipeline = boosted_pipeline(
-            kept, categorical, params=dict(self.booster_params or {}), random_state=self.random_state
+            kept,
+            categorical,
+            params=dict(self.booster_params or {}),
+            random_state=self.random_state,
         )
         estimator: Any = pipeline
         if method != "none":
@@ -182,6 +192,7 @@ class CalibratedBoostingClassifier(FittedModel, ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The more likely class of every row."""
+        check_is_fitted(self, "estimator_")
         return self.classes_[(self.predict_probability(X) >= 0.5).astype(int)]
 
     def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:

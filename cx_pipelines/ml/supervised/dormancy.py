@@ -55,6 +55,7 @@ FAMILY = register_family(
         kind="dormancy",
         id_column="account_id",
         btyd_column="btyd_probability_in_horizon",
+        segmented_btyd_column="owner_btyd_bg_type_account_probability",
         recency_column="days_since_last_spend",
         build=build_frame,
     )

@@ -1,9 +1,11 @@
 """Hit-and-run: one-time buyers ranked by the probability of buying again within the horizon.
 
 For a one-time buyer the MBG/NBD probability depends only on the time since the first
-purchase, so the pure BTYD ranking equals the recency baseline. :class:`HitAndRunClassifier`
-adds who the customer is (attributes, holdings, first purchase, channel mix, interactions,
-past campaign responses) to that signal; see :mod:`.btyd_covariates` for how it is judged.
+purchase, so the pure BTYD ranking equals the recency baseline. Two models add who the
+customer is: a BG/NBD per customer type (each type its own purchase-rate mixture), and
+:class:`HitAndRunClassifier`, a booster on the BTYD signal plus attributes, holdings, first
+purchase, channel mix, interactions and past campaign responses; see
+:mod:`.btyd_covariates` for how they are judged.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ FAMILY = register_family(
         kind="hit_and_run",
         id_column="customer_id",
         btyd_column="btyd_probability_in_horizon",
+        segmented_btyd_column="btyd_bg_type_probability_in_horizon",
         recency_column="T",
         build=build_frame,
     )

@@ -157,7 +157,9 @@ class UpliftModel(FittedModel, BaseEstimator):
             }
             if self.learner == "x_learner":
                 imputed_treated = outcome[is_treated] - _positive(control_model, inputs[is_treated])
-                imputed_control = _positive(treated_model, inputs[~is_treated]) - outcome[~is_treated]
+                imputed_control = (
+                    _positive(treated_model, inputs[~is_treated]) - outcome[~is_treated]
+                )
                 regressor = self._regressor()
                 components["effect_treated"] = [
                     clone(regressor).fit(inputs[is_treated], imputed_treated)
