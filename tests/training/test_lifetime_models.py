@@ -60,7 +60,7 @@ def test_covariate_models_beat_the_pure_btyd_ranking_on_the_world(cx_home):
 @pytest.mark.slow
 def test_cdnow_trains_both_models_and_says_which_one_it_kept(cx_home):
     load_cdnow(source_url=config.source_url())
-    result = materialize("+hit_and_run_scores or +dormancy_scores")
+    result = materialize("+key:hit_and_run_scores or +key:dormancy_scores")
     assert result.success
     for asset, model, scores in (
         ("hit_and_run_model", "cx_hit_and_run", "hit_and_run_scores"),
@@ -83,7 +83,7 @@ def test_cdnow_trains_both_models_and_says_which_one_it_kept(cx_home):
 @pytest.mark.slow
 def test_every_registered_version_carries_its_model_card(cx_home):
     generate_world(customers=3_000, seed=5, source_url=config.source_url())
-    result = materialize("+attrition_model or +hit_and_run_model or +propensity_models")
+    result = materialize("+key:attrition_model or +key:hit_and_run_model or +key:propensity_models")
     assert result.success
     for asset, model in (
         ("attrition_model", "cx_attrition"),

@@ -177,6 +177,9 @@ def hit_and_run_scores(
     scored, why = champion_scores(context, spec, mlflow, tables, as_of=as_of)
     if scored is not None:
         frame = scored[["customer_id"]].assign(probability_ever_again=scored["probability"])
+        why["score"] = dg.MetadataValue.text(
+            f"P(buys again within {spec.holdout_days} days), from the champion"
+        )
         return dg.Output(lifetime.rank_by(frame, "probability_ever_again"), metadata=why)
     scores = lifetime.hit_and_run_scores(rfm_summary)
     cutoff = as_of - timedelta(days=spec.holdout_days)
@@ -187,6 +190,7 @@ def hit_and_run_scores(
         skipped = str(error)
     params = {"holdout_start": str(cutoff), "as_of": str(as_of)}
     metadata = fallback_metadata(spec, mlflow, metrics, params, plots, skipped=skipped, why=why)
+    metadata["score"] = dg.MetadataValue.text("P(ever buys again), MBG/NBD")
     return dg.Output(scores, metadata=metadata)
 
 
