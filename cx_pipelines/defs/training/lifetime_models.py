@@ -15,12 +15,12 @@ from cx_pipelines.defs.training.challenger import (
 )
 from cx_pipelines.ml import evaluation
 from cx_pipelines.ml.specs import ModelSpec
-from cx_pipelines.ml.supervised import fit_lifetime_model
+from cx_pipelines.ml.supervised import LifetimeFit, fit_lifetime_model
 
 LIFETIME_INPUTS = ["customers", "accounts", "transactions", "offer_history", "interactions"]
 
 
-def candidates_table(spec: ModelSpec, fit) -> pd.DataFrame:  # noqa: ANN001 - LifetimeFit
+def candidates_table(spec: ModelSpec, fit: LifetimeFit) -> pd.DataFrame:
     """One row per candidate: its holdout AUC and whether it was kept, then the baseline."""
     rows = [
         {"candidate": name, "holdout_auc": value, "kept": name == fit.chosen}
