@@ -3,13 +3,16 @@
 Everything is computed *as of a cutoff* from the source-level tables, so a model can be
 trained at one cutoff and judged at a later one without looking into the future:
 
-* the BTYD signal: an MBG/NBD fitted on every customer's (or account's) history up to the
-  cutoff gives P(alive), P(a purchase within the horizon) and the expected purchases in it;
+* the BTYD signal: an MBG/NBD (and a BG/NBD, pooled and one per customer type) fitted on
+  every customer's (or account's) history up to the cutoff gives P(alive), P(a purchase
+  within the horizon) and the expected purchases in it; for a dormant account, the
+  owner's signal thinned to the account by its share of the owner's purchases;
 * customer attributes and holdings (accounts opened by the cutoff, whatever their status
   at the end, since closures are only known at the end), tenure, spend so far;
 * the first purchase: amount, merchant category and channel; the channel mix so far;
-* interactions before the cutoff (per type, in total and in the last 90 days) and past
-  campaign contacts with their responses.
+* interactions before the cutoff (per type, in total, in the last 90 days, and since the
+  last purchase relative to the rate before it) and past campaign contacts with their
+  responses.
 
 A hit-and-run frame has one row per one-time buyer at the cutoff, a dormancy frame one
 row per account without spending for ``dormant_days``; ``label_end`` adds the outcome
@@ -46,22 +49,6 @@ INTERACTION_TYPES = (
     "offer_declined",
 )
 TRANSACTION_CHANNELS = ("pos", "ecommerce", "mobile", "atm", "branch")
-# BTYD columns every frame carries: the pure BTYD ranking is one of them.
-HIT_AND_RUN_BTYD = ("T", "btyd_probability_alive", "btyd_probability_in_horizon")
-DORMANCY_BTYD = (
-    "frequency",
-    "recency",
-    "T",
-    "days_since_last_spend",
-    "btyd_probability_in_horizon",
-    "owner_frequency",
-    "owner_recency",
-    "owner_T",
-    "owner_days_since_last_spend",
-    "owner_btyd_probability_alive",
-    "owner_btyd_probability_in_horizon",
-    "owner_btyd_expected_purchases",
-)
 
 
 def _past(frame: pd.DataFrame, column: str, cutoff: pd.Timestamp) -> pd.DataFrame:
