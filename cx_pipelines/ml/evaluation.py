@@ -17,9 +17,7 @@ import pandas as pd
 from sklearn.calibration import calibration_curve as _sklearn_calibration_curve
 from sklearn.metrics import roc_auc_score
 
-
-class EvaluationError(ValueError):
-    """Scores, labels or treatment flags cannot be evaluated (wrong shape, NaN, not binary)."""
+from cx_pipelines.ml.errors import EvaluationError  # noqa: E402
 
 
 def _as_scores(values: object, *, name: str) -> np.ndarray:

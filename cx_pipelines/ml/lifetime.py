@@ -14,12 +14,13 @@ from sklearn.metrics import roc_auc_score
 
 from cx_pipelines.ml.btyd import BetaGeoModel, GammaGammaModel, ModifiedBetaGeoModel
 from cx_pipelines.ml.btyd.pareto_nbd import ParetoNBDModel
+from cx_pipelines.ml.errors import EvaluationError, TrainingDataError
 from cx_pipelines.ml.rfm import calibration_and_holdout_data, rfm_summary
 
 _DAYS_PER_WEEK = 7.0
 
 
-def _rank(frame: pd.DataFrame, score: str) -> pd.DataFrame:
+def rank_by(frame: pd.DataFrame, score: str) -> pd.DataFrame:
     """Sort by descending score (ties by id, for a stable order) and number from 1."""
     frame = frame.sort_values([score, frame.columns[0]], ascending=[False, True], kind="stable")
     frame = frame.reset_index(drop=True)
@@ -40,7 +41,7 @@ def hit_and_run_scores(
     Columns: ``customer_id, probability_ever_again, rank`` (1 = most likely to return).
     """
     if type(model) is BetaGeoModel:
-        raise ValueError(
+        raise TrainingDataError(
             "BG/NBD assumes one-time buyers are alive (probability 1 for all of them); "
             "pass a ModifiedBetaGeoModel or ParetoNBDModel"
         )
@@ -54,7 +55,7 @@ def hit_and_run_scores(
             "probability_ever_again": probability.to_numpy(),
         }
     )
-    return _rank(frame, "probability_ever_again")
+    return rank_by(frame, "probability_ever_again")
 
 
 def _account_rfm(
@@ -92,10 +93,10 @@ def dormancy_scores(
     days_since_last_spend, probability_reactivation, rank``.
     """
     if dormant_days < 1 or horizon_days < 1:
-        raise ValueError("dormant_days and horizon_days must be at least 1")
+        raise TrainingDataError("dormant_days and horizon_days must be at least 1")
     for column in (account_id_col, customer_id_col):
         if column not in account_transactions.columns:
-            raise ValueError(f"account_transactions has no column {column!r}")
+            raise TrainingDataError(f"account_transactions has no column {column!r}")
     rfm = _account_rfm(
         account_transactions, as_of=as_of, account_id_col=account_id_col, datetime_col=datetime_col
     )
@@ -120,7 +121,7 @@ def dormancy_scores(
             "probability_reactivation": probability.to_numpy(),
         }
     )
-    return _rank(frame, "probability_reactivation")
+    return rank_by(frame, "probability_reactivation")
 
 
 def spend_forecast(
@@ -141,7 +142,7 @@ def spend_forecast(
     probability_alive``.
     """
     if periods < 1:
-        raise ValueError(f"periods must be at least 1, got {periods}")
+        raise TrainingDataError(f"periods must be at least 1, got {periods}")
     transaction_model = transaction_model or BetaGeoModel().fit(rfm)
     spend_model = spend_model or GammaGammaModel().fit(rfm)
     horizon = periods * period_length
@@ -173,7 +174,7 @@ def ranking_auc(scores: np.ndarray, outcomes: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` against observed 0/1 ``outcomes``."""
     outcomes = np.asarray(outcomes, dtype=bool)
     if outcomes.all() or not outcomes.any():
-        raise ValueError(
+        raise EvaluationError(
             "The holdout outcome is the same for every row, so a ranking cannot be evaluated; "
             "use a longer holdout or more customers"
         )

@@ -16,8 +16,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from cx_pipelines.ml.errors import ModelSpecError
+
 KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy", "spend_forecast")
-CLASSIFIER_KINDS = ("propensity", "attrition", "uplift")
+CLASSIFIER_KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy")
 CLASSIFIERS = ("HistGradientBoostingClassifier",)
 META_LEARNERS = ("s_learner", "t_learner", "x_learner", "dr_learner")
 # Fewest examples of the rarer outcome (per treatment arm for uplift) worth a model: with
@@ -62,6 +64,7 @@ _SCHEMA: dict[str, Any] = {
             "properties": {
                 "class": {"type": "string"},
                 "params": {"type": "object"},
+                "options": {"type": "object"},
                 "calibration": {"enum": ["isotonic", "sigmoid", "none"]},
                 "calibration_folds": {"type": "integer", "minimum": 2},
                 "min_class_examples": {"type": "integer", "minimum": 1},
@@ -96,10 +99,6 @@ _SCHEMA: dict[str, Any] = {
 }
 
 
-class ModelSpecError(ValueError):
-    """A model spec file is missing, unreadable or does not follow the spec schema."""
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """One model's declaration, as read from ``models/<name>.yaml``."""
@@ -124,6 +123,8 @@ class ModelSpec:
     direction: str
     min_improvement: float
     source: Path | None = field(default=None, compare=False)
+    # Family-specific settings that are not estimator parameters (e.g. dormancy's windows).
+    estimator_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def registered_name(self) -> str:
@@ -225,6 +226,7 @@ def parse_spec(document: Any, *, source: Path | None = None) -> ModelSpec:
         direction=direction,
         min_improvement=float(document.get("promotion", {}).get("min_improvement", 0.0)),
         source=source,
+        estimator_options=dict(estimator.get("options", {})),
     )
 
 

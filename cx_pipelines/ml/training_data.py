@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.ml.propensity import InsufficientDataError, TrainingDataError
+from cx_pipelines.ml.errors import InsufficientDataError, TrainingDataError
 from cx_pipelines.source_schema import PRODUCT_TYPES
 
 CONTACT_COLUMNS = ("customer_id", "offer_type", "channel", "treated", "contacted_at", "responded")

@@ -9,13 +9,10 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.ml import evaluation
-from cx_pipelines.ml.propensity import (
-    InsufficientDataError,
-    TrainingDataError,
-    fit_classifier,
-    score_offer_channels,
-)
+from cx_pipelines.ml.errors import InsufficientDataError, TrainingDataError
 from cx_pipelines.ml.specs import load_spec
+from cx_pipelines.ml.supervised.classifier import fit_classifier
+from cx_pipelines.ml.supervised.propensity import score_offer_channels
 
 OFFERS = ("card", "loan")
 CHANNELS = ("email", "web")

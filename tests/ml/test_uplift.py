@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.ml import evaluation
-from cx_pipelines.ml.propensity import InsufficientDataError, TrainingDataError
+from cx_pipelines.ml.errors import InsufficientDataError, TrainingDataError
 from cx_pipelines.ml.specs import load_spec
-from cx_pipelines.ml.uplift import fit_uplift_model, score_offer_channels
+from cx_pipelines.ml.supervised.uplift import fit_uplift_model, score_offer_channels
 
 
 def simulate_campaign(size: int, seed: int) -> pd.DataFrame:

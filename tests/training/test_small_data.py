@@ -16,8 +16,9 @@ from cx_pipelines.defs.runs import materialize
 from cx_pipelines.defs.training.models import require_holdout_classes
 from cx_pipelines.defs.training.resources import mlflow_run_metadata
 from cx_pipelines.ml import registry
-from cx_pipelines.ml.propensity import InsufficientDataError, fit_classifier
+from cx_pipelines.ml.errors import InsufficientDataError
 from cx_pipelines.ml.specs import load_spec
+from cx_pipelines.ml.supervised.classifier import fit_classifier
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 from cx_pipelines.world import generate_world
 from cx_pipelines.world.cdnow import load_cdnow

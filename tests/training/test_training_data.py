@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.ml import training_data
-from cx_pipelines.ml.propensity import TrainingDataError
+from cx_pipelines.ml.errors import TrainingDataError
 
 
 @pytest.fixture

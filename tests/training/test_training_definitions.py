@@ -13,6 +13,8 @@ MODEL_ASSETS = {
     "attrition_model",
     "hit_and_run_scores",
     "dormancy_scores",
+    "hit_and_run_model",
+    "dormancy_model",
     "spend_forecast",
     "customer_scores",
 }
@@ -29,7 +31,13 @@ def test_assets_are_grouped_described_and_kinded():
         assert spec.group_name == "models", name
         assert spec.description, name
         assert "mlflow" in spec.kinds, name
-    for name in ("propensity_models", "uplift_model", "attrition_model"):
+    for name in (
+        "propensity_models",
+        "uplift_model",
+        "attrition_model",
+        "hit_and_run_model",
+        "dormancy_model",
+    ):
         assert "scikit-learn" in specs[name].kinds
 
 
@@ -45,6 +53,8 @@ def test_every_supervised_model_has_a_blocking_promotion_gate():
         "propensity_models_challenger_beats_champion": "propensity_models",
         "uplift_model_challenger_beats_champion": "uplift_model",
         "attrition_model_challenger_beats_champion": "attrition_model",
+        "hit_and_run_model_challenger_beats_champion": "hit_and_run_model",
+        "dormancy_model_challenger_beats_champion": "dormancy_model",
     }
     for checks_def in training_defs.asset_checks:
         assert all(spec.blocking for spec in checks_def.check_specs)

@@ -6,6 +6,7 @@ import dagster as dg
 from cx_pipelines.defs.training.challenger import GROUP
 from cx_pipelines.defs.training.checks import PROMOTION_CHECKS
 from cx_pipelines.defs.training.lifetime import LIFETIME_ASSETS
+from cx_pipelines.defs.training.lifetime_models import LIFETIME_MODEL_ASSETS
 from cx_pipelines.defs.training.models import SUPERVISED_ASSETS
 from cx_pipelines.defs.training.resources import MlflowResource
 from cx_pipelines.defs.training.scores import customer_scores
@@ -26,7 +27,7 @@ weekly_model_retraining = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[*SUPERVISED_ASSETS, *LIFETIME_ASSETS, customer_scores],
+    assets=[*SUPERVISED_ASSETS, *LIFETIME_ASSETS, customer_scores, *LIFETIME_MODEL_ASSETS],
     asset_checks=PROMOTION_CHECKS,
     jobs=[model_retraining],
     schedules=[weekly_model_retraining],

@@ -10,7 +10,7 @@ data it registers nothing and records why (:func:`not_trained`).
 
 import base64
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -18,15 +18,11 @@ import pandas as pd
 
 from cx_pipelines.defs.training.resources import MlflowResource, mlflow_run_metadata
 from cx_pipelines.features.observation import observation_end
-from cx_pipelines.ml import registry
-from cx_pipelines.ml.evaluation import EvaluationError, Report
-from cx_pipelines.ml.propensity import (
-    InsufficientDataError,
-    TrainingDataError,
-    class_counts,
-    require_examples,
-)
+from cx_pipelines.ml import model_cards, registry
+from cx_pipelines.ml.errors import EvaluationError, InsufficientDataError, TrainingDataError
+from cx_pipelines.ml.evaluation import Report
 from cx_pipelines.ml.specs import ModelSpec, load_spec
+from cx_pipelines.ml.supervised.base import class_counts, require_examples
 
 GROUP = "models"
 KINDS = {"scikit-learn", "mlflow"}
@@ -72,7 +68,9 @@ class Challenger:
     """A freshly trained model, judged on its holdout, ready to be registered.
 
     ``champion_score`` computes the spec's metric of another (the champion) model on the
-    same holdout; ``table`` is the asset's output (the model version is added to it).
+    same holdout; ``table`` is the asset's output (the model version is added to it);
+    ``windows`` (training and holdout periods) and ``baseline`` (what the report's
+    ``baseline_<metric>`` measured) go on the model card.
     """
 
     model: Any
@@ -81,6 +79,8 @@ class Challenger:
     champion_score: Callable[[Any], float]
     params: dict[str, Any]
     table: pd.DataFrame
+    windows: dict[str, str] = field(default_factory=dict)
+    baseline: str = "baseline"
 
 
 def champion_on_holdout(
@@ -97,6 +97,10 @@ def champion_on_holdout(
         value = float(score(model))
     except (TrainingDataError, EvaluationError, registry.RegistryError) as error:
         return {"champion_version": version, "champion_error": str(error)[:500]}
+    except (ImportError, AttributeError) as error:
+        # A champion pickled by an older release (another module layout) cannot be loaded:
+        # the challenger replaces it, as for any champion that cannot score this holdout.
+        return {"champion_version": version, "champion_error": f"cannot load: {error}"[:500]}
     return {"champion_version": version, "champion_metric_value": repr(value)}
 
 
@@ -110,8 +114,9 @@ def register(
     champion: dict[str, str],
     mlflow: MlflowResource,
     params: dict[str, Any],
+    card: model_cards.ModelCard | None = None,
 ) -> dict[str, Any]:
-    """Log and register the challenger; return the asset metadata describing it."""
+    """Log and register the challenger (with its model card); return the asset metadata."""
     uri = mlflow.configure()
     summary = {f"training.{key}": value for key, value in model.training_summary().items()}
     version = registry.log_and_register(
@@ -126,6 +131,8 @@ def register(
         tracking_uri=uri,
     )
     registry.set_version_tags(spec.registered_name, version.version, champion, tracking_uri=uri)
+    if card is not None:
+        model_cards.log_card(card, run_id=version.run_id, version=version.version, tracking_uri=uri)
     context.log.info(
         f"{spec.registered_name} v{version.version}: {spec.metric} {version.metric_value:.4f}"
         f"; champion {champion or 'none yet'}"
@@ -149,6 +156,7 @@ def register(
         "training": dg.MetadataValue.json(model.training_summary()),
         "holdout_metrics": dg.MetadataValue.json(report.metrics),
         "plots": images_markdown(report.plots),
+        "model_card": dg.MetadataValue.json(asdict(card)) if card is not None else None,
     }
     return {key: value for key, value in metadata.items() if value is not None}
 
@@ -197,6 +205,15 @@ def train_and_register(
     try:
         challenger = train()
         champion = champion_on_holdout(spec, challenger.champion_score, tracking_uri=mlflow.uri())
+        card = model_cards.build_card(
+            spec,
+            metrics=challenger.report.metrics,
+            holdout=challenger.holdout,
+            windows=challenger.windows,
+            estimator=type(challenger.model).__name__,
+            baseline=challenger.baseline,
+            truth=model_cards.world_truth(),
+        )
         metadata = register(
             context,
             spec=spec,
@@ -206,6 +223,7 @@ def train_and_register(
             champion=champion,
             mlflow=mlflow,
             params=challenger.params,
+            card=card,
         )
     except InsufficientDataError as error:
         return not_trained(context, spec=spec, error=error, mlflow=mlflow)

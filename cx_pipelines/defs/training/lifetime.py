@@ -17,9 +17,12 @@ from cx_pipelines.defs.training.challenger import (
     images_markdown,
 )
 from cx_pipelines.defs.training.resources import MlflowResource, mlflow_run_metadata
+from cx_pipelines.defs.training.scores import usable_champion
 from cx_pipelines.ml import evaluation, lifetime, registry, training_data
-from cx_pipelines.ml.evaluation import EvaluationError
+from cx_pipelines.ml.errors import EvaluationError
 from cx_pipelines.ml.specs import ModelSpec, load_spec
+from cx_pipelines.ml.supervised import score_frame
+from cx_pipelines.ml.supervised.dormancy import dormancy_windows
 
 LIFETIME_KINDS = {"python", "mlflow"}
 
@@ -110,16 +113,74 @@ def _metric_key(spec: ModelSpec) -> str:
     return "mae" if spec.metric == "mean_absolute_error" else spec.metric
 
 
-@dg.asset(group_name=GROUP, kinds=LIFETIME_KINDS)
+def champion_scores(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    mlflow: MlflowResource,
+    tables: dict[str, pd.DataFrame],
+    *,
+    as_of: pd.Timestamp,
+) -> tuple[pd.DataFrame | None, dict[str, dg.MetadataValue]]:
+    """The family's rows at ``as_of`` scored by the registered champion, with metadata naming
+    it; (None, why not) when there is no usable champion (too little data to register one)."""
+    uri = mlflow.configure()
+    found, reason = usable_champion(context, spec.name, tracking_uri=uri)
+    if found is None:
+        return None, {"champion_missing": dg.MetadataValue.text(str(reason))}
+    model, version = found
+    frame = score_frame(model, spec, tables, as_of=as_of)
+    run_id = registry.client(uri).get_model_version(spec.registered_name, version).run_id
+    used = f"{spec.registered_name}/{version} ({type(model).__name__})"
+    return frame, {"model_used": dg.MetadataValue.text(used), "mlflow_run_id": run_id}
+
+
+def fallback_metadata(
+    spec: ModelSpec,
+    mlflow: MlflowResource,
+    metrics: dict[str, float],
+    params: dict[str, str],
+    plots: dict[str, bytes],
+    *,
+    skipped: str | None,
+    why: dict[str, dg.MetadataValue],
+) -> dict[str, dg.MetadataValue]:
+    """Metadata of scores from an MBG/NBD fitted in this run (no champion to use)."""
+    metadata = log_evaluation(spec, metrics, params, mlflow, plots, skipped=skipped)
+    metadata["model_used"] = dg.MetadataValue.text(
+        f"MBG/NBD fitted in this run (no usable {spec.registered_name} champion)"
+    )
+    return metadata | why
+
+
+@dg.asset(group_name=GROUP, kinds=LIFETIME_KINDS, deps=["hit_and_run_model"])
 def hit_and_run_scores(
+    context: dg.AssetExecutionContext,
     config: TrainingConfig,
     mlflow: MlflowResource,
     rfm_summary: pd.DataFrame,
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
     transactions: pd.DataFrame,
+    offer_history: pd.DataFrame,
+    interactions: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
-    """One-time buyers ranked by the probability of ever buying again (MBG/NBD)."""
+    """One-time buyers ranked by the probability of buying again (champion model, else MBG/NBD)."""
     spec = load_spec("hit_and_run")
     as_of = as_of_date(transactions, config.as_of)
+    tables = {
+        "customers": customers,
+        "accounts": accounts,
+        "transactions": transactions,
+        "offer_history": offer_history,
+        "interactions": interactions,
+    }
+    scored, why = champion_scores(context, spec, mlflow, tables, as_of=as_of)
+    if scored is not None:
+        frame = scored[["customer_id"]].assign(probability_ever_again=scored["probability"])
+        why["score"] = dg.MetadataValue.text(
+            f"P(buys again within {spec.holdout_days} days), from the champion"
+        )
+        return dg.Output(lifetime.rank_by(frame, "probability_ever_again"), metadata=why)
     scores = lifetime.hit_and_run_scores(rfm_summary)
     cutoff = as_of - timedelta(days=spec.holdout_days)
     metrics, plots, skipped = {}, {}, None
@@ -127,26 +188,40 @@ def hit_and_run_scores(
         metrics, plots = hit_and_run_evaluation(transactions, cutoff=cutoff, as_of=as_of)
     except EvaluationError as error:
         skipped = str(error)
-    metadata = log_evaluation(
-        spec,
-        metrics,
-        {"holdout_start": str(cutoff), "as_of": str(as_of)},
-        mlflow,
-        plots,
-        skipped=skipped,
-    )
+    params = {"holdout_start": str(cutoff), "as_of": str(as_of)}
+    metadata = fallback_metadata(spec, mlflow, metrics, params, plots, skipped=skipped, why=why)
+    metadata["score"] = dg.MetadataValue.text("P(ever buys again), MBG/NBD")
     return dg.Output(scores, metadata=metadata)
 
 
-@dg.asset(group_name=GROUP, kinds=LIFETIME_KINDS)
+@dg.asset(group_name=GROUP, kinds=LIFETIME_KINDS, deps=["dormancy_model"])
 def dormancy_scores(
-    config: TrainingConfig, mlflow: MlflowResource, transactions: pd.DataFrame
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    mlflow: MlflowResource,
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    transactions: pd.DataFrame,
+    offer_history: pd.DataFrame,
+    interactions: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Accounts without spending for 90 days ranked by the chance they spend within 90 days."""
     spec = load_spec("dormancy")
-    dormant_days = int(spec.estimator_params.get("dormant_days", 90))
-    horizon_days = int(spec.estimator_params.get("horizon_days", 90))
+    dormant_days, horizon_days = dormancy_windows(spec)
     as_of = as_of_date(transactions, config.as_of)
+    tables = {
+        "customers": customers,
+        "accounts": accounts,
+        "transactions": transactions,
+        "offer_history": offer_history,
+        "interactions": interactions,
+    }
+    scored, why = champion_scores(context, spec, mlflow, tables, as_of=as_of)
+    if scored is not None:
+        frame = scored[["account_id", "customer_id", "days_since_last_spend"]].assign(
+            probability_reactivation=scored["probability"]
+        )
+        return dg.Output(lifetime.rank_by(frame, "probability_reactivation"), metadata=why)
     scores = lifetime.dormancy_scores(
         transactions, as_of=as_of, dormant_days=dormant_days, horizon_days=horizon_days
     )
@@ -158,9 +233,8 @@ def dormancy_scores(
         )
     except EvaluationError as error:
         skipped = str(error)
-    metadata = log_evaluation(
-        spec, metrics, {"holdout_start": str(cutoff)}, mlflow, plots, skipped=skipped
-    )
+    params = {"holdout_start": str(cutoff)}
+    metadata = fallback_metadata(spec, mlflow, metrics, params, plots, skipped=skipped, why=why)
     return dg.Output(scores, metadata=metadata)
 
 

@@ -7,7 +7,7 @@ registers the challenger with both figures. The blocking check in ``checks.py`` 
 promotes it or keeps the champion and says why.
 
 Propensity is one pooled model whose features include ``offer_type`` and ``channel``
-(see ``cx_pipelines.ml.propensity``): it scores every offer × channel, including pairs no
+(see ``cx_pipelines.ml.supervised.propensity``): it scores every offer × channel, including pairs no
 past campaign used. Interaction results fed back by campaigns (warehouse table
 ``interaction_results``, same columns as ``offer_history``) are appended to the history
 when that table exists.
@@ -30,9 +30,9 @@ from cx_pipelines.defs.training.challenger import (
 )
 from cx_pipelines.ml import evaluation, training_data
 from cx_pipelines.ml.evaluation import Report
-from cx_pipelines.ml.propensity import fit_classifier
 from cx_pipelines.ml.specs import ModelSpec
-from cx_pipelines.ml.uplift import fit_uplift_model
+from cx_pipelines.ml.supervised.classifier import fit_classifier
+from cx_pipelines.ml.supervised.uplift import fit_uplift_model
 
 INTERACTION_RESULTS = "interaction_results"
 CONTACT_INPUTS = ["customers", "accounts", "transactions", "offer_history"]
@@ -115,6 +115,25 @@ def contact_split(
     return as_of, train, holdout
 
 
+def segment_baseline(train: pd.DataFrame, holdout: pd.DataFrame, values: pd.Series) -> np.ndarray:
+    """Each holdout row scored with its offer × channel's training figure (``values``, indexed
+    by offer_type, channel); pairs unseen in training get the overall mean."""
+    keys = pd.MultiIndex.from_frame(holdout[["offer_type", "channel"]])
+    return values.reindex(keys).fillna(values.mean()).to_numpy(dtype=float)
+
+
+def contact_windows(as_of: pd.Timestamp, train: pd.DataFrame, holdout: pd.DataFrame) -> dict:
+    """Training and holdout periods of a contact model (by contacted_at)."""
+    return {
+        "as_of": str(as_of),
+        "training_start": str(train["contacted_at"].min()),
+        "training_end": str(train["contacted_at"].max()),
+        "holdout_start": str(holdout["contacted_at"].min()),
+        "holdout_end": str(holdout["contacted_at"].max()),
+        "holdout_rule": "latest contacts of every campaign",
+    }
+
+
 def contact_challenger(
     model: Any,
     *,
@@ -124,11 +143,13 @@ def contact_challenger(
     report: Report,
     table: pd.DataFrame,
     champion_score: Callable[[Any], float],
+    baseline: str,
 ) -> Challenger:
     """A contact model's challenger: its per offer × channel ``table`` also goes to MLflow."""
     report.tables["offer_channel"] = table
     params = {"as_of": str(as_of), "training_rows": len(train), "features": model.features}
-    return Challenger(model, holdout, report, champion_score, params, table)
+    windows = contact_windows(as_of, train, holdout)
+    return Challenger(model, holdout, report, champion_score, params, table, windows, baseline)
 
 
 def train_propensity(
@@ -140,16 +161,22 @@ def train_propensity(
     model = fit_classifier(train, spec, random_state=config.random_state)
     require_holdout_classes(holdout[spec.target], spec=spec, what="treated contacts' responses")
     predicted = model.predict_probability(holdout)
+    report = evaluation.classifier_report(holdout[spec.target], predicted, name="propensity")
+    rates = train.groupby(["offer_type", "channel"])[spec.target].mean()
+    report.metrics["baseline_auc"] = evaluation.auc(
+        holdout[spec.target], segment_baseline(train, holdout, rates)
+    )
     return contact_challenger(
         model,
         as_of=as_of,
         train=train,
         holdout=holdout,
-        report=evaluation.classifier_report(holdout[spec.target], predicted, name="propensity"),
+        report=report,
         table=segment_table(holdout, predicted, target=spec.target),
         champion_score=lambda champ: evaluation.auc(
             holdout[spec.target], champ.predict_probability(holdout)
         ),
+        baseline="training response rate of the offer × channel",
     )
 
 
@@ -163,12 +190,19 @@ def train_uplift(
     require_holdout_classes(holdout["treated"], spec=spec, what="treated (1) / control (0) arms")
     predicted = model.predict(holdout)
     outcomes, treated = holdout[spec.target], holdout["treated"]
+    report = evaluation.uplift_report(outcomes, treated, predicted, name="uplift")
+    arms = train.groupby(["offer_type", "channel", "treated"])[spec.target].mean().unstack()
+    observed = arms.get(True, np.nan) - arms.get(False, np.nan)
+    report.metrics["baseline_qini"] = evaluation.qini_coefficient(
+        outcomes, treated, segment_baseline(train, holdout, observed.fillna(0.0))
+    )
     return contact_challenger(
         model,
         as_of=as_of,
         train=train,
         holdout=holdout,
-        report=evaluation.uplift_report(outcomes, treated, predicted, name="uplift"),
+        report=report,
+        baseline="training uplift (treated − control rate) of the offer × channel",
         table=uplift_table(holdout, predicted, target=spec.target),
         champion_score=lambda champ: evaluation.qini_coefficient(
             outcomes, treated, champ.predict(holdout)
@@ -192,12 +226,15 @@ def train_attrition(
     require_holdout_classes(holdout[spec.target], spec=spec, what="customers' attrition")
     predicted = model.predict_probability(holdout)
     report = evaluation.classifier_report(holdout[spec.target], predicted, name="attrition")
-    params = {
+    report.metrics["baseline_auc"] = evaluation.auc(
+        holdout[spec.target], holdout["days_since_last_purchase"].fillna(0.0)
+    )
+    windows = {
         "training_cutoff": str(as_of - timedelta(days=2 * spec.holdout_days)),
         "holdout_cutoff": str(as_of - timedelta(days=spec.holdout_days)),
-        "training_rows": len(train),
-        "features": model.features,
+        "holdout_end": str(as_of),
     }
+    params = {**windows, "training_rows": len(train), "features": model.features}
     return Challenger(
         model,
         holdout,
@@ -205,6 +242,8 @@ def train_attrition(
         lambda champ: evaluation.auc(holdout[spec.target], champ.predict_probability(holdout)),
         params,
         report.tables["gains"],
+        windows,
+        "days since the last purchase (longer = riskier)",
     )
 
 
@@ -237,4 +276,6 @@ SPEC_OF_ASSET = {
     "propensity_models": "propensity",
     "uplift_model": "uplift",
     "attrition_model": "attrition",
+    "hit_and_run_model": "hit_and_run",
+    "dormancy_model": "dormancy",
 }

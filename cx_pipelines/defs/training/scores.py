@@ -19,8 +19,9 @@ import pandas as pd
 from cx_pipelines.defs.training.challenger import GROUP, KINDS, TrainingConfig, as_of_date
 from cx_pipelines.defs.training.models import SPEC_OF_ASSET
 from cx_pipelines.defs.training.resources import MlflowResource
-from cx_pipelines.ml import propensity, registry, training_data, uplift
+from cx_pipelines.ml import registry, training_data
 from cx_pipelines.ml.specs import load_spec
+from cx_pipelines.ml.supervised import attrition, propensity, uplift
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 
 ASSET_OF_SPEC = {spec: asset for asset, spec in SPEC_OF_ASSET.items()}
@@ -127,20 +128,8 @@ def customer_scores(
         attrition_features = training_data.customer_features(
             customers, accounts, transactions, as_of=as_of, open_accounts_only=False
         )
-        frame["attrition_risk"] = (
-            pd.Series(
-                models["attrition"][0].predict_probability(attrition_features),
-                index=attrition_features["customer_id"].to_numpy(),
-            )
-            .reindex(frame["customer_id"])
-            .to_numpy()
-        )
-        frame.loc[
-            ~frame["customer_id"].isin(
-                attrition_features.loc[attrition_features["purchases_total"] > 0, "customer_id"]
-            ),
-            "attrition_risk",
-        ] = None  # never bought: attrition is undefined, not 0
+        risk = attrition.attrition_risk(models["attrition"][0], attrition_features)
+        frame["attrition_risk"] = risk.reindex(frame["customer_id"]).to_numpy()
     hit_and_run = hit_and_run_scores.set_index("customer_id")["probability_ever_again"]
     frame["probability_ever_again"] = frame["customer_id"].map(hit_and_run)
     reactivation = dormancy_scores.groupby("customer_id")["probability_reactivation"].max()

@@ -19,13 +19,9 @@ import pandas as pd
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
+from cx_pipelines.ml.errors import BTYDFitError, BTYDNotFittedError  # noqa: E402
 
-class BTYDFitError(RuntimeError):
-    """The likelihood could not be maximised to a finite optimum."""
-
-
-class BTYDNotFittedError(RuntimeError):
-    """A prediction was asked of a model that has not been fitted."""
+__all__ = ["BTYDFitError", "BTYDNotFittedError", "MaximumLikelihoodModel", "check_data"]
 
 
 def check_data(data: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -126,7 +122,9 @@ class MaximumLikelihoodModel:
     ``_log_likelihood(params, *statistics)`` (per-row log-likelihood, vectorised).
     After ``fit``: ``params_`` and ``standard_errors_`` (Series indexed by the papers'
     parameter names), ``log_likelihood_`` (sum over customers), ``n_customers_``,
-    ``converged_``.
+    ``converged_``, ``total_weight_`` (customers the likelihood is averaged over) and
+    ``fitted_data_`` (the rows predictions default to); all state set in ``fit`` ends
+    with ``_``, as in scikit-learn.
 
     Options: ``penalizer`` adds ``penalizer * sum(log(param)^2)`` to the mean negative
     log-likelihood (0, the papers' plain maximum likelihood, by default; a small value
@@ -172,7 +170,7 @@ class MaximumLikelihoodModel:
             total = float(np.dot(weights, self._log_likelihood(params, *statistics)))
         if not np.isfinite(total):
             return np.inf
-        return -total / self._scale + self.penalizer * float(np.sum(log_params**2))
+        return -total / self.total_weight_ + self.penalizer * float(np.sum(log_params**2))
 
     def _objective_gradient(self, log_params: np.ndarray, statistics, weights) -> np.ndarray:
         """Gradient of ``_objective`` with respect to the log parameters (chain rule)."""
@@ -180,7 +178,7 @@ class MaximumLikelihoodModel:
         with np.errstate(all="ignore"):
             gradient = self._gradient(params, *statistics) @ weights
         gradient = np.where(np.isfinite(gradient), gradient, 0.0)
-        return -params * gradient / self._scale + 2.0 * self.penalizer * log_params
+        return -params * gradient / self.total_weight_ + 2.0 * self.penalizer * log_params
 
     def _start(self) -> np.ndarray:
         if self.initial_params is None:
@@ -203,7 +201,7 @@ class MaximumLikelihoodModel:
             )
         self._check_identifiable(data)
         statistics, weights = self._statistics(data)
-        self._scale = float(weights.sum())
+        self.total_weight_ = float(weights.sum())
 
         def objective(point: np.ndarray) -> float:
             return self._objective(point, statistics, weights)
@@ -238,7 +236,7 @@ class MaximumLikelihoodModel:
             np.dot(weights, self._log_likelihood(self.params_.to_numpy(), *statistics))
         )
         self.n_customers_ = int(weights.sum())
-        self._data = data
+        self.fitted_data_ = data
         self.converged_ = bool(result.success)
         if not self.converged_:
             warnings.warn(
@@ -251,7 +249,7 @@ class MaximumLikelihoodModel:
             hessian = _jacobian_of(jacobian, log_params)
         else:
             hessian = numerical_hessian(objective, log_params)
-        self.standard_errors_ = self._standard_errors(hessian * self._scale, log_params)
+        self.standard_errors_ = self._standard_errors(hessian * self.total_weight_, log_params)
         return self
 
     def _standard_errors(self, hessian: np.ndarray, log_params: np.ndarray) -> pd.Series:
@@ -329,8 +327,8 @@ class MaximumLikelihoodModel:
         """Data to predict for: the given rows (checked) or, by default, the fitted data."""
         self._fitted()
         if data is None:
-            if getattr(self, "_data", None) is None:
+            if getattr(self, "fitted_data_", None) is None:
                 raise ValueError("No data given and none kept from fit")
-            return self._data
+            return self.fitted_data_
         check_data(data, columns)
         return data

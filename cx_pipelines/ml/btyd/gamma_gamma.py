@@ -38,7 +38,7 @@ class GammaGammaModel(MaximumLikelihoodModel):
                 "Column monetary_value has entries <= 0 where frequency is greater than 0"
             )
         super().fit(repeat)
-        self._data = data
+        self.fitted_data_ = data
         return self
 
     def _likelihood_rows(self, data: pd.DataFrame) -> pd.DataFrame:
