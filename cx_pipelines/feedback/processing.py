@@ -48,10 +48,6 @@ class FeedbackRun:
     """File name → why it could not be read (it is kept in ``inbox/rejected/``)."""
     quarantined_rows_total: int = 0
 
-    @property
-    def rows_in(self) -> int:
-        return self.update.total("rows")
-
 
 @contextmanager
 def _lock() -> Iterator[None]:

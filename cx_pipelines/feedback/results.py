@@ -112,6 +112,7 @@ class ResultsUpdate:
     inputs: list[InputCounts] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     new_results: pd.DataFrame | None = None
+    """The rows this run added to ``results`` (the new outcomes)."""
 
     def total(self, what: str) -> int:
         return sum(getattr(counts, what) for counts in self.inputs)

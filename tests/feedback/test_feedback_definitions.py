@@ -82,6 +82,7 @@ def test_a_sensor_run_matches_files_moves_them_and_the_checks_pass(
         "results_reconcile_with_inputs": True,
         "contact_id_is_unique": True,
         "inbox_files_are_readable": False,
+        "cube_counts_every_result": True,
     }
     assert (cx_home / "inbox" / "rejected" / "torn.parquet").exists()
     materialization = next(
@@ -123,6 +124,7 @@ def test_strategy_performance_reports_the_cube_plots_and_the_challenger_test(
     result = defs.resolve_job_def("interaction_results_job").execute_in_process(instance=instance)
 
     assert result.success
+    assert all(event.passed for event in result.get_asset_check_evaluations())
     metadata = {
         name: value.value
         for event in result.get_asset_materialization_events()

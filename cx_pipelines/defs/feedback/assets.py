@@ -27,6 +27,8 @@ from cx_pipelines.ingestion.expectations import rules_markdown
 
 GROUP = "feedback"
 SOURCE_TABLE = "offer_responses"
+DECISION_LOG_ASSET = "campaign_exports"
+"""Writes the batch decision log (``exports/*/*/decisions.parquet``) that results match."""
 
 
 class InteractionResultsConfig(dg.Config):
@@ -88,7 +90,7 @@ def results_metadata(run: FeedbackRun) -> dict[str, dg.MetadataValue]:
     specs=[
         dg.AssetSpec(
             RESULTS_TABLE,
-            deps=[SOURCE_TABLE],
+            deps=[SOURCE_TABLE, DECISION_LOG_ASSET],
             description=(
                 "Outcomes of decided contacts (inbox files, offer_responses) matched to their "
                 "decision; offer_history's columns plus the decision's, accumulated across runs."
@@ -196,7 +198,7 @@ def _headline(cube: pd.DataFrame) -> dict[str, dg.MetadataValue]:
 
 @dg.asset(
     ins={"interaction_results": dg.AssetIn(RESULTS_TABLE)},
-    deps=["customer_decisions"],
+    deps=["customer_decisions", DECISION_LOG_ASSET],
     group_name=GROUP,
     kinds={"pandas", "parquet", "duckdb"},
 )

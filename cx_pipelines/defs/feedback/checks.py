@@ -1,10 +1,12 @@
 """Checks of the feedback domain: nothing lost, one outcome per contact, readable inbox files."""
 
 import dagster as dg
+import pandas as pd
 import pyarrow.parquet as pq
 
 from cx_pipelines import warehouse
 from cx_pipelines.feedback import QUARANTINE_TABLE, RESULTS_TABLE
+from cx_pipelines.feedback.performance import ALL
 
 COUNTS = ("rows_in", "rows_matched", "rows_quarantined", "rows_duplicate")
 
@@ -93,4 +95,23 @@ def inbox_files_are_readable(context: dg.AssetCheckExecutionContext) -> dg.Asset
     )
 
 
-FEEDBACK_CHECKS = [results_reconcile_with_inputs, contact_id_is_unique, inbox_files_are_readable]
+@dg.asset_check(
+    asset="strategy_performance",
+    description="The cube's grand total counts every outcome of interaction_results once.",
+)
+def cube_counts_every_result(strategy_performance: pd.DataFrame) -> dg.AssetCheckResult:
+    recorded = warehouse.table_row_count(RESULTS_TABLE)
+    total = strategy_performance.loc[strategy_performance["grain"] == ALL, "contacts"]
+    counted = int(total.iloc[0]) if len(total) else 0
+    return dg.AssetCheckResult(
+        passed=counted == recorded,
+        metadata={"contacts_in_cube": counted, "interaction_results_rows": recorded},
+    )
+
+
+FEEDBACK_CHECKS = [
+    results_reconcile_with_inputs,
+    contact_id_is_unique,
+    inbox_files_are_readable,
+    cube_counts_every_result,
+]
