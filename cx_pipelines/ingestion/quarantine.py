@@ -12,8 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -109,16 +107,12 @@ def quarantine_records(
 @contextmanager
 def part_writer(table: str) -> Iterator[warehouse.TableWriter]:
     """Stream ``table``'s quarantined rows; the part is replaced only if the block succeeds."""
-    target = part_path(table)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.stem}.{uuid.uuid4().hex}.tmp"
-    writer = warehouse.TableWriter(temporary)
-    try:
+    with warehouse.atomic_parquet(
+        part_path(table),
+        table=f"{QUARANTINE_TABLE} (part of {table})",
+        empty_frame=empty_quarantine_frame(),
+    ) as writer:
         yield writer
-        writer.close(empty_quarantine_frame())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def quarantined_count(table: str) -> int:
