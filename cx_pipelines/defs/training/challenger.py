@@ -110,8 +110,10 @@ def register(
     champion: dict[str, str],
     mlflow: MlflowResource,
     params: dict[str, Any],
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """Log and register the challenger; return the asset metadata describing it."""
+    """Log and register the challenger (or reuse the version trained on the same inputs);
+    return the asset metadata describing it."""
     uri = mlflow.configure()
     summary = {f"training.{key}": value for key, value in model.training_summary().items()}
     version = registry.log_and_register(
@@ -124,8 +126,12 @@ def register(
         tables=report.tables,
         tags={"dagster.run_id": context.run.run_id},
         tracking_uri=uri,
+        fingerprint=fingerprint,
     )
-    registry.set_version_tags(spec.registered_name, version.version, champion, tracking_uri=uri)
+    if version.reused:
+        context.log.info(f"{spec.registered_name}: {version.reason}")
+    else:
+        registry.set_version_tags(spec.registered_name, version.version, champion, tracking_uri=uri)
     context.log.info(
         f"{spec.registered_name} v{version.version}: {spec.metric} {version.metric_value:.4f}"
         f"; champion {champion or 'none yet'}"
@@ -133,6 +139,7 @@ def register(
     metadata: dict[str, Any] = {
         "model_name": spec.registered_name,
         "model_version": version.version,
+        "registration": version.reason or f"registered new version {version.version}",
         "metric": spec.metric,
         "metric_value": version.metric_value,
         "champion_version": champion.get("champion_version", "none"),
@@ -192,6 +199,7 @@ def train_and_register(
     spec: ModelSpec,
     train: Callable[[], Challenger],
     mlflow: MlflowResource,
+    fingerprint: str | None = None,
 ) -> dg.Output[pd.DataFrame]:
     """Train the challenger, score the champion on its holdout, register it; or say why not."""
     try:
@@ -206,6 +214,7 @@ def train_and_register(
             champion=champion,
             mlflow=mlflow,
             params=challenger.params,
+            fingerprint=fingerprint,
         )
     except InsufficientDataError as error:
         return not_trained(context, spec=spec, error=error, mlflow=mlflow)
@@ -235,8 +244,13 @@ def supervised_model_asset(
         **frames: pd.DataFrame,
     ) -> dg.Output[pd.DataFrame]:
         spec = load_spec(spec_name)
+        fingerprint = registry.training_fingerprint(spec, frames=frames, params=config.model_dump())
         return train_and_register(
-            context, spec=spec, train=lambda: train(spec, config, frames), mlflow=mlflow
+            context,
+            spec=spec,
+            train=lambda: train(spec, config, frames),
+            mlflow=mlflow,
+            fingerprint=fingerprint,
         )
 
     return _model_asset
