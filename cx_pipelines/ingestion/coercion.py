@@ -39,7 +39,7 @@ _BOOLEAN_TEXT = {
 }
 _INTEGER_TEXT = re.compile(r"^\s*[+-]?\d+\s*\Z")
 _INT64_LIMIT = 2**63
-_DATE_TEXT = re.compile(r"\s*\d")
+_CLOCK_WORDS = np.array(["now", "today"], dtype=object)
 
 OUTPUT_DTYPES = {
     "id": "int64",
@@ -163,14 +163,21 @@ _TEMPORAL_OBJECTS = (datetime, date, pd.Timestamp, np.datetime64)
 def _timestamps(present: np.ndarray) -> Coerced:
     """Naive UTC microsecond timestamps from ISO text or date/time objects."""
     typed = np.full(len(present), np.datetime64("NaT"), dtype="datetime64[us]")
-    is_text = np.array([isinstance(value, str) for value in present], dtype=bool)
-    is_temporal = np.array([isinstance(value, _TEMPORAL_OBJECTS) for value in present], dtype=bool)
+    inferred = infer_dtype(present, skipna=False)
+    if inferred == "string":
+        is_text, is_temporal = np.ones(len(present), bool), np.zeros(len(present), bool)
+    elif inferred in ("datetime", "datetime64", "date"):
+        is_text, is_temporal = np.zeros(len(present), bool), np.ones(len(present), bool)
+    else:
+        is_text = np.array([isinstance(value, str) for value in present], dtype=bool)
+        is_temporal = np.array(
+            [isinstance(value, _TEMPORAL_OBJECTS) for value in present], dtype=bool
+        )
     # Anything else (a number, a boolean, bytes) is not a date, though pandas would read
     # a number as one.
     if is_text.any():
-        # pandas reads "now" and "today" as the clock's time: a source date must be digits.
-        digits = pd.Series(present[is_text], dtype=object).str.match(_DATE_TEXT).to_numpy(bool)
-        is_text[is_text] = digits
+        # pandas reads "now" and "today" as the clock's time; no source holds such a date.
+        is_text[is_text] = ~np.isin(present[is_text], _CLOCK_WORDS)
     for mask, options in ((is_text, {"format": "ISO8601"}), (is_temporal, {})):
         if mask.any():
             parsed = pd.to_datetime(
@@ -191,8 +198,15 @@ def _boolean(value: object) -> bool | None:
 
 
 def _booleans(present: np.ndarray) -> Coerced:
-    if infer_dtype(present, skipna=False) == "boolean":
+    inferred = infer_dtype(present, skipna=False)
+    if inferred == "boolean":
         return present.astype(bool), np.ones(len(present), dtype=bool)
+    if inferred == "integer":  # SQLite keeps booleans as 0 and 1
+        try:
+            numbers = present.astype(np.int64)
+        except OverflowError:
+            return _per_value(present, _boolean, "bool")
+        return numbers == 1, (numbers == 0) | (numbers == 1)
     return _per_value(present, _boolean, "bool")
 
 
@@ -204,16 +218,15 @@ def _text(value: object) -> str:
 
 def coerce_column(values: pd.Series, field: Field) -> tuple[pd.Series, np.ndarray]:
     """Typed values (nullable) and a mask of values present in the source but unreadable."""
+    kind = field.kind
+    if kind in ("category", "text") and infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype("str").reset_index(drop=True), np.zeros(len(values), dtype=bool)
     raw = values.to_numpy(dtype=object)
     missing = pd.isna(values).to_numpy(dtype=bool)
     present = raw[~missing]
-    kind = field.kind
     if kind in ("category", "text"):
         typed = np.full(len(raw), None, dtype=object)
-        if infer_dtype(present, skipna=False) in ("string", "empty"):
-            typed[~missing] = present
-        else:
-            typed[~missing] = [_text(value) for value in present]
+        typed[~missing] = [_text(value) for value in present]
         return pd.Series(typed, dtype="str"), np.zeros(len(raw), dtype=bool)
     coercer = {
         "id": _integers,
