@@ -15,7 +15,7 @@ import fcntl
 import hashlib
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,6 +336,17 @@ def set_version_tags(
     mlflow_client = client(tracking_uri)
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(model_name, version, key, str(value))
+
+
+def delete_version_tags(
+    model_name: str, version: str, keys: Sequence[str], *, tracking_uri: str | None = None
+) -> None:
+    """Remove the tags ``keys`` of a version (those it has)."""
+    mlflow_client = client(tracking_uri)
+    present = mlflow_client.get_model_version(model_name, version).tags
+    for key in keys:
+        if key in present:
+            mlflow_client.delete_model_version_tag(model_name, version, key)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ GROUP = "models"
 KINDS = {"scikit-learn", "mlflow"}
 # Fewest examples of each outcome (and arm, for uplift) the holdout needs to judge a model.
 MIN_HOLDOUT_EXAMPLES = 5
+CHAMPION_TAGS = ("champion_version", "champion_metric_value", "champion_error")
+"""Version tags describing the champion on the holdout of the run that trained a version."""
 
 
 class TrainingConfig(dg.Config):
@@ -130,8 +132,11 @@ def register(
     )
     if version.reused:
         context.log.info(f"{spec.registered_name}: {version.reason}")
-    else:
-        registry.set_version_tags(spec.registered_name, version.version, champion, tracking_uri=uri)
+        # This run's champion comparison replaces the one of the run that registered it.
+        registry.delete_version_tags(
+            spec.registered_name, version.version, CHAMPION_TAGS, tracking_uri=uri
+        )
+    registry.set_version_tags(spec.registered_name, version.version, champion, tracking_uri=uri)
     context.log.info(
         f"{spec.registered_name} v{version.version}: {spec.metric} {version.metric_value:.4f}"
         f"; champion {champion or 'none yet'}"
