@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from cx_pipelines import warehouse
+from cx_pipelines import privacy, warehouse
 
 PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARACTERS = 60
@@ -19,14 +19,18 @@ def _shorten(value: object) -> object:
 
 
 def table_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:
-    """Row count, column schema and a preview, as shown on an asset's page in the UI."""
+    """Row count, column schema and a preview, as shown on an asset's page in the UI.
+
+    Personal columns are masked in the preview (:mod:`cx_pipelines.privacy`): the event log
+    that keeps it is read by everyone with access to the UI.
+    """
     return {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]
         ),
         "preview": dg.MetadataValue.md(
-            frame.head(PREVIEW_ROWS).map(_shorten).to_markdown(index=False)
+            privacy.mask_frame(frame.head(PREVIEW_ROWS)).map(_shorten).to_markdown(index=False)
         ),
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cx_pipelines.privacy import mask_text
+
 
 class IngestionError(Exception):
     """Base class of every error raised while reading or validating the source system."""
@@ -13,7 +15,8 @@ class SourceUnavailableError(IngestionError):
     def __init__(self, *, table: str, url: str, reason: str) -> None:
         self.table = table
         self.url = url
-        super().__init__(f"Cannot read source table {table!r} from {url}: {reason}")
+        # A driver's reason can quote a value ("invalid input syntax: 'ann@example.com'").
+        super().__init__(f"Cannot read source table {table!r} from {url}: {mask_text(reason)}")
 
 
 class SourceTableMissingError(IngestionError):

@@ -20,6 +20,7 @@ import pandas as pd
 
 from cx_pipelines.ingestion.contracts import Field, TableContract, contract_for
 from cx_pipelines.ingestion.errors import IngestionError
+from cx_pipelines.privacy import mask_text
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
@@ -267,7 +268,7 @@ def validate_chunk(
             if message is not None:
                 raise IngestionError(
                     f"Great Expectations could not evaluate rule {rule!r} on table {table!r}: "
-                    f"{message}"
+                    f"{mask_text(message)}"
                 )
             if result.success:
                 continue

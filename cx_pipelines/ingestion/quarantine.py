@@ -12,8 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -24,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from cx_pipelines import config, warehouse
+from cx_pipelines import config, privacy, warehouse
 
 QUARANTINE_TABLE = "quarantined_rows"
 
@@ -36,7 +34,8 @@ QUARANTINE_DTYPES = {
     "run_id": "str",
     "quarantined_at": "datetime64[us, UTC]",
 }
-"""Columns of ``quarantined_rows``: ``raw_row`` is the source row as JSON text."""
+"""Columns of ``quarantined_rows``: ``raw_row`` is the source row as JSON text (personal
+values masked; ``source_table`` and ``source_key`` find the row in the source)."""
 
 
 def empty_quarantine_frame() -> pd.DataFrame:
@@ -74,10 +73,10 @@ def _json_value(value: object) -> object:
 
 
 def raw_row_json(row: dict[str, object]) -> str:
-    """A source row as JSON text, values exactly as the source returned them."""
-    return json.dumps(
-        {column: _json_value(value) for column, value in row.items()}, ensure_ascii=False
-    )
+    """A source row as JSON text, values exactly as the source returned them, except that
+    personal values are masked (:mod:`cx_pipelines.privacy`; the source keeps them)."""
+    values = {column: _json_value(value) for column, value in row.items()}
+    return json.dumps(privacy.mask_record(values), ensure_ascii=False)
 
 
 def quarantine_records(
@@ -109,16 +108,12 @@ def quarantine_records(
 @contextmanager
 def part_writer(table: str) -> Iterator[warehouse.TableWriter]:
     """Stream ``table``'s quarantined rows; the part is replaced only if the block succeeds."""
-    target = part_path(table)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.stem}.{uuid.uuid4().hex}.tmp"
-    writer = warehouse.TableWriter(temporary)
-    try:
+    with warehouse.atomic_parquet(
+        part_path(table),
+        table=f"{QUARANTINE_TABLE} (part of {table})",
+        empty_frame=empty_quarantine_frame(),
+    ) as writer:
         yield writer
-        writer.close(empty_quarantine_frame())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def quarantined_count(table: str) -> int:

@@ -141,6 +141,7 @@ class SourceReader:
             if engine.dialect.name == "postgresql":
                 cursor = connection.driver_connection.cursor(name=f"cx_ingest_{uuid.uuid4().hex}")
                 cursor.itersize = self.chunk_rows
+                _temporal_values_as_text(cursor, engine.dialect.driver)
             else:
                 cursor = connection.cursor()
                 if engine.dialect.name == "sqlite":
@@ -158,6 +159,27 @@ class SourceReader:
             ) from error
         finally:
             connection.close()
+
+
+_POSTGRES_TEMPORAL_TYPES = (1082, 1114, 1184)
+"""OIDs of PostgreSQL ``date``, ``timestamp`` and ``timestamptz``."""
+
+
+def _temporal_values_as_text(cursor: object, driver: str) -> None:
+    """Have psycopg2 hand dates and timestamps over as their text.
+
+    PostgreSQL holds dates Python cannot (``10000-01-01``, ``0044-03-15 BC``); psycopg2
+    would raise on the first one and fail the whole read. As text, such a value reaches
+    coercion like any other and quarantines its own row (``<column>_is_date``).
+    """
+    if driver != "psycopg2":
+        return
+    import psycopg2.extensions
+
+    as_text = psycopg2.extensions.new_type(
+        _POSTGRES_TEMPORAL_TYPES, "CX_TEMPORAL_AS_TEXT", lambda value, _cursor: value
+    )
+    psycopg2.extensions.register_type(as_text, cursor)
 
 
 def _raw_frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:

@@ -10,9 +10,12 @@ registry produced.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import hashlib
+import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +31,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from cx_pipelines import config
+from cx_pipelines.ml import registry_repair
 from cx_pipelines.ml.specs import ModelSpec
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 EXPERIMENT = "cx-pipelines"
+FINGERPRINT_TAG = "cx.training_fingerprint"
+"""Version tag: hash of the training data, the spec and the parameters that made it."""
 
 
 class RegistryError(RuntimeError):
@@ -54,6 +60,11 @@ def _initialise_sqlite_store(uri: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+            if database.resolve().parent == config.cx_home():
+                # A copied or moved CX_HOME: artefact URIs still name the old folder.
+                registry_repair.reroot_artifacts(
+                    database, experiment=EXPERIMENT, artifact_root=config.mlflow_artifact_root()
+                )
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -108,6 +119,9 @@ class RegisteredVersion:
     metric: str
     metric_value: float
     artifact_uri: str = ""
+    reused: bool = False
+    """True when no new version was registered: this one was trained on the same inputs."""
+    reason: str = ""
 
     def run_link(self, tracking_uri: str | None = None) -> str:
         """A URL of the run in the MLflow UI (server) or how to open it (local store)."""
@@ -142,6 +156,52 @@ def _finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return result
 
 
+def training_fingerprint(
+    spec: ModelSpec, *, frames: Mapping[str, pd.DataFrame], params: Mapping[str, Any]
+) -> str:
+    """A hash of everything that decides a trained model: the training tables (values,
+    columns, types), the spec and the run parameters (seed, as-of date)."""
+    digest = hashlib.sha256()
+    declaration = {k: v for k, v in dataclasses.asdict(spec).items() if k != "source"}
+    digest.update(json.dumps([declaration, dict(params)], sort_keys=True, default=str).encode())
+    for name in sorted(frames):
+        frame = frames[name]
+        digest.update(f"{name}:{list(frame.columns)}:{list(map(str, frame.dtypes))}".encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _version_with_fingerprint(
+    mlflow_client: MlflowClient, spec: ModelSpec, fingerprint: str
+) -> RegisteredVersion | None:
+    """The complete registered version trained on exactly these inputs, if there is one."""
+    name = spec.registered_name
+    matches = [
+        version
+        for version in mlflow_client.search_model_versions(f"name='{name}'")
+        if version.tags.get(FINGERPRINT_TAG) == fingerprint
+        and registry_repair.COMPLETE_TAG in version.tags
+    ]
+    if not matches:
+        return None
+    version = max(matches, key=lambda item: int(item.version))
+    run = mlflow_client.get_run(version.run_id)
+    return RegisteredVersion(
+        model_name=name,
+        version=str(version.version),
+        run_id=version.run_id,
+        experiment_id=run.info.experiment_id,
+        model_uri=f"models:/{name}/{version.version}",
+        metric=spec.metric,
+        metric_value=float(version.tags[registry_repair.COMPLETE_TAG]),
+        artifact_uri=run.info.artifact_uri,
+        reused=True,
+        reason=f"registration skipped: training data, spec and parameters are unchanged since "
+        f"version {version.version} (fingerprint {fingerprint[:12]}); version "
+        f"{version.version} is reused",
+    )
+
+
 def log_and_register(
     *,
     spec: ModelSpec,
@@ -153,14 +213,32 @@ def log_and_register(
     tables: Mapping[str, pd.DataFrame] | None = None,
     tags: Mapping[str, str] | None = None,
     tracking_uri: str | None = None,
+    fingerprint: str | None = None,
 ) -> RegisteredVersion:
     """Log one training run (parameters, metrics, plots, model with signature and input
     example), register it as a new version of ``spec.registered_name``, and alias it
-    ``challenger``. Promotion to ``champion`` is :func:`promote`'s job."""
+    ``challenger``. Promotion to ``champion`` is :func:`promote`'s job.
+
+    With a ``fingerprint`` (:func:`training_fingerprint`) equal to a registered version's,
+    nothing is logged or registered: that version is returned with ``reused`` and the
+    reason. Versions a killed process left half-registered are removed first.
+    """
     if spec.metric not in metrics:
         raise RegistryError(f"metrics lack the spec's promotion metric {spec.metric!r}")
     values = _finite_metrics(metrics)
     experiment_id = ensure_experiment(tracking_uri=tracking_uri)
+    mlflow_client = client(tracking_uri)
+    registry_repair.fail_orphaned_runs(mlflow_client, experiment_id)
+    registry_repair.remove_interrupted_versions(mlflow_client, spec.registered_name)
+    if fingerprint is not None:
+        existing = _version_with_fingerprint(mlflow_client, spec, fingerprint)
+        if existing is not None:
+            champion = version_for_alias(spec.registered_name, CHAMPION, tracking_uri=tracking_uri)
+            if champion != existing.version:
+                mlflow_client.set_registered_model_alias(
+                    spec.registered_name, CHALLENGER, existing.version
+                )
+            return existing
     example = input_example.head(5).reset_index(drop=True)
     signature = infer_signature(example, np.asarray(model.predict(example)))
     run_params = {f"estimator.{key}": value for key, value in spec.estimator_params.items()}
@@ -179,7 +257,7 @@ def log_and_register(
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{spec.name}") as run:
         mlflow.log_params({key: str(value)[:500] for key, value in run_params.items()})
         mlflow.log_metrics(values)
-        mlflow.set_tags({"cx.spec": spec.name, **(tags or {})})
+        mlflow.set_tags({"cx.spec": spec.name, **registry_repair.process_tags(), **(tags or {})})
         with tempfile.TemporaryDirectory() as folder:
             for name, image in (plots or {}).items():
                 path = Path(folder) / f"{name}.png"
@@ -199,10 +277,14 @@ def log_and_register(
             pip_requirements=["scikit-learn", "pandas", "numpy", "cx-pipelines"],
         )
     version = str(info.registered_model_version)
-    mlflow_client = client(tracking_uri)
+    if fingerprint is not None:
+        mlflow_client.set_model_version_tag(
+            spec.registered_name, version, FINGERPRINT_TAG, fingerprint
+        )
     mlflow_client.set_model_version_tag(spec.registered_name, version, "metric", spec.metric)
+    # Written last of the tags: a version without it was interrupted (registry_repair).
     mlflow_client.set_model_version_tag(
-        spec.registered_name, version, "metric_value", repr(values[spec.metric])
+        spec.registered_name, version, registry_repair.COMPLETE_TAG, repr(values[spec.metric])
     )
     mlflow_client.set_registered_model_alias(spec.registered_name, CHALLENGER, version)
     return RegisteredVersion(
@@ -254,6 +336,17 @@ def set_version_tags(
     mlflow_client = client(tracking_uri)
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(model_name, version, key, str(value))
+
+
+def delete_version_tags(
+    model_name: str, version: str, keys: Sequence[str], *, tracking_uri: str | None = None
+) -> None:
+    """Remove the tags ``keys`` of a version (those it has)."""
+    mlflow_client = client(tracking_uri)
+    present = mlflow_client.get_model_version(model_name, version).tags
+    for key in keys:
+        if key in present:
+            mlflow_client.delete_model_version_tag(model_name, version, key)
 
 
 @dataclass(frozen=True)

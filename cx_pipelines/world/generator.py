@@ -15,6 +15,7 @@ import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -242,8 +243,13 @@ def generate(
     seed: int,
     source_url: str,
     chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> GenerationSummary:
-    """Replace the source tables with a world of ``customers`` customers drawn from ``seed``."""
+    """Replace the source tables with a world of ``customers`` customers drawn from ``seed``.
+
+    ``on_progress(done, total)`` is called with the customers drawn so far after each
+    block (it changes nothing in what is generated).
+    """
     if customers < 1:
         raise WorldSizeError(f"--customers must be at least 1, got {customers}")
     if chunk_customers < pop.BLOCK_CUSTOMERS:
@@ -274,6 +280,8 @@ def generate(
                 for block in range(first_block, min(first_block + blocks_per_chunk, blocks)):
                     size = min(pop.BLOCK_CUSTOMERS, customers - block * pop.BLOCK_CUSTOMERS)
                     tables, truth = draw_block(seed, block, size, campaigns, counters)
+                    if on_progress is not None:
+                        on_progress(block * pop.BLOCK_CUSTOMERS + size, customers)
                     for name, columns in tables.items():
                         table_parts[name].append(columns)
                     truth_parts.append(truth)

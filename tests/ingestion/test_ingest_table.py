@@ -109,7 +109,8 @@ def test_accepted_tables_have_warehouse_dtypes_and_source_values(sqlite_url):
     assert str(events["account_id"].dtype) == "Int64"
 
 
-def test_quarantined_row_keeps_the_raw_source_values_as_json(sqlite_url):
+def test_quarantined_row_keeps_the_raw_source_values_as_json(sqlite_url, monkeypatch):
+    monkeypatch.delenv("CX_SHOW_PERSONAL_DATA", raising=False)
     rows = valid_rows()
     bad = {**rows["customers"][0], "customer_id": 77, "annual_income": "lots", "email": "x\x01@y.z"}
     rows["customers"].append(bad)
@@ -120,7 +121,24 @@ def test_quarantined_row_keeps_the_raw_source_values_as_json(sqlite_url):
     record = quarantined_for("customers").iloc[0]
     assert record["failed_rule"] == "annual_income_is_numeric"  # type rules come first
     assert record["run_id"] == "run-raw"
-    assert json.loads(record["raw_row"]) == bad
+    personal = {"email", "birth_year", "annual_income"}
+    raw = json.loads(record["raw_row"])
+    assert {key: value for key, value in raw.items() if key not in personal} == {
+        key: value for key, value in bad.items() if key not in personal
+    }
+    assert {raw[key] for key in personal} == {"***"}  # the source keeps the values
+
+
+def test_quarantine_json_keeps_personal_values_only_when_allowed(sqlite_url, monkeypatch):
+    monkeypatch.setenv("CX_SHOW_PERSONAL_DATA", "1")
+    rows = valid_rows()
+    bad = {**rows["customers"][0], "customer_id": 77, "annual_income": "lots"}
+    rows["customers"].append(bad)
+    write_source(sqlite_url, rows, tables=["customers"])
+
+    ingest_table("customers", url=sqlite_url, run_id="run-raw")
+
+    assert json.loads(quarantined_for("customers").iloc[0]["raw_row"]) == bad
 
 
 def test_rerun_replaces_a_tables_quarantined_rows_instead_of_adding_to_them(sqlite_url):

@@ -76,14 +76,16 @@ def test_models_register_gate_promotion_and_score_customers(cx_home, tmp_path, m
     assert registry.version_for_alias(PROPENSITY, registry.CHAMPION) == "2"
 
     # The planted worse challenger loses: the check fails, the champion stays, the reason shows,
-    # and customer_scores (downstream of the blocking gate) is not rebuilt from it.
+    # and customer_scores (downstream of the blocking gate) is not rebuilt from it. Trained
+    # on the same data, spec and parameters as version 1, it reuses version 1 (no new one).
     monkeypatch.setenv("CX_MODELS_DIR", str(worse))
     worse_run = materialize("key:propensity_models or key:customer_scores")
     evaluation = _check(worse_run, gate)
     assert not evaluation.passed
-    assert evaluation.description.startswith("champion stays: challenger v3 auc")
+    assert evaluation.description.startswith("champion stays: challenger v1 auc")
     assert registry.version_for_alias(PROPENSITY, registry.CHAMPION) == "2"
-    assert registry.version_for_alias(PROPENSITY, registry.CHALLENGER) == "3"
+    assert registry.version_for_alias(PROPENSITY, registry.CHALLENGER) == "1"
+    assert len(registry.client().search_model_versions(f"name='{PROPENSITY}'")) == 2
     assert not worse_run.success
     assert set(warehouse.read_table("customer_scores")["propensity_model_version"]) == {
         "cx_propensity/1"

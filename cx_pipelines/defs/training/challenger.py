@@ -28,6 +28,8 @@ GROUP = "models"
 KINDS = {"scikit-learn", "mlflow"}
 # Fewest examples of each outcome (and arm, for uplift) the holdout needs to judge a model.
 MIN_HOLDOUT_EXAMPLES = 5
+CHAMPION_TAGS = ("champion_version", "champion_metric_value", "champion_error")
+"""Version tags describing the champion on the holdout of the run that trained a version."""
 
 
 class TrainingConfig(dg.Config):
@@ -115,8 +117,10 @@ def register(
     mlflow: MlflowResource,
     params: dict[str, Any],
     card: model_cards.ModelCard | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """Log and register the challenger (with its model card); return the asset metadata."""
+    """Log and register the challenger with its model card (or reuse the version trained on
+    the same inputs); return the asset metadata describing it."""
     uri = mlflow.configure()
     summary = {f"training.{key}": value for key, value in model.training_summary().items()}
     version = registry.log_and_register(
@@ -129,7 +133,14 @@ def register(
         tables=report.tables,
         tags={"dagster.run_id": context.run.run_id},
         tracking_uri=uri,
+        fingerprint=fingerprint,
     )
+    if version.reused:
+        context.log.info(f"{spec.registered_name}: {version.reason}")
+        # This run's champion comparison replaces the one of the run that registered it.
+        registry.delete_version_tags(
+            spec.registered_name, version.version, CHAMPION_TAGS, tracking_uri=uri
+        )
     registry.set_version_tags(spec.registered_name, version.version, champion, tracking_uri=uri)
     if card is not None:
         model_cards.log_card(card, run_id=version.run_id, version=version.version, tracking_uri=uri)
@@ -140,6 +151,7 @@ def register(
     metadata: dict[str, Any] = {
         "model_name": spec.registered_name,
         "model_version": version.version,
+        "registration": version.reason or f"registered new version {version.version}",
         "metric": spec.metric,
         "metric_value": version.metric_value,
         "champion_version": champion.get("champion_version", "none"),
@@ -200,6 +212,7 @@ def train_and_register(
     spec: ModelSpec,
     train: Callable[[], Challenger],
     mlflow: MlflowResource,
+    fingerprint: str | None = None,
 ) -> dg.Output[pd.DataFrame]:
     """Train the challenger, score the champion on its holdout, register it; or say why not."""
     try:
@@ -224,6 +237,7 @@ def train_and_register(
             mlflow=mlflow,
             params=challenger.params,
             card=card,
+            fingerprint=fingerprint,
         )
     except InsufficientDataError as error:
         return not_trained(context, spec=spec, error=error, mlflow=mlflow)
@@ -253,8 +267,13 @@ def supervised_model_asset(
         **frames: pd.DataFrame,
     ) -> dg.Output[pd.DataFrame]:
         spec = load_spec(spec_name)
+        fingerprint = registry.training_fingerprint(spec, frames=frames, params=config.model_dump())
         return train_and_register(
-            context, spec=spec, train=lambda: train(spec, config, frames), mlflow=mlflow
+            context,
+            spec=spec,
+            train=lambda: train(spec, config, frames),
+            mlflow=mlflow,
+            fingerprint=fingerprint,
         )
 
     return _model_asset
