@@ -165,14 +165,20 @@ class Service:
         return key
 
 
+def current_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+Used = Annotated[Service, Depends(current_service)]
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings.from_environment()
-    holder: dict[str, Service] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service = Service(settings)
-        holder["service"] = service
+        app.state.service = service
         service.state.start()
         yield
         service.close()
@@ -186,11 +192,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-
-    def service() -> Service:
-        return holder["service"]
-
-    Used = Annotated[Service, Depends(service)]
 
     @app.post("/v1/decisions")
     async def decision(body: DecisionRequest, request: Request, svc: Used):

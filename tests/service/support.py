@@ -227,5 +227,6 @@ def start_server(
         except requests.ConnectionError:
             pass
         time.sleep(0.1)
+    last = server.get("/ready").text if process.poll() is None else "(exited)"
     server.stop()
-    raise RuntimeError(f"server did not become ready:\n{server.log()}")
+    raise RuntimeError(f"server did not become ready ({last}):\n{server.log()}")
