@@ -11,12 +11,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pytest
 import requests
 
 from cx_pipelines import warehouse
@@ -37,6 +40,17 @@ KEYS = {
 }
 SCOPES = {"decide": "decide", "respond": "respond", "admin": "admin", "all": "decide+respond+admin"}
 VERSIONS = {"propensity": "cx_propensity/3", "uplift": "cx_uplift/2", "attrition": "cx_attrition/1"}
+
+
+@contextmanager
+def environment(home: Path) -> Iterator[None]:
+    """This process pointed at ``home`` (warehouse, Dagster) while the block runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        patch.delenv("CX_SOURCE_URL", raising=False)
+        patch.delenv("CX_ONLINE_STORE_URL", raising=False)
+        yield
 
 
 def keys_environment(rate: float | None = None) -> str:
@@ -230,3 +244,7 @@ def start_server(
     last = server.get("/ready").text if process.poll() is None else "(exited)"
     server.stop()
     raise RuntimeError(f"server did not become ready ({last}):\n{server.log()}")
+
+
+def warehouse_frame(home: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(home / "warehouse" / f"{name}.parquet")
