@@ -24,7 +24,10 @@ import requests
 
 from cx_pipelines import warehouse
 from cx_pipelines.defs.decisioning.assets import StrategyRepository, strategy_catalog
-from cx_pipelines.defs.decisioning.intelligence import customer_intelligence_record
+from cx_pipelines.defs.decisioning.intelligence import (
+    customer_intelligence_record,
+    every_customer_has_a_record_per_channel,
+)
 from cx_pipelines.defs.decisioning.online import OnlineStoreResource, online_features
 from cx_pipelines.defs.warehouse_io import WarehouseIOManager
 from cx_pipelines.service.auth import hash_key
@@ -135,7 +138,13 @@ def write_warehouse(customers: int = 60, *, seed: int = 3, versions: dict | None
 def materialise(folder: Path, store_url: str = "", selection=None) -> dg.ExecuteInProcessResult:
     """strategy_catalog, online_features and customer_intelligence_record in one run."""
     result = dg.materialize(
-        selection or [strategy_catalog, online_features, customer_intelligence_record],
+        selection
+        or [
+            strategy_catalog,
+            online_features,
+            customer_intelligence_record,
+            every_customer_has_a_record_per_channel,
+        ],
         resources={
             "io_manager": WarehouseIOManager(),
             "strategies": StrategyRepository(directory=str(folder)),
