@@ -72,6 +72,7 @@ class RedisStore:
             flip.set(_META, json.dumps(snapshot_meta(meta, generation, count)))
             flip.rpush(_GENERATIONS, generation)
             flip.execute()
+            self._generation, self._checked = generation, time.monotonic()
             old = self.client.lrange(_GENERATIONS, 0, -3)
             for stale in old:
                 stale = stale.decode()
