@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -203,19 +204,9 @@ def decide_customer(
     """
     interaction = _interaction(strategy, event, interaction_type)
     _channels(strategy, [channel])
-    values: dict[str, Any] = {}
+    values = customer_values(strategy, customer, customer_id, channel, context)
     if customer is None:
-        for attribute in strategy.input_attributes(None):
-            values[attribute.name] = None
-        if UNKNOWN_ATTRIBUTE in strategy.attributes:
-            values[UNKNOWN_ATTRIBUTE] = True
         accounts = ()
-    else:
-        values.update(customer)
-    values.update(context or {})
-    values["customer_id"] = customer_id
-    if CHANNEL_ATTRIBUTE in strategy.attributes:
-        values[CHANNEL_ATTRIBUTE] = channel
     record = evaluate_customer(
         strategy,
         event=event,
@@ -229,6 +220,162 @@ def decide_customer(
     return channel_record(
         record, channel, interaction_type=interaction, model_versions=model_versions
     )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One decision to make in :func:`decide_many`."""
+
+    customer_id: str
+    customer: Mapping[str, Any] | None
+    accounts: Sequence[Mapping[str, Any]]
+    channel: str
+    interaction_type: str | None = None
+    context: Mapping[str, Any] | None = None
+    contact_history: Sequence[Mapping] = ()
+
+
+def _typed_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for name in frame.columns:
+        attribute = strategy.attributes.get(name)
+        kind = str(getattr(getattr(attribute, "value_type", None), "value", ""))
+        if kind == "number":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        else:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
+
+
+def _accounts_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame(columns=["account_id", "customer_id", "account_type"])
+    frame = pd.DataFrame(rows)
+    for account_type in strategy.account_types:
+        for attribute in strategy.input_attributes(account_type):
+            column = attribute.column or attribute.name.split(".", 1)[1]
+            kind = str(getattr(attribute.value_type, "value", attribute.value_type))
+            if column in frame.columns and kind == "number":
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def _untraced_records(strategy: Strategy, result, channel: str) -> list[dict[str, Any]]:
+    """Evaluator-shaped records (no trace) from the batch result's frames."""
+    long = result.treatments
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    for row in long[long["channel"] == channel].to_dict("records"):
+        declared = strategy.treatments[row["treatment"]].terms
+        terms = {term: _number(row[term]) for term in declared}
+        terms["lever"] = float(row["lever"])
+        chosen.setdefault(str(row["customer_id"]), []).append(
+            {
+                "treatment": row["treatment"],
+                "rank": int(row["rank"]),
+                "score": float(row["score"]),
+                "terms": terms,
+            }
+        )
+    records = []
+    for row in result.customers[
+        ["customer_id", "event", "segment", "test_group", "strategy_hash"]
+    ].to_dict("records"):
+        items = chosen.get(str(row["customer_id"]), [])
+        records.append(
+            {
+                **row,
+                "treatments": {
+                    channel: [{k: v for k, v in i.items() if k != "terms"} for i in items]
+                },
+                "trace": {"arbitration": {channel: items}},
+            }
+        )
+    return records
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def decide_many(
+    strategy: Strategy,
+    *,
+    event: str,
+    requests: Sequence[Request],
+    model_versions: Sequence[Mapping[str, str] | None],
+    trace: bool = True,
+) -> list[dict[str, Any]]:
+    """Many requests through the batch evaluator (vectorised), in request order.
+
+    Requests are grouped by channel and interaction type (a customer asked twice in one
+    group goes to a second pass); each group is one ``evaluate_batch`` call. With
+    ``trace=False`` the records have ``trace: None`` (the fast path); the treatments and
+    their terms are the same either way.
+    """
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    seen: dict[tuple[str, str, str], int] = {}
+    for index, item in enumerate(requests):
+        interaction = _interaction(strategy, event, item.interaction_type)
+        _channels(strategy, [item.channel])
+        pass_number = seen.get((item.channel, interaction, item.customer_id), 0)
+        seen[(item.channel, interaction, item.customer_id)] = pass_number + 1
+        groups.setdefault((item.channel, interaction, pass_number), []).append(index)
+    answers: list[dict[str, Any] | None] = [None] * len(requests)
+    for (channel, interaction, _), members in groups.items():
+        chosen = [requests[i] for i in members]
+        rows = [
+            customer_values(strategy, r.customer, r.customer_id, channel, r.context) for r in chosen
+        ]
+        accounts = [
+            {**account, "customer_id": r.customer_id}
+            for r in chosen
+            if r.customer is not None
+            for account in r.accounts
+        ]
+        history = [row for r in chosen for row in r.contact_history]
+        result = evaluate_batch(
+            strategy,
+            event=event,
+            customers=_typed_frame(strategy, rows),
+            accounts=_accounts_frame(strategy, accounts),
+            channel=channel,
+            interaction_type=interaction,
+            contact_history=pd.DataFrame(history) if history else None,
+            model_versions=dict(model_versions[members[0]] or {}),
+            trace=trace,
+        )
+        records = result.records() if trace else _untraced_records(strategy, result, channel)
+        for index, record in zip(members, records, strict=True):
+            shaped = channel_record(
+                record, channel, interaction_type=interaction, model_versions=model_versions[index]
+            )
+            if not trace:
+                shaped["trace"] = None
+            answers[index] = shaped
+    return answers  # type: ignore[return-value]
+
+
+def customer_values(
+    strategy: Strategy,
+    customer: Mapping[str, Any] | None,
+    customer_id: str,
+    channel: str,
+    context: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The evaluator's customer inputs for one request (unknown customer: all null)."""
+    values: dict[str, Any] = {}
+    if customer is None:
+        for attribute in strategy.input_attributes(None):
+            values[attribute.name] = None
+        if UNKNOWN_ATTRIBUTE in strategy.attributes:
+            values[UNKNOWN_ATTRIBUTE] = True
+    else:
+        values.update(customer)
+    values.update(context or {})
+    values["customer_id"] = customer_id
+    if CHANNEL_ATTRIBUTE in strategy.attributes:
+        values[CHANNEL_ATTRIBUTE] = channel
+    return values
 
 
 def _plain(value: Any) -> Any:

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from cx_pipelines.intelligence import offer_type_of
 from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history, open_store
 from cx_pipelines.service.auth import ApiKey, RateLimiter, hash_key, load_keys
-from cx_pipelines.service.decide import decide, field_error, request_errors
+from cx_pipelines.service.decide import decide, decide_batch, field_error, request_errors
 from cx_pipelines.service.decision_log import DurableLog
 from cx_pipelines.service.schemas import BatchDecisionRequest, DecisionRequest, ResponseReport
 from cx_pipelines.service.settings import ServiceSettings
@@ -217,12 +217,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             errors += request_errors(deployment, item, ["body", "requests", index])
         if errors:
             raise _unprocessable(errors)
-        now = time.time()
-        results = []
-        for item in body.requests:
-            if not body.include_trace:
-                item = item.model_copy(update={"include_trace": False})
-            results.append(decide(svc.state, deployment, item, now=now))
+        results = decide_batch(svc.state, deployment, body.requests, trace=body.include_trace)
         await svc.log.append(
             [r.line for r in results], [r.contact for r in results if r.contact is not None]
         )

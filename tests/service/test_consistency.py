@@ -129,3 +129,31 @@ def test_terms_are_those_of_the_channel_being_decided():
         for item in json.loads(row.treatments):
             if item["treatment"] == "credit_card_offer":
                 assert item["terms"]["propensity"] == pytest.approx(steps["credit_card_model"])
+
+
+def test_the_batch_endpoint_equals_single_decisions(server):
+    """/v1/decisions/batch runs the vectorised evaluator; each item equals its single call."""
+    items = [
+        {"customer_id": str(c), "channel": ch, "record_contact": False}
+        for c in (2, 6, 6, 11, "unknown-1")
+        for ch in ("web", "atm", "email")
+    ]
+    items.append(
+        {
+            "customer_id": "6",
+            "channel": "web",
+            "record_contact": False,
+            "interaction_type": "complaint",
+        }
+    )
+    for trace in (True, False):
+        batch = server.post("/v1/decisions/batch", {"requests": items, "include_trace": trace})
+        assert batch.status_code == 200, batch.text
+        for item, decided in zip(items, batch.json()["decisions"], strict=True):
+            single = server.post("/v1/decisions", item).json()
+            assert decided["treatments"] == single["treatments"]
+            assert (decided["reason"], decided["segment"]) == (single["reason"], single["segment"])
+            if trace:
+                assert decided["trace"] == single["trace"]
+            else:
+                assert "trace" not in decided
