@@ -10,7 +10,8 @@ customer and channel per request and stops each thread after its share of
 2. ``rate_1000``: about 1,000 decisions/s (wrk's per-request ``delay()``), p99 < 5 ms;
 3. ``single``: as many single decisions as the machine takes, ``--duration`` seconds
    (120 by default; ``--duration 20`` for a quick run), target >= 2,000/s, p99 < 20 ms;
-4. ``batch``: ``/v1/decisions/batch`` with ``--batch-size`` decisions per call, without
+4. ``batch``: ``/v1/decisions/batch`` with ``--batch-size`` decisions per call (random
+   customers, one channel per call, as a channel system sends its batch), without
    traces in the answer and log (``include_trace: false``), target >= 20,000 decisions/s;
    and ``batch_traced`` with traces, for comparison.
 
@@ -75,9 +76,9 @@ function init(args)
   sent = 0
 end
 
-local function one()
+local function one(channel)
   return string.format('{"customer_id":"%d","channel":"%s"}',
-    math.random(1, customers), channels[math.random(1, #channels)])
+    math.random(1, customers), channel or channels[math.random(1, #channels)])
 end
 
 function request()
@@ -85,7 +86,8 @@ function request()
   if sent > limit then wrk.thread:stop() end
   if batch > 0 then
     local items = {}
-    for i = 1, batch do items[i] = one() end
+    local channel = channels[math.random(1, #channels)]  -- one channel system per call
+    for i = 1, batch do items[i] = one(channel) end
     return wrk.format("POST", "/v1/decisions/batch", nil,
       '{"include_trace":' .. trace .. ',"requests":[' .. table.concat(items, ",") .. ']}')
   end
@@ -243,8 +245,16 @@ def start_server(home: Path, port: int, workers: int) -> subprocess.Popen:
         "CX_SERVICE_MAX_BATCH": "1000",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "cx_pipelines.cli", "serve", "--port", str(port),
-         "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "cx_pipelines.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=environment,
         stdout=(home / "server.log").open("w"),
         stderr=subprocess.STDOUT,
@@ -270,7 +280,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--max-requests", type=int, default=2_000_000)
     options = parser.parse_args()
     if shutil.which("wrk") is None:

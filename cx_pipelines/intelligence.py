@@ -236,15 +236,19 @@ class Request:
 
 
 def _typed_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    for name in frame.columns:
+    """Customer rows as typed columns (numbers float64 with NaN, others objects with None)."""
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    columns: dict[str, Any] = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
         attribute = strategy.attributes.get(name)
-        kind = str(getattr(getattr(attribute, "value_type", None), "value", ""))
-        if kind == "number":
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        if attribute is not None and str(getattr(attribute.value_type, "value", "")) == "number":
+            columns[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
         else:
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    return frame
+            column = np.empty(len(values), dtype=object)
+            column[:] = [None if v is None or v != v else v for v in values]
+            columns[name] = column
+    return pd.DataFrame(columns)
 
 
 def _accounts_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
