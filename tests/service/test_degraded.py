@@ -111,3 +111,28 @@ def test_mlflow_unavailable_is_reported_while_decisions_go_on(prepared):
         server.stop()
     assert "mlflow" in degraded["unavailable"] and degraded["ready"] is True
     assert answer.status_code == 200 and answer.json()["reason"] is None
+
+
+@pytest.mark.slow
+def test_ready_names_models_whose_champion_moved_past_the_served_scores(prepared):
+    from mlflow import MlflowClient
+
+    from cx_pipelines.ml import registry
+
+    with support.environment(prepared.home):
+        uri = registry.configure()
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.create_registered_model("cx_propensity")
+        for _ in range(4):
+            client.create_model_version("cx_propensity", source=str(prepared.home / "none"))
+        client.set_registered_model_alias("cx_propensity", "champion", "4")
+    server = support.start_server(
+        prepared.home, strategy=prepared.strategy, extra={"CX_SERVICE_MLFLOW_SECONDS": "0.3"}
+    )
+    try:
+        ready = _wait_ready(server, "degraded", timeout=60)
+    finally:
+        server.stop()
+    assert ready["champions"]["cx_propensity"] == "4"
+    assert ready["stale_models"] == {"cx_propensity": "scores from version 3, champion is 4"}
+    assert ready["unavailable"] == {}
