@@ -267,27 +267,30 @@ def _accounts_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFr
 def _untraced_records(strategy: Strategy, result, channel: str) -> list[dict[str, Any]]:
     """Evaluator-shaped records (no trace) from the batch result's frames."""
     long = result.treatments
+    long = long[long["channel"] == channel]
+    columns = {name: long[name].tolist() for name in long.columns}
     chosen: dict[str, list[dict[str, Any]]] = {}
-    for row in long[long["channel"] == channel].to_dict("records"):
-        declared = strategy.treatments[row["treatment"]].terms
-        terms = {term: _number(row[term]) for term in declared}
-        terms["lever"] = float(row["lever"])
-        chosen.setdefault(str(row["customer_id"]), []).append(
+    for row in range(len(long)):
+        name = columns["treatment"][row]
+        terms = {term: _number(columns[term][row]) for term in strategy.treatments[name].terms}
+        terms["lever"] = float(columns["lever"][row])
+        chosen.setdefault(str(columns["customer_id"][row]), []).append(
             {
-                "treatment": row["treatment"],
-                "rank": int(row["rank"]),
-                "score": float(row["score"]),
+                "treatment": name,
+                "rank": int(columns["rank"][row]),
+                "score": float(columns["score"][row]),
                 "terms": terms,
             }
         )
+    frame = result.customers
+    keys = ("customer_id", "event", "segment", "test_group", "strategy_hash")
+    values = [frame[key].tolist() for key in keys]
     records = []
-    for row in result.customers[
-        ["customer_id", "event", "segment", "test_group", "strategy_hash"]
-    ].to_dict("records"):
-        items = chosen.get(str(row["customer_id"]), [])
+    for row in zip(*values, strict=True):
+        items = chosen.get(str(row[0]), [])
         records.append(
             {
-                **row,
+                **dict(zip(keys, row, strict=True)),
                 "treatments": {
                     channel: [{k: v for k, v in i.items() if k != "terms"} for i in items]
                 },

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+import orjson
+
 
 class StoreUnavailable(RuntimeError):
     """The online store cannot be reached or answered with an error (says which store)."""
@@ -49,6 +51,12 @@ class OnlineStore(Protocol):
     ) -> str: ...
 
     def read(self, customer_id: str) -> dict[str, Any] | None: ...
+
+    def read_many(self, customer_ids: Sequence[str]) -> dict[str, str | bytes]:
+        """The stored text of every known customer among ``customer_ids`` (one round trip)."""
+        ...
+
+    def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]: ...
 
     def meta(self) -> dict[str, Any] | None: ...
 
@@ -91,7 +99,7 @@ def encode_record(record: Mapping[str, Any], generation: str) -> str:
 
 
 def decode_record(text: str | bytes | None) -> dict[str, Any] | None:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
 
 
 def snapshot_meta(meta: Mapping[str, Any], generation: str, customers: int) -> dict[str, Any]:

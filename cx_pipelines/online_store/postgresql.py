@@ -106,6 +106,34 @@ class PostgresStore:
             self._scalar(sa.select(FEATURES.c.record).where(FEATURES.c.customer_id == customer_id))
         )
 
+    def read_many(self, customer_ids: Sequence[str]) -> dict[str, str | bytes]:
+        statement = sa.select(FEATURES.c.customer_id, FEATURES.c.record).where(
+            FEATURES.c.customer_id.in_(list(set(customer_ids)))
+        )
+        try:
+            with self.engine.connect() as connection:
+                return dict(connection.execute(statement).tuples().all())
+        except SQLAlchemyError as error:
+            raise self._fail(error) from error
+
+    def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        statement = (
+            sa.select(CONTACTS)
+            .where(CONTACTS.c.customer_id.in_(list(set(customer_ids))))
+            .order_by(CONTACTS.c.at)
+        )
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(statement).all()
+        except SQLAlchemyError as error:
+            raise self._fail(error) from error
+        found: dict[str, list[Contact]] = {}
+        for r in rows:
+            found.setdefault(r[1], []).append(
+                Contact(r[0], r[1], r[2], r[3], float(r[4]), bool(r[5]))
+            )
+        return found
+
     def meta(self) -> dict[str, Any] | None:
         value = self._scalar(sa.select(META.c.value).where(META.c.key == "snapshot"))
         return None if value is None else json.loads(value)

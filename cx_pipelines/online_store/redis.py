@@ -103,6 +103,32 @@ class RedisStore:
             raise self._fail(error) from error
         return decode_record(text)
 
+    def read_many(self, customer_ids: Sequence[str]) -> dict[str, str | bytes]:
+        unique = list(dict.fromkeys(customer_ids))
+        try:
+            generation = self._current()
+            if generation is None or not unique:
+                return {}
+            values = self.client.mget([_feature_key(generation, c) for c in unique])
+        except RedisError as error:
+            raise self._fail(error) from error
+        return {c: v for c, v in zip(unique, values, strict=True) if v is not None}
+
+    def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        unique = list(dict.fromkeys(customer_ids))
+        try:
+            pipeline = self.client.pipeline(transaction=False)
+            for customer_id in unique:
+                pipeline.hvals(_contact_key(customer_id))
+            answers = pipeline.execute()
+        except RedisError as error:
+            raise self._fail(error) from error
+        return {
+            c: sorted((Contact.from_json(v) for v in values), key=lambda x: x.at)
+            for c, values in zip(unique, answers, strict=True)
+            if values
+        }
+
     def meta(self) -> dict[str, Any] | None:
         try:
             value = self.client.get(_META)

@@ -95,6 +95,30 @@ class SqliteStore:
         rows = self._run("SELECT record FROM features WHERE customer_id = ?", (customer_id,))
         return decode_record(rows[0][0]) if rows else None
 
+    def read_many(self, customer_ids: Sequence[str]) -> dict[str, str | bytes]:
+        found: dict[str, str | bytes] = {}
+        for chunk in _chunks(list(dict.fromkeys(customer_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(
+                f"SELECT customer_id, record FROM features WHERE customer_id IN ({marks})",
+                tuple(chunk),
+            )
+            found.update(rows)
+        return found
+
+    def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        found: dict[str, list[Contact]] = {}
+        for chunk in _chunks(list(dict.fromkeys(customer_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(
+                "SELECT contact_id, customer_id, channel, treatment, at, declined FROM contacts "
+                f"WHERE customer_id IN ({marks}) ORDER BY at",
+                tuple(chunk),
+            )
+            for r in rows:
+                found.setdefault(r[1], []).append(Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])))
+        return found
+
     def meta(self) -> dict[str, Any] | None:
         rows = self._run("SELECT value FROM meta WHERE key = 'snapshot'")
         return json.loads(rows[0][0]) if rows else None
@@ -141,6 +165,10 @@ class SqliteStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def open_store(url: str) -> SqliteStore:

@@ -107,17 +107,29 @@ class _Lookup:
         return dict((self.snapshot or {}).get("model_versions") or {})
 
 
-def _lookup(state: ServiceState, deployment: Deployment, customer_id: str, now: float) -> _Lookup:
-    stored, problem = state.customer(customer_id)
-    history = []
-    if stored is not None and problem is None:
+def _lookups(
+    state: ServiceState, deployment: Deployment, customer_ids: list[str], now: float
+) -> list[_Lookup]:
+    """The stored record, contact history and snapshot of each customer (two round trips)."""
+    found = state.customers(customer_ids)
+    known = [c for c, (stored, problem) in found.items() if stored is not None and not problem]
+    contacts: dict[str, list] = {}
+    failed = False
+    if known:
         try:
-            history = contact_history(state.store.contacts(customer_id), now=now)
+            contacts = state.store.contacts_many(known)
         except StoreUnavailable as error:
             state.components["store"].report(False, str(error))
+            failed = True
+    lookups = []
+    for customer_id in customer_ids:
+        stored, problem = found[customer_id]
+        if failed and stored is not None:
             problem = "store_unavailable"
-    snapshot = state.snapshot_of(stored["generation"]) if stored else deployment.snapshot
-    return _Lookup(stored, problem, history, snapshot)
+        history = contact_history(contacts.get(customer_id, ()), now=now)
+        snapshot = state.snapshot_of(stored["generation"]) if stored else deployment.snapshot
+        lookups.append(_Lookup(stored, problem, history, snapshot))
+    return lookups
 
 
 def _decided(request: DecisionRequest, record: dict, found: _Lookup, now: float) -> Decided:
@@ -167,7 +179,7 @@ def decide(
     """Decide one request with ``deployment`` (checked by :func:`request_errors` first)."""
     now = time.time() if now is None else now
     customer_id = str(request.customer_id)
-    found = _lookup(state, deployment, customer_id, now)
+    found = _lookups(state, deployment, [customer_id], now)[0]
     record = decide_customer(
         deployment.strategy,
         event=request.event or state.settings.event,
@@ -194,7 +206,7 @@ def decide_batch(
     """Decide many requests through the vectorised batch evaluator (one pass per event,
     channel and interaction type); the records equal :func:`decide`'s one by one."""
     now = time.time() if now is None else now
-    found = [_lookup(state, deployment, str(r.customer_id), now) for r in requests]
+    found = _lookups(state, deployment, [str(r.customer_id) for r in requests], now)
     by_event: dict[str, list[int]] = {}
     for index, request in enumerate(requests):
         by_event.setdefault(request.event or state.settings.event, []).append(index)

@@ -53,6 +53,7 @@ class ServiceSettings:
     reload_seconds: float  # CX_SERVICE_RELOAD_SECONDS: strategy / store checks
     mlflow_seconds: float  # CX_SERVICE_MLFLOW_SECONDS: champion alias checks (0: off)
     default_rate: float  # CX_SERVICE_RATE: requests per second per key unless the key says
+    cache_size: int  # CX_SERVICE_CACHE_SIZE: records kept to answer through a store outage
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
@@ -72,4 +73,5 @@ class ServiceSettings:
             reload_seconds=_number("CX_SERVICE_RELOAD_SECONDS", 1.0),
             mlflow_seconds=0.0 if mlflow_text == "0" else _number("CX_SERVICE_MLFLOW_SECONDS", 10),
             default_rate=_number("CX_SERVICE_RATE", 10_000),
+            cache_size=int(_number("CX_SERVICE_CACHE_SIZE", 10_000)),
         )

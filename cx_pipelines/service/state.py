@@ -25,11 +25,11 @@ from typing import Any
 from cx_pipelines.engine import Strategy, load_strategy, run_golden_cases
 from cx_pipelines.engine.errors import EngineError
 from cx_pipelines.online_store import OnlineStore, StoreUnavailable
+from cx_pipelines.online_store.common import decode_record
 from cx_pipelines.service.settings import ServiceSettings
 
 LOGGER = logging.getLogger("cx_pipelines.service")
 CHAMPION_MODELS = ("cx_propensity", "cx_uplift", "cx_attrition")
-_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,8 @@ class ServiceState:
         self.rejected: dict[str, str] | None = None
         self.champions: dict[str, str | None] = {}
         self._snapshots: dict[str, dict[str, Any]] = {}
-        self._cache: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._cache: OrderedDict[str, str | bytes] = OrderedDict()
+        self._cache_size = settings.cache_size
         self._cache_lock = threading.Lock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -202,14 +203,23 @@ class ServiceState:
     def customer(self, customer_id: str) -> tuple[dict[str, Any] | None, str | None]:
         """(record, None), (None, None) for an unknown customer, or the cached record and
         ``store_unavailable`` when the store cannot be read (None if never read)."""
+        return self.customers([customer_id])[customer_id]
+
+    def customers(
+        self, customer_ids: list[str]
+    ) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
+        """:meth:`customer` for many ids in one store round trip."""
         try:
-            record = self.store.read(customer_id)
+            texts = self.store.read_many(customer_ids)
         except StoreUnavailable as error:
             self.components["store"].report(False, str(error))
             with self._cache_lock:
-                return self._cache.get(customer_id), "store_unavailable"
+                cached = {c: self._cache.get(c) for c in customer_ids}
+            return {c: (decode_record(text), "store_unavailable") for c, text in cached.items()}
         with self._cache_lock:
-            self._cache[customer_id] = record
-            if len(self._cache) > _CACHE_SIZE:
+            for customer_id, text in texts.items():
+                self._cache[customer_id] = text
+                self._cache.move_to_end(customer_id)
+            while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return record, None
+        return {c: (decode_record(texts.get(c)), None) for c in customer_ids}

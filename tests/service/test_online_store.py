@@ -72,6 +72,10 @@ def _records(count: int, label: str):
         )
 
 
+def _bytes(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode()
+
+
 def test_a_snapshot_replaces_every_record_at_once(store):
     assert store.meta() is None and store.read("1") is None
     first = store.write_snapshot(_records(50, "old"), {"model_versions": {"cx_propensity": "1"}})
@@ -82,6 +86,8 @@ def test_a_snapshot_replaces_every_record_at_once(store):
     assert store.read("7")["customer"]["label"] == "new" and store.read("7")["generation"] == second
     assert store.read("30") is None  # not in the new snapshot
     assert store.meta()["model_versions"] == {"cx_propensity": "2"}
+    many = store.read_many(["3", "19", "30", "3"])
+    assert set(many) == {"3", "19"} and b'"label":"new"' in _bytes(many["3"])
 
 
 def test_readers_see_one_snapshot_or_the_other_never_a_mix(store):
@@ -115,6 +121,11 @@ def test_contacts_are_counted_and_declines_marked(store):
     store.record_contacts(contacts)
     store.record_contacts(contacts[:1])  # a repeat is recorded once
     assert store.mark_declined("5", "d2") and not store.mark_declined("5", "nope")
+    many = store.contacts_many(["5", "6", "7"])
+    assert {k: [c.contact_id for c in v] for k, v in many.items()} == {
+        "5": ["d2", "d1"],
+        "6": ["d3"],
+    }
     history = contact_history(store.contacts("5"), now=now)
     assert [(h["channel"], round(h["days_ago"]), h["declined"]) for h in history] == [
         ("web", 3, True),
