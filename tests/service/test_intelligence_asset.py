@@ -59,3 +59,15 @@ def test_the_record_refuses_a_strategy_changed_since_validation(tmp_path):
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "changed since strategy_catalog validated it" in failure
+
+
+def test_online_features_leaves_a_manifest_table(tmp_path):
+    home = tmp_path / "cx"
+    home.mkdir()
+    with support.environment(home):
+        support.write_warehouse(8)
+        support.materialise(support.strategy_folder(home))
+        manifest = support.warehouse_frame(home, "online_features")
+        meta = open_store().meta()
+    assert len(manifest) == 1 and manifest["generation"].iloc[0] == meta["generation"]
+    assert manifest["customers"].iloc[0] == 8 and manifest["backend"].iloc[0] == "sqlite"

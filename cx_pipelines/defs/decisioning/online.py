@@ -1,7 +1,10 @@
 """``online_features``: the online store's snapshot of every customer's engine inputs,
 from the latest materialised warehouse tables, for the decision service (SPEC S7)."""
 
+import json
+
 import dagster as dg
+import pandas as pd
 
 from cx_pipelines import warehouse
 from cx_pipelines.defs.decisioning.assets import (
@@ -34,15 +37,19 @@ def _valid_strategies(strategies: StrategyRepository) -> list:
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"sqlite", "redis", "postgres"},
+    kinds={"sqlite", "redis", "postgres", "pandas"},
     deps=[dg.AssetKey("strategy_catalog"), *upstream_keys()],
 )
 def online_features(
     context: dg.AssetExecutionContext,
     strategies: StrategyRepository,
     online_store: OnlineStoreResource,
-) -> dg.MaterializeResult:
-    """Every customer's engine inputs and accounts, written atomically to the online store."""
+) -> dg.Output[pd.DataFrame]:
+    """Every customer's engine inputs and accounts, written atomically to the online store.
+
+    The table is the snapshot's manifest (one row: generation, backend, counts, model
+    versions); the records themselves live in the store.
+    """
     from cx_pipelines.online_store import snapshot_records
 
     chosen = _valid_strategies(strategies)
@@ -73,13 +80,27 @@ def online_features(
     context.log.info(
         f"online store ({backend}) generation {generation}: {len(customers)} customers"
     )
-    return dg.MaterializeResult(
+    manifest = pd.DataFrame(
+        [
+            {
+                "generation": generation,
+                "backend": backend,
+                "customers": int(meta.get("customers", len(customers))),
+                "accounts": len(accounts),
+                "attributes": len(customers.columns) - 1,
+                "written_at": pd.Timestamp(meta.get("written_at", 0), unit="s", tz="UTC"),
+                "model_versions": json.dumps(versions, sort_keys=True),
+                "strategies": json.dumps({s.name: s.content_hash for s in chosen}, sort_keys=True),
+            }
+        ]
+    )
+    return dg.Output(
+        manifest,
         metadata={
             "backend": backend,
             "generation": generation,
-            "customers": int(meta.get("customers", len(customers))),
+            "customers": int(manifest["customers"].iloc[0]),
             "accounts": len(accounts),
-            "attributes": len(customers.columns) - 1,
             "model_versions": dg.MetadataValue.json(versions),
-        }
+        },
     )
