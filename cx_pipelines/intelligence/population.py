@@ -1,21 +1,8 @@
-"""The customer intelligence record: per customer and channel, the ranked treatments with
-their arbitration terms and reason trace (SPEC S5, seed 000 claims 3, 11, 19).
-
-One function decides a whole population (the batch path, used by the
-``customer_intelligence_record`` asset) and one a single customer (the decision service);
-both run the same strategy once per channel and shape every result with :func:`channel_record`,
-so a customer decided either way gets an identical record and trace.
-
-A strategy may declare the input attribute ``decision_channel`` (string): it is set to the
-channel being decided, so calculations can pick that channel's model scores (see
-``strategies/next_best_action.yaml``) and the arbitration terms are those of the channel,
-not one channel's for all. ``unknown_customer`` (boolean) is set for a customer without
-data, so the strategy can answer with its fallback treatment. No Dagster here.
-"""
+"""Many intelligence records at once through the batch evaluator: the population
+(:func:`decide_population`) and a batch of requests (:func:`decide_many`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,98 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.engine import Strategy, evaluate_batch, evaluate_customer
-from cx_pipelines.source_schema import OFFER_TYPES
-
-CHANNEL_ATTRIBUTE = "decision_channel"
-UNKNOWN_ATTRIBUTE = "unknown_customer"
-UNKNOWN_CUSTOMER = "unknown_customer"
-RECORD_COLUMNS = (
-    "customer_id",
-    "channel",
-    "event",
-    "interaction_type",
-    "segment",
-    "test_group",
-    "treatment",
-    "offer_type",
-    "treatments",
-    "trace",
-    "strategy_hash",
-    "model_versions",
+from cx_pipelines.engine import Strategy, evaluate_batch
+from cx_pipelines.intelligence.record import (
+    CHANNEL_ATTRIBUTE,
+    RECORD_COLUMNS,
+    channel_record,
+    checked_channels,
+    customer_values,
+    interaction_of,
+    record_json,
 )
-
-
-def offer_type_of(treatment: str | None) -> str | None:
-    """The product a treatment offers (``savings_offer`` → ``savings``), or None."""
-    if treatment is None:
-        return None
-    for offer in OFFER_TYPES:
-        if treatment == f"{offer}_offer":
-            return offer
-    return None
-
-
-def channel_record(
-    record: Mapping[str, Any],
-    channel: str,
-    *,
-    interaction_type: str,
-    model_versions: Mapping[str, str] | None,
-) -> dict[str, Any]:
-    """One channel's intelligence record from an evaluator's record.
-
-    ``treatments`` holds the chosen treatments in rank order, each with its score and
-    arbitration terms (from the trace's arbitration list); ``trace`` is the whole reason
-    trace.
-    """
-    trace = record["trace"]
-    ranked = trace.get("arbitration", {}).get(channel, [])
-    chosen = record["treatments"].get(channel, [])
-    treatments = [
-        {
-            "treatment": item["treatment"],
-            "rank": item["rank"],
-            "score": item["score"],
-            "terms": ranked[index]["terms"],
-            "offer_type": offer_type_of(item["treatment"]),
-        }
-        for index, item in enumerate(chosen)
-    ]
-    top = treatments[0]["treatment"] if treatments else None
-    return {
-        "customer_id": str(record["customer_id"]),
-        "channel": channel,
-        "event": record["event"],
-        "interaction_type": interaction_type,
-        "segment": record["segment"],
-        "test_group": record["test_group"],
-        "treatment": top,
-        "offer_type": offer_type_of(top),
-        "treatments": treatments,
-        "trace": trace,
-        "strategy_hash": record["strategy_hash"],
-        "model_versions": dict(sorted((model_versions or {}).items())),
-    }
-
-
-def _channels(strategy: Strategy, channels: Sequence[str] | None) -> list[str]:
-    chosen = list(channels or strategy.channels)
-    unknown = [c for c in chosen if c not in strategy.channels]
-    if unknown:
-        raise ValueError(
-            f"strategy {strategy.name!r} has no channel {unknown[0]!r}; "
-            f"known: {', '.join(strategy.channels)}"
-        )
-    return chosen
-
-
-def _interaction(strategy: Strategy, event: str, interaction_type: str | None) -> str:
-    if event not in strategy.events:
-        raise ValueError(
-            f"strategy {strategy.name!r} has no event {event!r} (has: {', '.join(strategy.events)})"
-        )
-    return interaction_type or strategy.events[event].interaction_type
 
 
 def _history_for(
@@ -149,10 +54,10 @@ def decide_population(
     other columns plain values. The strategy runs once per channel over the whole
     population (vectorised), with ``decision_channel`` set to that channel.
     """
-    interaction = _interaction(strategy, event, interaction_type)
+    interaction = interaction_of(strategy, event, interaction_type)
     history = _history_for(contact_history, customers["customer_id"].astype(str))
     frames = []
-    for channel in _channels(strategy, channels):
+    for channel in checked_channels(strategy, channels):
         inputs = customers
         if CHANNEL_ATTRIBUTE in strategy.attributes:
             inputs = customers.assign(**{CHANNEL_ATTRIBUTE: channel})
@@ -180,46 +85,6 @@ def decide_population(
     for column in ("treatment", "offer_type"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame.sort_values(["customer_id", "channel"], kind="stable").reset_index(drop=True)
-
-
-def decide_customer(
-    strategy: Strategy,
-    *,
-    event: str,
-    customer: Mapping[str, Any] | None,
-    customer_id: str,
-    accounts: Sequence[Mapping[str, Any]] = (),
-    channel: str,
-    interaction_type: str | None = None,
-    contact_history: Iterable[Mapping] | None = None,
-    model_versions: Mapping[str, str] | None = None,
-    context: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One customer's intelligence record on one channel (the real-time path).
-
-    ``customer`` is the customer's engine inputs (None: unknown to the online store, then
-    every input is null and ``unknown_customer`` true, so the strategy's fallback answers).
-    ``context`` overrides input attributes the strategy declares (event and context
-    attributes sent by the channel).
-    """
-    interaction = _interaction(strategy, event, interaction_type)
-    _channels(strategy, [channel])
-    values = customer_values(strategy, customer, customer_id, channel, context)
-    if customer is None:
-        accounts = ()
-    record = evaluate_customer(
-        strategy,
-        event=event,
-        customer=values,
-        accounts=list(accounts),
-        channel=channel,
-        interaction_type=interaction,
-        contact_history=list(contact_history) if contact_history is not None else None,
-        model_versions=dict(model_versions or {}),
-    )
-    return channel_record(
-        record, channel, interaction_type=interaction, model_versions=model_versions
-    )
 
 
 @dataclass(frozen=True)
@@ -322,8 +187,8 @@ def decide_many(
     groups: dict[tuple[str, str, int], list[int]] = {}
     seen: dict[tuple[str, str, str], int] = {}
     for index, item in enumerate(requests):
-        interaction = _interaction(strategy, event, item.interaction_type)
-        _channels(strategy, [item.channel])
+        interaction = interaction_of(strategy, event, item.interaction_type)
+        checked_channels(strategy, [item.channel])
         pass_number = seen.get((item.channel, interaction, item.customer_id), 0)
         seen[(item.channel, interaction, item.customer_id)] = pass_number + 1
         groups.setdefault((item.channel, interaction, pass_number), []).append(index)
@@ -360,41 +225,3 @@ def decide_many(
                 shaped["trace"] = None
             answers[index] = shaped
     return answers  # type: ignore[return-value]
-
-
-def customer_values(
-    strategy: Strategy,
-    customer: Mapping[str, Any] | None,
-    customer_id: str,
-    channel: str,
-    context: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The evaluator's customer inputs for one request (unknown customer: all null)."""
-    values: dict[str, Any] = {}
-    if customer is None:
-        for attribute in strategy.input_attributes(None):
-            values[attribute.name] = None
-        if UNKNOWN_ATTRIBUTE in strategy.attributes:
-            values[UNKNOWN_ATTRIBUTE] = True
-    else:
-        values.update(customer)
-    values.update(context or {})
-    values["customer_id"] = customer_id
-    if CHANNEL_ATTRIBUTE in strategy.attributes:
-        values[CHANNEL_ATTRIBUTE] = channel
-    return values
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value
-
-
-def record_json(value: Any) -> str:
-    """JSON text of a record part, as the batch renders traces (sorted keys, compact)."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), default=str)
