@@ -25,7 +25,7 @@ from cx_pipelines.intelligence import offer_type_of
 from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history, open_store
 from cx_pipelines.service.auth import ApiKey, RateLimiter, hash_key, load_keys
 from cx_pipelines.service.decide import decide, decide_batch, field_error, request_errors
-from cx_pipelines.service.decision_log import DurableLog
+from cx_pipelines.service.decision_log import DecisionLogError, DurableLog
 from cx_pipelines.service.schemas import BatchDecisionRequest, DecisionRequest, ResponseReport
 from cx_pipelines.service.settings import ServiceSettings
 from cx_pipelines.service.state import ServiceState
@@ -92,6 +92,14 @@ async def _too_large(send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _logged(log: DurableLog, lines: list[bytes], payloads: list) -> None:
+    """Append durably; a decision that could not be logged is not given out (503)."""
+    try:
+        await log.append(lines, payloads)
+    except DecisionLogError as error:
+        raise HTTPException(503, "the decision could not be recorded; retry") from error
 
 
 def _validation_error(request: Request, error: RequestValidationError) -> FastJSON:
@@ -202,7 +210,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if errors:
             raise _unprocessable(errors)
         decided = decide(svc.state, deployment, body)
-        await svc.log.append([decided.line], [decided.contact] if decided.contact else [])
+        await _logged(svc.log, [decided.line], [decided.contact] if decided.contact else [])
         return decided.answer
 
     @app.post("/v1/decisions/batch")
@@ -218,8 +226,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if errors:
             raise _unprocessable(errors)
         results = decide_batch(svc.state, deployment, body.requests, trace=body.include_trace)
-        await svc.log.append(
-            [r.line for r in results], [r.contact for r in results if r.contact is not None]
+        await _logged(
+            svc.log,
+            [r.line for r in results],
+            [r.contact for r in results if r.contact is not None],
         )
         return {"decisions": [r.answer for r in results]}
 
@@ -242,7 +252,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 ]
             )
         if body.outcome == "declined":
-            svc.store.mark_declined(body.customer_id, body.decision_id)
+            try:
+                svc.store.mark_declined(body.customer_id, body.decision_id)
+            except StoreUnavailable as error:
+                raise HTTPException(503, "online store unavailable; retry") from error
         row = {
             "contact_id": body.decision_id,
             "customer_id": body.customer_id,
@@ -256,7 +269,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         line = orjson.dumps(
             {**row, "treatment": contact.treatment}, option=orjson.OPT_APPEND_NEWLINE
         )
-        await svc.responses.append([line], [row])
+        await _logged(svc.responses, [line], [row])
         return {"accepted": True, "contact_id": body.decision_id}
 
     @app.get("/v1/customers/{customer_id}/profile")
