@@ -45,11 +45,9 @@ def online_features(
     strategies: StrategyRepository,
     online_store: OnlineStoreResource,
 ) -> dg.Output[pd.DataFrame]:
-    """Every customer's engine inputs and accounts, written atomically to the online store.
-
-    The table is the snapshot's manifest (one row: generation, backend, counts, model
-    versions); the records themselves live in the store.
-    """
+    """Every customer's engine inputs and accounts, written atomically to the online store."""
+    # The table is the snapshot's manifest (one row: generation, backend, counts, model
+    # versions); the records themselves live in the store.
     from cx_pipelines.online_store import snapshot_records
 
     chosen = _valid_strategies(strategies)
