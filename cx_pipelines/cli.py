@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     api_key.add_argument("--scopes", default="decide", help="comma-separated: decide,respond,admin")
     api_key.set_defaults(handler=_api_key)
 
-    from cx_pipelines.engine.commands import add_strategy_commands
+    from cx_pipelines.decisioning.commands import add_strategy_commands
 
     add_strategy_commands(commands)
     return parser

@@ -24,7 +24,13 @@ from fastapi.responses import JSONResponse
 from cx_pipelines.intelligence import offer_type_of
 from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history, open_store
 from cx_pipelines.service.auth import ApiKey, RateLimiter, hash_key, load_keys
-from cx_pipelines.service.decide import decide, decide_batch, field_error, request_errors
+from cx_pipelines.service.decide import (
+    SERVICE_CAMPAIGN,
+    decide,
+    decide_batch,
+    field_error,
+    request_errors,
+)
 from cx_pipelines.service.decision_log import DecisionLogError, DurableLog
 from cx_pipelines.service.schemas import BatchDecisionRequest, DecisionRequest, ResponseReport
 from cx_pipelines.service.settings import ServiceSettings
@@ -42,7 +48,6 @@ RESPONSE_COLUMNS = (
     "revenue",
     "responded_at",
 )
-SERVICE_CAMPAIGN = "realtime"
 
 
 class FastJSON(JSONResponse):

@@ -23,6 +23,7 @@ from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history
 from cx_pipelines.service.schemas import DecisionRequest
 from cx_pipelines.service.state import Deployment, ServiceState
 
+SERVICE_CAMPAIGN = "realtime"  # the campaign id of service decisions and their responses
 RESERVED = {"customer_id", CHANNEL_ATTRIBUTE, UNKNOWN_ATTRIBUTE}
 _TYPES = {"number": (int, float), "string": (str,), "boolean": (bool,), "date": (str,)}
 
@@ -147,6 +148,9 @@ def _decided(request: DecisionRequest, record: dict, found: _Lookup, now: float)
         "treatment": record["treatment"],
         "offer_type": record["offer_type"],
         "rank": top["rank"] if top else None,
+        "campaign_id": SERVICE_CAMPAIGN,
+        "p_response": (top or {}).get("terms", {}).get("propensity"),
+        "uplift": (top or {}).get("terms", {}).get("uplift"),
         "selection_probability": 1.0,  # the strategy's choice is deterministic
         "decided_at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="microseconds"),
         "strategy_hash": record["strategy_hash"],

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cx_pipelines.engine import Strategy, load_strategy, run_golden_cases
-from cx_pipelines.engine.errors import EngineError
+from cx_pipelines.engine.language.errors import EngineError
 from cx_pipelines.online_store import OnlineStore, StoreUnavailable
 from cx_pipelines.online_store.common import decode_record
 from cx_pipelines.service.settings import ServiceSettings

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from cx_pipelines import warehouse
+from cx_pipelines.decisioning.simulate import engine_inputs, model_versions
 from cx_pipelines.defs.decisioning.assets import (
     GROUP,
     StrategyRepository,
@@ -19,7 +20,6 @@ from cx_pipelines.defs.decisioning.assets import (
     restore_ids,
     upstream_keys,
 )
-from cx_pipelines.engine.simulate import engine_inputs, model_versions
 
 
 class IntelligenceSettings(dg.Config):

@@ -7,13 +7,13 @@ import dagster as dg
 import pandas as pd
 
 from cx_pipelines import warehouse
+from cx_pipelines.decisioning.simulate import engine_inputs, model_versions
 from cx_pipelines.defs.decisioning.assets import (
     GROUP,
     StrategyRepository,
     optional_tables,
     upstream_keys,
 )
-from cx_pipelines.engine.simulate import engine_inputs, model_versions
 
 
 class OnlineStoreResource(dg.ConfigurableResource):
