@@ -97,6 +97,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _serve(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.service import run
+
+    run(host=arguments.host, port=arguments.port, workers=arguments.workers)
+    return 0
+
+
+def _api_key(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.service.auth import hash_key, new_key
+
+    key = new_key()
+    print(f"key (give it to the client; it is not stored): {key}")
+    print("entry for CX_API_KEYS_FILE (YAML, keep the file outside the repository):")
+    print(f"- {{name: {arguments.name}, sha256: {hash_key(key)}, scopes: [{arguments.scopes}]}}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cx", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -124,6 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(several: their union; default: every asset)",
     )
     materialize.set_defaults(handler=_materialize)
+
+    serve = commands.add_parser("serve", help="run the real-time decision service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.set_defaults(handler=_serve)
+
+    api_key = commands.add_parser("api-key", help="make a decision-service API key")
+    api_key.add_argument("--name", required=True)
+    api_key.add_argument("--scopes", default="decide", help="comma-separated: decide,respond,admin")
+    api_key.set_defaults(handler=_api_key)
 
     from cx_pipelines.decisioning.commands import add_strategy_commands
 

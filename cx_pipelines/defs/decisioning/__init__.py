@@ -10,6 +10,11 @@ from cx_pipelines.defs.decisioning.assets import (
     strategies_pass_validation_and_golden_cases,
     strategy_catalog,
 )
+from cx_pipelines.defs.decisioning.intelligence import (
+    customer_intelligence_record,
+    every_customer_has_a_record_per_channel,
+)
+from cx_pipelines.defs.decisioning.online import OnlineStoreResource, online_features
 
 periodic_review_job = dg.define_asset_job(
     "periodic_review",
@@ -30,4 +35,12 @@ defs = dg.Definitions(
     jobs=[periodic_review_job],
     schedules=[periodic_review_schedule],
     resources={"strategies": StrategyRepository()},
+)
+defs = dg.Definitions.merge(
+    defs,
+    dg.Definitions(
+        assets=[customer_intelligence_record, online_features],
+        asset_checks=[every_customer_has_a_record_per_channel],
+        resources={"online_store": OnlineStoreResource()},
+    ),
 )

@@ -144,7 +144,7 @@ def strategies_pass_validation_and_golden_cases(
     )
 
 
-def _require_validated(strategy, path: Path) -> None:
+def require_validated(strategy, path: Path) -> None:
     """Refuse to decide with a file that changed since ``strategy_catalog`` validated it."""
     catalog = warehouse.read_table("strategy_catalog")
     row = catalog.loc[catalog["path"] == str(path)]
@@ -161,14 +161,14 @@ def _require_validated(strategy, path: Path) -> None:
         )
 
 
-def _optional_tables() -> dict[str, pd.DataFrame | None]:
+def optional_tables() -> dict[str, pd.DataFrame | None]:
     return {
         name: warehouse.read_table(name) if warehouse.table_exists(name) else None
         for name in OPTIONAL_TABLES
     }
 
 
-def _restore_ids(decided: pd.DataFrame, original: pd.Series, column: str) -> pd.DataFrame:
+def restore_ids(decided: pd.DataFrame, original: pd.Series, column: str) -> pd.DataFrame:
     """The engine keys customers by text; give the warehouse its integer ids back."""
     if column in decided.columns and pd.api.types.is_integer_dtype(original.dtype):
         decided[column] = pd.to_numeric(decided[column]).astype(original.dtype)
@@ -227,10 +227,10 @@ def periodic_review_decisions(context: dg.AssetExecutionContext, strategies: Str
     from cx_pipelines.engine import evaluate_batch, load_strategy
 
     strategy = load_strategy(strategies.decision_path())
-    _require_validated(strategy, strategies.decision_path())
+    require_validated(strategy, strategies.decision_path())
     customers = warehouse.read_table("customers")
     accounts = warehouse.read_table("accounts")
-    tables = _optional_tables()
+    tables = optional_tables()
     customer_inputs, account_inputs = engine_inputs(
         strategy, customers=customers, accounts=accounts, tables=tables
     )
@@ -242,9 +242,9 @@ def periodic_review_decisions(context: dg.AssetExecutionContext, strategies: Str
         model_versions=model_versions(tables.get("customer_scores")),
         trace=strategies.trace,
     )
-    customer_decisions = _restore_ids(result.customers, customers["customer_id"], "customer_id")
-    account_decisions = _restore_ids(result.accounts, accounts["customer_id"], "customer_id")
-    account_decisions = _restore_ids(account_decisions, accounts["account_id"], "account_id")
+    customer_decisions = restore_ids(result.customers, customers["customer_id"], "customer_id")
+    account_decisions = restore_ids(result.accounts, accounts["customer_id"], "customer_id")
+    account_decisions = restore_ids(account_decisions, accounts["account_id"], "account_id")
     used = [name for name, table in tables.items() if table is not None]
     context.log.info(
         f"{strategy.name} {strategy.content_hash}: {len(customer_decisions)} customers, "

@@ -1,0 +1,175 @@
+"""Embedded online store (the default): one SQLite file in WAL mode.
+
+A snapshot replaces every customer record and the metadata in one transaction, so a
+reader sees the old snapshot or the new one, never a mix; WAL lets readers go on while
+it is written. Records are read by primary key from disk, so the population may be far
+larger than memory. One connection per thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cx_pipelines.online_store.common import (
+    Contact,
+    StoreUnavailable,
+    decode_record,
+    encode_record,
+    new_generation,
+    snapshot_meta,
+)
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS features (customer_id TEXT PRIMARY KEY, record TEXT NOT NULL)"
+    " WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,"
+    " channel TEXT NOT NULL, treatment TEXT NOT NULL, at REAL NOT NULL, declined INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS contacts_by_customer ON contacts (customer_id)",
+)
+
+
+class SqliteStore:
+    """The online store in a SQLite file (``sqlite:///path/to/online_store.db``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = Path(url.removeprefix("sqlite:///"))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connection() as connection:
+            for statement in _SCHEMA:
+                connection.execute(statement)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as error:
+                raise StoreUnavailable(f"online store {self.path}: {error}") from error
+            self._local.connection = connection
+        return connection
+
+    def _run(self, statement: str, parameters: tuple = ()) -> list[tuple]:
+        try:
+            return self._connection().execute(statement, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"online store {self.path}: {error}") from error
+
+    def write_snapshot(
+        self, records: Iterable[tuple[str, Mapping[str, Any]]], meta: Mapping[str, Any]
+    ) -> str:
+        generation = new_generation()
+        connection = self._connection()
+        count = 0
+
+        def rows():
+            nonlocal count
+            for customer_id, record in records:
+                count += 1
+                yield str(customer_id), encode_record(record, generation)
+
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("DELETE FROM features")
+            connection.executemany("INSERT INTO features VALUES (?, ?)", rows())
+            connection.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('snapshot', ?)",
+                (json.dumps(snapshot_meta(meta, generation, count)),),
+            )
+            connection.execute("COMMIT")
+        except (sqlite3.Error, ValueError):
+            connection.execute("ROLLBACK")
+            raise
+        return generation
+
+    def read(self, customer_id: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT record FROM features WHERE customer_id = ?", (customer_id,))
+        return decode_record(rows[0][0]) if rows else None
+
+    def read_many(self, customer_ids: Sequence[str]) -> dict[str, str | bytes]:
+        found: dict[str, str | bytes] = {}
+        for chunk in _chunks(list(dict.fromkeys(customer_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(
+                f"SELECT customer_id, record FROM features WHERE customer_id IN ({marks})",
+                tuple(chunk),
+            )
+            found.update(rows)
+        return found
+
+    def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        found: dict[str, list[Contact]] = {}
+        for chunk in _chunks(list(dict.fromkeys(customer_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(
+                "SELECT contact_id, customer_id, channel, treatment, at, declined FROM contacts "
+                f"WHERE customer_id IN ({marks}) ORDER BY at",
+                tuple(chunk),
+            )
+            for r in rows:
+                found.setdefault(r[1], []).append(Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])))
+        return found
+
+    def meta(self) -> dict[str, Any] | None:
+        rows = self._run("SELECT value FROM meta WHERE key = 'snapshot'")
+        return json.loads(rows[0][0]) if rows else None
+
+    def record_contacts(self, contacts: Sequence[Contact]) -> None:
+        connection = self._connection()
+        try:
+            with connection:
+                connection.executemany(
+                    "INSERT OR IGNORE INTO contacts VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (c.contact_id, c.customer_id, c.channel, c.treatment, c.at, int(c.declined))
+                        for c in contacts
+                    ],
+                )
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"online store {self.path}: {error}") from error
+
+    def mark_declined(self, customer_id: str, contact_id: str) -> bool:
+        connection = self._connection()
+        try:
+            with connection:
+                cursor = connection.execute(
+                    "UPDATE contacts SET declined = 1 WHERE contact_id = ? AND customer_id = ?",
+                    (contact_id, customer_id),
+                )
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"online store {self.path}: {error}") from error
+        return cursor.rowcount > 0
+
+    def contacts(self, customer_id: str) -> list[Contact]:
+        rows = self._run(
+            "SELECT contact_id, customer_id, channel, treatment, at, declined FROM contacts "
+            "WHERE customer_id = ? ORDER BY at",
+            (customer_id,),
+        )
+        return [Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+    def ping(self) -> None:
+        self._run("SELECT 1")
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def open_store(url: str) -> SqliteStore:
+    return SqliteStore(url)

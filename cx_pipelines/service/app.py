@@ -1,0 +1,367 @@
+"""The decision service's HTTP face (FastAPI): routes, authentication, limits, errors.
+
+``create_app(settings)`` builds the application; ``app_from_environment()`` is the
+factory uvicorn's workers call. Access logs are off: the service logs what it does
+(deployments, component failures), never customer attributes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import os
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from cx_pipelines.intelligence import offer_type_of
+from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history, open_store
+from cx_pipelines.service.auth import ApiKey, RateLimiter, hash_key, load_keys
+from cx_pipelines.service.decide import (
+    SERVICE_CAMPAIGN,
+    decide,
+    decide_batch,
+    field_error,
+    request_errors,
+)
+from cx_pipelines.service.decision_log import DecisionLogError, DurableLog
+from cx_pipelines.service.schemas import BatchDecisionRequest, DecisionRequest, ResponseReport
+from cx_pipelines.service.settings import ServiceSettings
+from cx_pipelines.service.state import ServiceState
+
+LOGGER = logging.getLogger("cx_pipelines.service")
+PERSONAL = {"age", "annual_income", "birth_year", "email", "first_name", "last_name", "name"}
+RESPONSE_COLUMNS = (
+    "contact_id",
+    "customer_id",
+    "campaign_id",
+    "offer_type",
+    "channel",
+    "outcome",
+    "revenue",
+    "responded_at",
+)
+
+
+class FastJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body larger than ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                return await _too_large(send, self.limit)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send, limit: int) -> None:
+    body = orjson.dumps({"detail": f"request body larger than {limit} bytes"})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _logged(log: DurableLog, lines: list[bytes], payloads: list) -> None:
+    """Append durably; a decision that could not be logged is not given out (503)."""
+    try:
+        await log.append(lines, payloads)
+    except DecisionLogError as error:
+        raise HTTPException(503, "the decision could not be recorded; retry") from error
+
+
+def _validation_error(request: Request, error: RequestValidationError) -> FastJSON:
+    details = [
+        field_error(list(item.get("loc", ())), item.get("msg", ""), item.get("type", ""))
+        for item in error.errors()
+    ]
+    return FastJSON({"detail": details}, status_code=422)
+
+
+def _unprocessable(details: list[dict]) -> HTTPException:
+    return HTTPException(status_code=422, detail=details)
+
+
+class Service:
+    """The running service's parts, shared by the routes."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.keys = load_keys(settings.api_keys_file, settings.api_keys_text)
+        self.limiter = RateLimiter()
+        self.store = open_store(settings.store_url)
+        self.state = ServiceState(settings, self.store)
+        self.contact_store = open_store(settings.store_url)
+        self.log = DurableLog(settings.decision_log_dir, after_write=self._record_contacts)
+        self.responses = DurableLog(
+            settings.decision_log_dir / "responses", after_write=self._write_inbox
+        )
+
+    def _record_contacts(self, contacts: list[Contact]) -> None:
+        self.contact_store.record_contacts(contacts)
+
+    def _write_inbox(self, rows: list[dict]) -> None:
+        """Hand responses to the feedback loop: one CSV per durable group, atomically."""
+        folder = self.settings.inbox_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=RESPONSE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        final = folder / f"service-responses-{stamp}-{os.getpid()}-{time.monotonic_ns()}.csv"
+        temporary = folder / f".{final.name}.tmp"
+        temporary.write_text(buffer.getvalue())
+        os.replace(temporary, final)
+
+    def close(self) -> None:
+        self.state.stop()
+        self.log.close()
+        self.responses.close()
+
+    def caller(self, request: Request, scope: str, cost: int = 1) -> ApiKey:
+        header = request.headers.get("x-api-key") or ""
+        if not header:
+            authorization = request.headers.get("authorization", "")
+            header = authorization[7:] if authorization.lower().startswith("bearer ") else ""
+        if not header:
+            raise HTTPException(
+                401, "missing API key (X-API-Key header)", {"WWW-Authenticate": "ApiKey"}
+            )
+        key = self.keys.get(hash_key(header))
+        if key is None:
+            raise HTTPException(401, "unknown API key", {"WWW-Authenticate": "ApiKey"})
+        if scope not in key.scopes:
+            raise HTTPException(403, f"API key {key.name!r} lacks scope {scope!r}")
+        wait = self.limiter.allow(key.name, key.rate_per_second or self.settings.default_rate, cost)
+        if wait:
+            raise HTTPException(
+                429, "rate limit exceeded", {"Retry-After": str(max(1, round(wait)))}
+            )
+        return key
+
+
+def current_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+Used = Annotated[Service, Depends(current_service)]
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings.from_environment()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service = Service(settings)
+        app.state.service = service
+        service.state.start()
+        yield
+        service.close()
+
+    app = FastAPI(
+        title="cx-pipelines decision service",
+        version="1",
+        description="Next best action for one customer, with its reason trace (SPEC S7).",
+        lifespan=lifespan,
+        default_response_class=FastJSON,
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.post("/v1/decisions")
+    async def decision(body: DecisionRequest, request: Request, svc: Used):
+        """The customer intelligence record for one customer on one channel."""
+        svc.caller(request, "decide")
+        deployment = svc.state.deployment
+        errors = request_errors(deployment, body, ["body"])
+        if errors:
+            raise _unprocessable(errors)
+        decided = decide(svc.state, deployment, body)
+        await _logged(svc.log, [decided.line], [decided.contact] if decided.contact else [])
+        return decided.answer
+
+    @app.post("/v1/decisions/batch")
+    async def decisions(body: BatchDecisionRequest, request: Request, svc: Used):
+        """Several decisions in one call (at most CX_SERVICE_MAX_BATCH)."""
+        if len(body.requests) > settings.max_batch:
+            raise HTTPException(413, f"{len(body.requests)} requests; at most {settings.max_batch}")
+        svc.caller(request, "decide", cost=len(body.requests))
+        deployment = svc.state.deployment
+        errors = []
+        for index, item in enumerate(body.requests):
+            errors += request_errors(deployment, item, ["body", "requests", index])
+        if errors:
+            raise _unprocessable(errors)
+        results = decide_batch(svc.state, deployment, body.requests, trace=body.include_trace)
+        await _logged(
+            svc.log,
+            [r.line for r in results],
+            [r.contact for r in results if r.contact is not None],
+        )
+        return {"decisions": [r.answer for r in results]}
+
+    @app.post("/v1/responses", status_code=202)
+    async def response(body: ResponseReport, request: Request, svc: Used):
+        """The outcome of a decision (contact_id = decision_id), for the feedback loop."""
+        svc.caller(request, "respond")
+        try:
+            contacts = svc.store.contacts(body.customer_id)
+        except StoreUnavailable as error:
+            raise HTTPException(503, "online store unavailable; retry") from error
+        contact = next((c for c in contacts if c.contact_id == body.decision_id), None)
+        if contact is None:
+            raise _unprocessable(
+                [
+                    field_error(
+                        ["body", "decision_id"],
+                        "no presented decision with this id for this customer",
+                    )
+                ]
+            )
+        if body.outcome == "declined":
+            try:
+                svc.store.mark_declined(body.customer_id, body.decision_id)
+            except StoreUnavailable as error:
+                raise HTTPException(503, "online store unavailable; retry") from error
+        row = {
+            "contact_id": body.decision_id,
+            "customer_id": body.customer_id,
+            "campaign_id": SERVICE_CAMPAIGN,
+            "offer_type": offer_type_of(contact.treatment),
+            "channel": contact.channel,
+            "outcome": "responded" if body.outcome == "responded" else "not_responded",
+            "revenue": body.revenue if body.outcome == "responded" else 0.0,
+            "responded_at": body.responded_at or dt.datetime.now(dt.UTC).isoformat(),
+        }
+        line = orjson.dumps(
+            {**row, "treatment": contact.treatment}, option=orjson.OPT_APPEND_NEWLINE
+        )
+        await _logged(svc.responses, [line], [row])
+        return {"accepted": True, "contact_id": body.decision_id}
+
+    @app.get("/v1/customers/{customer_id}/profile")
+    async def profile(customer_id: str, request: Request, svc: Used):
+        """What the service knows about a customer (personal data left out)."""
+        svc.caller(request, "decide")
+        if len(customer_id) > 64:
+            raise _unprocessable([field_error(["path", "customer_id"], "at most 64 characters")])
+        record, problem = svc.state.customer(customer_id)
+        if record is None:
+            status = 503 if problem else 404
+            raise HTTPException(status, problem or "unknown customer")
+        attributes = {k: v for k, v in record["customer"].items() if k not in PERSONAL}
+        try:
+            contacts = contact_history(svc.store.contacts(customer_id))
+        except StoreUnavailable:
+            contacts = None
+        return {
+            "customer_id": customer_id,
+            "snapshot": record["generation"],
+            "attributes": attributes,
+            "accounts": record["accounts"],
+            "contacts": contacts,
+        }
+
+    @app.post("/v1/admin/reload")
+    async def reload(request: Request, svc: Used):
+        """Check the strategy file and the online store now (admin scope)."""
+        svc.caller(request, "admin")
+        changes = svc.state.refresh()
+        return {"changes": changes, "strategy_hash": svc.state.deployment.strategy.content_hash}
+
+    @app.get("/health")
+    async def health():
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready(svc: Used):
+        """Readiness: what the service decides with, and what is unavailable since when."""
+        state = svc.state
+        deployment = state.deployment
+        degraded = {
+            name: {"detail": c.detail, "since": c.since}
+            for name, c in state.components.items()
+            if not c.ok
+        }
+        stale = state.stale_models()
+        ok = deployment.snapshot is not None
+        body = {
+            "ready": ok,
+            "status": "ready"
+            if ok and not degraded and not stale
+            else ("degraded" if ok else "no_snapshot"),
+            "strategy": deployment.strategy.name,
+            "strategy_hash": deployment.strategy.content_hash,
+            "strategy_rejected": (state.rejected or {}).get("reason"),
+            "snapshot": deployment.generation,
+            "model_versions": deployment.model_versions,
+            "champions": state.champions,
+            "stale_models": stale,
+            "unavailable": degraded,
+            "decisions_logged": svc.log.written,
+        }
+        return FastJSON(body, status_code=200 if ok else 503)
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory: settings from the environment (every worker reads the same)."""
+    logging.basicConfig(level=os.environ.get("CX_SERVICE_LOG_LEVEL", "INFO"))
+    return create_app(ServiceSettings.from_environment())
+
+
+def run(*, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "cx_pipelines.service.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level=os.environ.get("CX_SERVICE_LOG_LEVEL", "info").lower(),
+        http="httptools",
+        loop="uvloop",
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,156 @@
+"""The decision log: every real-time decision, appended durably before it is answered.
+
+``$CX_HOME/decision_log/<started>-<pid>-<random>.jsonl``, one JSON object per line
+(INTERFACES.md §4), one file per server process, opened ``O_APPEND``. A writer thread
+takes every line queued since its last write, writes them in one go and ``fsync``s the
+file (group commit), and only then are the waiting requests acknowledged: a decision the
+service answered is on disk even if the server is killed with ``kill -9`` a moment later.
+A crash can leave the last line of a file cut short; :func:`read_decision_log` skips such
+a line (that decision was never acknowledged). No FastAPI here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+LOGGER = logging.getLogger("cx_pipelines.service")
+
+
+class DecisionLogError(RuntimeError):
+    """The decision log could not be written (the decisions were not acknowledged)."""
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class DurableLog:
+    """An append-only JSON-lines file with group-committed ``fsync``.
+
+    ``after_write`` runs in the writer thread with the payloads of each durable group,
+    before their requests are acknowledged (the service records contacts there).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        prefix: str = "",
+        after_write: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self.path = folder / f"{prefix}{stamp}-{os.getpid()}-{secrets.token_hex(3)}.jsonl"
+        self._descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        _fsync_folder(folder)  # the new file's name is durable too
+        self._after_write = after_write
+        self._pending: list[tuple[bytes, list[Any], Callable[[BaseException | None], None]]] = []
+        self._condition = threading.Condition()
+        self._closed = False
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+        self._thread.start()
+
+    async def append(self, lines: Sequence[bytes], payloads: Sequence[Any] = ()) -> None:
+        """Append ``lines`` (each ending in a newline); return once they are fsync'd."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+        self._enqueue(b"".join(lines), list(payloads), done)
+        await future
+
+    def append_blocking(self, lines: Sequence[bytes], payloads: Sequence[Any] = ()) -> None:
+        """The same as :meth:`append` for code outside an event loop."""
+        finished = threading.Event()
+        failure: list[BaseException] = []
+
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                failure.append(error)
+            finished.set()
+
+        self._enqueue(b"".join(lines), list(payloads), done)
+        finished.wait()
+        if failure:
+            raise failure[0]
+
+    def _enqueue(self, data: bytes, payloads: list[Any], done) -> None:
+        with self._condition:
+            if self._closed:
+                raise DecisionLogError(f"decision log {self.path.name} is closed")
+            self._pending.append((data, payloads, done))
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending and not self._closed:
+                    self._condition.wait()
+                if not self._pending and self._closed:
+                    return
+                group, self._pending = self._pending, []
+            error: BaseException | None = None
+            try:
+                data = memoryview(b"".join(item[0] for item in group))
+                while data:
+                    data = data[os.write(self._descriptor, data) :]
+                os.fsync(self._descriptor)
+                self.written += len(group)
+            except OSError as failure:
+                LOGGER.error("decision log %s: write failed: %s", self.path.name, failure)
+                error = DecisionLogError(f"decision log write failed: {failure.strerror}")
+            if error is None and self._after_write is not None:
+                payloads = [payload for item in group for payload in item[1]]
+                if payloads:
+                    try:
+                        self._after_write(payloads)
+                    except RuntimeError as failure:  # the store's errors: log, stay durable
+                        LOGGER.warning("after decision log write: %s", failure)
+            for _, _, done in group:
+                done(error)
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+        self._thread.join(timeout=10)
+        os.close(self._descriptor)
+
+
+def _settle(future: asyncio.Future, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def read_decision_log(folder: Path, *, prefix: str = "") -> Iterator[dict[str, Any]]:
+    """Every complete entry of every ``<prefix>*.jsonl`` file in ``folder``, file by file.
+
+    A last line without its newline (the server died while writing it, before it was
+    acknowledged) is skipped.
+    """
+    for path in sorted(folder.glob(f"{prefix}*.jsonl")):
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break
+                yield json.loads(line)

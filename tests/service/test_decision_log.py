@@ -1,0 +1,47 @@
+"""The decision log on its own: group commit, torn last lines, write failures."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import orjson
+import pytest
+
+from cx_pipelines.service.decision_log import DecisionLogError, DurableLog, read_decision_log
+
+
+def test_concurrent_appends_are_all_durable_and_whole(tmp_path):
+    seen: list = []
+    log = DurableLog(tmp_path, after_write=seen.extend)
+
+    def writer(number: int) -> None:
+        for index in range(50):
+            line = orjson.dumps({"decision_id": f"{number}-{index}"}) + b"\n"
+            log.append_blocking([line], [f"{number}-{index}"])
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    ids = [entry["decision_id"] for entry in read_decision_log(tmp_path)]
+    assert sorted(ids) == sorted(f"{n}-{i}" for n in range(4) for i in range(50))
+    assert sorted(seen) == sorted(ids)  # contacts handed on after each durable group
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b'{"decision_id": "1"}\n{"decision_id": "2"}\n{"decis')
+    assert [e["decision_id"] for e in read_decision_log(tmp_path)] == ["1", "2"]
+
+
+def test_a_failed_write_is_an_error_not_an_acknowledgement(tmp_path):
+    log = DurableLog(tmp_path)
+    log.append_blocking([b'{"decision_id": "ok"}\n'])
+    os.close(log._descriptor)  # the disk goes away under the writer
+    log._descriptor = os.open(os.devnull, os.O_RDONLY)
+    with pytest.raises(DecisionLogError, match="write failed"):
+        log.append_blocking([b'{"decision_id": "lost"}\n'])
+    log.close()
+    assert [e["decision_id"] for e in read_decision_log(tmp_path)] == ["ok"]
