@@ -6,6 +6,9 @@ chose that campaign *and* that arm (``selection_probability``), and the matched 
 ``Y`` (responded or not). A candidate policy gives each logged unit a campaign ``j*`` to be
 treated with, or none. Its value is the **incremental profit** over the logged units,
 ``Σ_u [π(u) = j*] (margin_j* (P(Y=1 | treated) − P(Y=1 | control)) − cost_j*)``.
+A candidate's action is *supported* by a logged row when both offer the same offer type on
+the same channel (the customer answers the offer and the channel, whatever the campaign is
+called); the margin and cost are the candidate campaign's.
 
 Per unit ``u`` (``T`` treated, ``C`` control rows of the candidate's own campaign):
 
@@ -36,11 +39,13 @@ from scipy import stats
 LOG_COLUMNS = (
     "customer_id",
     "campaign_id",
+    "offer_type",
+    "channel",
     "group",
     "selection_probability",
     "responded",
 )
-CANDIDATE_COLUMNS = ("customer_id", "campaign_id", "p_response", "uplift")
+CANDIDATE_COLUMNS = ("customer_id", "campaign_id", "offer_type", "channel", "p_response", "uplift")
 ESTIMATORS = ("ips", "snips", "doubly_robust")
 
 
@@ -122,7 +127,8 @@ def unit_terms(
     ``log``: one row per unit, ``LOG_COLUMNS`` (``group`` "treated"/"control", ``responded``
     0/1). ``candidate``: at most one row per customer, the campaign it would treat the
     customer with and the models' ``p_response`` (μ1) and ``uplift`` (μ1 − μ0) for it;
-    customers it leaves out have no row (or a null campaign).
+    customers it leaves out have no row (or a null campaign). Its ``offer_type`` and
+    ``channel`` decide which logged rows support its action.
     """
     _require(log, LOG_COLUMNS, what="the decision log")
     _require(candidate, CANDIDATE_COLUMNS, what="the candidate policy")
@@ -137,12 +143,16 @@ def unit_terms(
         )
     chosen_rows = candidate[candidate["campaign_id"].notna()].set_index("customer_id")
     action = log["customer_id"].map(chosen_rows["campaign_id"])
+    pair = chosen_rows["offer_type"].astype(str) + "|" + chosen_rows["channel"].astype(str)
+    logged_pair = log["offer_type"].astype(str) + "|" + log["channel"].astype(str)
     mu1 = log["customer_id"].map(chosen_rows["p_response"]).to_numpy(np.float64)
     mu0 = mu1 - log["customer_id"].map(chosen_rows["uplift"]).to_numpy(np.float64)
     chosen = action.notna().to_numpy()
     m = _economics(action, margin, what="margin", where="the candidate")
     c = _economics(action, cost, what="cost", where="the candidate")
-    supported = chosen & (action.to_numpy(object) == log["campaign_id"].to_numpy(object))
+    supported = chosen & (
+        log["customer_id"].map(pair).to_numpy(object) == logged_pair.to_numpy(object)
+    )
     outcome = log["responded"].astype(np.float64).to_numpy()
     treated = supported & (log["group"] == "treated").to_numpy()
     control = supported & (log["group"] == "control").to_numpy()

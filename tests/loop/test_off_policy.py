@@ -72,6 +72,8 @@ def candidate_policy(
         {
             "customer_id": ids[chosen],
             "campaign_id": np.array(ECONOMICS.campaign_id)[best[chosen]],
+            "offer_type": np.array(ECONOMICS.offer_type)[best[chosen]],
+            "channel": np.array(ECONOMICS.channel)[best[chosen]],
             "p_response": predicted_treated[everyone, best][chosen],
             "uplift": predicted_uplift[everyone, best][chosen],
         }
