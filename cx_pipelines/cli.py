@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cx_pipelines.engine.commands import add_strategy_commands
 
     add_strategy_commands(commands)
+    from cx_pipelines.loop.commands import add_evaluate_command, add_simulate_command
+
+    add_evaluate_command(commands)
+    add_simulate_command(commands)
     return parser
 
 
