@@ -35,9 +35,12 @@ from cx_pipelines.loop.yardsticks import CycleFigures, cycle_figures
 from cx_pipelines.world import simulator
 
 DECISION_DATE_VARIABLE = "CX_DECISION_DATE"
-DECIDE_SELECTION = "group:decisioning or group:campaigns"
-INGEST_SELECTION = "interaction_results interaction_results_quarantine strategy_performance"
-RETRAIN_SELECTION = "group:models"
+PREPARE_SELECTION = "group:sources or group:features or group:models"
+DECIDE_SELECTION = "group:campaigns"
+INGEST_SELECTION = (
+    "key:interaction_results or key:interaction_results_quarantine or key:strategy_performance"
+)
+RETRAIN_SELECTION = "key:propensity_models or key:uplift_model or key:customer_scores"
 DEFAULT_START = date(2026, 10, 1)  # the first day after the synthetic world ends
 
 
@@ -93,8 +96,14 @@ def _materialize(selection: str, *, cycle: int, step: str) -> str:
     result = materialize(selection)
     if not result.success:
         failed = ", ".join(result.get_failed_step_keys()) or "unknown steps"
-        raise LoopError(f"cycle {cycle + 1}, {step}: Dagster run {result.run_id} failed ({failed})")
+        where = f"cycle {cycle + 1}, {step}" if cycle >= 0 else step
+        raise LoopError(f"{where}: Dagster run {result.run_id} failed ({failed})")
     return result.run_id
+
+
+def prepare() -> str:
+    """Materialise everything the first decision needs (sources, features, models, scores)."""
+    return _materialize(PREPARE_SELECTION, cycle=-1, step="prepare")
 
 
 def export_runs_on(day: date, *, exports_dir: Path | None = None) -> list[Path]:

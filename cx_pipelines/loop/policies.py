@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 from cx_pipelines.world.simulator import WorldTruth
@@ -64,6 +65,22 @@ def true_increment(
         control = truth.control_probability(rows, offer_column)
         result[:, column] = economics.margin[column] * (treated - control) - economics.cost[column]
     return result
+
+
+def action_values(
+    truth: WorldTruth,
+    actions: pd.DataFrame,
+    economics: CampaignEconomics,
+    *,
+    recent: np.ndarray,
+) -> np.ndarray:
+    """True incremental profit of each action (rows ``customer_id``, ``campaign_id``)."""
+    increment = true_increment(truth, actions["customer_id"].to_numpy(), economics, recent=recent)
+    columns = pd.Index(economics.campaign_id).get_indexer(actions["campaign_id"])
+    if (columns < 0).any():
+        unknown = sorted(set(actions["campaign_id"][columns < 0]))
+        raise ValueError(f"actions name campaigns {unknown} that the economics do not hold")
+    return increment[np.arange(len(actions)), columns]
 
 
 def choice_value(increment: np.ndarray, choice: np.ndarray) -> float:
