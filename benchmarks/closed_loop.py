@@ -152,8 +152,6 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
 
 def run_seed(home: Path, *, customers: int, cycles: int, seed: int) -> dict:
     """One world, one loop; the per-cycle table and the off-policy figures."""
-    from cx_pipelines.loop.benchmarking import off_policy_figures
-
     from cx_pipelines.loop.commands import format_report
     from cx_pipelines.loop.cycle import LoopSettings, environment, prepare, run_loop
     from cx_pipelines.world import generate_world
@@ -163,7 +161,17 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int) -> dict:
         generate_world(customers=customers, seed=seed, source_url=config.source_url())
         prepare()
         prepared = time.perf_counter() - began
-        report = run_loop(LoopSettings(cycles=cycles, seed=seed, policy_seed=seed))
+        print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
+        report = run_loop(
+            LoopSettings(cycles=cycles, seed=seed, policy_seed=seed),
+            on_cycle=lambda figures: print(
+                f"  cycle {figures.cycle} ({figures.decision_date}): {figures.contacts:,} "
+                f"contacts, learned {figures.incremental_profit:,.0f}, oracle "
+                f"{figures.oracle_profit:,.0f}, propensity-only {figures.propensity_profit:,.0f}"
+                f", random {figures.random_profit:,.0f}",
+                flush=True,
+            ),
+        )
         table = report.table()
         print(f"\nseed {seed}: {customers:,} customers, prepared in {prepared:.0f} s")
         print(format_report(table))

@@ -5,8 +5,9 @@ The log is ``interaction_results`` (batch decisions matched to their outcomes, w
 ``selection_probability``). The candidate (a campaign YAML file or a folder of them) is
 targeted with the campaigns package (:func:`cx_pipelines.campaigns.target`: its rules, the
 policy strategy's contact policy, the champion models' scores, its caps) over the customers
-of that run, on that run's decision date; its treated rows are the policy evaluated by
-:mod:`cx_pipelines.loop.off_policy` (IPS, self-normalised IPS, doubly robust).
+of that run, on that run's decision date; treating every customer it decides is the
+policy evaluated by :mod:`cx_pipelines.loop.off_policy` (IPS, self-normalised IPS, doubly
+robust): its value is what the candidate's targeting earns at full deployment.
 """
 
 from __future__ import annotations
@@ -144,10 +145,12 @@ def target_candidate(
         model_versions={},
         fingerprint={"candidate": sorted(f"{c.file}@{c.content_hash}" for c in campaigns)},
     )
-    treated = result.targets[result.targets["group"] == "treated"]
+    # Every decided row is an action: the candidate's own control hold-out is how it would
+    # be measured once deployed, not part of what it decides (and its deterministic control
+    # draws are the log's own, so its treated rows alone would never meet a logged control).
     columns = ["customer_id", "campaign_id", "offer_type", "channel", "p_response", "uplift"]
     return CandidatePolicy(
-        actions=treated[columns].reset_index(drop=True),
+        actions=result.targets[columns].reset_index(drop=True),
         margin={c.campaign_id: c.margin_per_response for c in campaigns},
         cost={c.campaign_id: c.cost_per_contact for c in campaigns},
         campaigns=tuple(c.campaign_id for c in campaigns if c.active_on(day)),

@@ -21,6 +21,7 @@ REPORT_COLUMNS = {
     "propensity_profit": "propensity-only",
     "random_profit": "random",
     "retrained": "retrained",
+    "champions": "champions after",
 }
 
 

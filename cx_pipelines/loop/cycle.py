@@ -89,21 +89,45 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _materialize(selection: str, *, cycle: int, step: str) -> str:
-    """Run a selection through Dagster; its run id, or :class:`LoopError` naming what failed."""
+GATE_SUFFIX = "_challenger_beats_champion"
+
+
+def _materialize(selection: str, *, cycle: int, step: str, gated: bool = False) -> str:
+    """Run a selection through Dagster; its run id, or :class:`LoopError` naming what failed.
+
+    With ``gated``, a run whose only failures are promotion checks (a challenger that lost
+    to its champion, so the champion and its scores stay) is an outcome, not an error.
+    """
     from cx_pipelines.defs.runs import materialize
 
     result = materialize(selection)
-    if not result.success:
-        failed = ", ".join(result.get_failed_step_keys()) or "unknown steps"
-        where = f"cycle {cycle + 1}, {step}" if cycle >= 0 else step
-        raise LoopError(f"{where}: Dagster run {result.run_id} failed ({failed})")
-    return result.run_id
+    failed = result.get_failed_step_keys()
+    if result.success or (gated and failed and all(k.endswith(GATE_SUFFIX) for k in failed)):
+        return result.run_id
+    where = f"cycle {cycle + 1}, {step}" if cycle >= 0 else step
+    raise LoopError(
+        f"{where}: Dagster run {result.run_id} failed ({', '.join(failed) or 'unknown steps'})"
+    )
+
+
+def champions() -> str:
+    """The response models' champion versions, e.g. ``propensity v3, uplift v2``."""
+    from cx_pipelines.ml import registry
+    from cx_pipelines.ml.specs import load_spec
+
+    uri = config.mlflow_tracking_uri()
+    versions = []
+    for spec_name in ("propensity", "uplift"):
+        name = load_spec(spec_name).registered_name
+        version = registry.version_for_alias(name, registry.CHAMPION, tracking_uri=uri)
+        versions.append(f"{spec_name} v{version or '-'}")
+    return ", ".join(versions)
 
 
 def prepare() -> str:
     """Materialise everything the first decision needs (sources, features, models, scores)."""
-    return _materialize(PREPARE_SELECTION, cycle=-1, step="prepare")
+    with environment(CX_LOG_LEVEL=os.environ.get("CX_LOG_LEVEL", "WARNING")):
+        return _materialize(PREPARE_SELECTION, cycle=-1, step="prepare")
 
 
 def export_runs_on(day: date, *, exports_dir: Path | None = None) -> list[Path]:
@@ -140,7 +164,7 @@ def retrain_if_due(*, threshold: int, cycle: int) -> bool:
         request = retraining_request(instance, threshold=threshold)
     if isinstance(request, dg.SkipReason):
         return False
-    _materialize(RETRAIN_SELECTION, cycle=cycle, step="retrain")
+    _materialize(RETRAIN_SELECTION, cycle=cycle, step="retrain", gated=True)
     return True
 
 
@@ -167,6 +191,7 @@ def run_cycle(cycle: int, settings: LoopSettings, truth: simulator.WorldTruth) -
             policy_seed=settings.policy_seed + cycle,
         )
         figures.retrained = retrain_if_due(threshold=settings.retrain_after_results, cycle=cycle)
+        figures.champions = champions()
     return figures
 
 

@@ -102,7 +102,8 @@ def oracle_values(increment: np.ndarray, eligible: np.ndarray) -> np.ndarray:
 def propensity_values(
     p_response: np.ndarray, economics: CampaignEconomics, eligible: np.ndarray
 ) -> np.ndarray:
-    """Propensity-only targeting: expected margin of a response minus the cost of contact."""
+    """Propensity-only targeting: expected margin of a response minus the cost of contact
+    (pairs without a propensity score are left out)."""
     return with_eligibility(p_response * economics.margin - economics.cost, eligible)
 
 

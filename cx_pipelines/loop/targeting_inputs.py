@@ -2,8 +2,10 @@
 
 Rebuilt from the warehouse exactly as ``campaign_targets`` builds them (the campaigns
 package's population attributes, campaign rules, the policy strategy's contact caps and
-decline suppression, and the pairs the champion models score), so the oracle, random and
-propensity-only policies face the learned policy's constraints and nothing else.
+decline suppression), so the oracle, random and propensity-only policies face the learned
+policy's constraints and nothing else. Model scores are knowledge, not a constraint: the
+learned policy may explore pairs its models do not score, and so may the oracle; only the
+propensity-only policy needs a propensity score to value a pair.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class TargetingInputs:
 
     customer_ids: np.ndarray
     economics: CampaignEconomics
-    eligible: np.ndarray  # rule holds, contact policy allows, the models score the pair
+    eligible: np.ndarray  # the campaign's rule holds and the contact policy allows it
     p_response: np.ndarray  # champion propensity (NaN where unscored)
     uplift: np.ndarray  # champion uplift (NaN where unscored)
 
@@ -98,8 +100,8 @@ def eligibility(
     )
     propensity = score_matrix(scores, ids, campaigns, "propensity")
     uplift = score_matrix(scores, ids, campaigns, "uplift")
-    eligible = rule_ok & policy.allowed & ~np.isnan(propensity) & ~np.isnan(uplift)
-    return TargetingInputs(ids, economics_of(campaigns), eligible, propensity, uplift)
+    allowed = rule_ok & policy.allowed  # what targeting may contact (exploration needs no score)
+    return TargetingInputs(ids, economics_of(campaigns), allowed, propensity, uplift)
 
 
 def targeting_inputs(day: date, *, strategies_dir: Path | None = None) -> TargetingInputs:

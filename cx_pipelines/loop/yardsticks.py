@@ -40,6 +40,7 @@ class CycleFigures:
     propensity_profit: float
     oracle_contacts: int
     retrained: bool = False
+    champions: str = ""  # the response models' champion versions after the cycle
 
     @property
     def regret(self) -> float:
