@@ -95,8 +95,8 @@ def test_results_retrain_the_models_and_only_the_gate_changes_champions(looped):
             versions = _versions(name, uri)
             assert len(versions) == 1 + CYCLES, "one version per training run"
             champion = registry.version_for_alias(name, registry.CHAMPION, tracking_uri=uri)
-            promoted = {v.version for v in versions if v.tags.get("promotion") == "promoted"}
-            rejected = {v.version for v in versions if v.tags.get("promotion") == "rejected"}
+            promoted = {str(v.version) for v in versions if v.tags.get("promotion") == "promoted"}
+            rejected = {str(v.version) for v in versions if v.tags.get("promotion") == "rejected"}
             assert champion in promoted, "the champion is a version the gate promoted"
             assert champion not in rejected
             # the champion is the latest version the gate promoted, never a later loser
