@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     materialize.set_defaults(handler=_materialize)
 
-    from cx_pipelines.engine.commands import add_strategy_commands
+    from cx_pipelines.decisioning.commands import add_strategy_commands
 
     add_strategy_commands(commands)
     from cx_pipelines.loop.commands import add_evaluate_command, add_simulate_command

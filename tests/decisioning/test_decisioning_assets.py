@@ -138,7 +138,7 @@ def test_decisions_materialise_for_the_whole_population(cx_home, strategies):
 
 
 def test_optional_scores_reach_the_engine_inputs(cx_home, strategies):
-    from cx_pipelines.engine.simulate import engine_inputs, model_versions
+    from cx_pipelines.decisioning.simulate import engine_inputs, model_versions
 
     write_population()
     scores = pd.DataFrame(
@@ -260,7 +260,7 @@ def test_a_strategy_edited_after_validation_is_refused(cx_home, strategies):
 
 
 def test_duplicate_customers_are_refused_with_the_table_named(cx_home, strategies):
-    from cx_pipelines.engine.simulate import PopulationError, engine_inputs
+    from cx_pipelines.decisioning.simulate import PopulationError, engine_inputs
 
     write_population()
     customers = warehouse.read_table("customers")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.engine import check_strategy, evaluate_batch, evaluate_customer, load_strategy
-from cx_pipelines.engine.common import trace_json
-from cx_pipelines.engine.render import render_text
+from cx_pipelines.engine.evaluation.shared import trace_json
+from cx_pipelines.engine.tools.render import render_text
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2] / "cx_pipelines" / "engine" / "examples" / "small_bank.yaml"

@@ -169,13 +169,23 @@ def _write_population(size: int, seed: int) -> None:
 
 def test_simulate_reports_decisions_and_shifts_against_another_strategy(capsys, cx_home, tmp_path):
     _write_population(400, seed=2)
-    code, out, _ = run(capsys, "simulate", RETAIL)
+    code, out, _ = run(capsys, "simulate", RETAIL, "--event", "periodic_review")
     assert code == 0
     assert "simulated retail_bank on event periodic_review: 400 customers" in out
     assert "customer:category" in out and "account:credit_card.ccdecsn" in out
     changed, _ = edited_copy(tmp_path, "when: tenure_months < 60", "when: tenure_months < 36")
     report = tmp_path / "report.json"
-    code, out, _ = run(capsys, "simulate", changed, "--against", RETAIL, "--json", report)
+    code, out, _ = run(
+        capsys,
+        "simulate",
+        changed,
+        "--against",
+        RETAIL,
+        "--event",
+        "periodic_review",
+        "--json",
+        report,
+    )
     assert code == 0
     assert "account credit_card.ccdecsn:" in out and "changed" in out
     assert "example customers:" in out
@@ -189,7 +199,7 @@ def test_simulate_reports_decisions_and_shifts_against_another_strategy(capsys, 
 
 
 def test_simulate_fails_without_a_materialised_population(capsys, cx_home):
-    code, _, err = run(capsys, "simulate", RETAIL)
+    code, _, err = run(capsys, "simulate", RETAIL, "--event", "periodic_review")
     assert code == 1
     assert "has not been materialised" in err
 

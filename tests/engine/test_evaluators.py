@@ -13,9 +13,9 @@ import pytest
 from populations import records_one_by_one, small_bank_population
 
 from cx_pipelines.engine import evaluate_batch, evaluate_customer, load_strategy, run_golden_cases
-from cx_pipelines.engine.common import test_group_draw as draw_of
-from cx_pipelines.engine.errors import EvaluationError
-from cx_pipelines.engine.expressions import CompiledExpression
+from cx_pipelines.engine.evaluation.shared import test_group_draw as draw_of
+from cx_pipelines.engine.language.errors import EvaluationError
+from cx_pipelines.engine.language.expressions import CompiledExpression
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2] / "cx_pipelines" / "engine" / "examples" / "small_bank.yaml"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from random_strategies import STRINGS, TREATMENTS, clipped_sum, random_strategy
 
 from cx_pipelines.engine import evaluate_batch, evaluate_customer, load_strategy, register_user_exit
-from cx_pipelines.engine.common import trace_json
+from cx_pipelines.engine.evaluation.shared import trace_json
 
 register_user_exit("tests.clipped_sum", clipped_sum)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from cx_pipelines.engine.errors import (
+from cx_pipelines.engine.language.errors import (
     EngineError,
     EvaluationError,
     ExpressionSyntaxError,
@@ -15,13 +15,13 @@ from cx_pipelines.engine.errors import (
     Location,
     UnknownAttributeError,
 )
-from cx_pipelines.engine.expressions import (
+from cx_pipelines.engine.language.expressions import (
     CompiledExpression,
     ValueType,
     compile_expression,
     prepare_columns,
 )
-from cx_pipelines.engine.expressions.codegen import generate_source
+from cx_pipelines.engine.language.expressions.codegen import generate_source
 
 N, S, B, D = ValueType.NUMBER, ValueType.STRING, ValueType.BOOLEAN, ValueType.DATE
 

@@ -9,10 +9,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cx_pipelines.engine.errors import EngineError
-from cx_pipelines.engine.expressions import ValueType, compile_expression
-from cx_pipelines.engine.expressions import batch as batch_module
-from cx_pipelines.engine.expressions.record import compile_record
+from cx_pipelines.engine.language.errors import EngineError
+from cx_pipelines.engine.language.expressions import ValueType, compile_expression
+from cx_pipelines.engine.language.expressions import batch as batch_module
+from cx_pipelines.engine.language.expressions.record import compile_record
 
 N, S, B, D = ValueType.NUMBER, ValueType.STRING, ValueType.BOOLEAN, ValueType.DATE
 ATTRIBUTES = {

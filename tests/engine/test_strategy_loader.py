@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cx_pipelines.engine import check_strategy, load_strategy, strategy_json_schema
-from cx_pipelines.engine.errors import StrategyValidationError, UnknownAttributeError
-from cx_pipelines.engine.schema import SCHEMA_PATH
+from cx_pipelines.engine.language.errors import StrategyValidationError, UnknownAttributeError
+from cx_pipelines.engine.loading.schema import SCHEMA_PATH
 
 ENGINE = Path(__file__).resolve().parents[2] / "cx_pipelines" / "engine"
 EXAMPLE = ENGINE / "examples" / "small_bank.yaml"

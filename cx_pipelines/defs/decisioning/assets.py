@@ -5,7 +5,7 @@
 on both evaluators, so a broken strategy never reaches ``customer_decisions`` /
 ``account_decisions``. Those two come from one batch evaluation (customers and all their
 accounts in a single pass, seed 004) of the decision strategy's periodic-review event
-over the engine inputs built by :func:`cx_pipelines.engine.simulate.engine_inputs`
+over the engine inputs built by :func:`cx_pipelines.decisioning.population.engine_inputs`
 (the warehouse → data-dictionary mapping is documented there).
 """
 
@@ -16,7 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from cx_pipelines import warehouse
-from cx_pipelines.engine.simulate import (
+from cx_pipelines.decisioning.simulate import (
     OPTIONAL_TABLES,
     decision_columns,
     engine_inputs,
@@ -109,7 +109,7 @@ def strategy_catalog(
     }
     if decision_hash is not None:
         from cx_pipelines.engine import load_strategy
-        from cx_pipelines.engine.render import render_mermaid
+        from cx_pipelines.engine.tools.render import render_mermaid
 
         diagram = render_mermaid(load_strategy(decision))
         metadata["decision_strategy_diagram"] = dg.MetadataValue.md(f"```mermaid\n{diagram}```")

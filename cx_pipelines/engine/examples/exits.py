@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from cx_pipelines.engine.user_exits import register_user_exit
+from cx_pipelines.engine.language.user_exits import register_user_exit
 
 
 def hardship(income: float, total_card_balance: float) -> bool:

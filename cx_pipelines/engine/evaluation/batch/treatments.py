@@ -1,0 +1,123 @@
+"""Batch treatments: candidates from the rule groups, policies, contact caps and declines,
+arbitration scores and the ranking per channel, for every customer at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cx_pipelines.engine.evaluation import shared as c
+from cx_pipelines.engine.evaluation.batch.columns import Broadcast
+from cx_pipelines.engine.evaluation.batch.run import BatchRun
+from cx_pipelines.engine.language import model as m
+from cx_pipelines.engine.language.errors import EvaluationError
+
+
+def rank_treatments(
+    run: BatchRun, interaction_type: str | None, channels: list[str], history: pd.DataFrame | None
+):
+    strategy = run.strategy
+    size = run.customers.size
+    names = list(strategy.treatments)
+    segment = run.customers.columns["segment"]
+    reasons: list[tuple[str, str]] = [("", "")]
+
+    def reason_code(reason: tuple[str, str]) -> int:
+        if reason not in reasons:
+            reasons.append(reason)
+        return reasons.index(reason)
+
+    closed, declined = _contact_state(run, history, channels, reason_code)
+    policy_pass = [run.truth(policy.condition, None) for policy in strategy.policies]
+    rule_pass: dict[int, np.ndarray] = {}
+    scores: dict[str, np.ndarray] = {}
+    terms: dict[str, dict[str, np.ndarray]] = {}
+    for name, treatment in strategy.treatments.items():
+        values = {
+            term: run.evaluate(expression, None) for term, expression in treatment.terms.items()
+        }
+        values["lever"] = np.full(size, strategy.lever(name))
+        scope = Broadcast(values, run.customers.columns, None)
+        for term in treatment.formula.compiled.attributes:
+            if term in m.ARBITRATION_TERMS and term not in values:
+                values[term] = np.full(size, np.nan)
+        scores[name] = treatment.formula.compiled.evaluate_batch(scope, size)
+        terms[name] = values
+    score_missing = reason_code(("arbitration", c.SCORE_MISSING))
+    run.filter_codes: dict[str, dict[str, np.ndarray]] = {}
+    run.rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for channel in channels:
+        keys = np.full((size, len(names)), np.inf)
+        codes_by: dict[str, np.ndarray] = {}
+        for position, name in enumerate(names):
+            candidate = np.zeros(size, dtype=bool)
+            for item in strategy.segments:
+                rule = c.deciding_rules(strategy, item.name, interaction_type, channel).get(name)
+                if rule is None or rule.exclude:
+                    continue
+                if rule.rule_id not in rule_pass:
+                    rule_pass[rule.rule_id] = run.truth(rule.condition, None)
+                candidate |= (segment == item.name) & rule_pass[rule.rule_id]
+            code = np.zeros(size, dtype=np.int16)
+            for index, policy in enumerate(strategy.policies):
+                if name in policy.treatments:
+                    code[candidate & (code == 0) & ~policy_pass[index]] = reason_code(
+                        (policy.policy, policy.reason)
+                    )
+            open_rows = candidate & (code == 0)
+            code[open_rows] = closed.get(channel, np.zeros(size, dtype=np.int16))[open_rows]
+            if name in declined:
+                code[candidate & (code == 0)] = np.where(
+                    declined[name],
+                    reason_code(("declines", c.decline_reason(strategy.decline_limit))),
+                    0,
+                )[candidate & (code == 0)]
+            missing = candidate & (code == 0) & np.isnan(scores[name])
+            code[missing] = score_missing
+            passing = candidate & (code == 0)
+            keys[passing, position] = -scores[name][passing]
+            codes_by[name] = np.where(candidate, code, 0)
+        order = np.argsort(keys, axis=1, kind="stable")
+        run.filter_codes[channel] = codes_by
+        run.rankings[channel] = (order, np.take_along_axis(keys, order, axis=1))
+    run.reasons = reasons
+    run.scores, run.terms, run.names = scores, terms, names
+
+
+def _contact_state(run: BatchRun, history: pd.DataFrame | None, channels: list[str], reason_code):
+    strategy = run.strategy
+    size = run.customers.size
+    closed: dict[str, np.ndarray] = {}
+    declined: dict[str, np.ndarray] = {}
+    if history is None or len(history) == 0:
+        return closed, declined
+    for required in ("customer_id", "channel", "days_ago"):
+        if required not in history.columns:
+            raise EvaluationError(
+                f"the contact history has no column {required!r}", symbol=required
+            )
+    owner = run.index.owner_index(history["customer_id"])
+    known = owner >= 0
+    days = pd.to_numeric(history["days_ago"]).to_numpy(dtype=np.float64)
+    channel_of = history["channel"].to_numpy()
+    for cap in strategy.contact_caps:
+        rows = known & (days < cap.period_days)
+        if cap.channel != "*":
+            rows &= channel_of == cap.channel
+        over = np.bincount(owner[rows], minlength=size) >= cap.max
+        code = reason_code(("contact", c.cap_reason(cap)))
+        for channel in strategy.channels if cap.channel == "*" else [cap.channel]:
+            current = closed.setdefault(channel, np.zeros(size, dtype=np.int16))
+            current[over & (current == 0)] = code
+    if strategy.decline_limit and "declined" in history.columns and "treatment" in history.columns:
+        limit, window = strategy.decline_limit
+        declined_rows = (
+            known & (days < window) & history["declined"].fillna(False).astype(bool).to_numpy()
+        )
+        treatment_of = history["treatment"].to_numpy()
+        for name in strategy.treatments:
+            rows = declined_rows & (treatment_of == name)
+            if rows.any():
+                declined[name] = np.bincount(owner[rows], minlength=size) >= limit
+    return closed, declined

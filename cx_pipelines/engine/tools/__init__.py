@@ -1,0 +1,1 @@
+"""Tools over loaded strategies: text and Mermaid rendering, and file diffs."""
