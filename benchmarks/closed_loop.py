@@ -175,9 +175,10 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int) -> dict:
         table = report.table()
         print(f"\nseed {seed}: {customers:,} customers, prepared in {prepared:.0f} s")
         print(format_report(table))
+        table.to_json(home.parent / "cycles.json", orient="records", indent=2)
         ope = off_policy_figures(home)
         for line in ope.describe():
-            print(line)
+            print(line, flush=True)
     return {"seed": seed, "table": table, "ope": ope, "seconds": time.perf_counter() - began}
 
 
