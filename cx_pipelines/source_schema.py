@@ -130,3 +130,24 @@ SOURCE_TABLES = (customers, accounts, transactions, interactions, inbound_events
 """In dependency order: a table's foreign keys point only to tables before it."""
 
 PRIMARY_KEYS = {table.name: table.primary_key.columns.keys()[0] for table in SOURCE_TABLES}
+
+OUTCOMES = ("responded", "not_responded")
+
+offer_responses = sa.Table(
+    "offer_responses",
+    metadata,
+    # Text: a batch contact id or a real-time decision id (INTERFACES §3), whatever system sent it.
+    sa.Column("contact_id", sa.String(64), primary_key=True, autoincrement=False),
+    sa.Column("customer_id", sa.BigInteger, index=True),
+    sa.Column("campaign_id", sa.String(40)),
+    sa.Column("offer_type", sa.String(40)),
+    sa.Column("channel", sa.String(40)),
+    sa.Column("outcome", sa.String(20)),  # OUTCOMES; control contacts have one too
+    sa.Column("revenue", sa.Float),  # >= 0, and 0 unless responded
+    sa.Column("responded_at", sa.DateTime),
+)
+
+RESPONSE_TABLES = (offer_responses,)
+"""Filled by the systems that act on decisions (empty in a generated world), not by the world."""
+
+PRIMARY_KEYS[offer_responses.name] = "contact_id"

@@ -16,7 +16,9 @@ rule it fails, so a text value in ``amount`` reports ``amount_is_numeric``, not 
 4. values, column by column — ``<column>_in_domain``, ``<column>_in_range``,
    ``<column>_not_in_future``, ``<column>_not_too_old``, ``<column>_is_well_formed``;
 5. references — ``<column>_exists`` (an *accepted* row of the referenced table), and
-   ``customer_id_matches_account`` where a row names both an account and a customer.
+   ``customer_id_matches_account`` where a row names both an account and a customer;
+6. conditions between columns — ``<column>_zero_unless_<value>`` (revenue is 0 unless the
+   outcome is ``responded``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ MINIMUM_CUSTOMER_AGE = 16
 EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+\Z"
 CODE_PATTERN = r"^(?=.{1,40}\Z)[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*\Z"
 """A short printable identifier: 1–40 characters, no control characters, not blank."""
+CONTACT_ID_PATTERN = r"^(?=.{1,64}\Z)[^\s\x00-\x1f\x7f]+\Z"
+"""A contact or decision id: 1–64 printable characters without spaces."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,12 @@ class Field:
     references: Literal["customers", "accounts"] | None = None
     maximum_years_before_run: int | None = None
     """Upper bound relative to the run: at most the run's year minus this (birth years)."""
+    zero_unless: tuple[str, str] | None = None
+    """(column, value): this number must be 0 unless ``column`` holds ``value``."""
+
+    @property
+    def zero_unless_rule(self) -> str | None:
+        return f"{self.name}_zero_unless_{self.zero_unless[1]}" if self.zero_unless else None
 
     @property
     def type_rule(self) -> str | None:
@@ -195,6 +205,28 @@ CONTRACTS: dict[str, TableContract] = {
                 Field("contacted_at", "timestamp", earliest=EARLIEST_ACTIVITY),
                 Field("responded", "boolean"),
                 Field("revenue", "number", required=False, minimum=0, maximum=1e7),
+            ),
+        ),
+        # customer_id refers to no table here: a result must match the decision that caused
+        # it (interaction_results checks that), which names its customer.
+        TableContract(
+            "offer_responses",
+            key="contact_id",
+            fields=(
+                Field("contact_id", "text", pattern=CONTACT_ID_PATTERN),
+                _id("customer_id"),
+                Field("campaign_id", "text", pattern=CODE_PATTERN),
+                _category("offer_type", schema.OFFER_TYPES),
+                _category("channel", schema.OFFER_CHANNELS),
+                _category("outcome", schema.OUTCOMES),
+                Field(
+                    "revenue",
+                    "number",
+                    minimum=0,
+                    maximum=1e7,
+                    zero_unless=("outcome", "responded"),
+                ),
+                Field("responded_at", "timestamp", earliest=EARLIEST_ACTIVITY),
             ),
         ),
     )

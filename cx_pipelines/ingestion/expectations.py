@@ -49,6 +49,10 @@ def epoch_column(column: str) -> str:
 OWNER_MATCH_COLUMN = "__customer_id_matches_account"
 
 
+def condition_column(rule: str) -> str:
+    return f"__{rule}"
+
+
 def epoch_seconds(moment: datetime | pd.Timestamp) -> float:
     """Seconds since 1970 of a naive UTC time (the scale of the ``__*_epoch_seconds`` columns)."""
     return (pd.Timestamp(moment) - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
@@ -179,6 +183,14 @@ def build_rules(contract: TableContract) -> list[Rule]:
             "customer_id is the owner of the row's account",
             OWNER_MATCH_COLUMN,
         )
+    for field in contract.fields:
+        if field.zero_unless_rule:
+            column, value = field.zero_unless
+            must_be_true(
+                field.zero_unless_rule,
+                f"{field.name} is 0 unless {column} is {value}",
+                condition_column(field.zero_unless_rule),
+            )
     return rules
 
 

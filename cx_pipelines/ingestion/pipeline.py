@@ -22,6 +22,7 @@ from cx_pipelines.ingestion.contracts import TableContract, contract_for
 from cx_pipelines.ingestion.errors import IngestionError
 from cx_pipelines.ingestion.expectations import (
     OWNER_MATCH_COLUMN,
+    condition_column,
     epoch_column,
     epoch_seconds,
     exists_column,
@@ -99,8 +100,9 @@ def _duplicated_keys(reader: SourceReader, contract: TableContract) -> np.ndarra
     indexed query, whatever order the rows are read in.
     """
     raw = pd.Series(reader.duplicated_keys(contract.name, contract.key), dtype=object)
-    typed, _ = coerce_column(raw, contract.field(contract.key))
-    return typed.dropna().to_numpy(dtype="int64")
+    spec = contract.field(contract.key)
+    typed, _ = coerce_column(raw, spec)
+    return typed.dropna().to_numpy(dtype="int64" if spec.kind == "id" else object)
 
 
 def prepare_chunk(
@@ -138,6 +140,12 @@ def prepare_chunk(
         owners = references.owners_of(frame["account_id"])
         matches = (owners == frame["customer_id"]).fillna(False).to_numpy(dtype=bool)
         frame[OWNER_MATCH_COLUMN] = owners.isna().to_numpy() | matches
+    for spec in contract.fields:
+        if spec.zero_unless_rule:
+            other, value = spec.zero_unless
+            values, condition = frame[spec.name], frame[other]
+            passes = values.isna() | (values == 0) | condition.isna() | (condition == value)
+            frame[condition_column(spec.zero_unless_rule)] = passes.to_numpy(dtype=bool)
     return frame
 
 

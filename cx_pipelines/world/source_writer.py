@@ -19,7 +19,10 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from cx_pipelines.source_schema import SOURCE_TABLES, metadata
+from cx_pipelines.source_schema import RESPONSE_TABLES, SOURCE_TABLES, metadata
+
+CREATED_TABLES = (*SOURCE_TABLES, *RESPONSE_TABLES)
+"""Every table a new world replaces: the source tables it fills, and the (empty) response tables."""
 
 BATCH_ROWS = 100_000
 """Rows converted to Python values at a time, to bound memory on large chunks."""
@@ -96,7 +99,7 @@ def _sqlite_placeholder(column: sa.Column, values: np.ndarray) -> str:
 
 
 class SourceWriter:
-    """Drops, recreates and fills the six source tables of one database."""
+    """Drops, recreates and fills the source tables of one database (response tables stay empty)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -121,14 +124,14 @@ class SourceWriter:
     def recreate_tables(self) -> None:
         """Drop the source tables and create them empty, without indexes (added at the end)."""
         with self._begin() as connection:
-            metadata.drop_all(connection, tables=list(SOURCE_TABLES), checkfirst=True)
-            for table in SOURCE_TABLES:
+            metadata.drop_all(connection, tables=list(CREATED_TABLES), checkfirst=True)
+            for table in CREATED_TABLES:
                 connection.execute(sa.schema.CreateTable(table))
 
     def create_indexes(self) -> None:
         """Create the indexes declared in the schema, after the bulk load."""
         with self._begin() as connection:
-            for table in SOURCE_TABLES:
+            for table in CREATED_TABLES:
                 for index in table.indexes:
                     index.create(connection)
 

@@ -13,7 +13,7 @@ from cx_pipelines import source_schema
 def loose_metadata(*, schema: str | None = None) -> sa.MetaData:
     """The source tables without key constraints, as an extract may arrive (duplicates allowed)."""
     metadata = sa.MetaData(schema=schema)
-    for table in source_schema.SOURCE_TABLES:
+    for table in (*source_schema.SOURCE_TABLES, *source_schema.RESPONSE_TABLES):
         sa.Table(table.name, metadata, *(sa.Column(c.name, c.type) for c in table.columns))
     return metadata
 

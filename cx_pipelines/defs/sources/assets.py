@@ -17,6 +17,7 @@ SOURCE_TABLE_DEPENDENCIES: dict[str, list[str]] = {
     "interactions": ["customers"],
     "inbound_events": ["customers", "accounts"],
     "offer_history": ["customers"],
+    "offer_responses": [],
 }
 """Each source table and the accepted tables its references are checked against."""
 
@@ -27,6 +28,7 @@ DESCRIPTIONS = {
     "interactions": "Validated channel interactions of accepted customers.",
     "inbound_events": "Validated inbound events (cycle date, late payment, credit request...).",
     "offer_history": "Validated offer contacts and responses, control groups included.",
+    "offer_responses": "Validated outcomes of exported contacts sent back by the acting systems.",
 }
 
 

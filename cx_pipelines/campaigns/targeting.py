@@ -1,0 +1,279 @@
+"""Targeting lists: one offer per customer across competing campaigns, under their caps.
+
+For the campaigns active on the decision date:
+
+1. **Eligible** = the campaign's rule holds and the strategy's contact policy allows the
+   customer on the campaign's channel and offer; the optimiser also needs the models to
+   score the pair (exploration does not: with no champion model yet, a campaign still
+   explores, its rows' scores left null).
+2. **Value** of a treated contact = expected incremental profit
+   ``uplift x margin_per_response - cost_per_contact``; ``p_response`` is the propensity.
+3. **Exploration** (:mod:`.exploration`) draws a bounded share of rows at random for
+   immature offer x channel pairs; these take their campaign first.
+4. **Optimiser** (:func:`.optimiser.assign`) gives the other customers at most one
+   campaign each, maximising the expected value of a decided row
+   ``(1 - control_share) x value`` under the treated-contact capacity left after
+   exploration (budget folded to contacts), expressed in decided rows.
+5. **Controls**: a decided row is control when ``uniform(customer_id, campaign.salt) <
+   control_share`` (:mod:`.draws`) — fixed per customer and campaign, independent of the
+   scores, so control and treated come from the same ranked list. Controls are not
+   contacted and cost nothing; if the realised treated rows exceed the capacity, the
+   lowest-ranked optimiser rows are dropped, treated and control alike, until they fit.
+6. **Selection probability** of a row (customer ``i``, campaign ``j``, its arm) is
+   ``(q_ij + (1 - sum_k q_ik) * [g_i = j]) * P(arm)``: ``q`` the exploration
+   probabilities, ``g_i`` the campaign the optimiser's prices give ``i`` (its choice,
+   or for an explored customer the best positive ``value - price``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from cx_pipelines.campaigns.catalog import Campaign
+from cx_pipelines.campaigns.draws import contact_ids, uniform
+from cx_pipelines.campaigns.exploration import pair_positives, plan_exploration
+from cx_pipelines.campaigns.exports import DECISION_COLUMNS
+from cx_pipelines.campaigns.optimiser import Assignment, assign, capacities
+from cx_pipelines.campaigns.population import contact_policy
+
+TARGET_COLUMNS = [*DECISION_COLUMNS, "trace"]
+
+
+@dataclass(frozen=True)
+class TargetingSettings:
+    decision_date: date
+    exploration_share: float = 0.1
+    mature_positives: int = 50
+    exploration_per_customer: float = 0.5
+
+
+@dataclass(frozen=True)
+class Targeting:
+    targets: pd.DataFrame  # TARGET_COLUMNS, ranked within each campaign
+    assignment: Assignment
+    run_key: str
+    summary: dict  # totals and per-campaign counts (no personal data)
+
+
+def run_key_for(settings: TargetingSettings, *, fingerprint: dict) -> str:
+    """``YYYY-MM-DD-<10 hex>``: the decision date and a hash of every input."""
+    text = json.dumps({"settings": asdict(settings), **fingerprint}, sort_keys=True, default=str)
+    return f"{settings.decision_date:%Y-%m-%d}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def score_matrix(scores: pd.DataFrame, ids: np.ndarray, campaigns, prefix: str) -> np.ndarray:
+    """customers x campaigns of ``<prefix>__<offer>__<channel>`` (NaN where missing)."""
+    indexed = scores.set_index("customer_id")
+    columns = []
+    for campaign in campaigns:
+        name = f"{prefix}__{campaign.offer}__{campaign.channel}"
+        column = indexed[name] if name in indexed else pd.Series(dtype=float)
+        columns.append(column.reindex(ids).to_numpy(dtype=float))
+    return np.column_stack(columns) if columns else np.zeros((len(ids), 0))
+
+
+def target(
+    campaigns: list[Campaign],
+    population: pd.DataFrame,
+    scores: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    caps: list[tuple[str, int, float]],
+    decline_limit: tuple[int, float] | None,
+    settings: TargetingSettings,
+    strategy_hash: str,
+    model_versions: dict[str, str | None],
+    fingerprint: dict,
+) -> Targeting:
+    """Decide the targeting lists of every campaign active on the decision date."""
+    day = pd.Timestamp(settings.decision_date)
+    active = [c for c in campaigns if c.active_on(settings.decision_date)]
+    ids = population["customer_id"].to_numpy()
+    run_key = run_key_for(settings, fingerprint=fingerprint)
+    rule_ok = _columns([c.eligibility.evaluate(population) for c in active], len(ids))
+    policy = contact_policy(
+        ids, active, history, decision_date=day, caps=caps, decline_limit=decline_limit
+    )
+    propensity = score_matrix(scores, ids, active, "propensity")
+    uplift = score_matrix(scores, ids, active, "uplift")
+    share = np.array([c.control_share for c in active])
+    margin = np.array([c.margin_per_response for c in active])
+    cost = np.array([c.cost_per_contact for c in active])
+    allowed = rule_ok & policy.allowed  # exploration needs no scores: it learns the pair
+    eligible = allowed & ~np.isnan(uplift) & ~np.isnan(propensity)
+    value = uplift * margin - cost
+    treated_capacity = capacities(
+        cost=cost,
+        budget=np.array([c.budget for c in active]),
+        volume_cap=np.array([c.volume_cap for c in active]),
+        customers=len(ids),
+    )
+    plan = plan_exploration(
+        ids,
+        allowed,
+        active,
+        pair_positives(history[history["contacted_at"] < day], active),
+        treated_capacity / np.maximum(1 - share, 1e-9),
+        salt=f"explore:{settings.decision_date}",
+        max_share=settings.exploration_share,
+        mature_positives=settings.mature_positives,
+        max_per_customer=settings.exploration_per_customer,
+    )
+    control = _columns([uniform(ids, c.salt) < c.control_share for c in active], len(ids))
+    explored = plan.explored >= 0
+    rows = np.arange(len(ids))
+    explored_treated = np.bincount(
+        plan.explored[explored][~control[rows[explored], plan.explored[explored]]],
+        minlength=len(active),
+    )
+    room = np.maximum(treated_capacity - explored_treated, 0)
+    decided_value = np.where(eligible & ~explored[:, None], (1 - share) * value, np.nan)
+    result = assign(
+        decided_value,
+        cost=np.zeros(len(active)),
+        budget=np.full(len(active), np.inf),
+        volume_cap=np.floor(room / np.maximum(1 - share, 1e-9)),
+    )
+    choice = np.where(explored, plan.explored, result.choice)
+    choice = _fit_treated(choice, explored, control, value, treated_capacity)
+    # an explored customer's counterfactual: what the optimiser's prices would give it
+    priced = np.c_[
+        np.zeros(len(ids)), np.where(eligible, (1 - share) * value - result.prices, -np.inf)
+    ]
+    greedy = np.where(explored, priced.argmax(axis=1) - 1, result.choice)
+    targets = _rows(
+        active, ids, choice, explored, control, plan, greedy,
+        propensity=propensity, uplift=uplift, value=value, prices=result.prices,
+        run_key=run_key, day=day, strategy_hash=strategy_hash, model_versions=model_versions,
+    )  # fmt: skip
+    summary = _summary(active, campaigns, targets, allowed, policy.reasons, plan, treated_capacity)
+    summary.update(gap=result.gap, upper_bound=result.upper_bound, objective=result.objective)
+    return Targeting(targets=targets, assignment=result, run_key=run_key, summary=summary)
+
+
+def _columns(columns: list[np.ndarray], size: int) -> np.ndarray:
+    """customers x campaigns boolean matrix from one column per campaign (maybe none)."""
+    return np.column_stack(columns) if columns else np.zeros((size, 0), dtype=bool)
+
+
+def _fit_treated(choice, explored, control, value, capacity) -> np.ndarray:
+    """Drop the lowest-value optimiser rows of a campaign until its treated rows fit."""
+    choice = choice.copy()
+    for j in range(control.shape[1]):
+        members = np.flatnonzero(choice == j)
+        treated = members[~control[members, j]]
+        excess = len(treated) - int(capacity[j])
+        if excess <= 0:
+            continue
+        # optimiser rows first (lowest value first), exploration rows only if they alone overflow
+        order = np.lexsort((value[members, j], explored[members]))
+        dropped = 0
+        for position in order:
+            customer = members[position]
+            choice[customer] = -1
+            dropped += int(not control[customer, j])
+            if dropped >= excess:
+                break
+    return choice
+
+
+def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd.DataFrame:
+    frames = []
+    for j, campaign in enumerate(active):
+        members = np.flatnonzero(choice == j)
+        value = context["value"][members, j]
+        order = np.lexsort((ids[members], -value))
+        members, value = members[order], value[order]
+        in_control = control[members, j]
+        q = plan.probability[members, j]
+        base = q + (1 - plan.probability[members].sum(axis=1)) * (greedy[members] == j)
+        arm = np.where(in_control, campaign.control_share, 1 - campaign.control_share)
+        is_explored = explored[members]
+        trace = [
+            json.dumps(
+                {
+                    "method": "exploration" if e else "optimiser",
+                    "eligibility": campaign.eligibility.describe(),
+                    "contact_policy": "passed",
+                    "value_per_treated_contact": None if np.isnan(v) else round(float(v), 4),
+                    "price": round(float(context["prices"][j]), 6),
+                    "pair_positives": int(plan.positives[j]),
+                    "maturity": round(float(plan.maturity[j]), 4),
+                    "exploration_probability": round(float(p), 6),
+                    "control_share": campaign.control_share,
+                    "campaign_file": f"{campaign.file}@{campaign.content_hash}",
+                },
+                sort_keys=True,
+            )
+            for e, v, p in zip(is_explored, value, q, strict=True)
+        ]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "contact_id": contact_ids(
+                        ids[members], campaign_id=campaign.campaign_id, run_key=context["run_key"]
+                    ),
+                    "run_key": context["run_key"],
+                    "campaign_id": campaign.campaign_id,
+                    "customer_id": ids[members],
+                    "offer_type": campaign.offer,
+                    "channel": campaign.channel,
+                    "treatment": campaign.treatment,
+                    "group": np.where(in_control, "control", "treated"),
+                    "rank": np.arange(1, len(members) + 1, dtype=np.int64),
+                    "p_response": context["propensity"][members, j],
+                    "uplift": context["uplift"][members, j],
+                    "expected_incremental_profit": value,
+                    "selection_probability": base * arm,
+                    "exploration": is_explored,
+                    "decided_at": context["day"],
+                    "strategy_hash": context["strategy_hash"],
+                    "model_versions": json.dumps(context["model_versions"], sort_keys=True),
+                    "trace": trace,
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame({column: [] for column in TARGET_COLUMNS})
+    return pd.concat(frames, ignore_index=True)[TARGET_COLUMNS]
+
+
+def _summary(active, campaigns, targets, eligible, reasons, plan, capacity) -> dict:
+    treated = targets[targets["group"] == "treated"]
+    per_campaign = {}
+    for j, campaign in enumerate(active):
+        rows = targets[targets["campaign_id"] == campaign.campaign_id]
+        mine = rows[rows["group"] == "treated"]
+        per_campaign[campaign.campaign_id] = {
+            "eligible": int(eligible[:, j].sum()),
+            "treated": len(mine),
+            "control": int((rows["group"] == "control").sum()),
+            "explored": int(rows["exploration"].sum()),
+            "treated_capacity": int(capacity[j]),
+            "volume_cap": None if np.isinf(campaign.volume_cap) else int(campaign.volume_cap),
+            "budget": None if np.isinf(campaign.budget) else campaign.budget,
+            "spend": round(len(mine) * campaign.cost_per_contact, 2),
+            "pair_positives": int(plan.positives[j]),
+            "exploration_share": round(float(plan.share[j]), 4),
+            "blocked_by_policy": reasons.get(campaign.campaign_id, {}),
+            "expected_incremental_profit": round(
+                float(mine["expected_incremental_profit"].sum()), 2
+            ),
+        }
+    return {
+        "active_campaigns": [c.campaign_id for c in active],
+        "inactive_campaigns": [c.campaign_id for c in campaigns if c not in active],
+        "treated": len(treated),
+        "control": int((targets["group"] == "control").sum()),
+        "explored": int(targets["exploration"].sum()),
+        "estimated_response_rate": float(treated["p_response"].mean()) if len(treated) else 0.0,
+        "expected_incremental_responses": float(treated["uplift"].sum()),
+        "expected_incremental_profit": float(treated["expected_incremental_profit"].sum()),
+        "per_campaign": per_campaign,
+    }
