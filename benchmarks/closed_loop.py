@@ -150,7 +150,7 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
     )
 
 
-def run_seed(home: Path, *, customers: int, cycles: int, seed: int) -> dict:
+def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int = 7) -> dict:
     """One world, one loop; the per-cycle table and the off-policy figures."""
     from cx_pipelines.loop.commands import format_report
     from cx_pipelines.loop.cycle import LoopSettings, environment, prepare, run_loop
@@ -163,7 +163,7 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int) -> dict:
         prepared = time.perf_counter() - began
         print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
         report = run_loop(
-            LoopSettings(cycles=cycles, seed=seed, policy_seed=seed),
+            LoopSettings(cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days),
             on_cycle=lambda figures: print(
                 f"  cycle {figures.cycle} ({figures.decision_date}): {figures.contacts:,} "
                 f"contacts, learned {figures.incremental_profit:,.0f}, oracle "
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--cycles", type=int, default=6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--cycle-days", type=int, default=7, help="days between decisions")
     parser.add_argument("--home", help="keep each seed's CX_HOME under this folder")
     arguments = parser.parse_args(argv)
     root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-"))
@@ -221,10 +222,16 @@ def main(argv: list[str] | None = None) -> int:
             customers=arguments.customers,
             cycles=arguments.cycles,
             seed=seed,
+            cycle_days=arguments.cycle_days,
         )
         for seed in arguments.seeds
     ]
-    summary = {"customers": arguments.customers, "cycles": arguments.cycles, **summarise(runs)}
+    summary = {
+        "customers": arguments.customers,
+        "cycles": arguments.cycles,
+        "cycle_days": arguments.cycle_days,
+        **summarise(runs),
+    }
     print(json.dumps(summary))
     return 0
 
