@@ -140,7 +140,9 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
         truth, units, economics, recent=recent(units["customer_id"].to_numpy())
     )
     challenger = units[unit_value > 0]
-    comparison = off_policy.compare(log, challenger, units, margin=margin, cost=cost)
+    # Both policies treat logged units with their logged campaign: only the arm is random.
+    arm_log = off_policy.given_assignment(log, {c.campaign_id: c.control_share for c in deployed})
+    comparison = off_policy.compare(arm_log, challenger, units, margin=margin, cost=cost)
     return OffPolicyFigures(
         run_key=run_key,
         candidate_true_value=float(true_value.sum()),
@@ -162,8 +164,15 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: 
         prepare()
         prepared = time.perf_counter() - began
         print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
+        evaluations = []
+
+        def evaluate_last(figures) -> None:  # on the last log, before the models learn from it
+            if figures.cycle == cycles:
+                evaluations.append(off_policy_figures(home))
+
         report = run_loop(
             LoopSettings(cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days),
+            before_retrain=evaluate_last,
             on_cycle=lambda figures: print(
                 f"  cycle {figures.cycle} ({figures.decision_date}): {figures.contacts:,} "
                 f"contacts, learned {figures.incremental_profit:,.0f}, oracle "
@@ -176,7 +185,7 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: 
         print(f"\nseed {seed}: {customers:,} customers, prepared in {prepared:.0f} s")
         print(format_report(table))
         table.to_json(home.parent / "cycles.json", orient="records", indent=2)
-        ope = off_policy_figures(home)
+        ope = evaluations[0]
         for line in ope.describe():
             print(line, flush=True)
     return {"seed": seed, "table": table, "ope": ope, "seconds": time.perf_counter() - began}

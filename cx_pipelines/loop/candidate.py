@@ -140,7 +140,9 @@ def target_candidate(
         history,
         caps=[(cap.channel, cap.max, cap.period_days) for cap in strategy.contact_caps],
         decline_limit=strategy.decline_limit,
-        settings=TargetingSettings(decision_date=day),
+        # No exploration: it is the experiment, not the policy, and its draws (salted with
+        # the date) are the log's own, so a candidate exploring would share the log's luck.
+        settings=TargetingSettings(decision_date=day, exploration_share=0.0),
         strategy_hash=strategy.content_hash,
         model_versions={},
         fingerprint={"candidate": sorted(f"{c.file}@{c.content_hash}" for c in campaigns)},

@@ -168,7 +168,13 @@ def retrain_if_due(*, threshold: int, cycle: int) -> bool:
     return True
 
 
-def run_cycle(cycle: int, settings: LoopSettings, truth: simulator.WorldTruth) -> CycleFigures:
+def run_cycle(
+    cycle: int,
+    settings: LoopSettings,
+    truth: simulator.WorldTruth,
+    *,
+    before_retrain: Callable[[CycleFigures], None] | None = None,
+) -> CycleFigures:
     """Decide, respond, ingest, report, measure and (when due) retrain, on one date."""
     day = settings.decision_date(cycle)
     with environment(**{DECISION_DATE_VARIABLE: day.isoformat()}):
@@ -190,6 +196,8 @@ def run_cycle(cycle: int, settings: LoopSettings, truth: simulator.WorldTruth) -
             truth=truth,
             policy_seed=settings.policy_seed + cycle,
         )
+        if before_retrain is not None:  # e.g. evaluate on the log before models see it
+            before_retrain(figures)
         figures.retrained = retrain_if_due(threshold=settings.retrain_after_results, cycle=cycle)
         figures.champions = champions()
     return figures
@@ -200,6 +208,7 @@ def run_loop(
     *,
     progress: bool | None = None,
     on_cycle: Callable[[CycleFigures], None] | None = None,
+    before_retrain: Callable[[CycleFigures], None] | None = None,
 ) -> LoopReport:
     """Run ``settings.cycles`` cycles; a progress bar on a terminal (``progress=None``)."""
     from tqdm import tqdm
@@ -214,7 +223,7 @@ def run_loop(
     with environment(CX_LOG_LEVEL=quiet), bar:
         for cycle in range(settings.cycles):
             bar.set_postfix_str(f"deciding {settings.decision_date(cycle)}")
-            figures = run_cycle(cycle, settings, truth)
+            figures = run_cycle(cycle, settings, truth, before_retrain=before_retrain)
             report.cycles.append(figures)
             if on_cycle is not None:
                 on_cycle(figures)

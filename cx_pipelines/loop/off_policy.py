@@ -100,6 +100,23 @@ class UnitTerms:
     supported: np.ndarray  # the candidate's campaign is the logged one
 
 
+def given_assignment(log: pd.DataFrame, control_share: Mapping[str, float]) -> pd.DataFrame:
+    """The log with ``selection_probability`` replaced by the arm's probability given the
+    campaign the unit was decided for (``control_share`` or ``1 − control_share``).
+
+    For policies that only choose *which logged units* to treat with their logged campaign
+    (the deployed policy and its sub-policies), assignment is given and only the arm is
+    random; weighting by the full selection probability would count the logger's own
+    exploration draws, which such a policy shares, as if they were independent of it.
+    """
+    unknown = sorted(set(log["campaign_id"]) - set(control_share))
+    if unknown:
+        raise OffPolicyError(f"no control share for campaign(s) {unknown}")
+    share = log["campaign_id"].map(control_share).astype(float)
+    arm = np.where(log["group"] == "control", share, 1.0 - share)
+    return log.assign(selection_probability=arm)
+
+
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], *, what: str) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:

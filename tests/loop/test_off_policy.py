@@ -148,3 +148,31 @@ def test_bad_logs_and_candidates_are_clear_errors(small_world):
         off_policy.evaluate(log, pd.concat([candidate, candidate]), margin=MARGIN, cost=COST)
     with pytest.raises(OffPolicyError, match="no margin for campaign"):
         off_policy.evaluate(log, candidate, margin={}, cost=COST)
+
+
+def test_sub_policies_of_the_log_are_compared_given_the_assignment(small_world):
+    log = pd.concat([simulated_log(small_world, seed=30 + cycle) for cycle in range(3)])
+    increment = true_increment(
+        small_world, log["customer_id"].to_numpy(), ECONOMICS, recent=np.zeros(len(log))
+    )
+    column = pd.Index(ECONOMICS.campaign_id).get_indexer(log["campaign_id"])
+    value = increment[np.arange(len(log)), column]
+    everyone = log[["customer_id", "campaign_id", "offer_type", "channel"]].assign(
+        p_response=0.05, uplift=0.01
+    )
+    shares = {campaign: CONTROL_SHARE for campaign in ECONOMICS.campaign_id}
+    arm_log = off_policy.given_assignment(log, shares)
+    assert set(arm_log["selection_probability"].round(6)) == {CONTROL_SHARE, 1 - CONTROL_SHARE}
+    # units are (run, customer): evaluate each run's units with its own candidate rows
+    gains, truth = [], 0.0
+    for run_key, part in arm_log.groupby("run_key"):
+        rows = log["run_key"].to_numpy() == run_key
+        deployed = everyone[rows]
+        skipping = deployed[value[rows] > 0]
+        gains.append(off_policy.compare(part, skipping, deployed, margin=MARGIN, cost=COST))
+        truth += -value[rows][value[rows] <= 0].sum()
+    difference = sum(gain.difference for gain in gains)
+    spread = np.sqrt(sum(((gain.high - gain.low) / 3.92) ** 2 for gain in gains))
+    assert abs(difference - truth) < 3 * spread
+    with pytest.raises(OffPolicyError, match="no control share for campaign"):
+        off_policy.given_assignment(log, {})
