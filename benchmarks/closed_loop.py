@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -184,21 +185,32 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: 
         table = report.table()
         print(f"\nseed {seed}: {customers:,} customers, prepared in {prepared:.0f} s")
         print(format_report(table))
-        table.to_json(home.parent / "cycles.json", orient="records", indent=2)
         ope = evaluations[0]
         for line in ope.describe():
             print(line, flush=True)
-    return {"seed": seed, "table": table, "ope": ope, "seconds": time.perf_counter() - began}
+    result = {
+        "seed": seed,
+        "cycles": table.to_dict(orient="records"),
+        "ope_relative_error": ope.relative_error,
+        "ope_estimates": {name: item.as_dict() for name, item in ope.estimates.items()},
+        "ope_true_value": ope.candidate_true_value,
+        "challenger_p_value": ope.challenger_p_value,
+        "challenger": ope.challenger.as_dict(),
+        "challenger_true_difference": ope.challenger_true_difference,
+        "seconds": time.perf_counter() - began,
+    }
+    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
 
 
 def summarise(runs: list[dict]) -> dict:
     """Last-cycle figures across seeds, and whether each target is met."""
-    last = pd.DataFrame([run["table"].iloc[-1] for run in runs])
+    last = pd.DataFrame([run["cycles"][-1] for run in runs])
     share = last["oracle_share"].to_numpy(float)
     margin = (last["incremental_profit"] - last["propensity_profit"]).to_numpy(float)
     noise = float(np.std(last["incremental_profit"], ddof=1)) if len(runs) > 1 else float("nan")
-    ope_error = [run["ope"].relative_error for run in runs]
-    p_values = [run["ope"].challenger_p_value for run in runs]
+    ope_error = [run["ope_relative_error"] for run in runs]
+    p_values = [run["challenger_p_value"] for run in runs]
     return {
         "seeds": [run["seed"] for run in runs],
         "last_cycle_oracle_share": [round(value, 4) for value in share],
@@ -223,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--cycle-days", type=int, default=7, help="days between decisions")
     parser.add_argument("--home", help="keep each seed's CX_HOME under this folder")
+    parser.add_argument("--one-seed", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-"))
-    runs = [
+    if arguments.one_seed:  # a child process: MLflow and Dagster keep process-wide state
+        (seed,) = arguments.seeds
         run_seed(
             root / f"seed-{seed}" / "cx",
             customers=arguments.customers,
@@ -233,8 +247,14 @@ def main(argv: list[str] | None = None) -> int:
             seed=seed,
             cycle_days=arguments.cycle_days,
         )
-        for seed in arguments.seeds
-    ]
+        return 0
+    runs = []
+    for seed in arguments.seeds:
+        command = [sys.executable, __file__, "--one-seed", "--seeds", str(seed)]
+        command += ["--customers", str(arguments.customers), "--cycles", str(arguments.cycles)]
+        command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
+        subprocess.run(command, check=True)
+        runs.append(json.loads((root / f"seed-{seed}" / "result.json").read_text()))
     summary = {
         "customers": arguments.customers,
         "cycles": arguments.cycles,

@@ -127,7 +127,7 @@ def champions() -> str:
 def prepare() -> str:
     """Materialise everything the first decision needs (sources, features, models, scores)."""
     with environment(CX_LOG_LEVEL=os.environ.get("CX_LOG_LEVEL", "WARNING")):
-        return _materialize(PREPARE_SELECTION, cycle=-1, step="prepare")
+        return _materialize(PREPARE_SELECTION, cycle=-1, step="prepare", gated=True)
 
 
 def export_runs_on(day: date, *, exports_dir: Path | None = None) -> list[Path]:
