@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cx_pipelines.campaigns.commands import add_campaign_commands
 
     add_campaign_commands(commands)
+    from cx_pipelines.loop.commands import add_evaluate_command, add_simulate_command
+
+    add_evaluate_command(commands)
+    add_simulate_command(commands)
     return parser
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from cx_pipelines.defs import campaigns, decisioning, features, feedback, sources, training
+from cx_pipelines.defs import campaigns, decisioning, features, feedback, loop, sources, training
 from cx_pipelines.defs.warehouse_io import WarehouseIOManager
 
 defs = dg.Definitions.merge(
@@ -12,5 +12,6 @@ defs = dg.Definitions.merge(
     decisioning.defs,
     campaigns.defs,
     feedback.defs,
+    loop.defs,
     dg.Definitions(resources={"io_manager": WarehouseIOManager()}),
 )

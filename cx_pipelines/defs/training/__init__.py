@@ -10,6 +10,7 @@ from cx_pipelines.defs.training.lifetime_models import LIFETIME_MODEL_ASSETS
 from cx_pipelines.defs.training.models import SUPERVISED_ASSETS
 from cx_pipelines.defs.training.resources import MlflowResource
 from cx_pipelines.defs.training.scores import customer_scores
+from cx_pipelines.defs.training.sensors import retrain_on_new_results
 
 model_retraining = dg.define_asset_job(
     "model_retraining",
@@ -31,5 +32,6 @@ defs = dg.Definitions(
     asset_checks=PROMOTION_CHECKS,
     jobs=[model_retraining],
     schedules=[weekly_model_retraining],
+    sensors=[retrain_on_new_results],
     resources={"mlflow": MlflowResource()},
 )

@@ -44,6 +44,13 @@ def as_of_date(transactions: pd.DataFrame, as_of: str | None) -> pd.Timestamp:
     return observation_end(transactions, as_of=as_of) - pd.Timedelta(seconds=1)
 
 
+def contacts_until(as_of: pd.Timestamp, configured_as_of: str | None) -> pd.Timestamp:
+    """Latest contact a model trains on: the as-of date when one is configured; by default
+    (the end of the data) no limit, so results of decisions taken after the last transaction
+    (the closed loop's contacts, dated after the world's end) are learned from too."""
+    return as_of if configured_as_of is not None else pd.Timestamp.max
+
+
 def images_markdown(plots: dict[str, bytes]) -> dg.MetadataValue:
     """Plots embedded as base64 PNG images, shown on the asset's page."""
     parts = [

@@ -25,6 +25,7 @@ from cx_pipelines.defs.training.challenger import (
     Challenger,
     TrainingConfig,
     as_of_date,
+    contacts_until,
     require_holdout_classes,
     supervised_model_asset,
 )
@@ -53,11 +54,12 @@ def contact_frames(
     *,
     as_of: pd.Timestamp,
     fraction: float,
+    until: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout) contacts with customer features, history plus interaction results."""
     features = training_data.customer_features(customers, accounts, transactions, as_of=as_of)
     contacts = training_data.contacts(offer_history, interaction_results())
-    contacts = contacts[contacts["contacted_at"] <= as_of]  # nothing after the as-of date
+    contacts = contacts[contacts["contacted_at"] <= (until or as_of)]  # nothing after it
     frame = training_data.contact_frame(contacts, features)
     return training_data.split_latest_per_campaign(frame, fraction=fraction)
 
@@ -110,7 +112,10 @@ def contact_split(
     """(as-of date, train, holdout) contacts of a model trained on campaign contacts."""
     as_of = as_of_date(frames["transactions"], config.as_of)
     train, holdout = contact_frames(
-        *(frames[name] for name in CONTACT_INPUTS), as_of=as_of, fraction=spec.holdout_fraction
+        *(frames[name] for name in CONTACT_INPUTS),
+        as_of=as_of,
+        fraction=spec.holdout_fraction,
+        until=contacts_until(as_of, config.as_of),
     )
     return as_of, train, holdout
 

@@ -1,0 +1,269 @@
+"""Does the closed loop learn? The learned policy against the oracle, propensity-only and
+random policies, cycle after cycle, on fresh synthetic worlds (one per seed).
+
+    python benchmarks/closed_loop.py --customers 50000 --cycles 6 --seeds 1 2 3
+
+Per seed: generate the world, materialise the pipeline up to the models' scores, then
+`run_loop` (decide → target → export → simulated answers → interaction_results →
+strategy_performance → retrain). Per cycle it prints contacts, response rate, the true
+incremental profit of the learned policy and of the oracle, propensity-only and random
+policies (same customers, caps, budgets and contact policy), and the regret.
+
+After the last cycle, on the last cycle's decision log:
+* **off-policy estimate** of a candidate (the deployed campaigns with half their volume caps
+  and budgets, targeted over the logged customers) next to its true value from the truth;
+* **planted better challenger**: the candidate that skips the logged contacts whose true
+  incremental profit is negative, compared with the deployed policy on the same units
+  (paired doubly robust difference, two-sided p-value).
+
+Targets (issue 8): by the last cycle the learned policy captures ≥ 90 % of the oracle's
+incremental profit and beats propensity-only by more than the seed-to-seed noise; the
+off-policy estimate is within 10 % of the true value; the planted challenger's p < 0.05.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cx_pipelines import config, warehouse
+from cx_pipelines.loop import candidate, off_policy, policies, targeting_inputs
+from cx_pipelines.world import simulator
+
+
+@dataclass(frozen=True)
+class OffPolicyFigures:
+    """The candidate's estimates and true value; the planted challenger's test."""
+
+    run_key: str
+    candidate_true_value: float
+    estimates: dict
+    challenger: off_policy.Comparison
+    challenger_true_difference: float
+
+    @property
+    def relative_error(self) -> float:
+        estimate = self.estimates["doubly_robust"].value
+        return (estimate - self.candidate_true_value) / abs(self.candidate_true_value)
+
+    @property
+    def challenger_p_value(self) -> float:
+        return self.challenger.p_value
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"off-policy, logged run {self.run_key}: candidate = deployed campaigns with half "
+            f"their caps; true incremental profit {self.candidate_true_value:,.2f}"
+        ]
+        for name, item in self.estimates.items():
+            truth = self.candidate_true_value
+            covered = item.low <= truth <= item.high
+            lines.append(
+                f"  {name:<14} {item.value:>12,.2f} [{item.low:,.2f}, {item.high:,.2f}] "
+                f"error {(item.value - truth) / abs(truth):+.1%}"
+                f"{'' if covered else '  (interval misses the truth)'}"
+            )
+        lines.append(
+            f"planted challenger (skip logged contacts of negative true value): "
+            f"estimated gain {self.challenger.difference:,.2f} "
+            f"[{self.challenger.low:,.2f}, {self.challenger.high:,.2f}], true gain "
+            f"{self.challenger_true_difference:,.2f}, p = {self.challenger.p_value:.3g}"
+        )
+        return lines
+
+
+def half_caps(source: Path, target: Path) -> Path:
+    """A candidate folder: every campaign of ``source`` with half its volume cap and budget."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["campaign_id"] = f"{data['campaign_id']}_half"
+        for key in ("volume_cap", "budget"):
+            if key in data:
+                data[key] = int(data[key]) // 2 if key == "volume_cap" else data[key] / 2
+        (target / path.name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def logged_actions(log: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The deployed policy as a candidate: every logged unit given its logged campaign."""
+    indexed = scores.set_index("customer_id")
+    rows = []
+    for (offer, channel), part in log.groupby(["offer_type", "channel"]):
+        p_response = indexed[f"propensity__{offer}__{channel}"].reindex(part["customer_id"])
+        uplift = indexed[f"uplift__{offer}__{channel}"].reindex(part["customer_id"])
+        rows.append(
+            part[["customer_id", "campaign_id", "offer_type", "channel"]].assign(
+                p_response=p_response.to_numpy(), uplift=uplift.to_numpy()
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def off_policy_figures(home: Path) -> OffPolicyFigures:
+    """Evaluate a candidate and a planted challenger on the last logged run."""
+    truth = simulator.WorldTruth.load()
+    log, run_key, day = candidate.logged_run()
+    folder = targeting_inputs.strategies_folder() / "campaigns"
+    deployed = [c for c in candidate.load_candidate(folder) if c.active_on(day)]
+    half = candidate.load_candidate(half_caps(folder, home / "candidate_half_caps"))
+    policy = candidate.target_candidate(half, log["customer_id"].unique(), day)
+    estimates = off_policy.evaluate(log, policy.actions, margin=policy.margin, cost=policy.cost)
+
+    def recent(customer_ids: np.ndarray) -> np.ndarray:
+        return simulator.recent_contacts(
+            customer_ids,
+            pd.Series(pd.Timestamp(day), index=range(len(customer_ids))),
+            exports_dir=config.exports_dir(),
+            exclude_run_key=run_key,
+        )
+
+    half_economics = targeting_inputs.economics_of(half)
+    ids = policy.actions["customer_id"].to_numpy()
+    true_value = policies.action_values(truth, policy.actions, half_economics, recent=recent(ids))
+
+    economics = targeting_inputs.economics_of(deployed)
+    margin = dict(zip(economics.campaign_id, economics.margin, strict=True))
+    cost = dict(zip(economics.campaign_id, economics.cost, strict=True))
+    units = logged_actions(log, warehouse.read_table("customer_scores"))
+    unit_value = policies.action_values(
+        truth, units, economics, recent=recent(units["customer_id"].to_numpy())
+    )
+    challenger = units[unit_value > 0]
+    # Both policies treat logged units with their logged campaign: only the arm is random.
+    arm_log = off_policy.given_assignment(log, {c.campaign_id: c.control_share for c in deployed})
+    comparison = off_policy.compare(arm_log, challenger, units, margin=margin, cost=cost)
+    return OffPolicyFigures(
+        run_key=run_key,
+        candidate_true_value=float(true_value.sum()),
+        estimates=estimates,
+        challenger=comparison,
+        challenger_true_difference=float(-unit_value[unit_value <= 0].sum()),
+    )
+
+
+def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int = 7) -> dict:
+    """One world, one loop; the per-cycle table and the off-policy figures."""
+    from cx_pipelines.loop.commands import format_report
+    from cx_pipelines.loop.cycle import LoopSettings, environment, prepare, run_loop
+    from cx_pipelines.world import generate_world
+
+    with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
+        began = time.perf_counter()
+        generate_world(customers=customers, seed=seed, source_url=config.source_url())
+        prepare()
+        prepared = time.perf_counter() - began
+        print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
+        evaluations = []
+
+        def evaluate_last(figures) -> None:  # on the last log, before the models learn from it
+            if figures.cycle == cycles:
+                evaluations.append(off_policy_figures(home))
+
+        report = run_loop(
+            LoopSettings(cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days),
+            before_retrain=evaluate_last,
+            on_cycle=lambda figures: print(
+                f"  cycle {figures.cycle} ({figures.decision_date}): {figures.contacts:,} "
+                f"contacts, learned {figures.incremental_profit:,.0f}, oracle "
+                f"{figures.oracle_profit:,.0f}, propensity-only {figures.propensity_profit:,.0f}"
+                f", random {figures.random_profit:,.0f}",
+                flush=True,
+            ),
+        )
+        table = report.table()
+        print(f"\nseed {seed}: {customers:,} customers, prepared in {prepared:.0f} s")
+        print(format_report(table))
+        ope = evaluations[0]
+        for line in ope.describe():
+            print(line, flush=True)
+    result = {
+        "seed": seed,
+        "cycles": table.to_dict(orient="records"),
+        "ope_relative_error": ope.relative_error,
+        "ope_estimates": {name: item.as_dict() for name, item in ope.estimates.items()},
+        "ope_true_value": ope.candidate_true_value,
+        "challenger_p_value": ope.challenger_p_value,
+        "challenger": ope.challenger.as_dict(),
+        "challenger_true_difference": ope.challenger_true_difference,
+        "seconds": time.perf_counter() - began,
+    }
+    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Last-cycle figures across seeds, and whether each target is met."""
+    last = pd.DataFrame([run["cycles"][-1] for run in runs])
+    share = last["oracle_share"].to_numpy(float)
+    margin = (last["incremental_profit"] - last["propensity_profit"]).to_numpy(float)
+    noise = float(np.std(last["incremental_profit"], ddof=1)) if len(runs) > 1 else float("nan")
+    ope_error = [run["ope_relative_error"] for run in runs]
+    p_values = [run["challenger_p_value"] for run in runs]
+    return {
+        "seeds": [run["seed"] for run in runs],
+        "last_cycle_oracle_share": [round(value, 4) for value in share],
+        "last_cycle_learned_minus_propensity": [round(value, 2) for value in margin],
+        "run_to_run_sd_of_learned_profit": round(noise, 2),
+        "ope_relative_error": [round(value, 4) for value in ope_error],
+        "planted_challenger_p_value": [float(f"{value:.3g}") for value in p_values],
+        "target_oracle_share_90": bool((share >= 0.9).all()),
+        "target_beats_propensity_outside_noise": bool(
+            len(runs) > 1 and margin.mean() - 2 * margin.std(ddof=1) / np.sqrt(len(runs)) > 0
+        ),
+        "target_ope_within_10pct": bool(all(abs(value) <= 0.1 for value in ope_error)),
+        "target_challenger_detected": bool(all(value < 0.05 for value in p_values)),
+        "seconds_per_seed": [round(run["seconds"]) for run in runs],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--cycles", type=int, default=6)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--cycle-days", type=int, default=7, help="days between decisions")
+    parser.add_argument("--home", help="keep each seed's CX_HOME under this folder")
+    parser.add_argument("--one-seed", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+    root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-"))
+    if arguments.one_seed:  # a child process: MLflow and Dagster keep process-wide state
+        (seed,) = arguments.seeds
+        run_seed(
+            root / f"seed-{seed}" / "cx",
+            customers=arguments.customers,
+            cycles=arguments.cycles,
+            seed=seed,
+            cycle_days=arguments.cycle_days,
+        )
+        return 0
+    runs = []
+    for seed in arguments.seeds:
+        command = [sys.executable, __file__, "--one-seed", "--seeds", str(seed)]
+        command += ["--customers", str(arguments.customers), "--cycles", str(arguments.cycles)]
+        command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
+        subprocess.run(command, check=True)
+        runs.append(json.loads((root / f"seed-{seed}" / "result.json").read_text()))
+    summary = {
+        "customers": arguments.customers,
+        "cycles": arguments.cycles,
+        "cycle_days": arguments.cycle_days,
+        **summarise(runs),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

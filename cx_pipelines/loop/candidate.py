@@ -1,0 +1,186 @@
+"""`cx strategy evaluate CANDIDATE`: what a candidate set of campaigns would have earned on
+the last logged decision run, estimated off-policy before it is deployed.
+
+The log is ``interaction_results`` (batch decisions matched to their outcomes, with their
+``selection_probability``). The candidate (a campaign YAML file or a folder of them) is
+targeted with the campaigns package (:func:`cx_pipelines.campaigns.target`: its rules, the
+policy strategy's contact policy, the champion models' scores, its caps) over the customers
+of that run, on that run's decision date; treating every customer it decides is the
+policy evaluated by :mod:`cx_pipelines.loop.off_policy` (IPS, self-normalised IPS, doubly
+robust): its value is what the candidate's targeting earns at full deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cx_pipelines import warehouse
+from cx_pipelines.loop import off_policy
+from cx_pipelines.loop.targeting_inputs import POLICY_STRATEGY, population_inputs, strategies_folder
+
+RESULTS_TABLE = "interaction_results"
+SERVICE_RUN_KEY = "service"
+
+
+class CandidateError(ValueError):
+    """The candidate cannot be evaluated: it does not load, or there is no log to use."""
+
+
+@dataclass(frozen=True)
+class CandidatePolicy:
+    """A candidate's treated rows over the logged customers, with its economics."""
+
+    actions: pd.DataFrame  # customer_id, campaign_id, offer_type, channel, p_response, uplift
+    margin: dict[str, float]
+    cost: dict[str, float]
+    campaigns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CandidateEvaluation:
+    """Off-policy estimates of one candidate on one logged run."""
+
+    candidate: str
+    run_key: str
+    decision_date: str
+    logged_decisions: int
+    campaigns: tuple[str, ...]
+    estimates: dict[str, off_policy.Estimate]
+
+    def describe(self) -> str:
+        first = next(iter(self.estimates.values()))
+        lines = [
+            f"candidate {self.candidate} ({len(self.campaigns)} campaigns active on "
+            f"{self.decision_date}) on logged run {self.run_key}: "
+            f"{self.logged_decisions:,} logged decisions, the candidate treats "
+            f"{first.treated_units:,} of those customers ({first.supported_units:,} with a "
+            "logged decision of the same offer and channel)",
+            "estimated incremental profit over those customers (95% interval):",
+        ]
+        for name, item in self.estimates.items():
+            lines.append(
+                f"  {name:<14} {item.value:>14,.2f}   [{item.low:,.2f}, {item.high:,.2f}]"
+                f"   per customer {item.per_unit:,.4f}"
+            )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "candidate": self.candidate,
+            "run_key": self.run_key,
+            "decision_date": self.decision_date,
+            "logged_decisions": self.logged_decisions,
+            "campaigns": list(self.campaigns),
+            "estimates": {name: item.as_dict() for name, item in self.estimates.items()},
+        }
+
+
+def load_candidate(path: Path) -> list:
+    """The candidate's campaigns: one YAML file or every campaign file of a folder."""
+    from cx_pipelines.campaigns.catalog import (
+        CampaignValidationError,
+        check_campaign_file,
+        load_campaigns,
+    )
+
+    if not path.exists():
+        raise CandidateError(f"{path}: no such campaign file or folder")
+    if path.is_dir():
+        try:
+            return load_campaigns(path)
+        except CampaignValidationError as error:
+            raise CandidateError(f"candidate campaigns do not validate:\n{error}") from None
+    campaign, errors = check_campaign_file(path)
+    if campaign is None:
+        raise CandidateError("\n".join(error.describe() for error in errors))
+    return [campaign]
+
+
+def logged_run(run_key: str | None = None) -> tuple[pd.DataFrame, str, date]:
+    """The matched batch decisions of one run (default: the latest), its key and date."""
+    if not warehouse.table_exists(RESULTS_TABLE):
+        raise CandidateError(
+            f"no decision log yet: {RESULTS_TABLE} has not been materialised (run campaigns, "
+            "let results come back, then `cx materialize interaction_results`)"
+        )
+    results = warehouse.read_table(RESULTS_TABLE)
+    batch = results[(results["run_key"] != SERVICE_RUN_KEY) & results["run_key"].notna()]
+    batch = batch[batch["selection_probability"].notna()]
+    if batch.empty:
+        raise CandidateError(f"{RESULTS_TABLE} holds no matched batch decisions to evaluate on")
+    if run_key is None:
+        run_key = str(batch.sort_values("contacted_at")["run_key"].iloc[-1])
+    log = batch[batch["run_key"] == run_key]
+    if log.empty:
+        known = ", ".join(sorted(batch["run_key"].unique())[-5:])
+        raise CandidateError(f"run key {run_key!r} is not in {RESULTS_TABLE} (latest: {known})")
+    log = log.assign(responded=log["responded"].astype(int)).reset_index(drop=True)
+    return log, run_key, pd.Timestamp(log["contacted_at"].min()).date()
+
+
+def target_candidate(
+    campaigns: list, customer_ids: np.ndarray, day: date, *, strategies_dir: Path | None = None
+) -> CandidatePolicy:
+    """Target the candidate over these customers on ``day``, as campaign_targets would."""
+    from cx_pipelines.campaigns.targeting import TargetingSettings, target
+    from cx_pipelines.engine import load_strategy
+
+    population, scores, history = population_inputs(day)
+    population = population[population["customer_id"].isin(customer_ids)]
+    strategy = load_strategy(strategies_folder(strategies_dir) / POLICY_STRATEGY)
+    result = target(
+        campaigns,
+        population.reset_index(drop=True),
+        scores,
+        history,
+        caps=[(cap.channel, cap.max, cap.period_days) for cap in strategy.contact_caps],
+        decline_limit=strategy.decline_limit,
+        # No exploration: it is the experiment, not the policy, and its draws (salted with
+        # the date) are the log's own, so a candidate exploring would share the log's luck.
+        settings=TargetingSettings(decision_date=day, exploration_share=0.0),
+        strategy_hash=strategy.content_hash,
+        model_versions={},
+        fingerprint={"candidate": sorted(f"{c.file}@{c.content_hash}" for c in campaigns)},
+    )
+    # Every decided row is an action: the candidate's own control hold-out is how it would
+    # be measured once deployed, not part of what it decides (and its deterministic control
+    # draws are the log's own, so its treated rows alone would never meet a logged control).
+    columns = ["customer_id", "campaign_id", "offer_type", "channel", "p_response", "uplift"]
+    return CandidatePolicy(
+        actions=result.targets[columns].reset_index(drop=True),
+        margin={c.campaign_id: c.margin_per_response for c in campaigns},
+        cost={c.campaign_id: c.cost_per_contact for c in campaigns},
+        campaigns=tuple(c.campaign_id for c in campaigns if c.active_on(day)),
+    )
+
+
+def evaluate_candidate(
+    path: Path,
+    *,
+    run_key: str | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    strategies_dir: Path | None = None,
+) -> CandidateEvaluation:
+    """Load, target and evaluate the candidate on a logged run."""
+    campaigns = load_candidate(path)
+    log, run_key, day = logged_run(run_key)
+    policy = target_candidate(
+        campaigns, log["customer_id"].unique(), day, strategies_dir=strategies_dir
+    )
+    estimates = off_policy.evaluate(
+        log, policy.actions, margin=policy.margin, cost=policy.cost, bootstrap=bootstrap, seed=seed
+    )
+    return CandidateEvaluation(
+        candidate=str(path),
+        run_key=run_key,
+        decision_date=day.isoformat(),
+        logged_decisions=len(log),
+        campaigns=policy.campaigns,
+        estimates=estimates,
+    )

@@ -1,0 +1,110 @@
+"""`cx simulate` (the closed loop) and `cx strategy evaluate` (off-policy evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+REPORT_COLUMNS = {
+    "cycle": "cycle",
+    "decision_date": "date",
+    "contacts": "contacts",
+    "response_rate": "resp. rate",
+    "control_response_rate": "control rate",
+    "incremental_profit": "incr. profit",
+    "oracle_profit": "oracle",
+    "regret": "regret",
+    "oracle_share": "of oracle",
+    "propensity_profit": "propensity-only",
+    "random_profit": "random",
+    "retrained": "retrained",
+    "champions": "champions after",
+}
+
+
+def format_report(table) -> str:
+    """The per-cycle figures as a plain-text table."""
+    shown = table[list(REPORT_COLUMNS)].rename(columns=REPORT_COLUMNS)
+    return shown.to_markdown(index=False, floatfmt=",.3f", tablefmt="simple")
+
+
+def _simulate(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.loop.cycle import LoopError, LoopSettings, run_loop
+    from cx_pipelines.world.simulator import SimulatorError
+
+    settings = LoopSettings(
+        cycles=arguments.cycles,
+        start=date.fromisoformat(arguments.start),
+        cycle_days=arguments.cycle_days,
+        seed=arguments.seed,
+        retrain_after_results=arguments.retrain_after,
+    )
+    try:
+        report = run_loop(settings)
+    except (LoopError, SimulatorError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    table = report.table()
+    print(format_report(table))
+    if arguments.json:
+        Path(arguments.json).write_text(table.to_json(orient="records", indent=2))
+    return 0
+
+
+def _evaluate(arguments: argparse.Namespace) -> int:
+    from cx_pipelines.loop.candidate import CandidateError, evaluate_candidate
+
+    try:
+        evaluation = evaluate_candidate(
+            Path(arguments.candidate), run_key=arguments.run_key, bootstrap=arguments.bootstrap
+        )
+    except CandidateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(evaluation.describe())
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(evaluation.as_dict(), indent=2))
+    return 0
+
+
+def add_simulate_command(commands: argparse._SubParsersAction) -> None:
+    """Register `cx simulate` on the `cx` parser."""
+    simulate = commands.add_parser(
+        "simulate", help="run the closed loop K times against the simulated customers"
+    )
+    simulate.add_argument("--cycles", type=int, default=3, help="decision cycles (default 3)")
+    simulate.add_argument("--start", default="2026-10-01", help="first decision date")
+    simulate.add_argument("--cycle-days", type=int, default=7, help="days between decisions")
+    simulate.add_argument("--seed", type=int, default=7, help="seed of the customers' answers")
+    simulate.add_argument(
+        "--retrain-after",
+        type=int,
+        default=1,
+        help="retrain once this many new results arrived (the sensor's rule; default 1)",
+    )
+    simulate.add_argument("--json", help="also write the per-cycle figures to this file")
+    simulate.set_defaults(handler=_simulate)
+
+
+def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    """Register `cx strategy evaluate` on the existing `cx strategy` parser."""
+    strategy = commands.choices["strategy"]
+    subcommands = next(
+        action
+        for action in strategy._actions  # argparse keeps a parser's subcommands here
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    evaluate = subcommands.add_parser(
+        "evaluate",
+        help="estimate a candidate's incremental profit from the decision log (off-policy)",
+    )
+    evaluate.add_argument("candidate", help="a campaign YAML file or a folder of them")
+    evaluate.add_argument("--run-key", help="the logged decision run (default: the latest)")
+    evaluate.add_argument(
+        "--bootstrap", type=int, default=0, help="bootstrap resamples (default: variance formula)"
+    )
+    evaluate.add_argument("--json", help="also write the estimates to this file")
+    evaluate.set_defaults(handler=_evaluate)

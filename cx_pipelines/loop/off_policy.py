@@ -1,0 +1,312 @@
+"""Off-policy evaluation: what a candidate targeting policy would earn, from the decision log.
+
+The log holds one row per decided customer (unit): the campaign ``j`` it was decided for,
+the arm (treated or randomised control), the probability ``s`` with which the logging policy
+chose that campaign *and* that arm (``selection_probability``), and the matched outcome
+``Y`` (responded or not). A candidate policy gives each logged unit a campaign ``j*`` to be
+treated with, or none. Its value is the **incremental profit** over the logged units,
+``Σ_u [π(u) = j*] (margin_j* (P(Y=1 | treated) − P(Y=1 | control)) − cost_j*)``.
+A candidate's action is *supported* by a logged row when both offer the same offer type on
+the same channel (the customer answers the offer and the channel, whatever the campaign is
+called); the margin and cost are the candidate campaign's.
+
+Per unit ``u`` (``T`` treated, ``C`` control rows of the candidate's own campaign):
+
+* **IPS**: ``z = [T] (m Y − c) / s − [C] m Y / s``; unbiased wherever the logging policy
+  could take the candidate's action (both arms of ``j*`` with positive probability).
+* **Self-normalised IPS**: the two arms' weighted means, each divided by its own sum of
+  weights, times the share of units the candidate treats: a little biased, much less
+  variable when weights are large.
+* **Doubly robust**: the models' predicted incremental profit ``q = m (μ1 − μ0) − c`` (the
+  direct method) plus the IPS-weighted residuals ``[T] m (Y − μ1) / s − [C] m (Y − μ0) / s``;
+  unbiased when either the probabilities or the predictions are right, and still defined
+  where the candidate leaves the log's support (there it is the direct method alone).
+
+Intervals: the normal interval from the per-unit variance (IPS, DR), the delta method for
+the ratio (SNIPS), or a seeded Poisson bootstrap. :func:`compare` tests a candidate against
+a baseline on the same units (paired differences), for detecting a better challenger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+LOG_COLUMNS = (
+    "customer_id",
+    "campaign_id",
+    "offer_type",
+    "channel",
+    "group",
+    "selection_probability",
+    "responded",
+)
+CANDIDATE_COLUMNS = ("customer_id", "campaign_id", "offer_type", "channel", "p_response", "uplift")
+ESTIMATORS = ("ips", "snips", "doubly_robust")
+
+
+class OffPolicyError(ValueError):
+    """The log or the candidate cannot be evaluated (missing columns, bad probabilities)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An estimate of a policy's total incremental profit over the logged units."""
+
+    estimator: str
+    value: float
+    low: float
+    high: float
+    standard_error: float
+    per_unit: float
+    units: int
+    supported_units: int  # units whose candidate action the log could have taken
+    treated_units: int  # units the candidate treats
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate minus baseline on the same units, with a two-sided test of no difference."""
+
+    estimator: str
+    difference: float
+    low: float
+    high: float
+    p_value: float
+
+    def as_dict(self) -> dict[str, float | str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class UnitTerms:
+    """Per-unit pieces every estimator is built from (one entry per logged unit)."""
+
+    treated_reward: np.ndarray  # [T] (m Y − c) / s
+    treated_weight: np.ndarray  # [T] / s
+    control_reward: np.ndarray  # [C] m Y / s
+    control_weight: np.ndarray  # [C] / s
+    direct: np.ndarray  # q: predicted incremental profit of the candidate's action
+    treated_residual: np.ndarray  # [T] m (Y − μ1) / s
+    control_residual: np.ndarray  # [C] m (Y − μ0) / s
+    chosen: np.ndarray  # the candidate treats this unit
+    supported: np.ndarray  # the candidate's campaign is the logged one
+
+
+def given_assignment(log: pd.DataFrame, control_share: Mapping[str, float]) -> pd.DataFrame:
+    """The log with ``selection_probability`` replaced by the arm's probability given the
+    campaign the unit was decided for (``control_share`` or ``1 − control_share``).
+
+    For policies that only choose *which logged units* to treat with their logged campaign
+    (the deployed policy and its sub-policies), assignment is given and only the arm is
+    random; weighting by the full selection probability would count the logger's own
+    exploration draws, which such a policy shares, as if they were independent of it.
+    """
+    unknown = sorted(set(log["campaign_id"]) - set(control_share))
+    if unknown:
+        raise OffPolicyError(f"no control share for campaign(s) {unknown}")
+    share = log["campaign_id"].map(control_share).astype(float)
+    arm = np.where(log["group"] == "control", share, 1.0 - share)
+    return log.assign(selection_probability=arm)
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], *, what: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise OffPolicyError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
+
+
+def _economics(
+    campaigns: pd.Series, values: Mapping[str, float], *, what: str, where: str
+) -> np.ndarray:
+    unknown = sorted(set(campaigns.dropna()) - set(values))
+    if unknown:
+        raise OffPolicyError(f"no {what} for campaign(s) {unknown} in {where}")
+    return campaigns.map(values).fillna(0.0).to_numpy(np.float64)
+
+
+def unit_terms(
+    log: pd.DataFrame,
+    candidate: pd.DataFrame,
+    *,
+    margin: Mapping[str, float],
+    cost: Mapping[str, float],
+) -> UnitTerms:
+    """Line the candidate's action up with every logged unit and compute the weighted terms.
+
+    ``log``: one row per unit, ``LOG_COLUMNS`` (``group`` "treated"/"control", ``responded``
+    0/1). ``candidate``: at most one row per customer, the campaign it would treat the
+    customer with and the models' ``p_response`` (μ1) and ``uplift`` (μ1 − μ0) for it;
+    customers it leaves out have no row (or a null campaign). Its ``offer_type`` and
+    ``channel`` decide which logged rows support its action.
+    """
+    _require(log, LOG_COLUMNS, what="the decision log")
+    _require(candidate, CANDIDATE_COLUMNS, what="the candidate policy")
+    if candidate["customer_id"].duplicated().any():
+        raise OffPolicyError("the candidate policy has duplicate customer_id entries")
+    probability = log["selection_probability"].to_numpy(np.float64)
+    if not np.all((probability > 0) & (probability <= 1)):
+        bad = int(np.sum(~((probability > 0) & (probability <= 1))))
+        raise OffPolicyError(
+            f"{bad} logged row(s) have a selection_probability outside (0, 1]; "
+            "off-policy evaluation needs the probability of every logged decision"
+        )
+    chosen_rows = candidate[candidate["campaign_id"].notna()].set_index("customer_id")
+    action = log["customer_id"].map(chosen_rows["campaign_id"])
+    pair = chosen_rows["offer_type"].astype(str) + "|" + chosen_rows["channel"].astype(str)
+    logged_pair = log["offer_type"].astype(str) + "|" + log["channel"].astype(str)
+    mu1 = log["customer_id"].map(chosen_rows["p_response"]).to_numpy(np.float64)
+    mu0 = mu1 - log["customer_id"].map(chosen_rows["uplift"]).to_numpy(np.float64)
+    chosen = action.notna().to_numpy()
+    m = _economics(action, margin, what="margin", where="the candidate")
+    c = _economics(action, cost, what="cost", where="the candidate")
+    supported = chosen & (
+        log["customer_id"].map(pair).to_numpy(object) == logged_pair.to_numpy(object)
+    )
+    outcome = log["responded"].astype(np.float64).to_numpy()
+    treated = supported & (log["group"] == "treated").to_numpy()
+    control = supported & (log["group"] == "control").to_numpy()
+    inverse = 1.0 / probability
+    zero = np.zeros(len(log))
+    return UnitTerms(
+        treated_reward=np.where(treated, (m * outcome - c) * inverse, zero),
+        treated_weight=np.where(treated, inverse, zero),
+        control_reward=np.where(control, m * outcome * inverse, zero),
+        control_weight=np.where(control, inverse, zero),
+        direct=np.where(chosen, m * (np.nan_to_num(mu1) - np.nan_to_num(mu0)) - c, zero),
+        treated_residual=np.where(treated, m * (outcome - np.nan_to_num(mu1)) * inverse, zero),
+        control_residual=np.where(control, m * (outcome - np.nan_to_num(mu0)) * inverse, zero),
+        chosen=chosen,
+        supported=supported,
+    )
+
+
+def _influence(terms: UnitTerms, estimator: str) -> tuple[float, np.ndarray]:
+    """(per-unit estimate, per-unit influence values whose variance gives its standard error)."""
+    if estimator == "ips":
+        values = terms.treated_reward - terms.control_reward
+        return float(values.mean()), values
+    if estimator == "doubly_robust":
+        values = terms.direct + terms.treated_residual - terms.control_residual
+        return float(values.mean()), values
+    if estimator == "snips":
+        share = float(terms.chosen.mean())
+        treated_weight = terms.treated_weight.mean()
+        control_weight = terms.control_weight.mean()
+        if treated_weight == 0 or control_weight == 0:  # an arm the log never took
+            return 0.0, np.zeros_like(terms.direct)
+        treated_mean = terms.treated_reward.mean() / treated_weight
+        control_mean = terms.control_reward.mean() / control_weight
+        influence = share * (
+            (terms.treated_reward - treated_mean * terms.treated_weight) / treated_weight
+            - (terms.control_reward - control_mean * terms.control_weight) / control_weight
+        )
+        return share * (treated_mean - control_mean), influence + share * (
+            treated_mean - control_mean
+        )
+    raise OffPolicyError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+
+
+def _bootstrap_means(values: np.ndarray, *, resamples: int, seed: int) -> np.ndarray:
+    """Poisson-bootstrap replicates of the mean of ``values`` (seeded, chunked for memory)."""
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(resamples)
+    chunk = max(1, 2_000_000 // max(len(values), 1))
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        weights = rng.poisson(1.0, (size, len(values)))
+        replicates[start : start + size] = (weights @ values) / np.maximum(weights.sum(axis=1), 1)
+    return replicates
+
+
+def estimate(
+    terms: UnitTerms,
+    estimator: str,
+    *,
+    confidence: float = 0.95,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> Estimate:
+    """One estimator's total value over the units with its interval.
+
+    ``bootstrap`` = 0 uses the influence-function variance (the variance formula); a positive
+    number draws that many seeded Poisson-bootstrap resamples of the influence values.
+    """
+    units = len(terms.direct)
+    if units == 0:
+        raise OffPolicyError("the decision log is empty: nothing to evaluate the candidate on")
+    per_unit, influence = _influence(terms, estimator)
+    standard_error = float(influence.std(ddof=1) / np.sqrt(units)) if units > 1 else 0.0
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    if bootstrap > 0:
+        replicates = _bootstrap_means(influence, resamples=bootstrap, seed=seed)
+        shift = per_unit - float(influence.mean())
+        tail = (1 - confidence) / 2
+        low, high = (np.quantile(replicates, [tail, 1 - tail]) + shift).tolist()
+    else:
+        low, high = per_unit - z * standard_error, per_unit + z * standard_error
+    return Estimate(
+        estimator=estimator,
+        value=per_unit * units,
+        low=low * units,
+        high=high * units,
+        standard_error=standard_error * units,
+        per_unit=per_unit,
+        units=units,
+        supported_units=int(terms.supported.sum()),
+        treated_units=int(terms.chosen.sum()),
+    )
+
+
+def evaluate(
+    log: pd.DataFrame,
+    candidate: pd.DataFrame,
+    *,
+    margin: Mapping[str, float],
+    cost: Mapping[str, float],
+    confidence: float = 0.95,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """IPS, self-normalised IPS and doubly robust estimates of the candidate's value."""
+    terms = unit_terms(log, candidate, margin=margin, cost=cost)
+    return {
+        name: estimate(terms, name, confidence=confidence, bootstrap=bootstrap, seed=seed)
+        for name in ESTIMATORS
+    }
+
+
+def compare(
+    log: pd.DataFrame,
+    candidate: pd.DataFrame,
+    baseline: pd.DataFrame,
+    *,
+    margin: Mapping[str, float],
+    cost: Mapping[str, float],
+    estimator: str = "doubly_robust",
+    confidence: float = 0.95,
+) -> Comparison:
+    """Candidate minus baseline over the same logged units: paired interval and p-value."""
+    candidate_terms = unit_terms(log, candidate, margin=margin, cost=cost)
+    baseline_terms = unit_terms(log, baseline, margin=margin, cost=cost)
+    first, first_influence = _influence(candidate_terms, estimator)
+    second, second_influence = _influence(baseline_terms, estimator)
+    units = len(log)
+    difference = (first - second) * units
+    spread = float((first_influence - second_influence).std(ddof=1) / np.sqrt(units)) * units
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p_value = float(2 * stats.norm.sf(abs(difference) / spread)) if spread > 0 else 1.0
+    return Comparison(
+        estimator=estimator,
+        difference=difference,
+        low=difference - z * spread,
+        high=difference + z * spread,
+        p_value=p_value,
+    )

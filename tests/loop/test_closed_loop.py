@@ -1,0 +1,148 @@
+"""The whole loop on a small world, through Dagster: decide, export, answer, ingest, report,
+measure against the truth, retrain through the gate, decide again."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cx_pipelines import config, warehouse
+from cx_pipelines.cli import main
+from cx_pipelines.loop.cycle import LoopSettings, export_runs_on, prepare, run_loop
+from cx_pipelines.ml import registry
+from cx_pipelines.ml.specs import load_spec
+from cx_pipelines.world import generate_world, simulator
+
+CYCLES = 2
+
+
+@pytest.fixture(scope="module")
+def looped(tmp_path_factory: pytest.TempPathFactory):
+    """A 2,000-customer world looped twice; the report and the home it ran in."""
+    home = tmp_path_factory.mktemp("closed-loop") / "cx"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        patch.delenv("CX_SOURCE_URL", raising=False)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("CX_DECISION_DATE", raising=False)
+        generate_world(customers=2_000, seed=3, source_url=config.source_url())
+        prepare()
+        report = run_loop(LoopSettings(cycles=CYCLES, seed=5), progress=False)
+        yield report, home
+
+
+@pytest.mark.slow
+def test_every_cycle_decides_answers_and_is_measured(looped):
+    report, _ = looped
+    table = report.table()
+    assert list(table["cycle"]) == [1, 2]
+    assert list(table["decision_date"]) == ["2026-10-01", "2026-10-08"]
+    assert (table["contacts"] > 0).all() and (table["controls"] > 0).all()
+    for row in table.itertuples():
+        # the oracle maximises the true value under the same caps: nobody beats it
+        best_other = max(row.incremental_profit, row.random_profit, row.propensity_profit)
+        assert row.oracle_profit >= best_other - 1e-6 * abs(row.oracle_profit)
+        assert row.regret == pytest.approx(row.oracle_profit - row.incremental_profit)
+        assert 0 <= row.response_rate <= 1 and 0 <= row.control_response_rate <= 1
+
+
+@pytest.mark.slow
+def test_every_decided_row_comes_back_matched_exactly_once(looped):
+    report, home = looped
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        results = warehouse.read_table("interaction_results")
+        decided = 0
+        for cycle in report.cycles:
+            runs = export_runs_on(date.fromisoformat(cycle.decision_date))
+            decided += sum(len(pd.read_parquet(run / "decisions.parquet")) for run in runs)
+    assert len(results) == decided
+    assert not results["contact_id"].duplicated().any()
+    assert set(results["group"]) == {"treated", "control"}
+    assert (results["contacted_at"] > pd.Timestamp("2026-09-30 23:59:59")).all()
+    assert not list((home / "inbox").glob("*.parquet")), "every answer file was ingested"
+
+
+@pytest.mark.slow
+def test_answering_an_export_again_writes_the_same_file(looped, tmp_path):
+    _, home = looped
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        run = export_runs_on(date(2026, 10, 1))[0]
+        truth = simulator.WorldTruth.load()
+        first = simulator.respond(run, seed=5, truth=truth, inbox=tmp_path / "a")
+        again = simulator.respond(run, seed=5, truth=truth, inbox=tmp_path / "b")
+    assert first.read_bytes() == again.read_bytes()
+
+
+def _versions(name: str, uri: str) -> list:
+    return registry.client(uri).search_model_versions(f"name='{name}'")
+
+
+@pytest.mark.slow
+def test_results_retrain_the_models_and_only_the_gate_changes_champions(looped):
+    report, home = looped
+    assert all(cycle.retrained for cycle in report.cycles)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        uri = config.mlflow_tracking_uri()
+        for spec_name in ("propensity", "uplift"):
+            name = load_spec(spec_name).registered_name
+            versions = _versions(name, uri)
+            assert len(versions) == 1 + CYCLES, "one version per training run"
+            champion = registry.version_for_alias(name, registry.CHAMPION, tracking_uri=uri)
+            promoted = {str(v.version) for v in versions if v.tags.get("promotion") == "promoted"}
+            rejected = {str(v.version) for v in versions if v.tags.get("promotion") == "rejected"}
+            assert champion in promoted, "the champion is a version the gate promoted"
+            assert champion not in rejected
+            # the champion is the latest version the gate promoted, never a later loser
+            assert int(champion) == max(int(version) for version in promoted)
+
+
+@pytest.mark.slow
+def test_candidate_campaigns_are_evaluated_off_policy_from_the_cli(looped, capsys):
+    _, home = looped
+    folder = Path(__file__).parents[2] / "strategies" / "campaigns"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        assert main(["strategy", "evaluate", str(folder)]) == 0
+        out = capsys.readouterr().out
+        assert "on logged run 2026-10-08-" in out
+        for name in ("ips", "snips", "doubly_robust"):
+            assert name in out
+        assert main(["strategy", "evaluate", str(folder / "missing.yaml")]) == 1
+        assert "no such campaign file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_policy_evaluation_asset_estimates_the_deployed_campaigns(looped):
+    from cx_pipelines.defs.runs import materialize
+
+    _, home = looped
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        result = materialize("key:policy_evaluation")
+        assert result.success
+        table = warehouse.read_table("policy_evaluation")
+    assert sorted(table["estimator"]) == ["doubly_robust", "ips", "snips"]
+    assert (table["low"] <= table["value"]).all() and (table["value"] <= table["high"]).all()
+    assert set(table["run_key"]) == {table["run_key"].iloc[0]}
+    assert table["run_key"].iloc[0].startswith("2026-10-08-")
+
+
+def test_policy_evaluation_without_a_log_says_why(cx_home):
+    from cx_pipelines.defs.runs import materialize
+
+    result = materialize("key:policy_evaluation")
+    assert result.success
+    event = result.get_asset_materialization_events()[0]
+    metadata = event.step_materialization_data.materialization.metadata
+    assert metadata["evaluated"].value is False
+    assert "no decision log yet" in metadata["reason"].value
+    assert warehouse.read_table("policy_evaluation").empty
