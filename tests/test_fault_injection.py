@@ -137,7 +137,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from cx_pipelines.ml import registry
-from cx_pipelines.ml.propensity import fit_classifier
+from cx_pipelines.ml.supervised.classifier import fit_classifier
 from cx_pipelines.ml.specs import load_spec
 """
 REGISTER = """

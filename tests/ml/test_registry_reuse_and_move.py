@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from cx_pipelines.ml import registry
-from cx_pipelines.ml.propensity import fit_classifier
 from cx_pipelines.ml.specs import load_spec
+from cx_pipelines.ml.supervised.classifier import fit_classifier
 
 
 @pytest.fixture
