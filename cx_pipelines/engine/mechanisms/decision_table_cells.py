@@ -163,10 +163,12 @@ def coverage_warnings(table: Any, spec: dict, path: tuple, source) -> list:
         for later in range(len(cells)):
             for earlier in range(later):
                 if all(covered[earlier][i] >= covered[later][i] for i in range(len(columns))):
+                    shadowed = table.rules[later].label
                     warnings.append(
                         StrategyValidationError(
-                            f"unreachable rule: {table.rules[earlier].label} matches every input "
-                            f"{table.rules[later].label} matches, and the first hit wins",
+                            f"unreachable rule: {shadowed} never hits, because "
+                            f"{table.rules[earlier].label} above it matches every input that "
+                            f"{shadowed} matches (the first hit wins)",
                             location=source.location((*path, "rules", later)),
                         )
                     )

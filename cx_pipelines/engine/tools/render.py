@@ -226,10 +226,16 @@ def render_text(strategy: Strategy, *, mechanism: str | None = None) -> str:
         for rule in strategy.categories:
             condition = rule.condition.text if rule.condition is not None else "everyone else"
             lines.append(f"  {rule.name}: {condition}")
+        if strategy.account_actions:
+            lines.append("  account actions (per account, the first that applies):")
         for action in strategy.account_actions:
             condition = f" when {action.condition.text}" if action.condition is not None else ""
             lines.append(
                 f"    {action.category}: every {action.account_type}{condition} -> {action.action}"
+            )
+            lines.extend(
+                f"      calculate {calculation.output.name} = {calculation.value.text}"
+                for calculation in action.calculations
             )
         lines.append("")
     if strategy.rule_groups:
