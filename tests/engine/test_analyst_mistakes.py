@@ -79,6 +79,23 @@ ERRORS = {
         "mechanisms.profile_table.rules[0].when[0]: operator '>=' cannot compare NUMBER with "
         "STRING (at character 10 of expression \"(profit) >= 'a lot'\")",
     ),
+    "half-written DMN interval in a cell": (
+        '{id: high_profit, when: [">= 1000", "-"]',
+        '{id: high_profit, when: ["[1000..]", "-"]',
+        "{id: high_profit",
+        "mechanisms.profile_table.rules[0].when[0]: cell '[1000..]' is not an interval: write "
+        "both ends as numbers, `[a..b]`, `[a..b)`, `(a..b]` or `(a..b)`; for an open end "
+        "write a comparison (`>= 600`)",
+    ),
+    "account action calculating another account type's attribute": (
+        '{credit_card.new_limit: "credit_card.credit_limit * 1.05"}',
+        '{savings.new_min_balance: "savings.min_balance * 1.05"}',
+        "savings.new_min_balance: \"savings.min_balance * 1.05",
+        'categories.account_actions[2].calculate["savings.new_min_balance"]: an account '
+        "action on credit_card accounts calculates 'savings.new_min_balance', an attribute of "
+        "savings accounts; it can calculate only `credit_card.<derived attribute>` (calculate "
+        "'savings.new_min_balance' in an action with `account_type: savings`)",
+    ),
     "collect table with a text `then` into a sum": (
         "then: 40}",
         "then: forty}",
@@ -134,7 +151,8 @@ def test_a_tree_without_else_and_an_overlapping_table_rule_are_warnings(tmp_path
     assert [w.describe() for w in warnings] == [
         f"{path}:{line_of(text, '      - when: profile == ' + chr(39) + 'low_profit_low')}, "
         "mechanisms.card_tree.tree[2]: decision tree 'card_tree' has no final `else`: rows "
-        "where none of the conditions hold get null (add `else:`, or `missing:` for nulls)"
+        "where profile not in ['low_profit_high_risk', 'low_profit_low_risk'] (or profile is "
+        "null) get null (add `else:`, or `missing:` for nulls)"
     ]
     path, text = variant(
         tmp_path,

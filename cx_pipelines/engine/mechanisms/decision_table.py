@@ -33,7 +33,11 @@ from cx_pipelines.engine.language.expressions import ValueType
 from cx_pipelines.engine.language.literals import expression_text
 from cx_pipelines.engine.language.schema import EXPRESSION, IDENTIFIER, SCALAR, obj
 from cx_pipelines.engine.mechanisms.base import MechanismKind, settled
-from cx_pipelines.engine.mechanisms.decision_table_cells import cell_expression, coverage_warnings
+from cx_pipelines.engine.mechanisms.decision_table_cells import (
+    cell_expression,
+    cell_problem,
+    coverage_warnings,
+)
 
 HIT_POLICIES = ("first", "collect")
 AGGREGATES = {  # collect aggregate → type of the output (None: the rules' own type)
@@ -125,6 +129,10 @@ class DecisionTable(MechanismKind):
                 continue
             compiled = []
             for position, (subject, cell) in enumerate(zip(inputs, cells, strict=True)):
+                if problem := cell_problem(cell):
+                    loader.error(problem, (*at, "when", position))
+                    compiled.append(None)
+                    continue
                 text = cell_expression(subject, cell)
                 compiled.append(
                     None

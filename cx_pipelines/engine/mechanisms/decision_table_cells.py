@@ -27,6 +27,17 @@ _TAIL = re.compile(r"^(<=|>=|<|>|==|!=|in\b|not\b|is\b)")
 _INTERVAL = re.compile(rf"^([\[(])\s*({_NUMBER})\s*\.\.\s*({_NUMBER})\s*([\])])$")
 
 
+def cell_problem(cell: Any) -> str | None:
+    """What is wrong with a cell that starts as a DMN interval but is not one, else None."""
+    text = expression_text(cell).strip()
+    if text[:1] in ("[", "(") and ".." in text and not _INTERVAL.match(text):
+        return (
+            f"cell {text!r} is not an interval: write both ends as numbers, `[a..b]`, "
+            "`[a..b)`, `(a..b]` or `(a..b)`; for an open end write a comparison (`>= 600`)"
+        )
+    return None
+
+
 def cell_expression(subject: str, cell: Any) -> str | None:
     """The condition a cell stands for, on ``subject`` (the input's text); None for ``-``."""
     text = expression_text(cell).strip()
