@@ -90,7 +90,7 @@ ERRORS = {
     "account action calculating another account type's attribute": (
         '{credit_card.new_limit: "credit_card.credit_limit * 1.05"}',
         '{savings.new_min_balance: "savings.min_balance * 1.05"}',
-        "savings.new_min_balance: \"savings.min_balance * 1.05",
+        'savings.new_min_balance: "savings.min_balance * 1.05',
         'categories.account_actions[2].calculate["savings.new_min_balance"]: an account '
         "action on credit_card accounts calculates 'savings.new_min_balance', an attribute of "
         "savings accounts; it can calculate only `credit_card.<derived attribute>` (calculate "
