@@ -272,3 +272,20 @@ def test_show_lists_account_action_calculations(capsys):
         "      calculate credit_card.new_limit = credit_card.credit_limit * 1.05",
         "    gold: every savings -> minimum_minus_5_percent",
     ]
+
+
+def test_mermaid_shows_account_actions_in_order_from_their_category(capsys):
+    code, out, _ = cli(capsys, "show", "--mermaid", FIXTURE)
+    assert code == 0
+    lines = out.splitlines()
+    start = lines.index(
+        '  account_action_3["limit_plus_5_percent; credit_card.new_limit = '
+        'credit_card.credit_limit * 1.05"]'
+    )
+    assert lines[start + 1] == (
+        '  first_match_categories_gold -- "3. every credit_card" --> account_action_3'
+    )
+    assert (
+        '  first_match_categories_platinum -- "1. every checking when checking.direct_deposit" '
+        "--> account_action_1"
+    ) in lines
