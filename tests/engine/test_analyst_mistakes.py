@@ -79,6 +79,14 @@ ERRORS = {
         "mechanisms.profile_table.rules[0].when[0]: operator '>=' cannot compare NUMBER with "
         "STRING (at character 10 of expression \"(profit) >= 'a lot'\")",
     ),
+    "misspelt decision-table input (one error, on the inputs line, not one per cell)": (
+        "inputs: [profit, risk_score]",
+        "inputs: [profit, risk_scor]",
+        "inputs: [profit, risk_scor]",
+        "mechanisms.profile_table.inputs[1]: unknown attribute 'risk_scor'; the data "
+        "dictionary does not declare it (at column 22 of expression 'risk_scor') (did you "
+        "mean 'risk_score'?)",
+    ),
     "half-written DMN interval in a cell": (
         '{id: high_profit, when: [">= 1000", "-"]',
         '{id: high_profit, when: ["[1000..]", "-"]',

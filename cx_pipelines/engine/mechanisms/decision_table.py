@@ -109,6 +109,13 @@ class DecisionTable(MechanismKind):
                 output, AGGREGATES[aggregate], path, f"a decision table collecting {aggregate!r}"
             )
         inputs = [expression_text(item) for item in spec["inputs"]]
+        # each input checked once where it is written: a typo there is one error, on its line
+        broken = {
+            position
+            for position, item in enumerate(spec["inputs"])
+            if loader.expression(item, (*path, "inputs", position), over=over, expected=None)
+            is None
+        }
         rules = []
         labels: dict[str, int] = {}
         for index, item in enumerate(spec["rules"]):
@@ -129,6 +136,9 @@ class DecisionTable(MechanismKind):
                 continue
             compiled = []
             for position, (subject, cell) in enumerate(zip(inputs, cells, strict=True)):
+                if position in broken:
+                    compiled.append(None)
+                    continue
                 if problem := cell_problem(cell):
                     loader.error(problem, (*at, "when", position))
                     compiled.append(None)
@@ -266,13 +276,14 @@ class DecisionTable(MechanismKind):
 
     # ------------------------------------------------------------ per record
     def evaluate_record(self, state, record, step, calls):
+        if self.hit_policy == "first":  # the first hit ends it: later rules are not evaluated
+            for rule in self.rules:
+                if all(true(cell, record) for cell in rule.cells):
+                    step["rule"] = rule.label
+                    return rule.value
+            step["rule"] = None
+            return self.default
         matched = [rule for rule in self.rules if all(true(cell, record) for cell in rule.cells)]
-        if self.hit_policy == "first":
-            if not matched:
-                step["rule"] = None
-                return self.default
-            step["rule"] = matched[0].label
-            return matched[0].value
         step["rules"] = [rule.label for rule in matched]
         return self._collect(matched)
 
