@@ -100,9 +100,10 @@ def _test(arguments: argparse.Namespace) -> int:
         if not cases:
             print(f"warning: {path}: no golden cases", file=sys.stderr)
         if failures:
+            failing = len({failure.location.path for failure in failures})
             print(
-                f"FAILED {path}: {len(failures)} failure(s) in {cases} golden cases "
-                "(batch and per-record evaluators)"
+                f"FAILED {path}: {failing} of {cases} golden cases fail "
+                f"({len(failures)} failure(s) on the batch and per-record evaluators)"
             )
             failed += 1
         else:
@@ -368,7 +369,8 @@ def add_strategy_commands(commands: argparse._SubParsersAction) -> None:
         action="append",
         metavar="ATTRIBUTE=COLUMN",
         help="read an attribute (or customer_id, account_id, account_type) from a column "
-        "of another name; repeat for several",
+        "of another name; accounts.customer_id=COLUMN (or accounts.account_id, "
+        "accounts.account_type) for the accounts file alone; repeat for several",
     )
     simulate.add_argument("--channel", help="only this channel's treatments")
     simulate.add_argument(

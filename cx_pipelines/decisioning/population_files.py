@@ -3,7 +3,8 @@
 ``cx strategy simulate --customers FILE --accounts FILE [--map attribute=column]`` reads
 these instead of the warehouse. Columns are named as the strategy's input attributes
 (accounts: ``account_id``, ``customer_id``, ``account_type`` and the attribute part,
-``balance`` for ``credit_card.balance``) unless ``--map`` names another column. A missing
+``balance`` for ``credit_card.balance``) unless ``--map`` names another column (a key
+column of the accounts file alone: ``--map accounts.customer_id=owner``). A missing
 or mistyped column is an error naming the file, the column and (for values) the row.
 ``all_null_inputs`` warns about inputs that are null everywhere, on either path.
 """
@@ -22,6 +23,9 @@ from cx_pipelines.decisioning.population import PopulationError
 from cx_pipelines.engine.language.model import Strategy
 
 POPULATION_SUFFIXES = (".csv", ".parquet", ".pq")
+# `--map accounts.customer_id=owner`: a key column of the accounts file alone (the
+# customers file keeps `customer_id`, or its own `--map customer_id=...`)
+ACCOUNT_KEYS = {key: f"accounts.{key}" for key in ("account_id", "customer_id", "account_type")}
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 
@@ -100,7 +104,7 @@ def _no_column(file: str, column: str, columns: Sequence[str], why: str, mapping
 
 def _checked_mapping(strategies: Sequence[Strategy], mapping: dict[str, str]) -> list[str]:
     """Problems with ``--map`` names: only key columns and input attributes can be mapped."""
-    inputs = {"customer_id", "account_id", "account_type"}
+    inputs = {"customer_id", "account_id", "account_type", *ACCOUNT_KEYS.values()}
     derived = set()
     for item in strategies:
         for attribute in item.attributes.values():
@@ -213,10 +217,12 @@ def _account_inputs(
     types: dict[str, str],
     problems: list[str],
 ) -> tuple[pd.DataFrame | None, dict[str, int]]:
-    keys = {key: mapping.get(key, key) for key in ("account_id", "customer_id", "account_type")}
+    keys = {key: mapping.get(only, mapping.get(key, key)) for key, only in ACCOUNT_KEYS.items()}
     missing = [key for key, column in keys.items() if column not in accounts.columns]
     for key in missing:
-        problems.append(_no_column(file, keys[key], accounts.columns, "", key))
+        # customer_id is the one key both files have: name the accounts file's own mapping
+        hint = ACCOUNT_KEYS[key] if key == "customer_id" else key
+        problems.append(_no_column(file, keys[key], accounts.columns, "", hint))
     counts = {"rows": len(accounts), "read": 0, "other_types": 0, "no_customer": 0}
     if missing:
         return None, counts

@@ -308,8 +308,8 @@ def test_unreachable_and_incomplete_tables_are_warnings(tmp_path):
     assert errors == []
     messages = {w.message: w.location.line for w in warnings}
     assert messages == {
-        "unreachable rule: rules[1] matches every input shadowed matches, "
-        "and the first hit wins": line_of(text, "{id: shadowed"),
+        "unreachable rule: shadowed never hits, because rules[1] above it matches every "
+        "input that shadowed matches (the first hit wins)": line_of(text, "{id: shadowed"),
         "incomplete decision table: no rule matches risk_score == 500 "
         "(those get null; add a rule or `default:`)": line_of(
             text, "    rules:\n      - {id: block"

@@ -151,7 +151,8 @@ def test_a_failing_golden_case_names_the_line_of_its_expectation(capsys, tmp_pat
         f"fail: {path}:{line}, golden_cases[0]: {case} (batch): {problem}",
     ]
     assert out == (
-        f"FAILED {path}: 2 failure(s) in 1 golden cases (batch and per-record evaluators)\n"
+        f"FAILED {path}: 1 of 1 golden cases fail "
+        "(2 failure(s) on the batch and per-record evaluators)\n"
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class SourceMap:
 
     file: str | None
     marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    # a scalar written on its key's (or item's) line: the column its text starts at, and
+    # the text (so an expression's error column is placed only on the text written there)
+    scalars: dict[PathKey, tuple[int, str]] = field(default_factory=dict)
 
     def location(self, path: Sequence[str | int]) -> Location:
         key = tuple(path)
@@ -60,11 +63,23 @@ class SourceMap:
         line, column = self.marks.get(probe, (None, None))
         return Location(file=self.file, line=line, column=column, path=format_path(key) or None)
 
+    def expression_location(self, path: Sequence[str | int], text: str) -> Location:
+        """Where the expression ``text`` at ``path`` is written, its column the first
+        character of the text when it stands there as written (plain or quoted, on the
+        key's line), else no column (an error then counts characters inside ``text``)."""
+        location = self.location(path)
+        column, written = self.scalars.get(tuple(path), (None, None))
+        return replace(location, column=column if written == text else None)
+
 
 def _walk(node: yaml.Node, path: PathKey, source: SourceMap, key: yaml.Node | None = None) -> None:
     # a mapping entry is placed where its key is written, so nested blocks point at their key
     mark = (key or node).start_mark
     source.marks[path] = (mark.line + 1, mark.column + 1)
+    one_line = node.start_mark.line == mark.line == node.end_mark.line
+    if isinstance(node, yaml.ScalarNode) and node.style in (None, "", "'", '"') and one_line:
+        quoted = node.style in ("'", '"')
+        source.scalars[path] = (node.start_mark.column + 1 + quoted, str(node.value))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:

@@ -94,6 +94,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _SIMPLE = re.compile(rf"^\s*({_NAME})\s*(<=|>=|<|>|==)\s*({_NUMBER})\s*$")
 _REVERSED = re.compile(rf"^\s*({_NUMBER})\s*(<=|>=|<|>|==)\s*({_NAME})\s*$")
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "=="}
+_TEXT_EQUALS = re.compile(rf"^\s*({_NAME})\s*==\s*('(?:[^'\\]|\\.)*')\s*$")
 _NEGATE = {"<": ">=", ">": "<=", "<=": ">", ">=": "<"}
 
 # an interval: (low, low_closed, high, high_closed)
@@ -234,6 +235,7 @@ def fall_through(
     warnings: list[EngineError] = []
     simple = True
     compared: list[str] = []
+    excluded: dict[str, list[str]] = {}  # text attribute → literals its `==` branches take
     missing: set[str] = set(caught)
     closed = False
     for index, branch in enumerate(branches):
@@ -253,7 +255,13 @@ def fall_through(
             if condition is True or str(condition).strip() == "true":
                 closed = True
             parsed = _simple_condition(condition)
-            if parsed is None or parsed[1] not in _NEGATE:
+            text_equals = _TEXT_EQUALS.match(condition) if isinstance(condition, str) else None
+            if text_equals and text_equals.group(1) not in known:
+                name, literal = text_equals.groups()
+                excluded.setdefault(name, []).append(literal)
+                if name not in compared:
+                    compared.append(name)
+            elif parsed is None or parsed[1] not in _NEGATE or parsed[0] in excluded:
                 simple = False
             else:
                 name, operator, number = parsed
@@ -270,10 +278,17 @@ def fall_through(
         return warnings
     if not simple or not compared:
         rows = "none of the conditions hold"
-    elif any(_empty(known[name]) for name in compared):
+    elif any(_empty(known[name]) for name in compared if name in known):
         rows = " or ".join(f"{name} is null" for name in compared if name not in missing)
     else:
-        rows = " and ".join(_interval_text(name, known[name]) for name in compared)
+        rows = " and ".join(
+            _interval_text(name, known[name])
+            if name in known
+            else f"{name} != {excluded[name][0]}"
+            if len(excluded[name]) == 1
+            else f"{name} not in [{', '.join(excluded[name])}]"
+            for name in compared
+        )
         nulls = [f"{name} is null" for name in compared if name not in missing]
         if nulls:
             rows += f" (or {' or '.join(nulls)})"

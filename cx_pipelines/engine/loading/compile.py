@@ -75,7 +75,7 @@ class Compiler(MechanismCompiler, FlowCompiler, OfferCompiler, CrossChecks, Data
             compiled = compile_expression(
                 text,
                 attribute_types=self.scope(over),
-                location=self.loc(*path),
+                location=self.source.expression_location(path, text),
                 expected_type=expected,
             )
         except EngineError as problem:

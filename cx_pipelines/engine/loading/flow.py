@@ -218,6 +218,16 @@ class FlowCompiler:
         for name, value in (item.get("calculate") or {}).items():
             where = (*at, "calculate", name)
             attribute = self.attributes.get(name)
+            if attribute is not None and attribute.account_type not in (None, account_type):
+                self.error(
+                    f"an account action on {account_type} accounts calculates {name!r}, an "
+                    f"attribute of {attribute.account_type} accounts; it can calculate only "
+                    f"`{account_type}.<derived attribute>` (calculate {name!r} in an action "
+                    f"with `account_type: {attribute.account_type}`)",
+                    where,
+                    symbol=name,
+                )
+                continue
             if attribute is None or not attribute.derived or attribute.account_type != account_type:
                 self.error(
                     f"an account action calculates {name!r}, which is not a derived attribute "

@@ -128,7 +128,7 @@ class OfferCompiler:
             compiled = compile_expression(
                 text,
                 attribute_types=scope,
-                location=self.loc(*path),
+                location=self.source.expression_location(path, text),
                 expected_type=ValueType.NUMBER,
             )
         except EngineError as problem:

@@ -20,8 +20,6 @@ comparisons, intervals or literal lists; null inputs match only ``-``).
 
 from __future__ import annotations
 
-import itertools
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +29,15 @@ from cx_pipelines.engine.evaluation.batch.columns import to_values
 from cx_pipelines.engine.evaluation.batch.text import TEXT, dumps
 from cx_pipelines.engine.evaluation.shared import RECORD_FAILURES, record_function, true
 from cx_pipelines.engine.language import model as m
-from cx_pipelines.engine.language.errors import StrategyValidationError
 from cx_pipelines.engine.language.expressions import ValueType
 from cx_pipelines.engine.language.literals import expression_text
 from cx_pipelines.engine.language.schema import EXPRESSION, IDENTIFIER, SCALAR, obj
 from cx_pipelines.engine.mechanisms.base import MechanismKind, settled
+from cx_pipelines.engine.mechanisms.decision_table_cells import (
+    cell_expression,
+    cell_problem,
+    coverage_warnings,
+)
 
 HIT_POLICIES = ("first", "collect")
 AGGREGATES = {  # collect aggregate → type of the output (None: the rules' own type)
@@ -47,28 +49,6 @@ AGGREGATES = {  # collect aggregate → type of the output (None: the rules' own
 }
 EMPTY = {"count": 0.0, "sum": 0.0}  # collect over no matching rule, without a default
 LIST_SEPARATOR = ","
-MAX_REGIONS = 50_000  # input combinations the completeness check looks at, at most
-
-_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
-_TAIL = re.compile(r"^(<=|>=|<|>|==|!=|in\b|not\b|is\b)")
-_INTERVAL = re.compile(rf"^([\[(])\s*({_NUMBER})\s*\.\.\s*({_NUMBER})\s*([\])])$")
-
-
-def cell_expression(subject: str, cell: Any) -> str | None:
-    """The condition a cell stands for, on ``subject`` (the input's text); None for ``-``."""
-    text = expression_text(cell).strip()
-    if text in ("", "-"):
-        return None
-    subject = f"({subject})"
-    interval = _INTERVAL.match(text)
-    if interval:
-        opening, low, high, closing = interval.groups()
-        low_operator = ">=" if opening == "[" else ">"
-        high_operator = "<=" if closing == "]" else "<"
-        return f"{subject} {low_operator} {low} and {subject} {high_operator} {high}"
-    if _TAIL.match(text):
-        return f"{subject} {text}"
-    return f"{subject} == {text}"
 
 
 @dataclass
@@ -129,6 +109,13 @@ class DecisionTable(MechanismKind):
                 output, AGGREGATES[aggregate], path, f"a decision table collecting {aggregate!r}"
             )
         inputs = [expression_text(item) for item in spec["inputs"]]
+        # each input checked once where it is written: a typo there is one error, on its line
+        broken = {
+            position
+            for position, item in enumerate(spec["inputs"])
+            if loader.expression(item, (*path, "inputs", position), over=over, expected=None)
+            is None
+        }
         rules = []
         labels: dict[str, int] = {}
         for index, item in enumerate(spec["rules"]):
@@ -149,6 +136,13 @@ class DecisionTable(MechanismKind):
                 continue
             compiled = []
             for position, (subject, cell) in enumerate(zip(inputs, cells, strict=True)):
+                if position in broken:
+                    compiled.append(None)
+                    continue
+                if problem := cell_problem(cell):
+                    loader.error(problem, (*at, "when", position))
+                    compiled.append(None)
+                    continue
                 text = cell_expression(subject, cell)
                 compiled.append(
                     None
@@ -175,7 +169,7 @@ class DecisionTable(MechanismKind):
             name, cls.KIND, output, over, inputs, policy, aggregate, rules, spec.get("default")
         )
         if len(rules) == len(spec["rules"]):
-            loader.warnings.extend(_coverage_warnings(table, spec, path, loader.source))
+            loader.warnings.extend(coverage_warnings(table, spec, path, loader.source))
         return table
 
     def text_lines(self) -> list[str]:
@@ -282,13 +276,14 @@ class DecisionTable(MechanismKind):
 
     # ------------------------------------------------------------ per record
     def evaluate_record(self, state, record, step, calls):
+        if self.hit_policy == "first":  # the first hit ends it: later rules are not evaluated
+            for rule in self.rules:
+                if all(true(cell, record) for cell in rule.cells):
+                    step["rule"] = rule.label
+                    return rule.value
+            step["rule"] = None
+            return self.default
         matched = [rule for rule in self.rules if all(true(cell, record) for cell in rule.cells)]
-        if self.hit_policy == "first":
-            if not matched:
-                step["rule"] = None
-                return self.default
-            step["rule"] = matched[0].label
-            return matched[0].value
         step["rules"] = [rule.label for rule in matched]
         return self._collect(matched)
 
@@ -354,167 +349,3 @@ def _typed(attribute: m.Attribute | None, value_type: ValueType) -> m.Attribute 
     if attribute is None:
         return None
     return m.Attribute(attribute.name, value_type, attribute.derived, attribute.account_type)
-
-
-# ---------------------------------------------------------------- coverage analysis
-@dataclass(frozen=True)
-class _Range:
-    low: float | None
-    low_closed: bool
-    high: float | None
-    high_closed: bool
-
-    def holds(self, value: Any) -> bool:
-        if not isinstance(value, float):
-            return False
-        if self.low is not None and not (
-            value >= self.low if self.low_closed else value > self.low
-        ):
-            return False
-        return self.high is None or (value <= self.high if self.high_closed else value < self.high)
-
-
-_COMPARISON = re.compile(rf"^(<=|>=|<|>|==)?\s*({_NUMBER})$")
-_RANGE = re.compile(rf"^in\s+({_NUMBER})\s*\.\.\s*({_NUMBER})$")
-_ITEM = re.compile(rf"\s*('(?:[^'\\]|\\.)*'|{_NUMBER})\s*(?:,|$)")
-
-
-def _analysed(cell: Any) -> Any:
-    """A cell as something the coverage check understands: ``None`` (any value), a
-    :class:`_Range`, a frozenset of literals, or ``False`` (not understood)."""
-    text = expression_text(cell).strip()
-    if text in ("", "-"):
-        return None
-    if match := _INTERVAL.match(text):
-        opening, low, high, closing = match.groups()
-        return _Range(float(low), opening == "[", float(high), closing == "]")
-    if match := _RANGE.match(text):
-        return _Range(float(match.group(1)), True, float(match.group(2)), True)
-    if match := _COMPARISON.match(text):
-        operator, number = match.group(1) or "==", float(match.group(2))
-        return {
-            "<": _Range(None, False, number, False),
-            "<=": _Range(None, False, number, True),
-            ">": _Range(number, False, None, False),
-            ">=": _Range(number, True, None, False),
-            "==": _Range(number, True, number, True),
-        }[operator]
-    listed = text[2:].strip() if text.startswith("in") else text.removeprefix("==").strip()
-    if listed.startswith("["):
-        if not listed.endswith("]"):
-            return False
-        listed = listed[1:-1]
-    items, position = [], 0
-    while position < len(listed):
-        match = _ITEM.match(listed, position)
-        if not match:
-            return False
-        item = match.group(1)
-        items.append(item[1:-1].replace("\\'", "'") if item.startswith("'") else float(item))
-        position = match.end()
-    return frozenset(items) if items and all(isinstance(i, str) for i in items) else False
-
-
-class _Other:
-    """A text value that no literal of the column equals."""
-
-    def __repr__(self) -> str:
-        return "other"
-
-
-def _regions(cells: list[Any]) -> list[tuple[Any, str]] | None:
-    """Representative values of one input's elementary regions, with how to describe them."""
-    ranges = [c for c in cells if isinstance(c, _Range)]
-    sets = [c for c in cells if isinstance(c, frozenset)]
-    if ranges and sets:
-        return None
-    if sets:
-        literals = sorted(set().union(*sets))
-        shown = ", ".join(repr(v) for v in literals)
-        return [(v, f"== {v!r}") for v in literals] + [(_Other(), f"not in [{shown}]")]
-    points = sorted({b for r in ranges for b in (r.low, r.high) if b is not None})
-    if not points:
-        return [(0.0, "")]
-    regions = [(points[0] - 1.0, f"< {points[0]:g}")]
-    for index, point in enumerate(points):
-        regions.append((point, f"== {point:g}"))
-        if index + 1 < len(points):
-            regions.append(
-                ((point + points[index + 1]) / 2, f"in ({point:g}..{points[index + 1]:g})")
-            )
-    regions.append((points[-1] + 1.0, f"> {points[-1]:g}"))
-    return regions
-
-
-def _covers(cell: Any, value: Any) -> bool:
-    if cell is None:
-        return True
-    if isinstance(cell, _Range):
-        return cell.holds(value)
-    return value in cell
-
-
-def _coverage_warnings(table: DecisionTable, spec: dict, path: tuple, source) -> list:
-    cells = [[_analysed(cell) for cell in rule["when"]] for rule in spec["rules"]]
-    if any(cell is False for row in cells for cell in row):
-        return []
-    columns = [_regions([row[i] for row in cells]) for i in range(len(table.inputs))]
-    if any(column is None for column in columns):
-        return []
-    covered = [
-        [
-            frozenset(k for k, (value, _) in enumerate(column) if _covers(row[i], value))
-            for i, column in enumerate(columns)
-        ]
-        for row in cells
-    ]
-    warnings = []
-    if table.hit_policy == "first":
-        for later in range(len(cells)):
-            for earlier in range(later):
-                if all(covered[earlier][i] >= covered[later][i] for i in range(len(columns))):
-                    warnings.append(
-                        StrategyValidationError(
-                            f"unreachable rule: {table.rules[earlier].label} matches every input "
-                            f"{table.rules[later].label} matches, and the first hit wins",
-                            location=source.location((*path, "rules", later)),
-                        )
-                    )
-                    break
-    if table.hit_policy == "first" and table.default is None:
-        missing = _uncovered(columns, covered)
-        if missing is not None:
-            where = " and ".join(
-                f"{table.inputs[i]} {columns[i][k][1]}" for i, k in missing if columns[i][k][1]
-            )
-            warnings.append(
-                StrategyValidationError(
-                    f"incomplete decision table: no rule matches {where or 'some inputs'} "
-                    "(those get null; add a rule or `default:`)",
-                    location=source.location((*path, "rules")),
-                )
-            )
-    return warnings
-
-
-def _uncovered(columns: list, covered: list) -> list[tuple[int, int]] | None:
-    """An input combination no rule matches, as (input, region) pairs, leaving out the
-    inputs whose every value leaves it unmatched; None when every combination matches."""
-    if np.prod([len(c) for c in columns]) > MAX_REGIONS:
-        return None
-
-    def matched(combination) -> bool:
-        return any(all(k in row[i] for i, k in enumerate(combination)) for row in covered)
-
-    for combination in itertools.product(*[range(len(c)) for c in columns]):
-        if matched(combination):
-            continue
-        return [
-            (i, k)
-            for i, k in enumerate(combination)
-            if any(
-                matched((*combination[:i], other, *combination[i + 1 :]))
-                for other in range(len(columns[i]))
-            )
-        ]
-    return None

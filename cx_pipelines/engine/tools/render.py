@@ -226,10 +226,16 @@ def render_text(strategy: Strategy, *, mechanism: str | None = None) -> str:
         for rule in strategy.categories:
             condition = rule.condition.text if rule.condition is not None else "everyone else"
             lines.append(f"  {rule.name}: {condition}")
+        if strategy.account_actions:
+            lines.append("  account actions (per account, the first that applies):")
         for action in strategy.account_actions:
             condition = f" when {action.condition.text}" if action.condition is not None else ""
             lines.append(
                 f"    {action.category}: every {action.account_type}{condition} -> {action.action}"
+            )
+            lines.extend(
+                f"      calculate {calculation.output.name} = {calculation.value.text}"
+                for calculation in action.calculations
             )
         lines.append("")
     if strategy.rule_groups:
@@ -379,6 +385,24 @@ def _mermaid_first_match(what: str, rules: list) -> list[str]:
     return lines
 
 
+def _mermaid_account_actions(strategy: Strategy) -> list[str]:
+    """Account actions as numbered edges from their category (per account, the first wins)."""
+    lines = []
+    for order, action in enumerate(strategy.account_actions, start=1):
+        node = _node_id("account_action", str(order))
+        text = action.action + "".join(
+            f"; {item.output.name} = {item.value.text}" for item in action.calculations
+        )
+        condition = f" when {action.condition.text}" if action.condition is not None else ""
+        edge = f"{order}. every {action.account_type}{condition}"
+        lines.append(f"  {node}[{_label(text)}]")
+        lines.append(
+            f"  {_node_id('first_match', 'categories', action.category)} -- {_label(edge)} "
+            f"--> {node}"
+        )
+    return lines
+
+
 def render_mermaid(strategy: Strategy, *, mechanism: str | None = None) -> str:
     """A Mermaid flowchart: events → processes → mechanisms, then each decision tree."""
     lines = ["flowchart LR"]
@@ -410,6 +434,7 @@ def render_mermaid(strategy: Strategy, *, mechanism: str | None = None) -> str:
             lines.append(f"  {_node_id('mechanism', item.name)}({_label(_mermaid_text(item))})")
         lines.extend(_mermaid_first_match("segments", strategy.segments))
         lines.extend(_mermaid_first_match("categories", strategy.categories))
+        lines.extend(_mermaid_account_actions(strategy))
     trees = [
         item
         for name, item in strategy.mechanisms.items()
