@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cx_pipelines.intelligence import offer_type_of
 from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history, open_store
@@ -53,6 +53,14 @@ RESPONSE_COLUMNS = (
 class FastJSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _rendered(content: Any) -> Response:
+    """An answer rendered once by orjson (what :class:`FastJSON` would send, without
+    FastAPI's ``jsonable_encoder`` walk over every nested value)."""
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )
 
 
 class BodyLimit:
@@ -178,7 +186,8 @@ class Service:
         return key
 
 
-def current_service(request: Request) -> Service:
+async def current_service(request: Request) -> Service:
+    # async: a plain ``def`` dependency costs a thread-pool round trip per request
     return request.app.state.service
 
 
@@ -216,7 +225,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             raise _unprocessable(errors)
         decided = decide(svc.state, deployment, body)
         await _logged(svc.log, [decided.line], [decided.contact] if decided.contact else [])
-        return decided.answer
+        return _rendered(decided.answer)
 
     @app.post("/v1/decisions/batch")
     async def decisions(body: BatchDecisionRequest, request: Request, svc: Used):
@@ -236,7 +245,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             [r.line for r in results],
             [r.contact for r in results if r.contact is not None],
         )
-        return {"decisions": [r.answer for r in results]}
+        return _rendered({"decisions": [r.answer for r in results]})
 
     @app.post("/v1/responses", status_code=202)
     async def response(body: ResponseReport, request: Request, svc: Used):
