@@ -108,7 +108,7 @@ def _typed_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame
         values = [row.get(name) for row in rows]
         attribute = strategy.attributes.get(name)
         if attribute is not None and str(getattr(attribute.value_type, "value", "")) == "number":
-            columns[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+            columns[name] = np.array(values, dtype="float64")  # None becomes NaN
         else:
             column = np.empty(len(values), dtype=object)
             column[:] = [None if v is None or v != v else v for v in values]
