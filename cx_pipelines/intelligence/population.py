@@ -108,7 +108,7 @@ def _typed_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame
         values = [row.get(name) for row in rows]
         attribute = strategy.attributes.get(name)
         if attribute is not None and str(getattr(attribute.value_type, "value", "")) == "number":
-            columns[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+            columns[name] = np.array(values, dtype="float64")  # None becomes NaN
         else:
             column = np.empty(len(values), dtype=object)
             column[:] = [None if v is None or v != v else v for v in values]
@@ -130,22 +130,29 @@ def _accounts_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFr
 
 
 def _untraced_records(strategy: Strategy, result, channel: str) -> list[dict[str, Any]]:
-    """Evaluator-shaped records (no trace) from the batch result's frames."""
+    """Evaluator-shaped records (no trace) from the batch result's frames (one pass over
+    the columns as lists, no per-cell frame access)."""
     long = result.treatments
     long = long[long["channel"] == channel]
-    columns = {name: long[name].tolist() for name in long.columns}
+    names = long["treatment"].tolist()
+    term_names = sorted({t for name in set(names) for t in strategy.treatments[name].terms})
+    terms_of = {name: tuple(strategy.treatments[name].terms) for name in set(names)}
+    term_values = {t: long[t].tolist() for t in term_names}
     chosen: dict[str, list[dict[str, Any]]] = {}
-    for row in range(len(long)):
-        name = columns["treatment"][row]
-        terms = {term: _number(columns[term][row]) for term in strategy.treatments[name].terms}
-        terms["lever"] = float(columns["lever"][row])
-        chosen.setdefault(str(columns["customer_id"][row]), []).append(
-            {
-                "treatment": name,
-                "rank": int(columns["rank"][row]),
-                "score": float(columns["score"][row]),
-                "terms": terms,
-            }
+    rows = zip(
+        names,
+        long["customer_id"].tolist(),
+        long["rank"].tolist(),
+        long["score"].tolist(),
+        long["lever"].tolist(),
+        range(len(names)),
+        strict=True,
+    )
+    for name, customer_id, rank, score, lever, row in rows:
+        terms = {term: _number(term_values[term][row]) for term in terms_of[name]}
+        terms["lever"] = float(lever)
+        chosen.setdefault(str(customer_id), []).append(
+            {"treatment": name, "rank": int(rank), "score": float(score), "terms": terms}
         )
     frame = result.customers
     keys = ("customer_id", "event", "segment", "test_group", "strategy_hash")
@@ -157,7 +164,10 @@ def _untraced_records(strategy: Strategy, result, channel: str) -> list[dict[str
             {
                 **dict(zip(keys, row, strict=True)),
                 "treatments": {
-                    channel: [{k: v for k, v in i.items() if k != "terms"} for i in items]
+                    channel: [
+                        {"treatment": i["treatment"], "rank": i["rank"], "score": i["score"]}
+                        for i in items
+                    ]
                 },
                 "trace": {"arbitration": {channel: items}},
             }

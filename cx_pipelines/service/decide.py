@@ -102,10 +102,7 @@ class _Lookup:
     problem: str | None
     history: list[dict[str, Any]]
     snapshot: dict[str, Any] | None
-
-    @property
-    def versions(self) -> dict[str, str]:
-        return dict((self.snapshot or {}).get("model_versions") or {})
+    versions: dict[str, str]  # the snapshot's model versions (shared, never changed)
 
 
 def _lookups(
@@ -123,13 +120,19 @@ def _lookups(
             state.components["store"].report(False, str(error))
             failed = True
     lookups = []
+    snapshots: dict[str | None, tuple[dict[str, Any] | None, dict[str, str]]] = {}
     for customer_id in customer_ids:
         stored, problem = found[customer_id]
         if failed and stored is not None:
             problem = "store_unavailable"
         history = contact_history(contacts.get(customer_id, ()), now=now)
-        snapshot = state.snapshot_of(stored["generation"]) if stored else deployment.snapshot
-        lookups.append(_Lookup(stored, problem, history, snapshot))
+        generation = stored["generation"] if stored else None
+        if generation not in snapshots:
+            snapshot = state.snapshot_of(generation) if stored else deployment.snapshot
+            versions = dict((snapshot or {}).get("model_versions") or {})
+            snapshots[generation] = (snapshot, versions)
+        snapshot, versions = snapshots[generation]
+        lookups.append(_Lookup(stored, problem, history, snapshot, versions))
     return lookups
 
 

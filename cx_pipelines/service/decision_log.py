@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 LOGGER = logging.getLogger("cx_pipelines.service")
+_Waiter = Callable[[BaseException | None], None] | tuple[asyncio.AbstractEventLoop, asyncio.Future]
 
 
 class DecisionLogError(RuntimeError):
@@ -57,7 +58,10 @@ class DurableLog:
         self._descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         _fsync_folder(folder)  # the new file's name is durable too
         self._after_write = after_write
-        self._pending: list[tuple[bytes, list[Any], Callable[[BaseException | None], None]]] = []
+        # (data, payloads, waiter): a waiter is a callback (blocking callers) or the
+        # (event loop, future) of an awaiting request; futures are settled one call per
+        # loop and group, not one thread-safe wake-up per request
+        self._pending: list[tuple[bytes, list[Any], _Waiter]] = []
         self._condition = threading.Condition()
         self._closed = False
         self.written = 0
@@ -68,11 +72,7 @@ class DurableLog:
         """Append ``lines`` (each ending in a newline); return once they are fsync'd."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
-        def done(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, error)
-
-        self._enqueue(b"".join(lines), list(payloads), done)
+        self._enqueue(b"".join(lines), list(payloads), (loop, future))
         await future
 
     def append_blocking(self, lines: Sequence[bytes], payloads: Sequence[Any] = ()) -> None:
@@ -90,7 +90,7 @@ class DurableLog:
         if failure:
             raise failure[0]
 
-    def _enqueue(self, data: bytes, payloads: list[Any], done) -> None:
+    def _enqueue(self, data: bytes, payloads: list[Any], done: _Waiter) -> None:
         with self._condition:
             if self._closed:
                 raise DecisionLogError(f"decision log {self.path.name} is closed")
@@ -122,8 +122,7 @@ class DurableLog:
                         self._after_write(payloads)
                     except RuntimeError as failure:  # the store's errors: log, stay durable
                         LOGGER.warning("after decision log write: %s", failure)
-            for _, _, done in group:
-                done(error)
+            _wake([item[2] for item in group], error)
 
     def close(self) -> None:
         with self._condition:
@@ -133,13 +132,29 @@ class DurableLog:
         os.close(self._descriptor)
 
 
-def _settle(future: asyncio.Future, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _wake(waiters: list[_Waiter], error: BaseException | None) -> None:
+    """Tell every waiter of a group how it went: callbacks now, futures one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+    for waiter in waiters:
+        if isinstance(waiter, tuple):
+            by_loop.setdefault(waiter[0], []).append(waiter[1])
+        else:
+            waiter(error)
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, futures, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            LOGGER.warning("decision log: %d waiters of a closed event loop", len(futures))
+
+
+def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def read_decision_log(folder: Path, *, prefix: str = "") -> Iterator[dict[str, Any]]:

@@ -99,6 +99,10 @@ class ServiceState:
         self._cache: OrderedDict[str, str | bytes] = OrderedDict()
         self._cache_size = settings.cache_size
         self._cache_lock = threading.Lock()
+        # decoded records of known customers by id, with the snapshot they came from: a
+        # hit for the deployed snapshot skips the store read and the JSON decoding (a
+        # snapshot is immutable, so the record is the one the store holds for it)
+        self._records: dict[str, tuple[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_mlflow = 0.0
@@ -208,18 +212,38 @@ class ServiceState:
     def customers(
         self, customer_ids: list[str]
     ) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
-        """:meth:`customer` for many ids in one store round trip."""
+        """:meth:`customer` for many ids in one store round trip (none when every record
+        of the deployed snapshot is in memory already)."""
+        generation = self.deployment.generation
+        records = self._records
+        hits: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for customer_id in customer_ids:
+            entry = records.get(customer_id)
+            if entry is not None and entry[0] == generation:
+                hits[customer_id] = entry[1]
+            else:
+                missing.append(customer_id)
+        if not missing:
+            return {c: (hits[c], None) for c in customer_ids}
         try:
-            texts = self.store.read_many(customer_ids)
+            texts = self.store.read_many(missing)
         except StoreUnavailable as error:
             self.components["store"].report(False, str(error))
             with self._cache_lock:
-                cached = {c: self._cache.get(c) for c in customer_ids}
-            return {c: (decode_record(text), "store_unavailable") for c, text in cached.items()}
+                cached = {c: self._cache.get(c) for c in missing}
+            found = {c: (decode_record(text), "store_unavailable") for c, text in cached.items()}
+            return {c: found.get(c) or (hits[c], "store_unavailable") for c in customer_ids}
         with self._cache_lock:
             for customer_id, text in texts.items():
                 self._cache[customer_id] = text
                 self._cache.move_to_end(customer_id)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return {c: (decode_record(texts.get(c)), None) for c in customer_ids}
+        decoded = {c: decode_record(text) for c, text in texts.items()}
+        for customer_id, record in decoded.items():
+            if record["generation"] == generation:
+                records[customer_id] = (generation, record)
+        while len(records) > self._cache_size:
+            records.pop(next(iter(records)), None)
+        return {c: (hits[c], None) if c in hits else (decoded.get(c), None) for c in customer_ids}
