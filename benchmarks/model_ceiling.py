@@ -17,6 +17,17 @@ the signal.
         [--train-seeds 21 22 23 24] [--eval-seeds 11 12 13]
 
 The last line is one JSON object of the figures.
+
+Measured (60,000 customers, training worlds 21 22, evaluation worlds 11 12 13, shared
+machine, 19 min): hit-and-run: exact Bayes posterior from type and T 0.829–0.849 of the
+oracle's AUC (= the BG/NBD per type, to the third digit), regressor on every observable
+0.800–0.824 (the other observables add noise, no signal); dormancy: regressor on every
+observable 0.956–0.957, BG/NBD per type 0.951–0.952. Neither target (0.95, 0.97) is
+attainable from the source: for a one-time buyer the source shows only T and the type,
+and nothing else in the world depends on λ (sessions, categories, channels, amounts and
+holdings do not), so λ's posterior stays a broad gamma; for a dormant account whether
+the owner has already dropped out is only seen through its purchase timing and the
+thinned sessions after the dropout.
 """
 
 from __future__ import annotations
@@ -236,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         evaluate = pd.concat(collected[name]["eval"], ignore_index=True)
         figures = measure(name, train, evaluate)
         figures["target_share"] = bound
-        figures["target_attainable"] = bool(min(figures["ceiling_ratio"]) >= bound)
+        # The attainable share is the better of the two estimates on each seed.
+        best = figures["ceiling_ratio"]
+        if "bayes_type_and_T_ratio" in figures:
+            best = [max(a, b) for a, b in zip(best, figures["bayes_type_and_T_ratio"], strict=True)]
+        figures["attainable_ratio"] = best
+        figures["target_attainable"] = bool(min(best) >= bound)
         result[name] = figures
         print(f"\n{name}: share of the oracle's AUC per evaluation seed {figures['seeds']}")
         print(f"{'ranking':<34}{'AUC':>24}{'ratio':>24}")
