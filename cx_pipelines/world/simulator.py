@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from cx_pipelines import config
+from cx_pipelines.feedback.inbox import RESULT_COLUMNS
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 from cx_pipelines.world import population as pop
 
@@ -47,16 +48,6 @@ RESPONSE_DELAY_DAYS = (1.0, 7.0)
 REVENUE_NOISE_SIGMA = 0.3
 """Log-normal noise of the revenue of one response (the world's revenue model)."""
 
-RESULT_COLUMNS = (
-    "contact_id",
-    "customer_id",
-    "campaign_id",
-    "offer_type",
-    "channel",
-    "outcome",
-    "revenue",
-    "responded_at",
-)
 DECISION_COLUMNS = (
     "contact_id",
     "run_key",
