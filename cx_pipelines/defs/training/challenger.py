@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from cx_pipelines import warehouse
 from cx_pipelines.defs.training.resources import MlflowResource, mlflow_run_metadata
 from cx_pipelines.features.observation import observation_end
 from cx_pipelines.ml import model_cards, registry
@@ -254,6 +255,20 @@ def train_and_register(
 
 TrainFunction = Callable[[ModelSpec, TrainingConfig, Mapping[str, pd.DataFrame]], Challenger]
 
+SIDE_INPUTS = {"offer_history": "interaction_results"}
+"""Tables that training reads from the warehouse beside a declared input (campaign results are
+appended to the contact history), so that they count in the training fingerprint too."""
+
+
+def fingerprinted_frames(frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The declared input tables plus the side inputs that training will read with them."""
+    side = {
+        table: warehouse.read_table(table)
+        for declared, table in SIDE_INPUTS.items()
+        if declared in frames and warehouse.table_exists(table)
+    }
+    return {**frames, **side}
+
 
 def supervised_model_asset(
     *, name: str, spec_name: str, inputs: list[str], description: str, train: TrainFunction
@@ -274,7 +289,9 @@ def supervised_model_asset(
         **frames: pd.DataFrame,
     ) -> dg.Output[pd.DataFrame]:
         spec = load_spec(spec_name)
-        fingerprint = registry.training_fingerprint(spec, frames=frames, params=config.model_dump())
+        fingerprint = registry.training_fingerprint(
+            spec, frames=fingerprinted_frames(frames), params=config.model_dump()
+        )
         return train_and_register(
             context,
             spec=spec,
