@@ -31,23 +31,12 @@ from cx_pipelines.ml.btyd import BetaGeoModel, ModifiedBetaGeoModel
 from cx_pipelines.ml.errors import TrainingDataError
 from cx_pipelines.ml.rfm import rfm_summary
 from cx_pipelines.ml.training_data import customer_features
+from cx_pipelines.source_schema import INTERACTION_TYPES
 
 DAY = pd.Timedelta(days=1)
 # Fewest customers of a segment worth its own BG/NBD (else it shares the pooled fit).
 MIN_SEGMENT_CUSTOMERS = 300
 DAYS_PER_WEEK = 7.0
-INTERACTION_TYPES = (
-    "login",
-    "product_view",
-    "application_start",
-    "application_complete",
-    "application_abandon",
-    "service_request",
-    "complaint",
-    "offer_presented",
-    "offer_accepted",
-    "offer_declined",
-)
 TRANSACTION_CHANNELS = ("pos", "ecommerce", "mobile", "atm", "branch")
 
 
