@@ -178,7 +178,11 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: 
                 f"  cycle {figures.cycle} ({figures.decision_date}): {figures.contacts:,} "
                 f"contacts, learned {figures.incremental_profit:,.0f}, oracle "
                 f"{figures.oracle_profit:,.0f}, propensity-only {figures.propensity_profit:,.0f}"
-                f", random {figures.random_profit:,.0f}",
+                f", random {figures.random_profit:,.0f}; seconds (wall/CPU) "
+                + ", ".join(
+                    f"{step} {figures.seconds[step]:.1f}/{figures.seconds[step + '_cpu']:.1f}"
+                    for step in ("decide", "respond", "ingest", "measure", "retrain")
+                ),
                 flush=True,
             ),
         )
@@ -225,6 +229,9 @@ def summarise(runs: list[dict]) -> dict:
         "target_ope_within_10pct": bool(all(abs(value) <= 0.1 for value in ope_error)),
         "target_challenger_detected": bool(all(value < 0.05 for value in p_values)),
         "seconds_per_seed": [round(run["seconds"]) for run in runs],
+        "step_seconds_per_cycle": [
+            [cycle.get("seconds", {}) for cycle in run["cycles"]] for run in runs
+        ],
     }
 
 

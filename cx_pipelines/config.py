@@ -7,7 +7,10 @@ one process at several homes in turn.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
+
+NOW_VARIABLE = "CX_NOW"
 
 
 def cx_home() -> Path:
@@ -64,3 +67,31 @@ def ensure_dagster_home() -> Path:
         settings.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+class ClockError(ValueError):
+    """``CX_NOW`` is set to something that is not an ISO date or timestamp."""
+
+
+def now() -> datetime:
+    """The platform's "now" as a naive UTC datetime: ``CX_NOW`` when set, else the wall clock.
+
+    ``CX_NOW`` takes an ISO date (``2027-01-07``, midnight) or timestamp
+    (``2027-01-07T12:00:00``, UTC unless it names an offset). Whatever asks "is this in the
+    future?" (e.g. ``interaction_results`` quarantining ``responded_at`` after now) asks
+    here, so a simulation (``cx simulate`` sets it to each cycle's simulated date) can run
+    past today while a real deployment keeps the wall clock.
+    """
+    text = os.environ.get(NOW_VARIABLE, "").strip()
+    if not text:
+        return datetime.now(UTC).replace(tzinfo=None)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ClockError(
+            f"{NOW_VARIABLE}={text!r} is not an ISO date or timestamp (e.g. 2027-01-07 or "
+            "2027-01-07T12:00:00)"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

@@ -7,8 +7,11 @@ its rows and sha256). ``<root>/<campaign_id>/LATEST`` names the newest run key.
 
 Atomic: the folder is written under a temporary name beside its target and renamed into
 place, so a reader or a crash sees the previous export or the new complete one, never a
-half-written folder (a killed writer may leave a hidden ``.tmp-*`` folder behind,
-which readers ignore: they list only run-key folders or follow ``LATEST``). Same
+half-written folder. A killed writer may leave a hidden ``.tmp-*`` (or ``.old-*``,
+``.LATEST-*``) entry behind, which readers ignore (they list only run-key folders or
+follow ``LATEST``); every such name carries its writer's process id and start time, and
+the next export of the campaign removes those whose writer is gone
+(:func:`sweep_stale_temporaries`), never one a live writer is still filling. Same
 inputs give the same run key and byte-identical files; an export already in place
 with the same manifest is left as it is. Only the columns below leave the warehouse:
 no email, names, birth year or income.
@@ -19,13 +22,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from cx_pipelines.recovery import (
+    LEGACY_TEMPORARY_AGE_SECONDS,
+    process_is_alive,
+    process_start_ticks,
+)
 
 CONTACT_COLUMNS = [
     "contact_id",
@@ -93,6 +104,59 @@ def write_files(decisions: pd.DataFrame, folder: Path) -> dict[str, dict[str, ob
     return {name: {"rows": count, "sha256": _sha256(folder / name)} for name, count in rows.items()}
 
 
+_TEMPORARY = re.compile(
+    r"^\.(?:tmp|old|LATEST)-(?:.*-)?(?P<pid>\d+)-(?P<ticks>\d*)-(?P<token>[0-9a-f]{32})\Z"
+)
+_LEGACY_TEMPORARY = re.compile(r"^\.(?:tmp|old|LATEST)-(?:.*-)?[0-9a-f]{32}\Z")
+
+
+def _temporary_name(kind: str, run_key: str | None = None) -> str:
+    """``.<kind>-[<run_key>-]<pid>-<start ticks>-<32 hex>``: whose it is, and unique."""
+    pid = os.getpid()
+    middle = f"{run_key}-" if run_key else ""
+    return f".{kind}-{middle}{pid}-{process_start_ticks(pid) or ''}-{uuid.uuid4().hex}"
+
+
+def _writer_gone(name: str, *, modified: float, now: float) -> bool:
+    match = _TEMPORARY.match(name)
+    if match is None:  # written before names carried the writer: stale once old
+        legacy = _LEGACY_TEMPORARY.match(name) is not None
+        return legacy and now - modified > LEGACY_TEMPORARY_AGE_SECONDS
+    pid = int(match["pid"])
+    if not process_is_alive(pid):
+        return True
+    started = match["ticks"]
+    return bool(started) and str(process_start_ticks(pid)) != started  # the id was reused
+
+
+def stale_temporaries(base: Path) -> list[Path]:
+    """Temporary entries in a campaign's export folder whose writer has gone."""
+    if not base.is_dir():
+        return []
+    now = time.time()
+    stale = []
+    for path in base.glob(".*"):
+        try:
+            modified = path.lstat().st_mtime
+        except FileNotFoundError:  # its live writer just renamed or removed it
+            continue
+        if _writer_gone(path.name, modified=modified, now=now):
+            stale.append(path)
+    return sorted(stale)
+
+
+def sweep_stale_temporaries(base: Path) -> list[Path]:
+    """Remove :func:`stale_temporaries` of ``base``; return what was removed."""
+    removed = []
+    for path in stale_temporaries(base):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def write_export(
     decisions: pd.DataFrame,
     *,
@@ -106,8 +170,9 @@ def write_export(
         raise ValueError(f"decisions of other campaigns given for {campaign_id}")
     base = root / campaign_id
     base.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(base)
     final = base / run_key
-    staging = base / f".tmp-{run_key}-{uuid.uuid4().hex}"
+    staging = base / _temporary_name("tmp", run_key)
     staging.mkdir()
     try:
         files = write_files(decisions, staging)
@@ -140,7 +205,7 @@ def _place(staging: Path, final: Path) -> None:
         ).read_bytes()
         if same:
             return
-        retired = final.with_name(f".old-{final.name}-{uuid.uuid4().hex}")
+        retired = final.with_name(_temporary_name("old", final.name))
         os.replace(final, retired)  # a folder cannot be renamed over a non-empty one
         os.replace(staging, final)
         shutil.rmtree(retired)
@@ -150,7 +215,7 @@ def _place(staging: Path, final: Path) -> None:
 
 
 def _write_latest(base: Path, run_key: str) -> None:
-    temporary = base / f".LATEST-{uuid.uuid4().hex}"
+    temporary = base / _temporary_name("LATEST")
     temporary.write_text(run_key + "\n", encoding="utf-8")
     os.replace(temporary, base / "LATEST")
 

@@ -168,19 +168,15 @@ def _fit_treated(choice, explored, control, value, capacity) -> np.ndarray:
     choice = choice.copy()
     for j in range(control.shape[1]):
         members = np.flatnonzero(choice == j)
-        treated = members[~control[members, j]]
-        excess = len(treated) - int(capacity[j])
+        excess = int((~control[members, j]).sum()) - int(capacity[j])
         if excess <= 0:
             continue
         # optimiser rows first (lowest value first), exploration rows only if they alone overflow
-        order = np.lexsort((value[members, j], explored[members]))
-        dropped = 0
-        for position in order:
-            customer = members[position]
-            choice[customer] = -1
-            dropped += int(not control[customer, j])
-            if dropped >= excess:
-                break
+        order = members[np.lexsort((value[members, j], explored[members]))]
+        # drop in that order up to and including the row that takes the excess-th treated one
+        treated_dropped = np.cumsum(~control[order, j])
+        last = int(np.searchsorted(treated_dropped, excess))
+        choice[order[: last + 1]] = -1
     return choice
 
 

@@ -15,7 +15,7 @@ import fcntl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -98,10 +98,11 @@ def process_results(
 ) -> FeedbackRun:
     """Match every waiting result to its decision and commit the tables (see the module doc).
 
-    ``as_of`` (naive UTC, default now) is the instant after which ``responded_at`` is "in
-    the future". ``include_source_table`` adds the accepted ``offer_responses`` rows.
+    ``as_of`` (naive UTC, default the platform's now, :func:`cx_pipelines.config.now`:
+    ``CX_NOW`` or the wall clock) is the instant after which ``responded_at`` is "in the
+    future". ``include_source_table`` adds the accepted ``offer_responses`` rows.
     """
-    as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
+    as_of = as_of or config.now()
     with _lock():
         inputs, rejected, files = [], {}, []
         if include_source_table and warehouse.table_exists(SOURCE_TABLE):

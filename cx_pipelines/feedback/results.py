@@ -318,7 +318,8 @@ def match_results(
     quarantine; the update holds both tables after this run. Quarantine records of an input
     seen before (same checksum) are replaced, so re-processing a file changes nothing.
     """
-    quarantined_at = pd.Timestamp.now(tz="UTC")
+    stamp = pd.Timestamp(as_of)  # the run's "now" (config.now), naive UTC or aware
+    quarantined_at = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     signatures = recorded_signatures(recorded)
     counts = [InputCounts(rows.source, rows.checksum, rows.rows_read) for rows in inputs]
     records, new_parts, reasons_seen = [], [], Counter()

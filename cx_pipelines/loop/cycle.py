@@ -16,15 +16,21 @@ One cycle on decision date ``d`` (``CX_DECISION_DATE``, advanced by ``cycle_days
    (``retraining_request``), one Dagster run of the ``model_retraining`` job's assets
    (promotion only through the champion/challenger checks), then the next cycle decides
    with whatever models are champion.
+
+The loop's clock: the platform's "now" (``CX_NOW``, :func:`cx_pipelines.config.now`) is
+the cycle's decision date while it decides and :func:`ingest_clock` (the end of the
+answers' window) while it ingests, so a loop may run past today's date; outside the loop
+the wall clock rules. Each step's wall and CPU seconds are in ``CycleFigures.seconds``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -168,6 +174,25 @@ def retrain_if_due(*, threshold: int, cycle: int) -> bool:
     return True
 
 
+def ingest_clock(day: date, *, cycle_days: int) -> datetime:
+    """The loop's "now" when it ingests the answers to decisions of ``day``: the end of the
+    cycle, and no earlier than the simulator's latest possible answer."""
+    wait = max(float(cycle_days), simulator.RESPONSE_DELAY_DAYS[1])
+    return datetime.combine(day, datetime.min.time()) + timedelta(days=wait)
+
+
+@contextmanager
+def timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """Add the block's wall and CPU seconds to ``seconds[step]`` / ``seconds[step + "_cpu"]``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        seconds[step] = round(seconds.get(step, 0.0) + time.perf_counter() - wall, 3)
+        cpu_key = f"{step}_cpu"
+        seconds[cpu_key] = round(seconds.get(cpu_key, 0.0) + time.process_time() - cpu, 3)
+
+
 def run_cycle(
     cycle: int,
     settings: LoopSettings,
@@ -177,28 +202,39 @@ def run_cycle(
 ) -> CycleFigures:
     """Decide, respond, ingest, report, measure and (when due) retrain, on one date."""
     day = settings.decision_date(cycle)
-    with environment(**{DECISION_DATE_VARIABLE: day.isoformat()}):
-        _materialize(DECIDE_SELECTION, cycle=cycle, step="decide, target and export")
+    seconds: dict[str, float] = {}
+    clock = {DECISION_DATE_VARIABLE: day.isoformat(), config.NOW_VARIABLE: day.isoformat()}
+    with environment(**clock):
+        with timed(seconds, "decide"):
+            _materialize(DECIDE_SELECTION, cycle=cycle, step="decide, target and export")
         runs = export_runs_on(day)
         if not runs:
             raise LoopError(
                 f"cycle {cycle + 1} ({day}): the decide step wrote no export run dated {day}; "
                 "are any campaigns active on that date?"
             )
-        decisions = cycle_decisions(runs)
-        answers = respond(runs, seed=settings.seed, truth=truth)
-        _materialize(INGEST_SELECTION, cycle=cycle, step="ingest and report")
-        figures = cycle_figures(
-            cycle=cycle + 1,
-            day=day,
-            decisions=decisions,
-            answers=answers,
-            truth=truth,
-            policy_seed=settings.policy_seed + cycle,
-        )
+        with timed(seconds, "respond"):
+            decisions = cycle_decisions(runs)
+            answers = respond(runs, seed=settings.seed, truth=truth)
+        ingested = ingest_clock(day, cycle_days=settings.cycle_days).isoformat()
+        with timed(seconds, "ingest"), environment(**{config.NOW_VARIABLE: ingested}):
+            _materialize(INGEST_SELECTION, cycle=cycle, step="ingest and report")
+        with timed(seconds, "measure"):
+            figures = cycle_figures(
+                cycle=cycle + 1,
+                day=day,
+                decisions=decisions,
+                answers=answers,
+                truth=truth,
+                policy_seed=settings.policy_seed + cycle,
+            )
+        figures.seconds = seconds
         if before_retrain is not None:  # e.g. evaluate on the log before models see it
             before_retrain(figures)
-        figures.retrained = retrain_if_due(threshold=settings.retrain_after_results, cycle=cycle)
+        with timed(seconds, "retrain"):
+            figures.retrained = retrain_if_due(
+                threshold=settings.retrain_after_results, cycle=cycle
+            )
         figures.champions = champions()
     return figures
 

@@ -61,7 +61,11 @@ def _optional(name: str) -> pd.DataFrame | None:
 
 def population_inputs(day: date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(population attributes, customer_scores, contact history) as targeting reads them."""
-    from cx_pipelines.campaigns.population import contact_history, population_attributes
+    from cx_pipelines.campaigns.population import (
+        contact_history,
+        population_attributes,
+        service_contacts,
+    )
 
     scores = warehouse.read_table("customer_scores")
     population = population_attributes(
@@ -73,7 +77,7 @@ def population_inputs(day: date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         segments=_optional("customer_segments"),
     )
     history = contact_history(
-        warehouse.read_table("offer_history"), _optional("interaction_results")
+        warehouse.read_table("offer_history"), _optional("interaction_results"), service_contacts()
     )
     return population, scores, history
 

@@ -10,7 +10,7 @@ fatigue from the contacts the loop has made so far (all policies face the same s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
@@ -41,6 +41,7 @@ class CycleFigures:
     oracle_contacts: int
     retrained: bool = False
     champions: str = ""  # the response models' champion versions after the cycle
+    seconds: dict[str, float] = field(default_factory=dict)  # per step: wall and CPU seconds
 
     @property
     def regret(self) -> float:

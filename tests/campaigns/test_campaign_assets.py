@@ -230,6 +230,66 @@ def test_an_invalid_campaign_blocks_targeting_and_keeps_the_exports(
     assert exports_after == exports_before
 
 
+def _service_log(
+    folder: Path, customers: list[int], *, channel: str, per_customer: int, name: str
+) -> None:
+    """The real-time service's decision log: ``per_customer`` decisions presented to each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for customer in customers:
+        for k in range(per_customer):
+            decided = pd.Timestamp("2026-09-30 12:00", tz="UTC") - pd.Timedelta(days=k)
+            entry = {
+                "decision_id": f"svc-{customer}-{k}",
+                "customer_id": str(customer),
+                "channel": channel,
+                "interaction_type": "login",
+                "treatment": "savings_offer",
+                "offer_type": "savings",
+                "rank": 1,
+                "campaign_id": "realtime",
+                "selection_probability": 1.0,
+                "decided_at": decided.isoformat(),
+                "strategy_hash": "service-hash",
+                "model_versions": {},
+                "known_customer": True,
+                "treatments": [{"treatment": "savings_offer", "rank": 1}],
+                "trace": {"segment": "any"},
+            }
+            lines.append(json.dumps(entry))
+    (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def test_service_contacts_count_against_the_batch_contact_caps(
+    bank: Bank, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Email cap 2 per 7 days: customers the service emailed twice get no batch email."""
+    with bank.environment(monkeypatch, "2026-10-01"):
+        monkeypatch.setenv("CX_DECISION_LOG_DIR", str(tmp_path / "no_service_yet"))
+        assert run(bank).success
+        before = warehouse.read_table("campaign_targets")
+        emailed = sorted(set(before.loc[before["channel"] == "email", "customer_id"]))
+        assert len(emailed) > 10
+        twice, once = emailed[::2], emailed[1::2]
+        log = tmp_path / "decision_log"  # one file per service process
+        _service_log(log, twice, channel="email", per_customer=2, name="20260930T1-1-aa.jsonl")
+        _service_log(log, once, channel="email", per_customer=1, name="20260930T1-2-bb.jsonl")
+        monkeypatch.setenv("CX_DECISION_LOG_DIR", str(tmp_path / "decision_log"))
+        result = run(bank)
+        assert result.success
+        meta = materialisation(result, "campaign_targets")
+        after = warehouse.read_table("campaign_targets")
+    assert meta["inputs"]["tables"]["service_contacts"] == 2 * len(twice) + len(once)
+    assert meta["run_key"] != before["run_key"].iloc[0]
+    email_now = set(after.loc[after["channel"] == "email", "customer_id"])
+    assert not email_now & set(twice), "a customer at the email cap got a batch email"
+    assert email_now & set(once), "one service email leaves room for one batch email"
+    email_campaigns = sorted(set(before.loc[before["channel"] == "email", "campaign_id"]))
+    for campaign_id in email_campaigns:
+        blocked = meta["per_campaign"][campaign_id]["blocked_by_policy"]
+        assert blocked.get("contact cap email: 2 per 7 days", 0) >= len(twice)
+
+
 def test_the_whole_pipeline_targets_and_exports(materialised_world, monkeypatch) -> None:
     """In `materialize("*")` (the shared 600-customer world, trained models) the campaign
     checks pass and every export reconciles with campaign_targets."""

@@ -127,15 +127,13 @@ exports.write_export(decisions, root=Path(sys.argv[2]), campaign_id="card_email"
 """
 
 
-@pytest.mark.slow  # a subprocess importing the package: ~10 s
-def test_a_kill_mid_write_leaves_the_previous_export(targets: pd.DataFrame, tmp_path: Path) -> None:
+def kill_mid_write(targets: pd.DataFrame, tmp_path: Path) -> None:
+    """Start a writer of run 2026-10-01-cccccccccc under tmp_path/root and SIGKILL it mid-way."""
     import signal
     import subprocess
     import sys
     import time
 
-    previous = export(targets, tmp_path / "root", run_key="2026-09-01-aaaaaaaaaa")
-    before = {p.name: p.read_bytes() for p in previous.iterdir()}
     rows = tmp_path / "rows.parquet"
     targets[targets["campaign_id"] == "card_email"].to_parquet(rows)
     flag = tmp_path / "flag"
@@ -150,11 +148,84 @@ def test_a_kill_mid_write_leaves_the_previous_export(targets: pd.DataFrame, tmp_
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+
+
+@pytest.mark.slow  # a subprocess importing the package: ~10 s
+def test_a_kill_mid_write_leaves_the_previous_export(targets: pd.DataFrame, tmp_path: Path) -> None:
+    previous = export(targets, tmp_path / "root", run_key="2026-09-01-aaaaaaaaaa")
+    before = {p.name: p.read_bytes() for p in previous.iterdir()}
+    kill_mid_write(targets, tmp_path)
     base = tmp_path / "root" / "card_email"
     assert not (base / "2026-10-01-cccccccccc").exists()
     assert {p.name: p.read_bytes() for p in previous.iterdir()} == before
     assert (base / "LATEST").read_text().strip() == "2026-09-01-aaaaaaaaaa"
     assert exports.verify_export(previous) == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.slow  # a subprocess importing the package: ~10 s
+def test_the_next_export_sweeps_a_killed_writers_folder_and_keeps_a_live_one(
+    targets: pd.DataFrame, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from cx_pipelines.recovery import process_start_ticks
+
+    kill_mid_write(targets, tmp_path)
+    base = tmp_path / "root" / "card_email"
+    (killed,) = [p for p in base.iterdir() if p.name.startswith(".tmp-")]
+    assert (killed / "contacts.parquet").exists(), "the killed writer left its half export"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        ticks = process_start_ticks(sleeper.pid)
+        live = base / f".tmp-2026-10-02-dddddddddd-{sleeper.pid}-{ticks}-{'a' * 32}"
+        live.mkdir()
+        (live / "contacts.csv").write_text("being written")
+        dead = base / f".old-2026-09-01-aaaaaaaaaa-{_dead_pid()}--{'b' * 32}"
+        dead.mkdir()
+        # a live process id whose start time differs: the id was reused, the writer is gone
+        reused = base / f".LATEST-{os.getpid()}-1-{'c' * 32}"
+        reused.write_text("x")
+        assert exports.stale_temporaries(base) == sorted([killed, dead, reused])
+
+        folder = export(targets, tmp_path / "root", run_key="2026-10-01-cccccccccc")
+
+        assert sorted(p.name for p in base.iterdir()) == sorted(
+            [live.name, "2026-10-01-cccccccccc", "LATEST"]
+        )
+        assert (live / "contacts.csv").read_text() == "being written"
+        assert exports.verify_export(folder) == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert exports.stale_temporaries(base) == [live]  # its writer is gone now
+
+
+def test_an_export_leaves_no_temporary_behind_and_names_them_by_writer(
+    targets: pd.DataFrame, tmp_path: Path
+) -> None:
+    import os
+
+    first = export(targets, tmp_path, run_key="2026-10-01-eeeeeeeeee")
+    (first / "manifest.json").write_text("{}")  # a different export in place: retired
+    export(targets, tmp_path, run_key="2026-10-01-eeeeeeeeee")
+    base = tmp_path / "card_email"
+    assert sorted(p.name for p in base.iterdir()) == ["2026-10-01-eeeeeeeeee", "LATEST"]
+    assert exports.verify_export(first) == []
+    name = exports._temporary_name("tmp", "2026-10-01-eeeeeeeeee")
+    assert name.startswith(f".tmp-2026-10-01-eeeeeeeeee-{os.getpid()}-")
+    (base / name).mkdir()
+    assert exports.stale_temporaries(base) == []  # this process is alive
 
 
 def test_a_tampered_export_fails_verification(targets: pd.DataFrame, tmp_path: Path) -> None:

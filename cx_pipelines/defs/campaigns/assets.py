@@ -22,7 +22,11 @@ import pandas as pd
 
 from cx_pipelines import config, warehouse
 from cx_pipelines.campaigns import catalog as campaign_catalog_module
-from cx_pipelines.campaigns.population import contact_history, population_attributes
+from cx_pipelines.campaigns.population import (
+    contact_history,
+    population_attributes,
+    service_contacts,
+)
 from cx_pipelines.campaigns.targeting import TargetingSettings, target
 from cx_pipelines.defs.decisioning.assets import StrategyRepository
 
@@ -152,11 +156,31 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+RUN_ID_SUFFIX = "_mlflow_run"
+
+
 def model_versions(scores: pd.DataFrame) -> dict[str, str | None]:
     """The model versions ``customer_scores`` was made with (``<model>_model_version`` etc.)."""
-    columns = [c for c in scores.columns if c.endswith(("_model_version", "_mlflow_run"))]
+    columns = [c for c in scores.columns if c.endswith(("_model_version", RUN_ID_SUFFIX))]
     return {
         c: (None if scores[c].isna().all() else str(scores[c].dropna().iloc[0])) for c in columns
+    }
+
+
+def content_inputs(scores: pd.DataFrame, versions: dict[str, str | None]) -> dict[str, object]:
+    """What the run key knows of the models: their content, not MLflow's random run ids.
+
+    Registered models count by name/version (``cx_propensity/7``: numbered in registration
+    order, and a retraining on unchanged inputs reuses its version); the BTYD scores, which
+    are refitted rather than registered, count by their values, which ``customer_scores``
+    holds. The ``*_mlflow_run`` ids (random per run) stay out, so the same loop run twice
+    gets the same run keys; they are kept in the exports' ``model_versions`` for tracing.
+    """
+    stable = {key: value for key, value in versions.items() if not key.endswith(RUN_ID_SUFFIX)}
+    content = scores.drop(columns=[c for c in scores.columns if c.endswith(RUN_ID_SUFFIX)])
+    return {
+        "model_versions": stable,
+        "customer_scores": {"rows": len(scores), "hash": frame_fingerprint(content)},
     }
 
 
@@ -199,7 +223,8 @@ def campaign_targets(
         customer_scores=customer_scores,
         segments=segments,
     )
-    history = contact_history(offer_history, results)
+    service = service_contacts()  # the real-time service's contacts count against the caps too
+    history = contact_history(offer_history, results, service)
     settings = TargetingSettings(
         decision_date=decision_date,
         exploration_share=campaign_settings.exploration_share,
@@ -207,18 +232,17 @@ def campaign_targets(
         exploration_per_customer=campaign_settings.exploration_per_customer,
     )
     versions = model_versions(customer_scores)
+    content = content_inputs(customer_scores, versions)
     inputs = {
         "decision_date": decision_date.isoformat(),
         "campaigns": {c.campaign_id: f"{c.file}@{c.content_hash}" for c in campaigns},
         "policy_strategy": f"{strategy.name}@{strategy.content_hash}",
-        "model_versions": versions,
+        "model_versions": content["model_versions"],
         "tables": {
             "population": {"rows": len(population), "hash": frame_fingerprint(population)},
-            "customer_scores": {
-                "rows": len(customer_scores),
-                "hash": frame_fingerprint(customer_scores),
-            },
+            "customer_scores": content["customer_scores"],
             "contact_history": {"rows": len(history), "hash": frame_fingerprint(history)},
+            "service_contacts": len(service),
             "interaction_results_present": results is not None,
         },
     }
@@ -261,5 +285,6 @@ def campaign_targets(
             "per_campaign": dg.MetadataValue.json(summary["per_campaign"]),
             "inactive_campaigns": dg.MetadataValue.json(summary["inactive_campaigns"]),
             "inputs": dg.MetadataValue.json(inputs),
+            "model_versions": dg.MetadataValue.json(versions),
         },
     )

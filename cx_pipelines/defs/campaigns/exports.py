@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from cx_pipelines.campaigns.exports import write_export
+from cx_pipelines.campaigns.exports import sweep_stale_temporaries, write_export
 from cx_pipelines.defs.campaigns.assets import GROUP, CampaignSettings
 
 
@@ -35,11 +35,13 @@ def campaign_exports(
     inputs = metadata["inputs"]
     rows = []
     for campaign_id in sorted(metadata["per_campaign"]):
+        for path in sweep_stale_temporaries(root / campaign_id):
+            context.log.warning(f"removed {path.name}, left in {path.parent} by a killed writer")
         decisions = campaign_targets[campaign_targets["campaign_id"] == campaign_id]
         manifest = {
             "decision_date": metadata["decision_date"],
             "strategy_hash": metadata["strategy_hash"],
-            "model_versions": inputs["model_versions"],
+            "model_versions": metadata.get("model_versions", inputs["model_versions"]),
             "created_from": inputs,
         }
         folder = write_export(
