@@ -330,8 +330,19 @@ def summarise(runs: list[dict]) -> dict:
     ope_error = [run["ope_relative_error"] for run in runs]
     p_values = [run["challenger_p_value"] for run in runs]
     true_gain = [run["challenger_true_difference"] for run in runs]
+    rules = [rule for run in runs for rule in run["challengers"]]
+    detected = [rule for rule in rules if rule["p_value"] < 0.05]
     return {
         "seeds": [run["seed"] for run in runs],
+        "challenger_rules_tested": len(rules),
+        "challenger_rules_p_below_005": len(detected),
+        "challenger_rules_detected_with_the_true_sign": sum(
+            (rule["difference"] > 0) == (rule["true_difference"] > 0) for rule in detected
+        ),
+        "challenger_rules_truly_better": sum(rule["true_difference"] > 0 for rule in rules),
+        "challenger_intervals_covering_the_truth": sum(
+            rule["low"] <= rule["true_difference"] <= rule["high"] for rule in rules
+        ),
         "last_cycle_oracle_share": [round(value, 4) for value in share],
         "last_cycle_learned_minus_propensity": [round(value, 2) for value in margin],
         "run_to_run_sd_of_learned_profit": round(noise, 2),
