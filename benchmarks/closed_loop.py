@@ -9,12 +9,24 @@ strategy_performance → retrain). Per cycle it prints contacts, response rate, 
 incremental profit of the learned policy and of the oracle, propensity-only and random
 policies (same customers, caps, budgets and contact policy), and the regret.
 
-After the last cycle, on the last cycle's decision log:
+After the last cycle, on the last cycle's decision log (estimates from the log and the
+models only; true values from the world's truth, fatigue included, never shown to them):
 * **off-policy estimate** of a candidate (the deployed campaigns with half their volume caps
-  and budgets, targeted over the logged customers) next to its true value from the truth;
-* **planted better challenger**: the candidate that skips the logged contacts whose true
-  incremental profit is negative, compared with the deployed policy on the same units
-  (paired doubly robust difference, two-sided p-value).
+  and budgets, targeted over the whole population of that day, as it would be deployed)
+  next to its true value; the units are that population, and the candidate's actions the
+  log could never take are counted and reported (IPS leaves them out, DR has only the
+  models there), with the true value of the supported part beside the IPS figures;
+* **challenger strategies**, each a rule the platform could deploy on the deployed lists,
+  from its own data only (:func:`challenger_rules`): a fatigue-aware value rule (a contact
+  is kept only if its model value is still positive after the documented contact fatigue,
+  ``FATIGUE_LOG_ODDS_PER_CONTACT`` per treated contact in the previous
+  ``FATIGUE_WINDOW_DAYS``, counted from the platform's own exports), stricter contact
+  pressure, a stricter value threshold, no exploration, stopping one campaign. Each is
+  compared with the deployed lists on the same units (paired doubly robust difference given
+  the assignment, two-sided p-value, units still needed) and printed with its TRUE gain.
+  The **planted challenger** is the rule whose true gain (the world's expected values, never
+  the logged outcomes, so the test is not tilted by the choice) is largest: the benchmark
+  plants the truly better strategy and asks whether the log detects it.
 
 Targets (issue 8): by the last cycle the learned policy captures ≥ 90 % of the oracle's
 incremental profit and beats propensity-only by more than the seed-to-seed noise; the
@@ -41,16 +53,44 @@ from cx_pipelines import config, warehouse
 from cx_pipelines.loop import candidate, off_policy, policies, targeting_inputs
 from cx_pipelines.world import simulator
 
+FATIGUE = simulator.FATIGUE_LOG_ODDS_PER_CONTACT
+"""The world's documented contact fatigue: the challenger's prior for what a contact loses."""
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """A challenger strategy against the deployed lists: the log's test and the truth."""
+
+    name: str
+    comparison: off_policy.Comparison
+    true_difference: float
+    withdrawn: int  # deployed contacts the challenger does not make
+
+    def describe(self) -> str:
+        c = self.comparison
+        return (
+            f"{self.name}: withdraws {self.withdrawn:,} of {c.units:,} deployed "
+            f"contacts; estimated gain {c.difference:,.2f} [{c.low:,.2f}, {c.high:,.2f}], "
+            f"p = {c.p_value:.3g}, units still needed {c.units_still_needed:,.0f}; "
+            f"TRUE gain {self.true_difference:,.2f}"
+        )
+
 
 @dataclass(frozen=True)
 class OffPolicyFigures:
-    """The candidate's estimates and true value; the planted challenger's test."""
+    """The candidate's estimates and true value; the planted challengers' tests."""
 
     run_key: str
+    units: int
     candidate_true_value: float
+    candidate_true_supported_value: float  # the part on actions the log could take
     estimates: dict
-    challenger: off_policy.Comparison
-    challenger_true_difference: float
+    challengers: tuple[Challenger, ...]
+
+    @property
+    def challenger(self) -> Challenger:
+        """The planted challenger: the deployable rule that is truly best."""
+        return max(self.challengers, key=lambda item: item.true_difference)
 
     @property
     def relative_error(self) -> float:
@@ -58,27 +98,52 @@ class OffPolicyFigures:
         return (estimate - self.candidate_true_value) / abs(self.candidate_true_value)
 
     @property
+    def units_for_ten_percent(self) -> float:
+        """Units the DR interval would need to be ±10 % of the estimate (SE ∝ 1/√units)."""
+        item = self.estimates["doubly_robust"]
+        if item.value == 0:
+            return float("inf")
+        return float(item.units * (1.96 * item.standard_error / (0.1 * abs(item.value))) ** 2)
+
+    @property
     def challenger_p_value(self) -> float:
-        return self.challenger.p_value
+        return self.challenger.comparison.p_value
 
     def describe(self) -> list[str]:
+        first = self.estimates["doubly_robust"]
         lines = [
             f"off-policy, logged run {self.run_key}: candidate = deployed campaigns with half "
-            f"their caps; true incremental profit {self.candidate_true_value:,.2f}"
+            f"their caps over {self.units:,} customers; it treats {first.treated_units:,}, "
+            f"{first.unsupported_units:,} with actions the log could never take "
+            f"({first.unsupported_share:.1%} of its predicted value); largest weight "
+            f"{first.max_weight:,.1f}, effective sample size {first.effective_sample_size:,.0f}",
+            f"  TRUE incremental profit {self.candidate_true_value:,.2f} (supported part "
+            f"{self.candidate_true_supported_value:,.2f})",
         ]
         for name, item in self.estimates.items():
-            truth = self.candidate_true_value
+            truth = (
+                self.candidate_true_value
+                if item.scope == "all actions"
+                else self.candidate_true_supported_value
+            )
             covered = item.low <= truth <= item.high
             lines.append(
                 f"  {name:<14} {item.value:>12,.2f} [{item.low:,.2f}, {item.high:,.2f}] "
-                f"error {(item.value - truth) / abs(truth):+.1%}"
+                f"error {(item.value - truth) / abs(truth):+.1%} vs the truth of {item.scope}"
                 f"{'' if covered else '  (interval misses the truth)'}"
             )
         lines.append(
-            f"planted challenger (skip logged contacts of negative true value): "
-            f"estimated gain {self.challenger.difference:,.2f} "
-            f"[{self.challenger.low:,.2f}, {self.challenger.high:,.2f}], true gain "
-            f"{self.challenger_true_difference:,.2f}, p = {self.challenger.p_value:.3g}"
+            f"  a ±10 % doubly robust interval would need about {self.units_for_ten_percent:,.0f}"
+            f" units like these (it has {self.units:,})"
+        )
+        lines.append("challenger strategies against the deployed lists (estimate | TRUE):")
+        lines += [f"  {item.describe()}" for item in self.challengers]
+        best = self.challenger
+        lines.append(
+            f"planted challenger (truly best rule): {best.name}, true gain "
+            f"{best.true_difference:,.2f}, estimated {best.comparison.difference:,.2f}, "
+            f"p = {best.comparison.p_value:.3g}"
+            + ("" if best.true_difference > 0 else "  (no rule is truly better here)")
         )
         return lines
 
@@ -111,15 +176,29 @@ def logged_actions(log: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def fatigue_aware_value(units: pd.DataFrame, recent: np.ndarray, economics) -> np.ndarray:
+    """The models' value of each unit's logged contact after the documented contact fatigue:
+    ``m (σ(logit μ1 − λ recent) − μ0) − c`` (the platform's rule, from its own scores)."""
+    mu1 = np.clip(units["p_response"].to_numpy(float), 1e-9, 1 - 1e-9)
+    mu0 = mu1 - units["uplift"].to_numpy(float)
+    tired = 1.0 / (1.0 + np.exp(-(np.log(mu1 / (1 - mu1)) - FATIGUE * recent)))
+    column = pd.Index(economics.campaign_id).get_indexer(units["campaign_id"])
+    return economics.margin[column] * (tired - mu0) - economics.cost[column]
+
+
 def off_policy_figures(home: Path) -> OffPolicyFigures:
-    """Evaluate a candidate and a planted challenger on the last logged run."""
+    """Evaluate a candidate and the planted challengers on the last logged run."""
     truth = simulator.WorldTruth.load()
     log, run_key, day = candidate.logged_run()
     folder = targeting_inputs.strategies_folder() / "campaigns"
     deployed = [c for c in candidate.load_candidate(folder) if c.active_on(day)]
     half = candidate.load_candidate(half_caps(folder, home / "candidate_half_caps"))
-    policy = candidate.target_candidate(half, log["customer_id"].unique(), day)
-    estimates = off_policy.evaluate(log, policy.actions, margin=policy.margin, cost=policy.cost)
+    policy = candidate.target_candidate(half, day)
+    population = candidate.units_of(policy, log)
+    margins = {"margin": policy.margin, "cost": policy.cost}
+    estimates = off_policy.evaluate(log, policy.actions, population=population, **margins)
+    terms = off_policy.unit_terms(log, policy.actions, population=population, **margins)
+    supported = pd.Series(terms.supported, index=population).reindex(policy.actions.customer_id)
 
     def recent(customer_ids: np.ndarray) -> np.ndarray:
         return simulator.recent_contacts(
@@ -129,28 +208,54 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
             exclude_run_key=run_key,
         )
 
-    half_economics = targeting_inputs.economics_of(half)
     ids = policy.actions["customer_id"].to_numpy()
-    true_value = policies.action_values(truth, policy.actions, half_economics, recent=recent(ids))
+    true_value = policies.action_values(
+        truth, policy.actions, targeting_inputs.economics_of(half), recent=recent(ids)
+    )
 
     economics = targeting_inputs.economics_of(deployed)
     margin = dict(zip(economics.campaign_id, economics.margin, strict=True))
     cost = dict(zip(economics.campaign_id, economics.cost, strict=True))
     units = logged_actions(log, warehouse.read_table("customer_scores"))
-    unit_value = policies.action_values(
-        truth, units, economics, recent=recent(units["customer_id"].to_numpy())
-    )
-    challenger = units[unit_value > 0]
+    unit_recent = recent(units["customer_id"].to_numpy())
+    unit_value = policies.action_values(truth, units, economics, recent=unit_recent)
     # Both policies treat logged units with their logged campaign: only the arm is random.
     arm_log = off_policy.given_assignment(log, {c.campaign_id: c.control_share for c in deployed})
-    comparison = off_policy.compare(arm_log, challenger, units, margin=margin, cost=cost)
+
+    def challenger(name: str, keep: np.ndarray) -> Challenger:
+        comparison = off_policy.compare(arm_log, units[keep], units, margin=margin, cost=cost)
+        return Challenger(name, comparison, float(-unit_value[~keep].sum()), int((~keep).sum()))
+
+    rules = challenger_rules(units, unit_recent, economics, log["exploration"].to_numpy(bool))
     return OffPolicyFigures(
         run_key=run_key,
+        units=len(population),
         candidate_true_value=float(true_value.sum()),
+        candidate_true_supported_value=float(true_value[supported.to_numpy(bool)].sum()),
         estimates=estimates,
-        challenger=comparison,
-        challenger_true_difference=float(-unit_value[unit_value <= 0].sum()),
+        challengers=tuple(challenger(name, keep) for name, keep in rules.items() if keep.any()),
     )
+
+
+def challenger_rules(
+    units: pd.DataFrame, recent: np.ndarray, economics, explored: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Deployable rules on the deployed lists: which logged contacts each keeps (from the
+    platform's scores, costs and contact history only; unscored pairs have no model value,
+    so value rules keep them)."""
+    column = pd.Index(economics.campaign_id).get_indexer(units["campaign_id"])
+    value = units["uplift"].to_numpy(float) * economics.margin[column] - economics.cost[column]
+    window = simulator.FATIGUE_WINDOW_DAYS
+    rules = {
+        "fatigue-aware value rule": ~(fatigue_aware_value(units, recent, economics) <= 0),
+        f"no contact within {window} days of a treated one": recent == 0,
+        f"at most one treated contact per {window} days": recent <= 1,
+        "value must cover twice the cost": ~(value < economics.cost[column]),
+        "no exploration contacts": ~explored,
+    }
+    for campaign in economics.campaign_id:
+        rules[f"stop campaign {campaign}"] = units["campaign_id"].to_numpy() != campaign
+    return {name: keep for name, keep in rules.items() if (~keep).any()}
 
 
 def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int = 7) -> dict:
@@ -198,9 +303,22 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: 
         "ope_relative_error": ope.relative_error,
         "ope_estimates": {name: item.as_dict() for name, item in ope.estimates.items()},
         "ope_true_value": ope.candidate_true_value,
+        "ope_true_supported_value": ope.candidate_true_supported_value,
+        "ope_units": ope.units,
+        "ope_units_for_ten_percent": ope.units_for_ten_percent,
         "challenger_p_value": ope.challenger_p_value,
-        "challenger": ope.challenger.as_dict(),
-        "challenger_true_difference": ope.challenger_true_difference,
+        "challenger": ope.challenger.comparison.as_dict(),
+        "challenger_true_difference": ope.challenger.true_difference,
+        "challenger_withdrawn": ope.challenger.withdrawn,
+        "challenger_name": ope.challenger.name,
+        "challengers": [
+            {
+                "name": item.name,
+                "true_difference": item.true_difference,
+                **item.comparison.as_dict(),
+            }
+            for item in ope.challengers
+        ],
         "seconds": time.perf_counter() - began,
     }
     (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
@@ -215,19 +333,38 @@ def summarise(runs: list[dict]) -> dict:
     noise = float(np.std(last["incremental_profit"], ddof=1)) if len(runs) > 1 else float("nan")
     ope_error = [run["ope_relative_error"] for run in runs]
     p_values = [run["challenger_p_value"] for run in runs]
+    true_gain = [run["challenger_true_difference"] for run in runs]
+    rules = [rule for run in runs for rule in run["challengers"]]
+    detected = [rule for rule in rules if rule["p_value"] < 0.05]
     return {
         "seeds": [run["seed"] for run in runs],
+        "challenger_rules_tested": len(rules),
+        "challenger_rules_p_below_005": len(detected),
+        "challenger_rules_detected_with_the_true_sign": sum(
+            (rule["difference"] > 0) == (rule["true_difference"] > 0) for rule in detected
+        ),
+        "challenger_rules_truly_better": sum(rule["true_difference"] > 0 for rule in rules),
+        "challenger_intervals_covering_the_truth": sum(
+            rule["low"] <= rule["true_difference"] <= rule["high"] for rule in rules
+        ),
         "last_cycle_oracle_share": [round(value, 4) for value in share],
         "last_cycle_learned_minus_propensity": [round(value, 2) for value in margin],
         "run_to_run_sd_of_learned_profit": round(noise, 2),
         "ope_relative_error": [round(value, 4) for value in ope_error],
+        "planted_challenger": [run["challenger_name"] for run in runs],
         "planted_challenger_p_value": [float(f"{value:.3g}") for value in p_values],
+        "planted_challenger_true_gain": [round(value, 2) for value in true_gain],
+        "planted_challenger_estimated_gain": [
+            round(run["challenger"]["difference"], 2) for run in runs
+        ],
         "target_oracle_share_90": bool((share >= 0.9).all()),
         "target_beats_propensity_outside_noise": bool(
             len(runs) > 1 and margin.mean() - 2 * margin.std(ddof=1) / np.sqrt(len(runs)) > 0
         ),
         "target_ope_within_10pct": bool(all(abs(value) <= 0.1 for value in ope_error)),
-        "target_challenger_detected": bool(all(value < 0.05 for value in p_values)),
+        "target_challenger_detected": bool(
+            all(p < 0.05 for p in p_values) and all(gain > 0 for gain in true_gain)
+        ),
         "seconds_per_seed": [round(run["seconds"]) for run in runs],
         "step_seconds_per_cycle": [
             [cycle.get("seconds", {}) for cycle in run["cycles"]] for run in runs

@@ -36,7 +36,11 @@ def _arms(frame: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def _needed(observed_z: float, contacts: int, *, alpha: float, power: float) -> float:
+def contacts_still_needed(
+    observed_z: float, contacts: int, *, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Contacts still needed for a test at ``observed_z`` on ``contacts`` to reach ``power``
+    (0 once reached, NaN when the observed effect is 0)."""
     if not np.isfinite(observed_z) or observed_z == 0:
         return np.nan
     required = (
@@ -141,10 +145,10 @@ def champion_challenger_tests(
                     ),
                     "champion_contacts": contacts[0],
                     "challenger_contacts": contacts[1],
-                    "champion_contacts_still_needed": _needed(
+                    "champion_contacts_still_needed": contacts_still_needed(
                         result["z"], contacts[0], alpha=alpha, power=power
                     ),
-                    "challenger_contacts_still_needed": _needed(
+                    "challenger_contacts_still_needed": contacts_still_needed(
                         result["z"], contacts[1], alpha=alpha, power=power
                     ),
                 }

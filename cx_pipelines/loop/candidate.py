@@ -8,6 +8,11 @@ policy strategy's contact policy, the champion models' scores, its caps) over th
 of that run, on that run's decision date; treating every customer it decides is the
 policy evaluated by :mod:`cx_pipelines.loop.off_policy` (IPS, self-normalised IPS, doubly
 robust): its value is what the candidate's targeting earns at full deployment.
+
+The units are the whole population that run decided over (not only the logged customers:
+see :mod:`cx_pipelines.loop.off_policy`), and the candidate is targeted over all of it, as
+it would be once deployed. What the log cannot speak for (candidate actions the logging
+policy could never take) is counted and valued by the models, never passed off as measured.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class CandidatePolicy:
     """A candidate's treated rows over the logged customers, with its economics."""
 
     actions: pd.DataFrame  # customer_id, campaign_id, offer_type, channel, p_response, uplift
+    population: np.ndarray  # every customer the candidate decided over (the units)
     margin: dict[str, float]
     cost: dict[str, float]
     campaigns: tuple[str, ...]
@@ -56,16 +62,27 @@ class CandidateEvaluation:
         first = next(iter(self.estimates.values()))
         lines = [
             f"candidate {self.candidate} ({len(self.campaigns)} campaigns active on "
-            f"{self.decision_date}) on logged run {self.run_key}: "
-            f"{self.logged_decisions:,} logged decisions, the candidate treats "
-            f"{first.treated_units:,} of those customers ({first.supported_units:,} with a "
-            "logged decision of the same offer and channel)",
-            "estimated incremental profit over those customers (95% interval):",
+            f"{self.decision_date}) on logged run {self.run_key}: {self.logged_decisions:,} "
+            f"logged decisions over {first.units:,} customers; the candidate treats "
+            f"{first.treated_units:,} of them, {first.supported_units:,} with an action the "
+            "logging policy could have taken",
         ]
+        if first.unsupported_units:
+            lines.append(
+                f"  {first.unsupported_units:,} candidate actions the log could never take "
+                f"({first.unsupported_share:.1%} of its predicted value, models' value "
+                f"{first.unsupported_direct_value:,.2f}): IPS and SNIPS leave them out, "
+                "doubly robust has only the models' value for them"
+            )
+        lines.append(
+            f"  largest weight {first.max_weight:,.1f}, effective sample size "
+            f"{first.effective_sample_size:,.0f} (no clipping)"
+        )
+        lines.append("estimated incremental profit (95% interval):")
         for name, item in self.estimates.items():
             lines.append(
                 f"  {name:<14} {item.value:>14,.2f}   [{item.low:,.2f}, {item.high:,.2f}]"
-                f"   per customer {item.per_unit:,.4f}"
+                f"   per customer {item.per_unit:,.4f}   ({item.scope})"
             )
         return "\n".join(lines)
 
@@ -124,14 +141,20 @@ def logged_run(run_key: str | None = None) -> tuple[pd.DataFrame, str, date]:
 
 
 def target_candidate(
-    campaigns: list, customer_ids: np.ndarray, day: date, *, strategies_dir: Path | None = None
+    campaigns: list,
+    day: date,
+    *,
+    customer_ids: np.ndarray | None = None,
+    strategies_dir: Path | None = None,
 ) -> CandidatePolicy:
-    """Target the candidate over these customers on ``day``, as campaign_targets would."""
+    """Target the candidate on ``day`` as campaign_targets would, over the whole population
+    of that day (or only ``customer_ids``)."""
     from cx_pipelines.campaigns.targeting import TargetingSettings, target
     from cx_pipelines.engine import load_strategy
 
     population, scores, history = population_inputs(day)
-    population = population[population["customer_id"].isin(customer_ids)]
+    if customer_ids is not None:
+        population = population[population["customer_id"].isin(customer_ids)]
     strategy = load_strategy(strategies_folder(strategies_dir) / POLICY_STRATEGY)
     result = target(
         campaigns,
@@ -153,10 +176,16 @@ def target_candidate(
     columns = ["customer_id", "campaign_id", "offer_type", "channel", "p_response", "uplift"]
     return CandidatePolicy(
         actions=result.targets[columns].reset_index(drop=True),
+        population=population["customer_id"].to_numpy(),
         margin={c.campaign_id: c.margin_per_response for c in campaigns},
         cost={c.campaign_id: c.cost_per_contact for c in campaigns},
         campaigns=tuple(c.campaign_id for c in campaigns if c.active_on(day)),
     )
+
+
+def units_of(policy: CandidatePolicy, log: pd.DataFrame) -> np.ndarray:
+    """The units: the population the candidate decided over, and every logged customer."""
+    return pd.unique(np.r_[policy.population, log["customer_id"].to_numpy()])
 
 
 def evaluate_candidate(
@@ -170,11 +199,15 @@ def evaluate_candidate(
     """Load, target and evaluate the candidate on a logged run."""
     campaigns = load_candidate(path)
     log, run_key, day = logged_run(run_key)
-    policy = target_candidate(
-        campaigns, log["customer_id"].unique(), day, strategies_dir=strategies_dir
-    )
+    policy = target_candidate(campaigns, day, strategies_dir=strategies_dir)
     estimates = off_policy.evaluate(
-        log, policy.actions, margin=policy.margin, cost=policy.cost, bootstrap=bootstrap, seed=seed
+        log,
+        policy.actions,
+        margin=policy.margin,
+        cost=policy.cost,
+        population=units_of(policy, log),
+        bootstrap=bootstrap,
+        seed=seed,
     )
     return CandidateEvaluation(
         candidate=str(path),

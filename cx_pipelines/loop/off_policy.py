@@ -1,30 +1,55 @@
 """Off-policy evaluation: what a candidate targeting policy would earn, from the decision log.
 
-The log holds one row per decided customer (unit): the campaign ``j`` it was decided for,
-the arm (treated or randomised control), the probability ``s`` with which the logging policy
-chose that campaign *and* that arm (``selection_probability``), and the matched outcome
-``Y`` (responded or not). A candidate policy gives each logged unit a campaign ``j*`` to be
-treated with, or none. Its value is the **incremental profit** over the logged units,
+The log holds one row per decided customer: the campaign ``j`` it was decided for, the arm
+(treated or randomised control), the probability ``s`` with which the logging policy chose
+that campaign *and* that arm (``selection_probability``), and the matched outcome ``Y``.
+The **units** are every customer the logging policy decided over (``population``; a
+customer it left out is a unit whose logged action is "none"), or, without a population,
+the logged rows themselves. Restricting the units to the logged customers would condition
+on the logger's own draws: a customer in the log only because exploration drew it would
+count ``1 / q`` times with ``q`` its small exploration probability, not once.
+
+A candidate policy gives each unit a campaign ``j*`` to be treated with, or none. Its
+value is the **incremental profit** over the units,
 ``Σ_u [π(u) = j*] (margin_j* (P(Y=1 | treated) − P(Y=1 | control)) − cost_j*)``.
-A candidate's action is *supported* by a logged row when both offer the same offer type on
-the same channel (the customer answers the offer and the channel, whatever the campaign is
+A logged row *matches* the candidate's action when both offer the same offer type on the
+same channel (the customer answers the offer and the channel, whatever the campaign is
 called); the margin and cost are the candidate campaign's.
 
-Per unit ``u`` (``T`` treated, ``C`` control rows of the candidate's own campaign):
+**Support.** An action is *supported* when the logging policy could have taken it
+(positive selection probability). The log shows it for a matched row; beyond that, a
+pair the log *randomised* (explored) in the run may have gone to any eligible unit, and a
+unit the log explored may have gone to its optimiser campaign instead. Every other action
+(e.g. a campaign the logger's optimiser never gives this customer, or a customer it left
+out, on a pair it did not explore) is **unsupported**: no logged outcome can ever speak for
+it, so IPS cannot estimate it. IPS and SNIPS therefore estimate the value of the supported
+actions only (``scope``); the direct-method value of the unsupported actions and their
+share of the candidate's predicted value are reported beside them
+(``unsupported_direct_value``, ``unsupported_share``), and doubly robust is the direct
+method alone there (its value is the only one that speaks for all actions, and only as
+well as the models do there).
 
-* **IPS**: ``z = [T] (m Y − c) / s − [C] m Y / s``; unbiased wherever the logging policy
-  could take the candidate's action (both arms of ``j*`` with positive probability).
+Per unit ``u`` (``T`` treated, ``C`` control rows matching the candidate's action):
+
+* **IPS**: ``z = [T] (m Y − c) / s − [C] m Y / s``; unbiased for the supported part.
 * **Self-normalised IPS**: the two arms' weighted means, each divided by its own sum of
-  weights, times the share of units the candidate treats: a little biased, much less
-  variable when weights are large.
+  weights, times the number of supported units: a little biased, much less variable when
+  weights are large.
 * **Doubly robust**: the models' predicted incremental profit ``q = m (μ1 − μ0) − c`` (the
   direct method) plus the IPS-weighted residuals ``[T] m (Y − μ1) / s − [C] m (Y − μ0) / s``;
-  unbiased when either the probabilities or the predictions are right, and still defined
-  where the candidate leaves the log's support (there it is the direct method alone).
+  unbiased on the supported part when either the probabilities or the predictions are right.
+  The truth it is checked against (:mod:`cx_pipelines.loop.policies`) is the simulator's,
+  fatigue included; the residuals carry that fatigue into the estimate whatever the models
+  believe, the direct method on unsupported actions does not.
+
+**No clipping.** Weights are the exact inverse probabilities (clipping them trades an
+unknown bias for variance); instead the largest weight and the effective sample size
+``(Σw)² / Σw²`` of the matched rows are reported, so a log too thin for the candidate shows.
 
 Intervals: the normal interval from the per-unit variance (IPS, DR), the delta method for
 the ratio (SNIPS), or a seeded Poisson bootstrap. :func:`compare` tests a candidate against
-a baseline on the same units (paired differences), for detecting a better challenger.
+a baseline on the same units (paired differences), for detecting a better challenger, and
+says how many units the observed difference would still need to be significant.
 """
 
 from __future__ import annotations
@@ -55,7 +80,7 @@ class OffPolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Estimate:
-    """An estimate of a policy's total incremental profit over the logged units."""
+    """An estimate of a policy's total incremental profit over the units."""
 
     estimator: str
     value: float
@@ -66,6 +91,12 @@ class Estimate:
     units: int
     supported_units: int  # units whose candidate action the log could have taken
     treated_units: int  # units the candidate treats
+    scope: str  # "all actions" or "supported actions only" (what ``value`` estimates)
+    unsupported_units: int  # candidate actions the log could never take
+    unsupported_direct_value: float  # the models' value of those actions (direct method)
+    unsupported_share: float  # their share of the candidate's predicted value, by |value|
+    max_weight: float  # largest inverse probability among the matched rows (no clipping)
+    effective_sample_size: float  # (Σw)² / Σw² of the matched rows
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -80,6 +111,8 @@ class Comparison:
     low: float
     high: float
     p_value: float
+    units: int
+    units_still_needed: float  # more units for 80 % power at this difference (0 = enough)
 
     def as_dict(self) -> dict[str, float | str]:
         return asdict(self)
@@ -87,7 +120,7 @@ class Comparison:
 
 @dataclass(frozen=True)
 class UnitTerms:
-    """Per-unit pieces every estimator is built from (one entry per logged unit)."""
+    """Per-unit pieces every estimator is built from (one entry per unit)."""
 
     treated_reward: np.ndarray  # [T] (m Y − c) / s
     treated_weight: np.ndarray  # [T] / s
@@ -97,7 +130,8 @@ class UnitTerms:
     treated_residual: np.ndarray  # [T] m (Y − μ1) / s
     control_residual: np.ndarray  # [C] m (Y − μ0) / s
     chosen: np.ndarray  # the candidate treats this unit
-    supported: np.ndarray  # the candidate's campaign is the logged one
+    matched: np.ndarray  # the logged row offers the candidate's offer on its channel
+    supported: np.ndarray  # the logging policy could have taken the candidate's action
 
 
 def given_assignment(log: pd.DataFrame, control_share: Mapping[str, float]) -> pd.DataFrame:
@@ -132,20 +166,61 @@ def _economics(
     return campaigns.map(values).fillna(0.0).to_numpy(np.float64)
 
 
+def randomised_pairs(log: pd.DataFrame) -> set[str]:
+    """``offer|channel`` pairs the log drew at random for any eligible unit: those with an
+    exploration row, or, for a log without an ``exploration`` column, every logged pair
+    (a fully randomised logger)."""
+    pairs = log["offer_type"].astype(str) + "|" + log["channel"].astype(str)
+    if "exploration" not in log.columns:
+        return set(pairs)
+    return set(pairs[log["exploration"].fillna(False).astype(bool).to_numpy()])
+
+
+def _units(log: pd.DataFrame, population: np.ndarray | None) -> pd.DataFrame:
+    """The log laid out over the units: the log itself, or one row per population customer
+    (customers the logger left out get the action "none")."""
+    if population is None:
+        return log.reset_index(drop=True)
+    ids = pd.Index(np.asarray(population)).unique()
+    if log["customer_id"].duplicated().any():
+        raise OffPolicyError(
+            "the decision log has several rows for one customer: evaluate one run at a time "
+            "when the units are a population"
+        )
+    outside = ~log["customer_id"].isin(ids)
+    if outside.any():
+        raise OffPolicyError(
+            f"{int(outside.sum())} logged customer(s) are not in the population, e.g. "
+            f"customer_id {log['customer_id'][outside].iloc[0]}"
+        )
+    units = log.set_index("customer_id").reindex(ids)
+    missing = units["group"].isna().to_numpy()
+    units["group"] = units["group"].where(~missing, "none")
+    units["selection_probability"] = units["selection_probability"].where(~missing, 1.0)
+    units["responded"] = units["responded"].where(~missing, 0)
+    if "exploration" in units.columns:
+        units["exploration"] = units["exploration"].where(~missing, False)
+    return units.rename_axis("customer_id").reset_index()
+
+
 def unit_terms(
     log: pd.DataFrame,
     candidate: pd.DataFrame,
     *,
     margin: Mapping[str, float],
     cost: Mapping[str, float],
+    population: np.ndarray | None = None,
+    randomised: set[str] | None = None,
 ) -> UnitTerms:
-    """Line the candidate's action up with every logged unit and compute the weighted terms.
+    """Line the candidate's action up with every unit and compute the weighted terms.
 
-    ``log``: one row per unit, ``LOG_COLUMNS`` (``group`` "treated"/"control", ``responded``
-    0/1). ``candidate``: at most one row per customer, the campaign it would treat the
-    customer with and the models' ``p_response`` (μ1) and ``uplift`` (μ1 − μ0) for it;
-    customers it leaves out have no row (or a null campaign). Its ``offer_type`` and
-    ``channel`` decide which logged rows support its action.
+    ``log``: one row per decided customer, ``LOG_COLUMNS`` (``group`` "treated"/"control",
+    ``responded`` 0/1; optional ``exploration``). ``candidate``: at most one row per
+    customer, the campaign it would treat the customer with and the models' ``p_response``
+    (μ1) and ``uplift`` (μ1 − μ0) for it; customers it leaves out have no row (or a null
+    campaign). ``population``: the customers the logger decided over (the units); default:
+    the logged rows. ``randomised``: the ``offer|channel`` pairs the logger drew at random
+    (default :func:`randomised_pairs` of the log).
     """
     _require(log, LOG_COLUMNS, what="the decision log")
     _require(candidate, CANDIDATE_COLUMNS, what="the candidate policy")
@@ -158,23 +233,42 @@ def unit_terms(
             f"{bad} logged row(s) have a selection_probability outside (0, 1]; "
             "off-policy evaluation needs the probability of every logged decision"
         )
+    randomised = randomised_pairs(log) if randomised is None else randomised
+    units = _units(log, population)
     chosen_rows = candidate[candidate["campaign_id"].notna()].set_index("customer_id")
-    action = log["customer_id"].map(chosen_rows["campaign_id"])
+    if population is not None:
+        stray = ~chosen_rows.index.isin(units["customer_id"])
+        if stray.any():
+            raise OffPolicyError(
+                f"the candidate treats {int(stray.sum())} customer(s) outside the population, "
+                f"e.g. customer_id {chosen_rows.index[stray][0]}"
+            )
+    action = units["customer_id"].map(chosen_rows["campaign_id"])
     pair = chosen_rows["offer_type"].astype(str) + "|" + chosen_rows["channel"].astype(str)
-    logged_pair = log["offer_type"].astype(str) + "|" + log["channel"].astype(str)
-    mu1 = log["customer_id"].map(chosen_rows["p_response"]).to_numpy(np.float64)
-    mu0 = mu1 - log["customer_id"].map(chosen_rows["uplift"]).to_numpy(np.float64)
+    candidate_pair = units["customer_id"].map(pair).to_numpy(object)
+    logged_pair = (units["offer_type"].astype(str) + "|" + units["channel"].astype(str)).to_numpy(
+        object
+    )
+    mu1 = units["customer_id"].map(chosen_rows["p_response"]).to_numpy(np.float64)
+    mu0 = mu1 - units["customer_id"].map(chosen_rows["uplift"]).to_numpy(np.float64)
     chosen = action.notna().to_numpy()
     m = _economics(action, margin, what="margin", where="the candidate")
     c = _economics(action, cost, what="cost", where="the candidate")
-    supported = chosen & (
-        log["customer_id"].map(pair).to_numpy(object) == logged_pair.to_numpy(object)
+    group = units["group"].to_numpy(object)
+    matched = chosen & (group != "none") & (candidate_pair == logged_pair)
+    explored_unit = (
+        units["exploration"].fillna(False).astype(bool).to_numpy()
+        if "exploration" in units.columns
+        else np.zeros(len(units), dtype=bool)
     )
-    outcome = log["responded"].astype(np.float64).to_numpy()
-    treated = supported & (log["group"] == "treated").to_numpy()
-    control = supported & (log["group"] == "control").to_numpy()
-    inverse = 1.0 / probability
-    zero = np.zeros(len(log))
+    supported = matched | (
+        chosen & (explored_unit | pd.Series(candidate_pair).isin(randomised).to_numpy())
+    )
+    outcome = units["responded"].astype(np.float64).to_numpy()
+    treated = matched & (group == "treated")
+    control = matched & (group == "control")
+    inverse = 1.0 / units["selection_probability"].to_numpy(np.float64)
+    zero = np.zeros(len(units))
     return UnitTerms(
         treated_reward=np.where(treated, (m * outcome - c) * inverse, zero),
         treated_weight=np.where(treated, inverse, zero),
@@ -184,6 +278,7 @@ def unit_terms(
         treated_residual=np.where(treated, m * (outcome - np.nan_to_num(mu1)) * inverse, zero),
         control_residual=np.where(control, m * (outcome - np.nan_to_num(mu0)) * inverse, zero),
         chosen=chosen,
+        matched=matched,
         supported=supported,
     )
 
@@ -197,7 +292,7 @@ def _influence(terms: UnitTerms, estimator: str) -> tuple[float, np.ndarray]:
         values = terms.direct + terms.treated_residual - terms.control_residual
         return float(values.mean()), values
     if estimator == "snips":
-        share = float(terms.chosen.mean())
+        share = float(terms.supported.mean())  # IPS speaks for the supported actions only
         treated_weight = terms.treated_weight.mean()
         control_weight = terms.control_weight.mean()
         if treated_weight == 0 or control_weight == 0:  # an arm the log never took
@@ -252,6 +347,10 @@ def estimate(
         low, high = (np.quantile(replicates, [tail, 1 - tail]) + shift).tolist()
     else:
         low, high = per_unit - z * standard_error, per_unit + z * standard_error
+    unsupported = terms.chosen & ~terms.supported
+    predicted = np.abs(terms.direct[terms.chosen]).sum()
+    weights = np.r_[terms.treated_weight, terms.control_weight]
+    weights = weights[weights > 0]
     return Estimate(
         estimator=estimator,
         value=per_unit * units,
@@ -262,6 +361,18 @@ def estimate(
         units=units,
         supported_units=int(terms.supported.sum()),
         treated_units=int(terms.chosen.sum()),
+        scope="all actions"
+        if estimator == "doubly_robust" or not unsupported.any()
+        else "supported actions only",
+        unsupported_units=int(unsupported.sum()),
+        unsupported_direct_value=float(terms.direct[unsupported].sum()),
+        unsupported_share=float(np.abs(terms.direct[unsupported]).sum() / predicted)
+        if predicted > 0
+        else 0.0,
+        max_weight=float(weights.max()) if len(weights) else 0.0,
+        effective_sample_size=float(weights.sum() ** 2 / (weights**2).sum())
+        if len(weights)
+        else 0.0,
     )
 
 
@@ -271,12 +382,13 @@ def evaluate(
     *,
     margin: Mapping[str, float],
     cost: Mapping[str, float],
+    population: np.ndarray | None = None,
     confidence: float = 0.95,
     bootstrap: int = 0,
     seed: int = 0,
 ) -> dict[str, Estimate]:
     """IPS, self-normalised IPS and doubly robust estimates of the candidate's value."""
-    terms = unit_terms(log, candidate, margin=margin, cost=cost)
+    terms = unit_terms(log, candidate, margin=margin, cost=cost, population=population)
     return {
         name: estimate(terms, name, confidence=confidence, bootstrap=bootstrap, seed=seed)
         for name in ESTIMATORS
@@ -290,23 +402,30 @@ def compare(
     *,
     margin: Mapping[str, float],
     cost: Mapping[str, float],
+    population: np.ndarray | None = None,
     estimator: str = "doubly_robust",
     confidence: float = 0.95,
 ) -> Comparison:
-    """Candidate minus baseline over the same logged units: paired interval and p-value."""
-    candidate_terms = unit_terms(log, candidate, margin=margin, cost=cost)
-    baseline_terms = unit_terms(log, baseline, margin=margin, cost=cost)
+    """Candidate minus baseline over the same units: paired interval, p-value and the units
+    the observed difference would still need for a test at 5 % with 80 % power."""
+    from cx_pipelines.feedback.experiments import contacts_still_needed
+
+    candidate_terms = unit_terms(log, candidate, margin=margin, cost=cost, population=population)
+    baseline_terms = unit_terms(log, baseline, margin=margin, cost=cost, population=population)
     first, first_influence = _influence(candidate_terms, estimator)
     second, second_influence = _influence(baseline_terms, estimator)
-    units = len(log)
+    units = len(first_influence)
     difference = (first - second) * units
     spread = float((first_influence - second_influence).std(ddof=1) / np.sqrt(units)) * units
     z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p_value = float(2 * stats.norm.sf(abs(difference) / spread)) if spread > 0 else 1.0
+    observed = difference / spread if spread > 0 else np.nan
+    p_value = float(2 * stats.norm.sf(abs(observed))) if spread > 0 else 1.0
     return Comparison(
         estimator=estimator,
         difference=difference,
         low=difference - z * spread,
         high=difference + z * spread,
         p_value=p_value,
+        units=units,
+        units_still_needed=contacts_still_needed(observed, units, alpha=1 - confidence),
     )

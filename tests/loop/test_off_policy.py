@@ -132,7 +132,15 @@ def test_a_planted_better_candidate_is_detected(small_world):
     reverse = off_policy.compare(log, poor, good, margin=MARGIN, cost=COST)
     assert reverse.difference == pytest.approx(-comparison.difference)
     same = off_policy.compare(log, good, good, margin=MARGIN, cost=COST)
-    assert same.difference == 0 and same.p_value == 1.0
+    assert same.difference == 0 and same.p_value == 1.0 and np.isnan(same.units_still_needed)
+    # the units the test would still need: none once |z| reaches z_0.975 + z_0.8
+    z = comparison.difference / ((comparison.high - comparison.low) / (2 * 1.959964))
+    assert comparison.units == len(log)
+    assert (comparison.units_still_needed == 0) == (abs(z) >= 1.959964 + 0.841621)
+    few = off_policy.compare(log.iloc[: len(log) // 8], good, poor, margin=MARGIN, cost=COST)
+    z = few.difference / ((few.high - few.low) / (2 * 1.959964))
+    needed = few.units * ((1.959964 + 0.841621) / z) ** 2 - few.units
+    assert few.units_still_needed == pytest.approx(max(0.0, np.ceil(needed)), abs=2)
 
 
 def test_bad_logs_and_candidates_are_clear_errors(small_world):

@@ -27,6 +27,12 @@ COLUMNS = [
     "units",
     "supported_units",
     "treated_units",
+    "scope",
+    "unsupported_units",
+    "unsupported_direct_value",
+    "unsupported_share",
+    "max_weight",
+    "effective_sample_size",
     "candidate",
     "run_key",
     "decision_date",
@@ -84,6 +90,8 @@ def policy_evaluation(
             "doubly_robust_interval": dg.MetadataValue.text(
                 f"[{doubly_robust.low:,.2f}, {doubly_robust.high:,.2f}]"
             ),
+            "unsupported_units": doubly_robust.unsupported_units,
+            "unsupported_share": dg.MetadataValue.float(doubly_robust.unsupported_share),
             "summary": dg.MetadataValue.md(f"```\n{evaluation.describe()}\n```"),
         },
     )
