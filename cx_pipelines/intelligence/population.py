@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cx_pipelines.engine import Strategy, evaluate_batch
+from cx_pipelines.engine import Strategy, evaluate_batch, evaluate_rows
 from cx_pipelines.intelligence.record import (
     CHANNEL_ATTRIBUTE,
     RECORD_COLUMNS,
@@ -100,12 +100,15 @@ class Request:
     contact_history: Sequence[Mapping] = ()
 
 
-def _typed_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Customer rows as typed columns (numbers float64 with NaN, others objects with None)."""
-    names = list(dict.fromkeys(name for row in rows for name in row))
-    columns: dict[str, Any] = {}
-    for name in names:
+def _customer_columns(strategy: Strategy, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The customer input columns the strategy reads, one row per request (numbers float64
+    with NaN, others objects with None); a column no row has is left out."""
+    names = ["customer_id", *(a.column for a in strategy.input_attributes(None))]
+    columns: dict[str, np.ndarray] = {}
+    for name in dict.fromkeys(names):
         values = [row.get(name) for row in rows]
+        if not any(v is not None for v in values) and not any(name in row for row in rows):
+            continue
         attribute = strategy.attributes.get(name)
         if attribute is not None and str(getattr(attribute.value_type, "value", "")) == "number":
             columns[name] = np.array(values, dtype="float64")  # None becomes NaN
@@ -113,70 +116,76 @@ def _typed_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame
             column = np.empty(len(values), dtype=object)
             column[:] = [None if v is None or v != v else v for v in values]
             columns[name] = column
-    return pd.DataFrame(columns)
+    return columns
 
 
-def _accounts_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _account_columns(
+    strategy: Strategy, requests: list[Request]
+) -> tuple[dict[str, np.ndarray] | None, np.ndarray]:
+    """Every known customer's accounts as columns, and the request row of each account."""
+    rows: list[Mapping[str, Any]] = []
+    owners: list[int] = []
+    ids: list[str] = []
+    for position, request in enumerate(requests):
+        if request.customer is not None:
+            rows.extend(request.accounts)
+            owners.extend([position] * len(request.accounts))
+            ids.extend([request.customer_id] * len(request.accounts))
     if not rows:
-        return pd.DataFrame(columns=["account_id", "customer_id", "account_type"])
-    frame = pd.DataFrame(rows)
+        return None, np.zeros(0, dtype=np.int64)
+    numbers: set[str] = set()
+    wanted = ["account_id", "account_type"]
     for account_type in strategy.account_types:
         for attribute in strategy.input_attributes(account_type):
-            column = attribute.column or attribute.name.split(".", 1)[1]
-            kind = str(getattr(attribute.value_type, "value", attribute.value_type))
-            if column in frame.columns and kind == "number":
-                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
+            wanted.append(attribute.column)
+            if str(getattr(attribute.value_type, "value", attribute.value_type)) == "number":
+                numbers.add(attribute.column or attribute.name.split(".", 1)[1])
+    columns: dict[str, np.ndarray] = {"customer_id": _objects(ids)}
+    for name in dict.fromkeys(wanted):
+        if name == "customer_id" or not any(name in row for row in rows):
+            continue
+        values = [row.get(name) for row in rows]
+        columns[name] = _coerced_numbers(values) if name in numbers else _objects(values)
+    return columns, np.asarray(owners, dtype=np.int64)
 
 
-def _untraced_records(strategy: Strategy, result, channel: str) -> list[dict[str, Any]]:
-    """Evaluator-shaped records (no trace) from the batch result's frames (one pass over
-    the columns as lists, no per-cell frame access)."""
-    long = result.treatments
-    long = long[long["channel"] == channel]
-    names = long["treatment"].tolist()
-    term_names = sorted({t for name in set(names) for t in strategy.treatments[name].terms})
-    terms_of = {name: tuple(strategy.treatments[name].terms) for name in set(names)}
-    term_values = {t: long[t].tolist() for t in term_names}
-    chosen: dict[str, list[dict[str, Any]]] = {}
-    rows = zip(
-        names,
-        long["customer_id"].tolist(),
-        long["rank"].tolist(),
-        long["score"].tolist(),
-        long["lever"].tolist(),
-        range(len(names)),
-        strict=True,
-    )
-    for name, customer_id, rank, score, lever, row in rows:
-        terms = {term: _number(term_values[term][row]) for term in terms_of[name]}
-        terms["lever"] = float(lever)
-        chosen.setdefault(str(customer_id), []).append(
-            {"treatment": name, "rank": int(rank), "score": float(score), "terms": terms}
-        )
-    frame = result.customers
-    keys = ("customer_id", "event", "segment", "test_group", "strategy_hash")
-    values = [frame[key].tolist() for key in keys]
-    records = []
-    for row in zip(*values, strict=True):
-        items = chosen.get(str(row[0]), [])
-        records.append(
-            {
-                **dict(zip(keys, row, strict=True)),
-                "treatments": {
-                    channel: [
-                        {"treatment": i["treatment"], "rank": i["rank"], "score": i["score"]}
-                        for i in items
-                    ]
-                },
-                "trace": {"arbitration": {channel: items}},
-            }
-        )
-    return records
+def _history_columns(
+    requests: list[Request],
+) -> tuple[dict[str, np.ndarray] | None, np.ndarray | None]:
+    """Every request's contact history as columns, and the request row of each contact."""
+    rows = [row for request in requests for row in request.contact_history]
+    if not rows:
+        return None, None
+    owners = [p for p, request in enumerate(requests) for _ in range(len(request.contact_history))]
+    columns: dict[str, np.ndarray] = {}
+    for name in dict.fromkeys(key for row in rows for key in row):
+        values = [row.get(name) for row in rows]
+        if name == "declined":
+            columns[name] = np.array(
+                [False if v is None or v != v else bool(v) for v in values], dtype=bool
+            )
+        elif name == "days_ago":
+            try:
+                columns[name] = np.array(values, dtype="float64")
+            except (TypeError, ValueError):
+                columns[name] = _objects(values)  # read (or refused) by the engine
+        else:
+            columns[name] = _objects(values)
+    return columns, np.asarray(owners, dtype=np.int64)
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None or value != value else float(value)
+def _objects(values: list[Any]) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
+
+
+def _coerced_numbers(values: list[Any]) -> np.ndarray:
+    """Numbers as float64, anything that is not a number NaN (as ``to_numeric(coerce)``)."""
+    try:
+        return np.array(values, dtype="float64")
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(_objects(values)), errors="coerce").to_numpy("float64")
 
 
 def decide_many(
@@ -189,49 +198,44 @@ def decide_many(
 ) -> list[dict[str, Any]]:
     """Many requests through the batch evaluator (vectorised), in request order.
 
-    Requests are grouped by channel and interaction type (a customer asked twice in one
-    group goes to a second pass); each group is one ``evaluate_batch`` call. With
-    ``trace=False`` the records have ``trace: None`` (the fast path); the treatments and
-    their terms are the same either way.
+    Requests are grouped by channel and interaction type; each group is one
+    ``evaluate_rows`` call, one row per request (a customer asked twice is decided twice,
+    each time on that request's inputs). With ``trace=False`` the records have
+    ``trace: None`` (the fast path); the treatments and their terms are the same either way.
     """
-    groups: dict[tuple[str, str, int], list[int]] = {}
-    seen: dict[tuple[str, str, str], int] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
+    checked: dict[tuple[str, str | None], str] = {}
     for index, item in enumerate(requests):
-        interaction = interaction_of(strategy, event, item.interaction_type)
-        checked_channels(strategy, [item.channel])
-        pass_number = seen.get((item.channel, interaction, item.customer_id), 0)
-        seen[(item.channel, interaction, item.customer_id)] = pass_number + 1
-        groups.setdefault((item.channel, interaction, pass_number), []).append(index)
+        key = (item.channel, item.interaction_type)
+        interaction = checked.get(key)
+        if interaction is None:
+            interaction = checked[key] = interaction_of(strategy, event, item.interaction_type)
+            checked_channels(strategy, [item.channel])
+        groups.setdefault((item.channel, interaction), []).append(index)
     answers: list[dict[str, Any] | None] = [None] * len(requests)
-    for (channel, interaction, _), members in groups.items():
+    for (channel, interaction), members in groups.items():
         chosen = [requests[i] for i in members]
         rows = [
             customer_values(strategy, r.customer, r.customer_id, channel, r.context) for r in chosen
         ]
-        accounts = [
-            {**account, "customer_id": r.customer_id}
-            for r in chosen
-            if r.customer is not None
-            for account in r.accounts
-        ]
-        history = [row for r in chosen for row in r.contact_history]
-        result = evaluate_batch(
+        accounts, account_rows = _account_columns(strategy, chosen)
+        history, contact_rows = _history_columns(chosen)
+        result = evaluate_rows(
             strategy,
             event=event,
-            customers=_typed_frame(strategy, rows),
-            accounts=_accounts_frame(strategy, accounts),
+            customers=_customer_columns(strategy, rows),
+            accounts=accounts,
+            account_rows=account_rows,
+            contact_history=history,
+            contact_rows=contact_rows,
             channel=channel,
             interaction_type=interaction,
-            contact_history=pd.DataFrame(history) if history else None,
             model_versions=dict(model_versions[members[0]] or {}),
             trace=trace,
         )
-        records = result.records() if trace else _untraced_records(strategy, result, channel)
+        records = result.records() if trace else result.ranked_records()
         for index, record in zip(members, records, strict=True):
-            shaped = channel_record(
+            answers[index] = channel_record(
                 record, channel, interaction_type=interaction, model_versions=model_versions[index]
             )
-            if not trace:
-                shaped["trace"] = None
-            answers[index] = shaped
     return answers  # type: ignore[return-value]

@@ -31,14 +31,12 @@ RECORD_COLUMNS = (
 )
 
 
+_OFFERS = {f"{offer}_offer": offer for offer in OFFER_TYPES}
+
+
 def offer_type_of(treatment: str | None) -> str | None:
     """The product a treatment offers (``savings_offer`` → ``savings``), or None."""
-    if treatment is None:
-        return None
-    for offer in OFFER_TYPES:
-        if treatment == f"{offer}_offer":
-            return offer
-    return None
+    return _OFFERS.get(treatment) if treatment is not None else None
 
 
 def channel_record(
@@ -54,8 +52,9 @@ def channel_record(
     arbitration terms (from the trace's arbitration list); ``trace`` is the whole reason
     trace.
     """
-    trace = record["trace"]
-    ranked = trace.get("arbitration", {}).get(channel, [])
+    trace = record.get("trace")  # absent in ranked records (no trace asked for)
+    arbitration = record["arbitration"] if trace is None else trace.get("arbitration", {})
+    ranked = arbitration.get(channel, [])
     chosen = record["treatments"].get(channel, [])
     treatments = [
         {

@@ -6,7 +6,7 @@ evaluator's shape, used by golden cases and the evaluator agreement tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,19 +42,67 @@ class _StepView:
         return item
 
 
-@dataclass
 class BatchResult:
-    """Output of :func:`evaluate_batch`: customer records, account decisions, ranked treatments."""
+    """Output of :func:`evaluate_batch`: customer records, account decisions, ranked treatments.
 
-    customers: pd.DataFrame
-    accounts: pd.DataFrame
-    treatments: pd.DataFrame
-    _records: Any = field(repr=False, default=None)
-    unmatched_accounts: pd.DataFrame | None = None  # accounts whose customer_id is not given
+    The three frames are built when first read (a caller that wants only the records or
+    the ranking pays nothing for them); each may be given as a frame or as a function
+    that makes it.
+    """
+
+    def __init__(
+        self,
+        customers: pd.DataFrame | Callable[[], pd.DataFrame],
+        accounts: pd.DataFrame | Callable[[], pd.DataFrame],
+        treatments: pd.DataFrame | Callable[[], pd.DataFrame],
+        records: Callable[[], list[dict[str, Any]]] | None = None,
+        unmatched_accounts: pd.DataFrame | None = None,
+        *,
+        ranked: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self._frames: dict[str, Any] = {
+            "customers": customers,
+            "accounts": accounts,
+            "treatments": treatments,
+        }
+        self._records = records
+        self._ranked = ranked
+        self.unmatched_accounts = unmatched_accounts  # accounts whose customer_id is not given
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        value = self._frames[name]
+        if callable(value):
+            value = self._frames[name] = value()
+        return value
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        return self._frame("customers")
+
+    @property
+    def accounts(self) -> pd.DataFrame:
+        return self._frame("accounts")
+
+    @property
+    def treatments(self) -> pd.DataFrame:
+        return self._frame("treatments")
+
+    def __repr__(self) -> str:
+        frames = ", ".join(f"{name}={self._frame(name)!r}" for name in self._frames)
+        return f"BatchResult({frames})"
 
     def records(self) -> list[dict[str, Any]]:
         """Each customer's record as the per-record evaluator returns it."""
         return self._records()
+
+    def ranked_records(self) -> list[dict[str, Any]]:
+        """Per row, the chosen treatments without the reason trace: ``customer_id``,
+        ``event``, ``segment``, ``test_group``, ``category``, ``strategy_hash``,
+        ``treatments`` (per channel, as in :meth:`records`) and ``arbitration`` (per
+        channel, the chosen treatments with their terms, as in the trace)."""
+        if self._ranked is None:
+            raise NotImplementedError("this result was not made with ranked records")
+        return self._ranked()
 
 
 def records_of(
@@ -76,10 +124,7 @@ def records_of(
         }
         for t in strategy.account_types
     }
-    frame = run.accounts_frame
-    account_ids = (
-        frame["account_id"].to_numpy()[run.account_order].tolist() if len(run.account_order) else []
-    )
+    account_ids = run.account_ids[run.account_order].tolist() if len(run.account_order) else []
     account_types = run.account_type_column.tolist()
     level_rows = run.account_level_row.tolist()
     actions = run.account_actions.tolist()
@@ -191,6 +236,72 @@ def records_of(
     return records
 
 
+def ranked_of(run: BatchRun, event: m.Event, channels: list[str]) -> list[dict]:
+    """Per row, the chosen treatments with their terms and no trace (the fast records of
+    :meth:`BatchResult.ranked_records`; values as :func:`records_of` gives them)."""
+    strategy = run.strategy
+    names = run.names
+    used: set[int] = set()
+    per_channel = []
+    for channel in channels:
+        order, keys = run.rankings[channel]
+        ranks = []
+        for rank in range(min(strategy.max_per_channel, order.shape[1])):
+            valid = np.isfinite(keys[:, rank])
+            position = np.where(valid, order[:, rank], -1)
+            used.update(np.unique(position[valid]).tolist())
+            ranks.append(position.tolist())
+        per_channel.append((channel, ranks))
+    scores = {k: c.canonical_list(run.scores[names[k]], ValueType.NUMBER) for k in used}
+    terms = {
+        k: [
+            (term, c.canonical_list(v, ValueType.NUMBER)) for term, v in run.terms[names[k]].items()
+        ]
+        for k in used
+    }
+    columns = run.customers.columns
+    rows = zip(
+        run.customer_series.tolist(),
+        columns["segment"].tolist(),
+        columns["test_group"].tolist(),
+        columns["category"].tolist(),
+        strict=True,
+    )
+    records = []
+    for i, (customer_id, segment, group, category) in enumerate(rows):
+        chosen, arbitration = {}, {}
+        for channel, ranks in per_channel:
+            items, ranked = [], []
+            for rank, positions in enumerate(ranks, start=1):
+                k = positions[i]
+                if k < 0:
+                    break
+                name, score = names[k], scores[k][i]
+                items.append({"treatment": name, "rank": rank, "score": score})
+                ranked.append(
+                    {
+                        "treatment": name,
+                        "rank": rank,
+                        "score": score,
+                        "terms": {term: values[i] for term, values in terms[k]},
+                    }
+                )
+            chosen[channel], arbitration[channel] = items, ranked
+        records.append(
+            {
+                "customer_id": customer_id,
+                "event": event.name,
+                "segment": segment,
+                "test_group": group,
+                "category": category,
+                "treatments": chosen,
+                "arbitration": arbitration,
+                "strategy_hash": strategy.content_hash,
+            }
+        )
+    return records
+
+
 def _constant(text: str, size: int) -> pd.Categorical:
     """A column holding one text everywhere (categorical: no per-row objects)."""
     return pd.Categorical.from_codes(np.zeros(size, dtype=np.int8), categories=[text])
@@ -258,11 +369,10 @@ def _output_column(values: np.ndarray, value_type: ValueType):
 
 def account_frame(run: BatchRun) -> pd.DataFrame:
     strategy = run.strategy
-    frame = run.accounts_frame
     order = run.account_order
     count = len(order)
     data: dict[str, Any] = {
-        "account_id": frame["account_id"].to_numpy()[order],
+        "account_id": run.account_ids[order],
         "customer_id": run.customer_ids.take(run.account_owner),
         "account_type": run.account_type_column,
     }
