@@ -17,6 +17,7 @@ from cx_pipelines.intelligence.record import (
     channel_record,
     checked_channels,
     customer_values,
+    decide_one,
     interaction_of,
     record_json,
 )
@@ -188,6 +189,12 @@ def _coerced_numbers(values: list[Any]) -> np.ndarray:
         return pd.to_numeric(pd.Series(_objects(values)), errors="coerce").to_numpy("float64")
 
 
+# Groups smaller than this go through the per-record evaluator: its cost per decision
+# is below the batch evaluator's fixed cost per call divided by so few rows (measured
+# with benchmarks/engine_small_batches.py); the answers are the same either way.
+RECORD_PATH_BELOW = 24
+
+
 def decide_many(
     strategy: Strategy,
     *,
@@ -214,6 +221,26 @@ def decide_many(
         groups.setdefault((item.channel, interaction), []).append(index)
     answers: list[dict[str, Any] | None] = [None] * len(requests)
     for (channel, interaction), members in groups.items():
+        if len(members) < RECORD_PATH_BELOW:
+            engine_versions = model_versions[members[0]]
+            for index in members:
+                item = requests[index]
+                answers[index] = decide_one(
+                    strategy,
+                    event=event,
+                    customer=item.customer,
+                    customer_id=item.customer_id,
+                    accounts=item.accounts,
+                    channel=channel,
+                    interaction_type=interaction,
+                    contact_history=item.contact_history,
+                    engine_versions=engine_versions,
+                    model_versions=model_versions[index],
+                    context=item.context,
+                )
+                if not trace:
+                    answers[index]["trace"] = None
+            continue
         chosen = [requests[i] for i in members]
         rows = [
             customer_values(strategy, r.customer, r.customer_id, channel, r.context) for r in chosen

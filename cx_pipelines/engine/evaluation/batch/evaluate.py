@@ -204,7 +204,7 @@ def _run(
         lambda: treatment_frame(run, channels),
         _once(lambda: records_of(run, plan, interaction, channels)),
         unmatched_accounts=run.unmatched_accounts,
-        ranked=_once(lambda: ranked_of(run, plan, channels)),
+        ranked=lambda: ranked_of(run, plan, channels),
     )
 
 

@@ -97,9 +97,10 @@ class BatchResult:
 
     def ranked_records(self) -> list[dict[str, Any]]:
         """Per row, the chosen treatments without the reason trace: ``customer_id``,
-        ``event``, ``segment``, ``test_group``, ``category``, ``strategy_hash``,
-        ``treatments`` (per channel, as in :meth:`records`) and ``arbitration`` (per
-        channel, the chosen treatments with their terms, as in the trace)."""
+        ``event``, ``segment``, ``test_group``, ``category``, ``strategy_hash`` and
+        ``arbitration``: per channel the chosen treatments (at most ``max_per_channel``,
+        as ``records()["treatments"]``) with their terms (as in the trace). Made anew at
+        every call: the caller owns the dicts."""
         if self._ranked is None:
             raise NotImplementedError("this result was not made with ranked records")
         return self._ranked()
@@ -269,24 +270,22 @@ def ranked_of(run: BatchRun, event: m.Event, channels: list[str]) -> list[dict]:
     )
     records = []
     for i, (customer_id, segment, group, category) in enumerate(rows):
-        chosen, arbitration = {}, {}
+        arbitration = {}
         for channel, ranks in per_channel:
-            items, ranked = [], []
+            ranked = []
             for rank, positions in enumerate(ranks, start=1):
                 k = positions[i]
                 if k < 0:
                     break
-                name, score = names[k], scores[k][i]
-                items.append({"treatment": name, "rank": rank, "score": score})
                 ranked.append(
                     {
-                        "treatment": name,
+                        "treatment": names[k],
                         "rank": rank,
-                        "score": score,
+                        "score": scores[k][i],
                         "terms": {term: values[i] for term, values in terms[k]},
                     }
                 )
-            chosen[channel], arbitration[channel] = items, ranked
+            arbitration[channel] = ranked
         records.append(
             {
                 "customer_id": customer_id,
@@ -294,7 +293,6 @@ def ranked_of(run: BatchRun, event: m.Event, channels: list[str]) -> list[dict]:
                 "segment": segment,
                 "test_group": group,
                 "category": category,
-                "treatments": chosen,
                 "arbitration": arbitration,
                 "strategy_hash": strategy.content_hash,
             }
