@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cx_pipelines.engine import Strategy, evaluate_batch, evaluate_rows
+from cx_pipelines.intelligence.columns import (
+    Request,
+    account_columns,
+    customer_columns,
+    history_columns,
+)
 from cx_pipelines.intelligence.record import (
     CHANNEL_ATTRIBUTE,
     RECORD_COLUMNS,
     channel_record,
     checked_channels,
-    customer_values,
     decide_one,
     interaction_of,
     record_json,
@@ -88,107 +91,6 @@ def decide_population(
     return frame.sort_values(["customer_id", "channel"], kind="stable").reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class Request:
-    """One decision to make in :func:`decide_many`."""
-
-    customer_id: str
-    customer: Mapping[str, Any] | None
-    accounts: Sequence[Mapping[str, Any]]
-    channel: str
-    interaction_type: str | None = None
-    context: Mapping[str, Any] | None = None
-    contact_history: Sequence[Mapping] = ()
-
-
-def _customer_columns(strategy: Strategy, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """The customer input columns the strategy reads, one row per request (numbers float64
-    with NaN, others objects with None); a column no row has is left out."""
-    names = ["customer_id", *(a.column for a in strategy.input_attributes(None))]
-    columns: dict[str, np.ndarray] = {}
-    for name in dict.fromkeys(names):
-        values = [row.get(name) for row in rows]
-        if not any(v is not None for v in values) and not any(name in row for row in rows):
-            continue
-        attribute = strategy.attributes.get(name)
-        if attribute is not None and str(getattr(attribute.value_type, "value", "")) == "number":
-            columns[name] = np.array(values, dtype="float64")  # None becomes NaN
-        else:
-            column = np.empty(len(values), dtype=object)
-            column[:] = [None if v is None or v != v else v for v in values]
-            columns[name] = column
-    return columns
-
-
-def _account_columns(
-    strategy: Strategy, requests: list[Request]
-) -> tuple[dict[str, np.ndarray] | None, np.ndarray]:
-    """Every known customer's accounts as columns, and the request row of each account."""
-    rows: list[Mapping[str, Any]] = []
-    owners: list[int] = []
-    ids: list[str] = []
-    for position, request in enumerate(requests):
-        if request.customer is not None:
-            rows.extend(request.accounts)
-            owners.extend([position] * len(request.accounts))
-            ids.extend([request.customer_id] * len(request.accounts))
-    if not rows:
-        return None, np.zeros(0, dtype=np.int64)
-    numbers: set[str] = set()
-    wanted = ["account_id", "account_type"]
-    for account_type in strategy.account_types:
-        for attribute in strategy.input_attributes(account_type):
-            wanted.append(attribute.column)
-            if str(getattr(attribute.value_type, "value", attribute.value_type)) == "number":
-                numbers.add(attribute.column or attribute.name.split(".", 1)[1])
-    columns: dict[str, np.ndarray] = {"customer_id": _objects(ids)}
-    for name in dict.fromkeys(wanted):
-        if name == "customer_id" or not any(name in row for row in rows):
-            continue
-        values = [row.get(name) for row in rows]
-        columns[name] = _coerced_numbers(values) if name in numbers else _objects(values)
-    return columns, np.asarray(owners, dtype=np.int64)
-
-
-def _history_columns(
-    requests: list[Request],
-) -> tuple[dict[str, np.ndarray] | None, np.ndarray | None]:
-    """Every request's contact history as columns, and the request row of each contact."""
-    rows = [row for request in requests for row in request.contact_history]
-    if not rows:
-        return None, None
-    owners = [p for p, request in enumerate(requests) for _ in range(len(request.contact_history))]
-    columns: dict[str, np.ndarray] = {}
-    for name in dict.fromkeys(key for row in rows for key in row):
-        values = [row.get(name) for row in rows]
-        if name == "declined":
-            columns[name] = np.array(
-                [False if v is None or v != v else bool(v) for v in values], dtype=bool
-            )
-        elif name == "days_ago":
-            try:
-                columns[name] = np.array(values, dtype="float64")
-            except (TypeError, ValueError):
-                columns[name] = _objects(values)  # read (or refused) by the engine
-        else:
-            columns[name] = _objects(values)
-    return columns, np.asarray(owners, dtype=np.int64)
-
-
-def _objects(values: list[Any]) -> np.ndarray:
-    column = np.empty(len(values), dtype=object)
-    column[:] = values
-    return column
-
-
-def _coerced_numbers(values: list[Any]) -> np.ndarray:
-    """Numbers as float64, anything that is not a number NaN (as ``to_numeric(coerce)``)."""
-    try:
-        return np.array(values, dtype="float64")
-    except (TypeError, ValueError):
-        return pd.to_numeric(pd.Series(_objects(values)), errors="coerce").to_numpy("float64")
-
-
 # Groups smaller than this go through the per-record evaluator: its cost per decision
 # is below the batch evaluator's fixed cost per call divided by so few rows (measured
 # with benchmarks/engine_small_batches.py); the answers are the same either way.
@@ -242,15 +144,12 @@ def decide_many(
                     answers[index]["trace"] = None
             continue
         chosen = [requests[i] for i in members]
-        rows = [
-            customer_values(strategy, r.customer, r.customer_id, channel, r.context) for r in chosen
-        ]
-        accounts, account_rows = _account_columns(strategy, chosen)
-        history, contact_rows = _history_columns(chosen)
+        accounts, account_rows = account_columns(strategy, chosen)
+        history, contact_rows = history_columns(chosen)
         result = evaluate_rows(
             strategy,
             event=event,
-            customers=_customer_columns(strategy, rows),
+            customers=customer_columns(strategy, chosen, channel),
             accounts=accounts,
             account_rows=account_rows,
             contact_history=history,

@@ -242,26 +242,34 @@ def ranked_of(run: BatchRun, event: m.Event, channels: list[str]) -> list[dict]:
     :meth:`BatchResult.ranked_records`; values as :func:`records_of` gives them)."""
     strategy = run.strategy
     names = run.names
-    used: set[int] = set()
+    size = run.customers.size
+    rows = np.arange(size)
+    score_table = np.column_stack([run.scores[name] for name in names]) if names else None
+    term_names = [list(run.terms[name]) for name in names]
+    term_tables = {
+        term: np.column_stack([run.terms[name].get(term, np.full(size, np.nan)) for name in names])
+        for term in dict.fromkeys(t for terms in term_names for t in terms)
+    }
     per_channel = []
     for channel in channels:
         order, keys = run.rankings[channel]
         ranks = []
         for rank in range(min(strategy.max_per_channel, order.shape[1])):
             valid = np.isfinite(keys[:, rank])
-            position = np.where(valid, order[:, rank], -1)
-            used.update(np.unique(position[valid]).tolist())
-            ranks.append(position.tolist())
+            position = order[:, rank]
+            ranks.append(
+                (
+                    np.where(valid, position, -1).tolist(),
+                    c.canonical_list(score_table[rows, position], ValueType.NUMBER),
+                    {
+                        term: c.canonical_list(table[rows, position], ValueType.NUMBER)
+                        for term, table in term_tables.items()
+                    },
+                )
+            )
         per_channel.append((channel, ranks))
-    scores = {k: c.canonical_list(run.scores[names[k]], ValueType.NUMBER) for k in used}
-    terms = {
-        k: [
-            (term, c.canonical_list(v, ValueType.NUMBER)) for term, v in run.terms[names[k]].items()
-        ]
-        for k in used
-    }
     columns = run.customers.columns
-    rows = zip(
+    customers = zip(
         run.customer_series.tolist(),
         columns["segment"].tolist(),
         columns["test_group"].tolist(),
@@ -269,11 +277,11 @@ def ranked_of(run: BatchRun, event: m.Event, channels: list[str]) -> list[dict]:
         strict=True,
     )
     records = []
-    for i, (customer_id, segment, group, category) in enumerate(rows):
+    for i, (customer_id, segment, group, category) in enumerate(customers):
         arbitration = {}
         for channel, ranks in per_channel:
             ranked = []
-            for rank, positions in enumerate(ranks, start=1):
+            for rank, (positions, scores, terms) in enumerate(ranks, start=1):
                 k = positions[i]
                 if k < 0:
                     break
@@ -281,8 +289,8 @@ def ranked_of(run: BatchRun, event: m.Event, channels: list[str]) -> list[dict]:
                     {
                         "treatment": names[k],
                         "rank": rank,
-                        "score": scores[k][i],
-                        "terms": {term: values[i] for term, values in terms[k]},
+                        "score": scores[i],
+                        "terms": {term: terms[term][i] for term in term_names[k]},
                     }
                 )
             arbitration[channel] = ranked
