@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from cx_pipelines.engine import Strategy, evaluate_batch, evaluate_rows
+from cx_pipelines.engine.language.errors import EvaluationError
 from cx_pipelines.intelligence.columns import (
     Request,
     account_columns,
@@ -97,6 +98,44 @@ def decide_population(
 RECORD_PATH_BELOW = 24
 
 
+def _one_by_one(
+    strategy: Strategy,
+    event: str,
+    requests: Sequence[Request],
+    members: list[int],
+    channel: str,
+    interaction: str,
+    model_versions: Sequence[Mapping[str, str] | None],
+    answers: list[dict[str, Any] | None],
+) -> bool:
+    """A group's answers from the per-record evaluator; False (answers unset) when it
+    refuses a request the batch evaluator takes (a record lacking an attribute other
+    records of the batch have is null there): the batch decides that group."""
+    engine_versions = model_versions[members[0]]
+    try:
+        decided = [
+            decide_one(
+                strategy,
+                event=event,
+                customer=requests[index].customer,
+                customer_id=requests[index].customer_id,
+                accounts=requests[index].accounts,
+                channel=channel,
+                interaction_type=interaction,
+                contact_history=requests[index].contact_history,
+                engine_versions=engine_versions,
+                model_versions=model_versions[index],
+                context=requests[index].context,
+            )
+            for index in members
+        ]
+    except EvaluationError:
+        return False
+    for index, record in zip(members, decided, strict=True):
+        answers[index] = record
+    return True
+
+
 def decide_many(
     strategy: Strategy,
     *,
@@ -123,25 +162,12 @@ def decide_many(
         groups.setdefault((item.channel, interaction), []).append(index)
     answers: list[dict[str, Any] | None] = [None] * len(requests)
     for (channel, interaction), members in groups.items():
-        if len(members) < RECORD_PATH_BELOW:
-            engine_versions = model_versions[members[0]]
-            for index in members:
-                item = requests[index]
-                answers[index] = decide_one(
-                    strategy,
-                    event=event,
-                    customer=item.customer,
-                    customer_id=item.customer_id,
-                    accounts=item.accounts,
-                    channel=channel,
-                    interaction_type=interaction,
-                    contact_history=item.contact_history,
-                    engine_versions=engine_versions,
-                    model_versions=model_versions[index],
-                    context=item.context,
-                )
-                if not trace:
-                    answers[index]["trace"] = None
+        if len(members) < RECORD_PATH_BELOW and _one_by_one(
+            strategy, event, requests, members, channel, interaction, model_versions, answers
+        ):
+            if not trace:
+                for index in members:
+                    answers[index]["trace"] = None  # type: ignore[index]
             continue
         chosen = [requests[i] for i in members]
         accounts, account_rows = account_columns(strategy, chosen)
