@@ -95,7 +95,7 @@ def decide_population(
 # Groups smaller than this go through the per-record evaluator: its cost per decision
 # is below the batch evaluator's fixed cost per call divided by so few rows (measured
 # with benchmarks/engine_small_batches.py); the answers are the same either way.
-RECORD_PATH_BELOW = 24
+RECORD_PATH_BELOW = 32
 
 
 def _one_by_one(

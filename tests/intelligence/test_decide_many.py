@@ -136,7 +136,7 @@ def _one_by_one(strategy, requests: list[Request]) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("record_path_below", [0, 24, 10**6], ids=["batch", "mixed", "record"])
+@pytest.mark.parametrize("record_path_below", [0, 32, 10**6], ids=["batch", "mixed", "record"])
 @pytest.mark.parametrize("trace", [True, False], ids=["traced", "untraced"])
 def test_decide_many_equals_decide_customer(strategy, monkeypatch, record_path_below, trace):
     monkeypatch.setattr(population_module, "RECORD_PATH_BELOW", record_path_below)

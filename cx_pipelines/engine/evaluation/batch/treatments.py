@@ -5,6 +5,7 @@ arbitration scores and the ranking per channel, for every customer at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,17 +41,26 @@ def rank_treatments(
     rule_pass: dict[int, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
     terms: dict[str, dict[str, np.ndarray]] = {}
+    constants = _constants(strategy)
     for name, treatment in strategy.treatments.items():
+        fixed, fixed_score = constants[name]
         values = {
-            term: run.evaluate(expression, None) for term, expression in treatment.terms.items()
+            term: np.full(size, fixed[term][0], dtype=fixed[term].dtype)
+            if term in fixed
+            else run.evaluate(expression, None)
+            for term, expression in treatment.terms.items()
         }
         values["lever"] = np.full(size, strategy.lever(name))
-        scope = Broadcast(values, run.customers.columns, None)
         for term in treatment.formula.compiled.attributes:
             if term in m.ARBITRATION_TERMS and term not in values:
                 values[term] = np.full(size, np.nan)
-        scores[name] = treatment.formula.compiled.evaluate_batch(scope, size)
+        if fixed_score is not None:
+            scores[name] = np.full(size, fixed_score[0], dtype=fixed_score.dtype)
+        else:
+            scope = Broadcast(values, run.customers.columns, None)
+            scores[name] = treatment.formula.compiled.evaluate_batch(scope, size)
         terms[name] = values
+    in_segment = {item.name: segment == item.name for item in strategy.segments}
     score_missing = reason_code(("arbitration", c.SCORE_MISSING))
     run.filter_codes: dict[str, dict[str, np.ndarray]] = {}
     run.rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -65,7 +75,7 @@ def rank_treatments(
                     continue
                 if rule.rule_id not in rule_pass:
                     rule_pass[rule.rule_id] = run.truth(rule.condition, None)
-                candidate |= (segment == item.name) & rule_pass[rule.rule_id]
+                candidate |= in_segment[item.name] & rule_pass[rule.rule_id]
             code = np.zeros(size, dtype=np.int16)
             for index, policy in enumerate(strategy.policies):
                 if name in policy.treatments:
@@ -90,6 +100,30 @@ def rank_treatments(
         run.rankings[channel] = (order, np.take_along_axis(keys, order, axis=1))
     run.reasons = reasons
     run.scores, run.terms, run.names = scores, terms, names
+
+
+def _constants(strategy: m.Strategy) -> dict[str, tuple[dict[str, np.ndarray], Any]]:
+    """Per treatment, the terms that read no attribute (their value on one row) and its
+    score when the formula reads only those and the lever: worked out once per strategy,
+    so a small batch does not evaluate them again at every call."""
+    cached = strategy.cache.get("batch_treatment_constants")
+    if cached is not None:
+        return cached
+    constants: dict[str, tuple[dict[str, np.ndarray], Any]] = {}
+    for name, treatment in strategy.treatments.items():
+        fixed = {
+            term: expression.compiled.evaluate_batch({}, 1)
+            for term, expression in treatment.terms.items()
+            if not expression.compiled.attributes
+        }
+        values = {**fixed, "lever": np.full(1, strategy.lever(name))}
+        formula = treatment.formula.compiled
+        score = None
+        if all(term in values for term in formula.attributes):
+            score = formula.evaluate_batch(values, 1)
+        constants[name] = (fixed, score)
+    strategy.cache["batch_treatment_constants"] = constants
+    return constants
 
 
 def _contact_state(run: BatchRun, history, history_rows, channels: list[str], reason_code):
