@@ -120,10 +120,8 @@ def account_columns(
             if str(getattr(attribute.value_type, "value", attribute.value_type)) == "number":
                 numbers.add(attribute.column or attribute.name.split(".", 1)[1])
     columns: dict[str, np.ndarray] = {"customer_id": _objects(ids)}
-    for name in dict.fromkeys(wanted):
-        if name == "customer_id" or not any(name in row for row in rows):
-            continue
-        values = [row.get(name) for row in rows]
+    wanted = [name for name in dict.fromkeys(wanted) if name != "customer_id"]
+    for name, values in _table(rows, wanted).items():
         columns[name] = _coerced_numbers(values) if name in numbers else _objects(values)
     return columns, np.asarray(owners, dtype=np.int64)
 
@@ -137,8 +135,7 @@ def history_columns(
         return None, None
     owners = [p for p, request in enumerate(requests) for _ in range(len(request.contact_history))]
     columns: dict[str, np.ndarray] = {}
-    for name in dict.fromkeys(key for row in rows for key in row):
-        values = [row.get(name) for row in rows]
+    for name, values in _table(rows, None).items():
         if name == "declined":
             columns[name] = np.array(
                 [False if v is None or v != v else bool(v) for v in values], dtype=bool
@@ -151,6 +148,25 @@ def history_columns(
         else:
             columns[name] = _objects(values)
     return columns, np.asarray(owners, dtype=np.int64)
+
+
+def _table(rows: list[Mapping[str, Any]], names: list[str] | None) -> dict[str, Sequence[Any]]:
+    """Columns of ``rows`` as a frame of them has: ``names`` (every key when None) that
+    some row holds, None where a row lacks one. Rows with the first row's keys (the usual
+    case: records of one snapshot) are read with one C call each."""
+    keys = list(rows[0]) if names is None else names
+    if len(keys) > 1:
+        getter = itemgetter(*keys)
+        try:
+            if names is not None or all(len(row) == len(keys) for row in rows):
+                return dict(zip(keys, zip(*map(getter, rows), strict=True), strict=True))
+        except KeyError:
+            pass
+    if names is None:
+        names = list(dict.fromkeys(key for row in rows for key in row))
+    return {
+        name: [row.get(name) for row in rows] for name in names if any(name in row for row in rows)
+    }
 
 
 def _objects(values: list[Any]) -> np.ndarray:

@@ -60,6 +60,9 @@ def _stored(strategy, count: int, seed: int = 5) -> list[dict]:
             }
             for k in range(int(rng.integers(0, 3)))
         ]
+        for account in accounts:  # only cards have a limit
+            if account["account_type"] != "credit_card":
+                del account["credit_limit"]
         records.append({"customer": customer, "accounts": accounts})
     return records
 
