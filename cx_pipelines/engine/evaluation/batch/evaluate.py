@@ -111,7 +111,7 @@ def _evaluate(
     trace: bool,
 ) -> BatchResult:
     run = BatchRun(strategy, customers.reset_index(drop=True), accounts)
-    return _run(
+    result = _run(
         run,
         contact_history,
         None,
@@ -122,6 +122,9 @@ def _evaluate(
         model_versions,
         trace,
     )
+    for frame in ("customers", "accounts", "treatments"):  # evaluate_batch makes them now
+        getattr(result, frame)
+    return result
 
 
 def evaluate_rows(
