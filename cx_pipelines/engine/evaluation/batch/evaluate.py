@@ -14,10 +14,10 @@ from cx_pipelines.engine.evaluation.batch.output import (
     BatchResult,
     account_frame,
     customer_frame,
-    ranked_of,
     records_of,
     treatment_frame,
 )
+from cx_pipelines.engine.evaluation.batch.ranked import ranked_of
 from cx_pipelines.engine.evaluation.batch.run import BatchRun
 from cx_pipelines.engine.evaluation.batch.trace import trace_texts
 from cx_pipelines.engine.evaluation.batch.treatments import rank_treatments
