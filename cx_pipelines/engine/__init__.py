@@ -11,7 +11,7 @@ checks, golden), ``evaluation/batch/`` and ``evaluation/record/``, ``tools/`` (r
 diff). Each package's ``__init__`` says what it holds.
 """
 
-from cx_pipelines.engine.evaluation.batch import BatchResult, evaluate_batch
+from cx_pipelines.engine.evaluation.batch import BatchResult, evaluate_batch, evaluate_rows
 from cx_pipelines.engine.evaluation.record import evaluate_customer
 from cx_pipelines.engine.language.model import Strategy
 from cx_pipelines.engine.language.user_exits import register_user_exit
@@ -25,6 +25,7 @@ __all__ = [
     "check_strategy",
     "evaluate_batch",
     "evaluate_customer",
+    "evaluate_rows",
     "load_strategy",
     "register_user_exit",
     "run_golden_cases",

@@ -4,19 +4,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from cx_pipelines.engine import Strategy, evaluate_batch
+from cx_pipelines.engine import Strategy, evaluate_batch, evaluate_rows
+from cx_pipelines.engine.language.errors import EvaluationError
+from cx_pipelines.intelligence.columns import (
+    Request,
+    account_columns,
+    customer_columns,
+    history_columns,
+)
 from cx_pipelines.intelligence.record import (
     CHANNEL_ATTRIBUTE,
     RECORD_COLUMNS,
     channel_record,
     checked_channels,
-    customer_values,
+    decide_one,
     interaction_of,
     record_json,
 )
@@ -87,96 +92,48 @@ def decide_population(
     return frame.sort_values(["customer_id", "channel"], kind="stable").reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class Request:
-    """One decision to make in :func:`decide_many`."""
-
-    customer_id: str
-    customer: Mapping[str, Any] | None
-    accounts: Sequence[Mapping[str, Any]]
-    channel: str
-    interaction_type: str | None = None
-    context: Mapping[str, Any] | None = None
-    contact_history: Sequence[Mapping] = ()
+# Groups smaller than this go through the per-record evaluator: its cost per decision
+# is below the batch evaluator's fixed cost per call divided by so few rows (measured
+# with benchmarks/engine_small_batches.py); the answers are the same either way.
+RECORD_PATH_BELOW = 32
 
 
-def _typed_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Customer rows as typed columns (numbers float64 with NaN, others objects with None)."""
-    names = list(dict.fromkeys(name for row in rows for name in row))
-    columns: dict[str, Any] = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        attribute = strategy.attributes.get(name)
-        if attribute is not None and str(getattr(attribute.value_type, "value", "")) == "number":
-            columns[name] = np.array(values, dtype="float64")  # None becomes NaN
-        else:
-            column = np.empty(len(values), dtype=object)
-            column[:] = [None if v is None or v != v else v for v in values]
-            columns[name] = column
-    return pd.DataFrame(columns)
-
-
-def _accounts_frame(strategy: Strategy, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame(columns=["account_id", "customer_id", "account_type"])
-    frame = pd.DataFrame(rows)
-    for account_type in strategy.account_types:
-        for attribute in strategy.input_attributes(account_type):
-            column = attribute.column or attribute.name.split(".", 1)[1]
-            kind = str(getattr(attribute.value_type, "value", attribute.value_type))
-            if column in frame.columns and kind == "number":
-                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
-
-
-def _untraced_records(strategy: Strategy, result, channel: str) -> list[dict[str, Any]]:
-    """Evaluator-shaped records (no trace) from the batch result's frames (one pass over
-    the columns as lists, no per-cell frame access)."""
-    long = result.treatments
-    long = long[long["channel"] == channel]
-    names = long["treatment"].tolist()
-    term_names = sorted({t for name in set(names) for t in strategy.treatments[name].terms})
-    terms_of = {name: tuple(strategy.treatments[name].terms) for name in set(names)}
-    term_values = {t: long[t].tolist() for t in term_names}
-    chosen: dict[str, list[dict[str, Any]]] = {}
-    rows = zip(
-        names,
-        long["customer_id"].tolist(),
-        long["rank"].tolist(),
-        long["score"].tolist(),
-        long["lever"].tolist(),
-        range(len(names)),
-        strict=True,
-    )
-    for name, customer_id, rank, score, lever, row in rows:
-        terms = {term: _number(term_values[term][row]) for term in terms_of[name]}
-        terms["lever"] = float(lever)
-        chosen.setdefault(str(customer_id), []).append(
-            {"treatment": name, "rank": int(rank), "score": float(score), "terms": terms}
-        )
-    frame = result.customers
-    keys = ("customer_id", "event", "segment", "test_group", "strategy_hash")
-    values = [frame[key].tolist() for key in keys]
-    records = []
-    for row in zip(*values, strict=True):
-        items = chosen.get(str(row[0]), [])
-        records.append(
-            {
-                **dict(zip(keys, row, strict=True)),
-                "treatments": {
-                    channel: [
-                        {"treatment": i["treatment"], "rank": i["rank"], "score": i["score"]}
-                        for i in items
-                    ]
-                },
-                "trace": {"arbitration": {channel: items}},
-            }
-        )
-    return records
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or value != value else float(value)
+def _one_by_one(
+    strategy: Strategy,
+    event: str,
+    requests: Sequence[Request],
+    members: list[int],
+    channel: str,
+    interaction: str,
+    model_versions: Sequence[Mapping[str, str] | None],
+    answers: list[dict[str, Any] | None],
+) -> bool:
+    """A group's answers from the per-record evaluator; False (answers unset) when it
+    refuses a request the batch evaluator takes (a record lacking an attribute other
+    records of the batch have is null there): the batch decides that group."""
+    engine_versions = model_versions[members[0]]
+    try:
+        decided = [
+            decide_one(
+                strategy,
+                event=event,
+                customer=requests[index].customer,
+                customer_id=requests[index].customer_id,
+                accounts=requests[index].accounts,
+                channel=channel,
+                interaction_type=interaction,
+                contact_history=requests[index].contact_history,
+                engine_versions=engine_versions,
+                model_versions=model_versions[index],
+                context=requests[index].context,
+            )
+            for index in members
+        ]
+    except EvaluationError:
+        return False
+    for index, record in zip(members, decided, strict=True):
+        answers[index] = record
+    return True
 
 
 def decide_many(
@@ -189,49 +146,48 @@ def decide_many(
 ) -> list[dict[str, Any]]:
     """Many requests through the batch evaluator (vectorised), in request order.
 
-    Requests are grouped by channel and interaction type (a customer asked twice in one
-    group goes to a second pass); each group is one ``evaluate_batch`` call. With
-    ``trace=False`` the records have ``trace: None`` (the fast path); the treatments and
-    their terms are the same either way.
+    Requests are grouped by channel and interaction type; each group is one
+    ``evaluate_rows`` call, one row per request (a customer asked twice is decided twice,
+    each time on that request's inputs). With ``trace=False`` the records have
+    ``trace: None`` (the fast path); the treatments and their terms are the same either way.
     """
-    groups: dict[tuple[str, str, int], list[int]] = {}
-    seen: dict[tuple[str, str, str], int] = {}
+    groups: dict[tuple[str, str], list[int]] = {}
+    checked: dict[tuple[str, str | None], str] = {}
     for index, item in enumerate(requests):
-        interaction = interaction_of(strategy, event, item.interaction_type)
-        checked_channels(strategy, [item.channel])
-        pass_number = seen.get((item.channel, interaction, item.customer_id), 0)
-        seen[(item.channel, interaction, item.customer_id)] = pass_number + 1
-        groups.setdefault((item.channel, interaction, pass_number), []).append(index)
+        key = (item.channel, item.interaction_type)
+        interaction = checked.get(key)
+        if interaction is None:
+            interaction = checked[key] = interaction_of(strategy, event, item.interaction_type)
+            checked_channels(strategy, [item.channel])
+        groups.setdefault((item.channel, interaction), []).append(index)
     answers: list[dict[str, Any] | None] = [None] * len(requests)
-    for (channel, interaction, _), members in groups.items():
+    for (channel, interaction), members in groups.items():
+        if len(members) < RECORD_PATH_BELOW and _one_by_one(
+            strategy, event, requests, members, channel, interaction, model_versions, answers
+        ):
+            if not trace:
+                for index in members:
+                    answers[index]["trace"] = None  # type: ignore[index]
+            continue
         chosen = [requests[i] for i in members]
-        rows = [
-            customer_values(strategy, r.customer, r.customer_id, channel, r.context) for r in chosen
-        ]
-        accounts = [
-            {**account, "customer_id": r.customer_id}
-            for r in chosen
-            if r.customer is not None
-            for account in r.accounts
-        ]
-        history = [row for r in chosen for row in r.contact_history]
-        result = evaluate_batch(
+        accounts, account_rows = account_columns(strategy, chosen)
+        history, contact_rows = history_columns(chosen)
+        result = evaluate_rows(
             strategy,
             event=event,
-            customers=_typed_frame(strategy, rows),
-            accounts=_accounts_frame(strategy, accounts),
+            customers=customer_columns(strategy, chosen, channel),
+            accounts=accounts,
+            account_rows=account_rows,
+            contact_history=history,
+            contact_rows=contact_rows,
             channel=channel,
             interaction_type=interaction,
-            contact_history=pd.DataFrame(history) if history else None,
             model_versions=dict(model_versions[members[0]] or {}),
             trace=trace,
         )
-        records = result.records() if trace else _untraced_records(strategy, result, channel)
+        records = result.records() if trace else result.ranked_records()
         for index, record in zip(members, records, strict=True):
-            shaped = channel_record(
+            answers[index] = channel_record(
                 record, channel, interaction_type=interaction, model_versions=model_versions[index]
             )
-            if not trace:
-                shaped["trace"] = None
-            answers[index] = shaped
     return answers  # type: ignore[return-value]

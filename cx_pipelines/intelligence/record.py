@@ -31,14 +31,12 @@ RECORD_COLUMNS = (
 )
 
 
+_OFFERS = {f"{offer}_offer": offer for offer in OFFER_TYPES}
+
+
 def offer_type_of(treatment: str | None) -> str | None:
     """The product a treatment offers (``savings_offer`` → ``savings``), or None."""
-    if treatment is None:
-        return None
-    for offer in OFFER_TYPES:
-        if treatment == f"{offer}_offer":
-            return offer
-    return None
+    return _OFFERS.get(treatment) if treatment is not None else None
 
 
 def channel_record(
@@ -52,21 +50,26 @@ def channel_record(
 
     ``treatments`` holds the chosen treatments in rank order, each with its score and
     arbitration terms (from the trace's arbitration list); ``trace`` is the whole reason
-    trace.
+    trace. ``record`` may also be a batch result's ranked record (no trace; ``trace`` None).
     """
-    trace = record["trace"]
-    ranked = trace.get("arbitration", {}).get(channel, [])
-    chosen = record["treatments"].get(channel, [])
-    treatments = [
-        {
-            "treatment": item["treatment"],
-            "rank": item["rank"],
-            "score": item["score"],
-            "terms": ranked[index]["terms"],
-            "offer_type": offer_type_of(item["treatment"]),
-        }
-        for index, item in enumerate(chosen)
-    ]
+    trace = record.get("trace")
+    if trace is None:  # a ranked record (no trace): its dicts are ours to complete
+        treatments = record["arbitration"].get(channel, [])
+        for item in treatments:
+            item["offer_type"] = offer_type_of(item["treatment"])
+    else:
+        ranked = trace.get("arbitration", {}).get(channel, [])
+        chosen = record["treatments"].get(channel, [])
+        treatments = [
+            {
+                "treatment": item["treatment"],
+                "rank": item["rank"],
+                "score": item["score"],
+                "terms": ranked[index]["terms"],
+                "offer_type": offer_type_of(item["treatment"]),
+            }
+            for index, item in enumerate(chosen)
+        ]
     top = treatments[0]["treatment"] if treatments else None
     return {
         "customer_id": str(record["customer_id"]),
@@ -125,21 +128,51 @@ def decide_customer(
     """
     interaction = interaction_of(strategy, event, interaction_type)
     checked_channels(strategy, [channel])
+    return decide_one(
+        strategy,
+        event=event,
+        customer=customer,
+        customer_id=customer_id,
+        accounts=accounts,
+        channel=channel,
+        interaction_type=interaction,
+        contact_history=contact_history,
+        engine_versions=model_versions,
+        model_versions=model_versions,
+        context=context,
+    )
+
+
+def decide_one(
+    strategy: Strategy,
+    *,
+    event: str,
+    customer: Mapping[str, Any] | None,
+    customer_id: str,
+    accounts: Sequence[Mapping[str, Any]],
+    channel: str,
+    interaction_type: str,
+    contact_history: Iterable[Mapping] | None,
+    engine_versions: Mapping[str, str] | None,
+    model_versions: Mapping[str, str] | None,
+    context: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """:func:`decide_customer` for a checked channel and interaction type; the engine is
+    given ``engine_versions`` and the record says ``model_versions`` (a batch gives the
+    engine one set of versions for all its requests)."""
     values = customer_values(strategy, customer, customer_id, channel, context)
-    if customer is None:
-        accounts = ()
     record = evaluate_customer(
         strategy,
         event=event,
         customer=values,
-        accounts=list(accounts),
+        accounts=list(accounts) if customer is not None else [],
         channel=channel,
-        interaction_type=interaction,
+        interaction_type=interaction_type,
         contact_history=list(contact_history) if contact_history is not None else None,
-        model_versions=dict(model_versions or {}),
+        model_versions=dict(engine_versions or {}),
     )
     return channel_record(
-        record, channel, interaction_type=interaction, model_versions=model_versions
+        record, channel, interaction_type=interaction_type, model_versions=model_versions
     )
 
 

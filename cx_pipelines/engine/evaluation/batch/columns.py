@@ -33,7 +33,12 @@ def null_column(value_type: ValueType, size: int) -> np.ndarray:
     return np.full(size, _NULL[value_type], dtype=_DTYPE[value_type])
 
 
-def _read_column(series: pd.Series, value_type: ValueType, name: str) -> np.ndarray:
+def _read_column(series: pd.Series | np.ndarray, value_type: ValueType, name: str) -> np.ndarray:
+    if isinstance(series, np.ndarray):
+        fast = _fast_array(series, value_type)
+        if fast is not None:
+            return fast
+        series = pd.Series(series, copy=False)
     try:
         if value_type is ValueType.NUMBER:
             return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
@@ -50,13 +55,39 @@ def _read_column(series: pd.Series, value_type: ValueType, name: str) -> np.ndar
         ) from None
 
 
+def _fast_array(values: np.ndarray, value_type: ValueType) -> np.ndarray | None:
+    """A plain array already in its storage form (no pandas round trip), else None.
+
+    Small batches (the decision service's) come as arrays of Python values: floats, and
+    texts or booleans with None for null. Anything else takes the pandas conversion.
+    """
+    if value_type is ValueType.NUMBER:
+        return values if values.dtype == np.float64 else None
+    if values.dtype != object:
+        return None
+    if value_type is ValueType.STRING:
+        if all(type(v) is str or v is None for v in values.tolist()):
+            return values
+        return None
+    if value_type is ValueType.BOOLEAN:
+        items = values.tolist()
+        if all(type(v) is bool or v is None for v in items):
+            return np.array([np.nan if v is None else float(v) for v in items], dtype=np.float64)
+    return None
+
+
 def column_loader(
-    series: pd.Series | None, attribute: m.Attribute, size: int = 0, rows: np.ndarray | None = None
+    series: pd.Series | np.ndarray | None,
+    attribute: m.Attribute,
+    size: int = 0,
+    rows: np.ndarray | None = None,
 ):
     if series is None:
         return lambda: null_column(attribute.value_type, size)
     if rows is None:
         return lambda: _read_column(series, attribute.value_type, attribute.name)
+    if isinstance(series, np.ndarray):
+        return lambda: _read_column(series[rows], attribute.value_type, attribute.name)
     return lambda: _read_column(series.iloc[rows], attribute.value_type, attribute.name)
 
 

@@ -6,7 +6,7 @@ evaluator's shape, used by golden cases and the evaluator agreement tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,19 +42,68 @@ class _StepView:
         return item
 
 
-@dataclass
 class BatchResult:
-    """Output of :func:`evaluate_batch`: customer records, account decisions, ranked treatments."""
+    """Output of :func:`evaluate_batch`: customer records, account decisions, ranked treatments.
 
-    customers: pd.DataFrame
-    accounts: pd.DataFrame
-    treatments: pd.DataFrame
-    _records: Any = field(repr=False, default=None)
-    unmatched_accounts: pd.DataFrame | None = None  # accounts whose customer_id is not given
+    The three frames are built when first read (a caller that wants only the records or
+    the ranking pays nothing for them); each may be given as a frame or as a function
+    that makes it.
+    """
+
+    def __init__(
+        self,
+        customers: pd.DataFrame | Callable[[], pd.DataFrame],
+        accounts: pd.DataFrame | Callable[[], pd.DataFrame],
+        treatments: pd.DataFrame | Callable[[], pd.DataFrame],
+        records: Callable[[], list[dict[str, Any]]] | None = None,
+        unmatched_accounts: pd.DataFrame | None = None,
+        *,
+        ranked: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self._frames: dict[str, Any] = {
+            "customers": customers,
+            "accounts": accounts,
+            "treatments": treatments,
+        }
+        self._records = records
+        self._ranked = ranked
+        self.unmatched_accounts = unmatched_accounts  # accounts whose customer_id is not given
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        value = self._frames[name]
+        if callable(value):
+            value = self._frames[name] = value()
+        return value
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        return self._frame("customers")
+
+    @property
+    def accounts(self) -> pd.DataFrame:
+        return self._frame("accounts")
+
+    @property
+    def treatments(self) -> pd.DataFrame:
+        return self._frame("treatments")
+
+    def __repr__(self) -> str:
+        frames = ", ".join(f"{name}={self._frame(name)!r}" for name in self._frames)
+        return f"BatchResult({frames})"
 
     def records(self) -> list[dict[str, Any]]:
         """Each customer's record as the per-record evaluator returns it."""
         return self._records()
+
+    def ranked_records(self) -> list[dict[str, Any]]:
+        """Per row, the chosen treatments without the reason trace: ``customer_id``,
+        ``event``, ``segment``, ``test_group``, ``category``, ``strategy_hash`` and
+        ``arbitration``: per channel the chosen treatments (at most ``max_per_channel``,
+        as ``records()["treatments"]``) with their terms (as in the trace). Made anew at
+        every call: the caller owns the dicts."""
+        if self._ranked is None:
+            raise NotImplementedError("this result was not made with ranked records")
+        return self._ranked()
 
 
 def records_of(
@@ -76,10 +125,7 @@ def records_of(
         }
         for t in strategy.account_types
     }
-    frame = run.accounts_frame
-    account_ids = (
-        frame["account_id"].to_numpy()[run.account_order].tolist() if len(run.account_order) else []
-    )
+    account_ids = run.account_ids[run.account_order].tolist() if len(run.account_order) else []
     account_types = run.account_type_column.tolist()
     level_rows = run.account_level_row.tolist()
     actions = run.account_actions.tolist()
@@ -258,11 +304,10 @@ def _output_column(values: np.ndarray, value_type: ValueType):
 
 def account_frame(run: BatchRun) -> pd.DataFrame:
     strategy = run.strategy
-    frame = run.accounts_frame
     order = run.account_order
     count = len(order)
     data: dict[str, Any] = {
-        "account_id": frame["account_id"].to_numpy()[order],
+        "account_id": run.account_ids[order],
         "customer_id": run.customer_ids.take(run.account_owner),
         "account_type": run.account_type_column,
     }

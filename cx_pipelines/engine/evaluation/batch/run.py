@@ -34,20 +34,35 @@ from cx_pipelines.engine.language import model as m
 from cx_pipelines.engine.language.errors import EvaluationError, Location
 from cx_pipelines.engine.language.expressions.columns import prepare_columns
 
+_ACCOUNT_KEYS = ("account_id", "customer_id", "account_type")
+
 
 class BatchRun:
+    """The working state of one batch run.
+
+    ``customers`` is a frame, or a mapping of column name to array (one row each). With
+    ``account_owner`` (the customers row of each account, e.g. from :func:`evaluate_rows`)
+    accounts belong to rows by position rather than by ``customer_id``, so one customer
+    may appear in several rows (each decided on its own inputs).
+    """
+
     def __init__(
-        self, strategy: m.Strategy, customers: pd.DataFrame, accounts: pd.DataFrame | None
+        self,
+        strategy: m.Strategy,
+        customers: pd.DataFrame | Mapping[str, np.ndarray],
+        accounts: pd.DataFrame | Mapping[str, np.ndarray] | None,
+        *,
+        account_owner: np.ndarray | None = None,
     ):
         self.strategy = strategy
-        size = len(customers)
-        if "customer_id" not in customers.columns:
+        names = customers.columns if isinstance(customers, pd.DataFrame) else customers.keys()
+        if "customer_id" not in names:
             raise EvaluationError(
                 "the customers frame has no column 'customer_id'", symbol="customer_id"
             )
         loaders = {}
         for attribute in strategy.input_attributes(None):
-            if attribute.column not in customers.columns:
+            if attribute.column not in names:
                 raise EvaluationError(
                     f"the customers frame has no column {attribute.column!r} "
                     "(declared in data_dictionary.customer)",
@@ -57,35 +72,51 @@ class BatchRun:
                     symbol=attribute.name,
                 )
             loaders[attribute.name] = column_loader(customers[attribute.column], attribute)
+        self.customer_series = customers["customer_id"]
+        if isinstance(customers, pd.DataFrame):
+            size = len(customers)
+            self.customer_ids = self.customer_series.array
+        else:
+            self.customer_ids = np.asarray(self.customer_series, dtype=object)
+            size = len(self.customer_ids)
         columns = LazyColumns(loaders)
         for attribute in strategy.derived_attributes(None):
             columns[attribute.name] = null_column(attribute.value_type, size)
         for name in m.BUILTIN_ATTRIBUTES:
             columns[name] = np.empty(size, dtype=object)
-        self.customer_series = customers["customer_id"]
-        self.customer_ids = customers["customer_id"].array
         self._index: CustomerIndex | None = None
+        self._draws: np.ndarray | None = None
+        self.by_position = account_owner is not None
         self.customers = Level(size, columns)
         self.levels: dict[str | None, Level] = {None: self.customers}
         self.account_rows: dict[str, np.ndarray] = {}
-        self._accounts(accounts)
+        self._accounts(accounts, account_owner)
         self.steps: list[Step] = []
         self.prepared: dict[str | None, Any] = {}
 
-    def _accounts(self, accounts: pd.DataFrame | None) -> None:
+    def _accounts(
+        self,
+        accounts: pd.DataFrame | Mapping[str, np.ndarray] | None,
+        account_owner: np.ndarray | None,
+    ) -> None:
         strategy = self.strategy
-        if accounts is None or len(accounts) == 0:
+        if account_owner is not None and (accounts is None or not len(account_owner)):
+            accounts = {name: np.empty(0, dtype=object) for name in _ACCOUNT_KEYS}
+        elif accounts is None or len(accounts) == 0:
             accounts = pd.DataFrame({"account_id": [], "customer_id": [], "account_type": []})
-        for required in ("account_id", "customer_id", "account_type"):
-            if required not in accounts.columns:
+        names = accounts.columns if isinstance(accounts, pd.DataFrame) else accounts.keys()
+        for required in _ACCOUNT_KEYS:
+            if required not in names:
                 raise EvaluationError(
                     f"the accounts frame has no column {required!r}", symbol=required
                 )
-        owner = (
-            self.index.owner_index(accounts["customer_id"])
-            if len(accounts)
-            else np.zeros(0, dtype=np.int64)
-        )
+        count = len(accounts["account_id"])
+        if account_owner is not None and count:
+            owner = np.asarray(account_owner, dtype=np.int64)
+        elif count:
+            owner = self.index.owner_index(accounts["customer_id"])
+        else:
+            owner = np.zeros(0, dtype=np.int64)
         known = owner >= 0
         # all accounts in customer order, keeping the frame's order within a customer
         if known.all() and np.all(owner[1:] >= owner[:-1]):
@@ -93,22 +124,29 @@ class BatchRun:
         else:
             order = np.flatnonzero(known)[np.argsort(owner[known], kind="stable")]
         self.accounts_frame = accounts
-        self.unmatched_accounts = accounts.iloc[np.flatnonzero(~known)]
+        self.account_ids = (
+            accounts["account_id"].to_numpy()
+            if isinstance(accounts, pd.DataFrame)
+            else np.asarray(accounts["account_id"])
+        )
+        self.unmatched_accounts = (
+            accounts.iloc[np.flatnonzero(~known)] if isinstance(accounts, pd.DataFrame) else None
+        )
         self.account_order = order
         self.account_owner = owner[order]
         type_codes, type_names = pd.factorize(accounts["account_type"])
         type_codes = type_codes[order]
         self.account_type_column = string_column(accounts["account_type"])[order]
         self.account_level_row = np.full(len(order), -1, dtype=np.int64)
+        known_types = [str(v) for v in type_names]
         for account_type in strategy.account_types:
-            known_types = [str(v) for v in type_names]
             code = known_types.index(account_type) if account_type in known_types else -2
             in_type = np.flatnonzero(type_codes == code)
             rows = order[in_type]
             self.account_level_row[in_type] = np.arange(len(in_type))
             loaders = {}
             for attribute in strategy.input_attributes(account_type):
-                if attribute.column in accounts.columns:
+                if attribute.column in names:
                     loaders[attribute.name] = column_loader(
                         accounts[attribute.column], attribute, rows=rows
                     )
@@ -126,12 +164,26 @@ class BatchRun:
     def index(self) -> CustomerIndex:
         """Fingerprints of the customer ids, made when first needed (draws, account owners)."""
         if self._index is None:
+            if self.by_position:
+                raise EvaluationError(
+                    "rows are matched by position here; there is no customer id index"
+                )
             self._index = CustomerIndex(self.customer_series, self.strategy.salt)
         return self._index
 
     @property
     def draws(self) -> np.ndarray:
-        return self.index.draws
+        """The test-group draw of each row (from its customer id)."""
+        if self._draws is None:
+            if self.by_position:  # ids may repeat: no index, only their fingerprints
+                if any(v is None for v in self.customer_ids.tolist()):
+                    raise EvaluationError(
+                        "column customer_id of the customers frame has empty entries"
+                    )
+                self._draws = c.draws_of(c.fingerprints(self.customer_ids, self.strategy.salt)[0])
+            else:
+                self._draws = self.index.draws
+        return self._draws
 
     def frame(self, level: str | None) -> Mapping[str, np.ndarray]:
         """The columns expressions read at ``level``, prepared once so conversions are shared.

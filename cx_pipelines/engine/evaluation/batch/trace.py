@@ -70,7 +70,7 @@ def accounts_text(run: Any, size: int) -> np.ndarray:
     has_steps = per_account != ""
     if not has_steps.any():
         return empty
-    ids = run.accounts_frame["account_id"].to_numpy()[run.account_order]
+    ids = run.account_ids[run.account_order]
     id_text = _key_text(ids)
     entry = concat(id_text, ":", list_text([per_account], count), ",")
     chosen = np.flatnonzero(has_steps)

@@ -105,16 +105,17 @@ READERS = {
 # ---------------------------------------------------------------- scalar semantics
 def round_half_even(value: float, digits: int) -> float:
     """``numpy.round`` for one float: scale by 10**digits, round half to even, scale back."""
+    # copysign: Python's round() of -0.4 is the integer 0, numpy's is -0.0
     if digits >= 0:
         factor = 10.0**digits
         scaled = value * factor
         if math.isfinite(scaled):
-            scaled = float(round(scaled))
+            scaled = math.copysign(float(round(scaled)), scaled)
         return scaled / factor
     factor = 10.0**-digits
     scaled = value / factor
     if math.isfinite(scaled):
-        scaled = float(round(scaled))
+        scaled = math.copysign(float(round(scaled)), scaled)
     return scaled * factor
 
 
