@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import orjson
 import pytest
 
 from cx_pipelines.service.decision_log import DecisionLogError, DurableLog, read_decision_log
+from cx_pipelines.service.settings import ServiceSettings, SettingsError
 
 
 def test_concurrent_appends_are_all_durable_and_whole(tmp_path):
@@ -45,3 +47,28 @@ def test_a_failed_write_is_an_error_not_an_acknowledgement(tmp_path):
         log.append_blocking([b'{"decision_id": "lost"}\n'])
     log.close()
     assert [e["decision_id"] for e in read_decision_log(tmp_path)] == ["ok"]
+
+
+@pytest.mark.parametrize("sync", ["write", "fsync"])
+def test_each_sync_mode_acknowledges_written_lines_and_fsyncs_them(tmp_path, sync):
+    log = DurableLog(tmp_path, sync=sync, fsync_ms=5)
+    before = time.monotonic()
+    log.append_blocking([b'{"decision_id": "a"}\n', b'{"decision_id": "b"}\n'])
+    # acknowledged: the kernel has the lines (what a kill -9 of this process cannot lose)
+    assert [e["decision_id"] for e in read_decision_log(tmp_path)] == ["a", "b"]
+    if sync == "fsync":
+        assert log.synced_at >= before  # fsync'd before the acknowledgement
+    deadline = time.monotonic() + 10
+    while log.synced_at < before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log.synced_at >= before  # "write": the syncer thread fsync'd it soon after
+    log.close()
+    assert [e["decision_id"] for e in read_decision_log(tmp_path)] == ["a", "b"]
+
+
+def test_an_unknown_sync_mode_is_refused(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="'sometimes' is not one of write, fsync"):
+        DurableLog(tmp_path, sync="sometimes")
+    monkeypatch.setenv("CX_DECISION_LOG_SYNC", "never")
+    with pytest.raises(SettingsError, match="CX_DECISION_LOG_SYNC='never'"):
+        ServiceSettings.from_environment()
