@@ -30,8 +30,13 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,"
     " channel TEXT NOT NULL, treatment TEXT NOT NULL, at REAL NOT NULL, declined INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS contacts_by_customer ON contacts (customer_id)",
+    # covering and in time order: a customer's contacts are read on every decision
+    # without touching the table or sorting
+    "CREATE INDEX IF NOT EXISTS contacts_by_customer_at ON contacts"
+    " (customer_id, at, contact_id, channel, treatment, declined)",
+    "DROP INDEX IF EXISTS contacts_by_customer",  # the first index, now redundant
 )
+_CONTACT_COLUMNS = "contact_id, customer_id, channel, treatment, at, declined"
 
 
 class SqliteStore:
@@ -107,12 +112,15 @@ class SqliteStore:
         return found
 
     def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        unique = list(dict.fromkeys(customer_ids))
+        if len(unique) == 1:
+            return {unique[0]: contacts} if (contacts := self.contacts(unique[0])) else {}
         found: dict[str, list[Contact]] = {}
-        for chunk in _chunks(list(dict.fromkeys(customer_ids))):
+        for chunk in _chunks(unique):
             marks = ",".join("?" * len(chunk))
             rows = self._run(
-                "SELECT contact_id, customer_id, channel, treatment, at, declined FROM contacts "
-                f"WHERE customer_id IN ({marks}) ORDER BY at",
+                f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE customer_id IN ({marks})"
+                " ORDER BY customer_id, at",
                 tuple(chunk),
             )
             for r in rows:
@@ -151,8 +159,7 @@ class SqliteStore:
 
     def contacts(self, customer_id: str) -> list[Contact]:
         rows = self._run(
-            "SELECT contact_id, customer_id, channel, treatment, at, declined FROM contacts "
-            "WHERE customer_id = ? ORDER BY at",
+            f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE customer_id = ? ORDER BY at",
             (customer_id,),
         )
         return [Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
