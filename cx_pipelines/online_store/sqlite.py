@@ -123,8 +123,8 @@ class SqliteStore:
                 " ORDER BY customer_id, at",
                 tuple(chunk),
             )
-            for r in rows:
-                found.setdefault(r[1], []).append(Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])))
+            for row in rows:
+                found.setdefault(row[1], []).append(_contact(row))
         return found
 
     def meta(self) -> dict[str, Any] | None:
@@ -162,7 +162,7 @@ class SqliteStore:
             f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE customer_id = ? ORDER BY at",
             (customer_id,),
         )
-        return [Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+        return [_contact(row) for row in rows]
 
     def ping(self) -> None:
         self._run("SELECT 1")
@@ -172,6 +172,10 @@ class SqliteStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _contact(row: tuple) -> Contact:
+    return Contact(row[0], row[1], row[2], row[3], row[4], row[5] == 1)
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
