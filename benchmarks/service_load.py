@@ -18,15 +18,25 @@ customer and channel per request and stops each thread after its share of
 
 For each: throughput, p50/p95/p99 (wrk's latency histogram), errors (socket errors and
 non-2xx), and the server's memory (RSS of the uvicorn processes) at the start and end.
+The phases run once per decision-log durability setting (``--log-sync``, default both:
+``write``, the service's default, and ``fsync``; see cx_pipelines/service/decision_log.py);
+the top-level figures and ``met`` are those of the first mode.
+
 The baseline in the same run is the engine alone: ``decide_customer`` in this process
-with no HTTP, store or log. The load generator shares the machine's cores with the
-server. Run: ``.venv/bin/python benchmarks/service_load.py [--duration 20]``. Needs
-``wrk`` (``apt-get install wrk``). Last line: one JSON object.
+with no HTTP, store or log. Because wall-clock figures on a shared machine say as much
+about the neighbours as about the service, the run also measures CPU time per decision
+in this process (``time.process_time``, every thread): the real ASGI application
+(middleware, validation, store, engine, decision log) called directly with 16 requests in
+flight, beside the engine alone, the least of three rounds. The load generator shares the
+machine's cores with the server. Run: ``.venv/bin/python benchmarks/service_load.py
+[--duration 20] [--log-sync write|fsync|both] [--cpu-only]``. Needs ``wrk``
+(``apt-get install wrk``). Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -167,6 +177,133 @@ def in_process_rate(customers: pd.DataFrame, seconds: float = 3.0) -> float:
     return count / (time.perf_counter() - start)
 
 
+def _asgi_call(app, path: str, body: bytes):
+    """One request through the ASGI application, as uvicorn would make it."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"x-api-key", KEY.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    answer: dict = {}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)  # never: the body is read once
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+
+    async def run():
+        await app(scope, receive, send)
+        if answer.get("status") != 200:
+            raise RuntimeError(f"{path} answered {answer.get('status')}")
+
+    return run()
+
+
+def in_process_cpu(customers: pd.DataFrame, accounts: pd.DataFrame, sync: str) -> dict:
+    """CPU microseconds per decision (``time.process_time``, all threads) through the real
+    ASGI app in this process, single (16 in flight) and batch, beside the engine alone."""
+    import uvloop
+
+    from cx_pipelines.service.app import create_app
+
+    home = Path(tempfile.mkdtemp(prefix="cx-service-cpu-"))
+    size = min(len(customers), 2000)
+    store = open_store(f"sqlite:///{home / 'online_store.db'}")
+    store.write_snapshot(
+        snapshot_records(customers.head(size), accounts.head(2 * size)),
+        {"model_versions": {"cx_propensity": "1", "cx_uplift": "1", "cx_attrition": "1"}},
+    )
+    store.close()
+    saved = dict(os.environ)
+    os.environ.update(
+        {
+            "CX_HOME": str(home),
+            "CX_API_KEYS": f"bench:{hash_key(KEY)}:decide:100000000",
+            "CX_SERVICE_STRATEGY": str(STRATEGY),
+            "CX_SERVICE_MLFLOW_SECONDS": "0",
+            "CX_SERVICE_LOG_LEVEL": "WARNING",
+            "CX_DECISION_LOG_SYNC": sync,
+        }
+    )
+    try:
+        app = create_app()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    count = 3000
+    singles = [
+        json.dumps({"customer_id": str(1 + i % size), "channel": CHANNELS[i % 6]}).encode()
+        for i in range(count)
+    ]
+    batch = json.dumps(
+        {
+            "include_trace": False,
+            "requests": [{"customer_id": str(1 + i % size), "channel": "web"} for i in range(1000)],
+        }
+    ).encode()
+    figures: dict[str, list[float]] = {"single": [], "batch": []}
+
+    async def flight(bodies: list[bytes]) -> None:
+        for body in bodies:
+            await _asgi_call(app, "/v1/decisions", body)
+
+    async def measure() -> None:
+        async with app.router.lifespan_context(app):
+            await asyncio.gather(*(flight(singles[k::16]) for k in range(16)))  # warm
+            await _asgi_call(app, "/v1/decisions/batch", batch)
+            for _ in range(3):
+                start = time.process_time()
+                await asyncio.gather(*(flight(singles[k::16]) for k in range(16)))
+                figures["single"].append((time.process_time() - start) / count * 1e6)
+                start = time.process_time()
+                for _ in range(3):
+                    await _asgi_call(app, "/v1/decisions/batch", batch)
+                figures["batch"].append((time.process_time() - start) / 3000 * 1e6)
+
+    uvloop.run(measure())
+    strategy = load_strategy(STRATEGY)
+    rows = customers.head(size).to_dict("records")
+    engine = []
+    for _ in range(3):
+        start = time.process_time()
+        for index in range(count):
+            row = rows[index % size]
+            decide_customer(
+                strategy,
+                event="customer_interaction",
+                customer=row,
+                customer_id=row["customer_id"],
+                channel=CHANNELS[index % len(CHANNELS)],
+            )
+        engine.append((time.process_time() - start) / count * 1e6)
+    shutil.rmtree(home, ignore_errors=True)
+    return {
+        "log_sync": sync,
+        "single_cpu_us_per_decision": round(min(figures["single"]), 1),
+        "batch_cpu_us_per_decision": round(min(figures["batch"]), 1),
+        "engine_alone_cpu_us_per_decision": round(min(engine), 1),
+    }
+
+
 def server_memory_mb(pid: int) -> float:
     """RSS of the server process and its children (uvicorn workers), in MB."""
     pids = [pid]
@@ -236,9 +373,10 @@ def run_wrk(
     }
 
 
-def start_server(home: Path, port: int, workers: int) -> subprocess.Popen:
+def start_server(home: Path, port: int, workers: int, sync: str) -> subprocess.Popen:
     environment = {
         **os.environ,
+        "CX_DECISION_LOG_SYNC": sync,
         "CX_HOME": str(home),
         "CX_API_KEYS": f"bench:{hash_key(KEY)}:decide:100000000",
         "CX_SERVICE_STRATEGY": str(STRATEGY),
@@ -276,32 +414,20 @@ def start_server(home: Path, port: int, workers: int) -> subprocess.Popen:
     raise RuntimeError("server did not become ready")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=120, help="seconds of the single phase")
-    parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--max-requests", type=int, default=2_000_000)
-    options = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
-
-    home = Path(tempfile.mkdtemp(prefix="cx-service-load-"))
-    customers, accounts = population(options.customers)
+def run_phases(
+    home: Path, customers: pd.DataFrame, accounts: pd.DataFrame, options, sync: str
+) -> dict[str, dict]:
+    """Every wrk phase against a fresh store and server whose decision log runs ``sync``."""
+    home.mkdir(parents=True)
     store = open_store(f"sqlite:///{home / 'online_store.db'}")
     store.write_snapshot(
         snapshot_records(customers, accounts),
         {"model_versions": {"cx_propensity": "1", "cx_uplift": "1", "cx_attrition": "1"}},
     )
     store.close()
-    baseline = in_process_rate(customers)
-    print(f"engine alone (in process, traced): {baseline:,.0f} decisions/s", flush=True)
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(home, port, options.workers)
+    server = start_server(home, port, options.workers, sync)
     script = home / "load.lua"
     script.write_text(LUA)
     common = {"BENCH_CUSTOMERS": str(options.customers), "BENCH_KEY": KEY}
@@ -315,12 +441,12 @@ def main() -> None:
                 script,
                 seconds=seconds,
                 connections=connections,
-                threads=2 if connections >= 2 else 1,
+                threads=min(options.threads, connections),
                 max_requests=options.max_requests,
                 environment={**common, **extra},
                 pid=server.pid,
             )
-            print(f"{name}: {json.dumps(result)}", flush=True)
+            print(f"[log {sync}] {name}: {json.dumps(result)}", flush=True)
             return result
 
         phase("warm-up", 10, 8)
@@ -344,9 +470,13 @@ def main() -> None:
         results[name]["decisions_per_second"] = round(
             results[name]["requests_per_second"] * size, 1
         )
+    return results
+
+
+def targets(results: dict[str, dict]) -> dict[str, bool]:
     single, paced = results["single"], results["rate_1000"]
     growth = (single["memory_end_mb"] - single["memory_start_mb"]) / single["memory_start_mb"]
-    met = {
+    return {
         "single_2000_per_s": single["requests_per_second"] >= 2000,
         "single_p99_under_20ms": single["p99_ms"] < 20,
         "rate_1000_p99_under_5ms": paced["p99_ms"] < 5,
@@ -354,18 +484,72 @@ def main() -> None:
         "memory_flat_10_percent": abs(growth) <= 0.10,
         "batch_20000_per_s": results["batch"]["decisions_per_second"] >= 20_000,
     }
-    summary = {
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=120, help="seconds of the single phase")
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--max-requests", type=int, default=2_000_000)
+    parser.add_argument(
+        "--log-sync",
+        choices=("write", "fsync", "both"),
+        default="both",
+        help="decision-log durability setting(s) to measure (both: write first)",
+    )
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="only the in-process CPU figures (no wrk)"
+    )
+    options = parser.parse_args()
+    if shutil.which("wrk") is None and not options.cpu_only:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    modes = ["write", "fsync"] if options.log_sync == "both" else [options.log_sync]
+
+    customers, accounts = population(options.customers)
+    cpu = {mode: in_process_cpu(customers, accounts, mode) for mode in modes}
+    for mode, figures in cpu.items():
+        print(f"in-process CPU per decision (log {mode}): {json.dumps(figures)}", flush=True)
+    summary: dict = {
         "benchmark": "service_load",
         "customers": options.customers,
-        "workers": options.workers,
         "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "engine_alone_decisions_per_second": round(baseline, 1),
-        **results,
-        "single_memory_growth": round(growth, 4),
-        "met": met,
+        "in_process_cpu": cpu,
     }
+    if options.cpu_only:
+        summary["load_average_1m"] = round(os.getloadavg()[0], 2)
+        print(json.dumps(summary))
+        return
+
+    baseline = in_process_rate(customers)
+    print(f"engine alone (in process, traced): {baseline:,.0f} decisions/s", flush=True)
+    home = Path(tempfile.mkdtemp(prefix="cx-service-load-"))
+    by_mode = {mode: run_phases(home / mode, customers, accounts, options, mode) for mode in modes}
     shutil.rmtree(home, ignore_errors=True)
+    first = by_mode[modes[0]]
+    single = first["single"]
+    growth = (single["memory_end_mb"] - single["memory_start_mb"]) / single["memory_start_mb"]
+    summary.update(
+        {
+            "workers": options.workers,
+            "wrk_threads": options.threads,
+            "connections": options.connections,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "engine_alone_decisions_per_second": round(baseline, 1),
+            "log_sync": modes[0],
+            **first,
+            "single_memory_growth": round(growth, 4),
+            "met": targets(first),
+            "modes": {
+                mode: {**results, "met": targets(results)}
+                for mode, results in by_mode.items()
+                if mode != modes[0]
+            },
+        }
+    )
     print(json.dumps(summary))
 
 

@@ -75,16 +75,16 @@ def contact_history(
     """Contacts as the engine's contact history rows (``days_ago`` from ``now``)."""
     now = time.time() if now is None else now
     rows = []
-    for contact in contacts:
-        days_ago = (now - contact.at) / _DAY
+    for _, customer_id, channel, treatment, at, declined in contacts:
+        days_ago = (now - at) / _DAY
         if days_ago < window_days:
             rows.append(
                 {
-                    "customer_id": contact.customer_id,
-                    "channel": contact.channel,
-                    "treatment": contact.treatment,
-                    "days_ago": max(days_ago, 0.0),
-                    "declined": contact.declined,
+                    "customer_id": customer_id,
+                    "channel": channel,
+                    "treatment": treatment,
+                    "days_ago": days_ago if days_ago > 0.0 else 0.0,
+                    "declined": declined,
                 }
             )
     return rows

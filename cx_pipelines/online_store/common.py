@@ -7,8 +7,7 @@ import math
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -21,10 +20,11 @@ class StoreUrlError(ValueError):
     """An online-store URL names no known backend."""
 
 
-@dataclass(frozen=True)
-class Contact:
+class Contact(NamedTuple):
     """One contact of a customer on a channel (a decision presented), shared by batch and
-    real time so contact caps hold across both."""
+    real time so contact caps hold across both. (A named tuple: the service reads a
+    customer's contacts on every decision, and a tuple is built ~5 times faster than a
+    frozen dataclass.)"""
 
     contact_id: str
     customer_id: str
@@ -34,7 +34,7 @@ class Contact:
     declined: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self._asdict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Contact:

@@ -154,7 +154,7 @@ class RedisStore:
             if text is None:
                 return False
             contact = Contact.from_json(text)
-            declined = Contact(**{**contact.__dict__, "declined": True})
+            declined = contact._replace(declined=True)
             self.client.hset(key, contact_id, declined.to_json())
         except RedisError as error:
             raise self._fail(error) from error

@@ -30,8 +30,13 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,"
     " channel TEXT NOT NULL, treatment TEXT NOT NULL, at REAL NOT NULL, declined INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS contacts_by_customer ON contacts (customer_id)",
+    # covering and in time order: a customer's contacts are read on every decision
+    # without touching the table or sorting
+    "CREATE INDEX IF NOT EXISTS contacts_by_customer_at ON contacts"
+    " (customer_id, at, contact_id, channel, treatment, declined)",
+    "DROP INDEX IF EXISTS contacts_by_customer",  # the first index, now redundant
 )
+_CONTACT_COLUMNS = "contact_id, customer_id, channel, treatment, at, declined"
 
 
 class SqliteStore:
@@ -107,16 +112,19 @@ class SqliteStore:
         return found
 
     def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        unique = list(dict.fromkeys(customer_ids))
+        if len(unique) == 1:
+            return {unique[0]: contacts} if (contacts := self.contacts(unique[0])) else {}
         found: dict[str, list[Contact]] = {}
-        for chunk in _chunks(list(dict.fromkeys(customer_ids))):
+        for chunk in _chunks(unique):
             marks = ",".join("?" * len(chunk))
             rows = self._run(
-                "SELECT contact_id, customer_id, channel, treatment, at, declined FROM contacts "
-                f"WHERE customer_id IN ({marks}) ORDER BY at",
+                f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE customer_id IN ({marks})"
+                " ORDER BY customer_id, at",
                 tuple(chunk),
             )
-            for r in rows:
-                found.setdefault(r[1], []).append(Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])))
+            for row in rows:
+                found.setdefault(row[1], []).append(_contact(row))
         return found
 
     def meta(self) -> dict[str, Any] | None:
@@ -151,11 +159,10 @@ class SqliteStore:
 
     def contacts(self, customer_id: str) -> list[Contact]:
         rows = self._run(
-            "SELECT contact_id, customer_id, channel, treatment, at, declined FROM contacts "
-            "WHERE customer_id = ? ORDER BY at",
+            f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE customer_id = ? ORDER BY at",
             (customer_id,),
         )
-        return [Contact(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+        return [_contact(row) for row in rows]
 
     def ping(self) -> None:
         self._run("SELECT 1")
@@ -165,6 +172,10 @@ class SqliteStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _contact(row: tuple) -> Contact:
+    return Contact(row[0], row[1], row[2], row[3], row[4], row[5] == 1)
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:

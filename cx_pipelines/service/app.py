@@ -56,12 +56,64 @@ class FastJSON(JSONResponse):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _rendered(content: Any) -> Response:
+def _dumped(content: Any) -> bytes:
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _rendered(content: bytes) -> Response:
     """An answer rendered once by orjson (what :class:`FastJSON` would send, without
     FastAPI's ``jsonable_encoder`` walk over every nested value)."""
-    return Response(
-        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    return Response(content, media_type="application/json")
+
+
+class DecisionRoutes:
+    """ASGI middleware: ``POST /v1/decisions`` and ``/v1/decisions/batch`` answered
+    straight from the ASGI messages, without FastAPI's routing, dependency solving and
+    Request objects (~0.1 ms of CPU per request, a sixth of a single decision's cost).
+    The same :class:`Service` methods serve the FastAPI routes, which stay declared for
+    the OpenAPI docs; errors are the same JSON as FastAPI's handlers give."""
+
+    ROUTES = {"/v1/decisions": "decide_one", "/v1/decisions/batch": "decide_many"}
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        name = self.ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if name is None or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        header = authorization = ""
+        for key, value in scope["headers"]:
+            if key == b"x-api-key":
+                header = value.decode("latin-1")
+            elif key == b"authorization":
+                authorization = value.decode("latin-1")
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        service: Service = scope["app"].state.service
+        status, extra = 200, ()
+        try:
+            content = await getattr(service, name)(body, header, authorization)
+        except RequestValidationError as error:
+            status, content = 422, _dumped({"detail": _validation_details(error)})
+        except HTTPException as error:
+            status, content = error.status_code, _dumped({"detail": error.detail})
+            added = (error.headers or {}).items()
+            extra = tuple((k.lower().encode(), v.encode()) for k, v in added)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(content)).encode()),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
 
 class BodyLimit:
@@ -144,23 +196,26 @@ def _document_bodies(app: FastAPI, *models: type[BaseModel]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _parsed(request: Request, model: type[Body]) -> Body:
+def _parsed(body: bytes, model: type[Body]) -> Body:
     """The body validated by pydantic straight from its JSON bytes (one pass, no dict in
     between); errors are FastAPI's 422 with the location under ``body``."""
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate_json(body)
     except ValidationError as error:
         raise RequestValidationError(
             [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)]
         ) from error
 
 
-def _validation_error(request: Request, error: RequestValidationError) -> FastJSON:
-    details = [
+def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
+    return [
         field_error(list(item.get("loc", ())), item.get("msg", ""), item.get("type", ""))
         for item in error.errors()
     ]
-    return FastJSON({"detail": details}, status_code=422)
+
+
+def _validation_error(request: Request, error: RequestValidationError) -> FastJSON:
+    return FastJSON({"detail": _validation_details(error)}, status_code=422)
 
 
 def _unprocessable(details: list[dict]) -> HTTPException:
@@ -177,9 +232,10 @@ class Service:
         self.store = open_store(settings.store_url)
         self.state = ServiceState(settings, self.store)
         self.contact_store = open_store(settings.store_url)
-        self.log = DurableLog(settings.decision_log_dir, after_write=self._record_contacts)
+        sync = {"sync": settings.log_sync, "fsync_ms": settings.log_fsync_ms}
+        self.log = DurableLog(settings.decision_log_dir, after_write=self._record_contacts, **sync)
         self.responses = DurableLog(
-            settings.decision_log_dir / "responses", after_write=self._write_inbox
+            settings.decision_log_dir / "responses", after_write=self._write_inbox, **sync
         )
 
     def _record_contacts(self, contacts: list[Contact]) -> None:
@@ -205,9 +261,15 @@ class Service:
         self.responses.close()
 
     def caller(self, request: Request, scope: str, cost: int = 1) -> ApiKey:
-        header = request.headers.get("x-api-key") or ""
+        headers = request.headers
+        return self.authorise(
+            headers.get("x-api-key") or "", headers.get("authorization") or "", scope, cost
+        )
+
+    def authorise(self, header: str, authorization: str, scope: str, cost: int = 1) -> ApiKey:
+        """The caller's key from its ``X-API-Key`` (or ``Authorization: Bearer``) header:
+        401 without a known key, 403 without ``scope``, 429 over its rate."""
         if not header:
-            authorization = request.headers.get("authorization", "")
             header = authorization[7:] if authorization.lower().startswith("bearer ") else ""
         if not header:
             raise HTTPException(
@@ -224,6 +286,39 @@ class Service:
                 429, "rate limit exceeded", {"Retry-After": str(max(1, round(wait)))}
             )
         return key
+
+    async def decide_one(self, body: bytes, header: str, authorization: str) -> bytes:
+        """``POST /v1/decisions``: the answer's JSON, or HTTPException/RequestValidationError."""
+        request = _parsed(body, DecisionRequest)
+        self.authorise(header, authorization, "decide")
+        deployment = self.state.deployment
+        errors = request_errors(deployment, request, ["body"])
+        if errors:
+            raise _unprocessable(errors)
+        decided = decide(self.state, deployment, request)
+        await _logged(self.log, [decided.line], [decided.contact] if decided.contact else [])
+        return _dumped(decided.answer)
+
+    async def decide_many(self, body: bytes, header: str, authorization: str) -> bytes:
+        """``POST /v1/decisions/batch``: the answer's JSON (the same errors)."""
+        batch = _parsed(body, BatchDecisionRequest)
+        limit = self.settings.max_batch
+        if len(batch.requests) > limit:
+            raise HTTPException(413, f"{len(batch.requests)} requests; at most {limit}")
+        self.authorise(header, authorization, "decide", cost=len(batch.requests))
+        deployment = self.state.deployment
+        errors = []
+        for index, item in enumerate(batch.requests):
+            errors += request_errors(deployment, item, ["body", "requests", index])
+        if errors:
+            raise _unprocessable(errors)
+        results = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)
+        await _logged(
+            self.log,
+            [r.line for r in results],
+            [r.contact for r in results if r.contact is not None],
+        )
+        return _dumped({"decisions": [r.answer for r in results]})
 
 
 async def current_service(request: Request) -> Service:
@@ -254,43 +349,31 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     _document_bodies(app, DecisionRequest, BatchDecisionRequest)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(DecisionRoutes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # outermost: limits both
 
     @app.post("/v1/decisions", openapi_extra=_body_schema("DecisionRequest"))
     async def decision(request: Request):
         """The customer intelligence record for one customer on one channel."""
+        # answered by DecisionRoutes in front of FastAPI; this is the same answer
         svc: Service = request.app.state.service
-        body = await _parsed(request, DecisionRequest)
-        svc.caller(request, "decide")
-        deployment = svc.state.deployment
-        errors = request_errors(deployment, body, ["body"])
-        if errors:
-            raise _unprocessable(errors)
-        decided = decide(svc.state, deployment, body)
-        await _logged(svc.log, [decided.line], [decided.contact] if decided.contact else [])
-        return _rendered(decided.answer)
+        headers = request.headers
+        return _rendered(
+            await svc.decide_one(
+                await request.body(), headers.get("x-api-key", ""), headers.get("authorization", "")
+            )
+        )
 
     @app.post("/v1/decisions/batch", openapi_extra=_body_schema("BatchDecisionRequest"))
     async def decisions(request: Request):
         """Several decisions in one call (at most CX_SERVICE_MAX_BATCH)."""
         svc: Service = request.app.state.service
-        body = await _parsed(request, BatchDecisionRequest)
-        if len(body.requests) > settings.max_batch:
-            raise HTTPException(413, f"{len(body.requests)} requests; at most {settings.max_batch}")
-        svc.caller(request, "decide", cost=len(body.requests))
-        deployment = svc.state.deployment
-        errors = []
-        for index, item in enumerate(body.requests):
-            errors += request_errors(deployment, item, ["body", "requests", index])
-        if errors:
-            raise _unprocessable(errors)
-        results = decide_batch(svc.state, deployment, body.requests, trace=body.include_trace)
-        await _logged(
-            svc.log,
-            [r.line for r in results],
-            [r.contact for r in results if r.contact is not None],
+        headers = request.headers
+        return _rendered(
+            await svc.decide_many(
+                await request.body(), headers.get("x-api-key", ""), headers.get("authorization", "")
+            )
         )
-        return _rendered({"decisions": [r.answer for r in results]})
 
     @app.post("/v1/responses", status_code=202)
     async def response(body: ResponseReport, request: Request, svc: Used):
@@ -392,6 +475,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "stale_models": stale,
             "unavailable": degraded,
             "decisions_logged": svc.log.written,
+            "decision_log_sync": svc.log.sync,
         }
         return FastJSON(body, status_code=200 if ok else 503)
 

@@ -4,8 +4,8 @@ build the answer and its decision-log line (INTERFACES.md §4). No FastAPI here.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,15 @@ def _context(deployment: Deployment, request: DecisionRequest) -> dict[str, Any]
     return values
 
 
+def _uuid4() -> str:
+    """``str(uuid.uuid4())`` without building a UUID object (a quarter of the time)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 @dataclass(frozen=True)
 class _Lookup:
     stored: dict[str, Any] | None
@@ -138,7 +147,7 @@ def _lookups(
 
 def _decided(request: DecisionRequest, record: dict, found: _Lookup, now: float) -> Decided:
     customer_id = str(request.customer_id)
-    decision_id = str(uuid.uuid4())
+    decision_id = _uuid4()
     reason = (
         found.problem if found.problem else (UNKNOWN_CUSTOMER if found.stored is None else None)
     )

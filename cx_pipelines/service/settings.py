@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cx_pipelines import config
+from cx_pipelines.service.decision_log import SYNC_MODES
 
 
 class SettingsError(ValueError):
@@ -54,6 +55,8 @@ class ServiceSettings:
     mlflow_seconds: float  # CX_SERVICE_MLFLOW_SECONDS: champion alias checks (0: off)
     default_rate: float  # CX_SERVICE_RATE: requests per second per key unless the key says
     cache_size: int  # CX_SERVICE_CACHE_SIZE: records kept to answer through a store outage
+    log_sync: str = "write"  # CX_DECISION_LOG_SYNC: "write" or "fsync" (see decision_log)
+    log_fsync_ms: float = 20.0  # CX_DECISION_LOG_FSYNC_MS: fsync lag in "write" mode
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
@@ -74,4 +77,13 @@ class ServiceSettings:
             mlflow_seconds=0.0 if mlflow_text == "0" else _number("CX_SERVICE_MLFLOW_SECONDS", 10),
             default_rate=_number("CX_SERVICE_RATE", 10_000),
             cache_size=int(_number("CX_SERVICE_CACHE_SIZE", 10_000)),
+            log_sync=_sync_mode(),
+            log_fsync_ms=_number("CX_DECISION_LOG_FSYNC_MS", 20.0),
         )
+
+
+def _sync_mode() -> str:
+    mode = os.environ.get("CX_DECISION_LOG_SYNC") or "write"
+    if mode not in SYNC_MODES:
+        raise SettingsError(f"CX_DECISION_LOG_SYNC={mode!r} is not one of {', '.join(SYNC_MODES)}")
+    return mode

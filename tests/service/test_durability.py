@@ -14,9 +14,12 @@ from cx_pipelines.service.decision_log import read_decision_log
 
 
 @pytest.mark.slow
-def test_every_acknowledged_decision_survives_kill_9(tmp_path):
+@pytest.mark.parametrize("sync", ["write", "fsync"])
+def test_every_acknowledged_decision_survives_kill_9(tmp_path, sync):
     prepared = prepare(tmp_path / "cx", customers=30)
-    server = support.start_server(prepared.home, strategy=prepared.strategy)
+    mode = {"CX_DECISION_LOG_SYNC": sync}
+    server = support.start_server(prepared.home, strategy=prepared.strategy, extra=mode)
+    assert server.get("/ready").json()["decision_log_sync"] == sync
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -58,7 +61,7 @@ def test_every_acknowledged_decision_survives_kill_9(tmp_path):
         thread.join()
     assert len(acknowledged) >= 150
 
-    restarted = support.start_server(prepared.home, strategy=prepared.strategy)
+    restarted = support.start_server(prepared.home, strategy=prepared.strategy, extra=mode)
     try:
         after = restarted.post("/v1/decisions", {"customer_id": "3", "channel": "web"}).json()
     finally:
