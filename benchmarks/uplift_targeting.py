@@ -157,7 +157,9 @@ def main() -> None:
             for o, c in pairs
         ]
     )
-    campaign_columns = [pairs.index(p) for p in zip(economics.offer_type, economics.channel)]
+    campaign_columns = [
+        pairs.index(p) for p in zip(economics.offer_type, economics.channel, strict=True)
+    ]
     print(f"world {args.home.name}: {len(ids)} customers, {len(train)} training contacts, "
           f"pairs with history {sorted(seen)}")  # fmt: skip
     print(f"{'policy':34s} {'true profit':>12s} {'contacts':>9s} {'share of oracle':>16s}")

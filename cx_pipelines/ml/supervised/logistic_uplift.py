@@ -8,15 +8,17 @@ its interactions as features::
 ``x`` is the customer's row encoded for a linear model: one-hot categories (unknown and
 missing categories are all-zero), 0/1 columns as they are, other numbers median-imputed and
 expanded in a quadratic B-spline on quantile knots (an age peak, a log-shaped income effect).
-``offer ⊗ x`` repeats ``x`` once per offer type (offer-specific baselines and effects),
-``channel ⊗ x`` once per channel. The uplift is ``p(x, t=1) − p(x, t=0)``.
+``offer ⊗ x`` repeats ``x`` (without the offer and channel columns) once per offer type
+(offer-specific baselines and effects), ``channel ⊗ x`` once per channel; there is no
+offer × channel term, so the effect of a pair is its offer's plus its channel's (on the
+log-odds scale). The uplift is ``p(x, t=1) − p(x, t=0)``.
 
 Why: the treatment effect lives on the log-odds scale and is additive across offer and
 channel, so a model that names it (the coefficients multiplying ``t``) neither shrinks it
 towards zero as boosted trees with a treatment flag do (the flag is one split among many)
 nor needs both arms of every offer × channel: a pair with no history is predicted from
 what its offer showed on other channels and its channel on other offers, and an L2 penalty
-(``C``) pulls the pair-specific terms it cannot see towards zero.
+(``C``) shrinks what an offer or channel has shown little of towards the common terms.
 """
 
 from __future__ import annotations
@@ -70,9 +72,17 @@ class InteractionDesign(BaseEstimator):
     def _categories(self, X: pd.DataFrame) -> pd.DataFrame:
         return X[self.categorical_].astype("string").fillna("\x00missing")
 
-    def rows(self, X: pd.DataFrame) -> sp.csr_matrix:
-        """``x`` of every row."""
-        blocks = [self.onehot_.transform(self._categories(X))]
+    def rows(self, X: pd.DataFrame, *, without: Sequence[str] = ()) -> sp.csr_matrix:
+        """``x`` of every row (leaving out the one-hot columns of the ``without`` columns)."""
+        onehot = self.onehot_.transform(self._categories(X))
+        keep = np.concatenate(
+            [
+                np.full(len(levels), column not in without)
+                for column, levels in zip(self.categorical_, self.onehot_.categories_, strict=True)
+            ]
+            or [np.zeros(0, dtype=bool)]
+        )
+        blocks = [onehot[:, np.flatnonzero(keep)]]
         if self.binary_:
             blocks.append(sp.csr_matrix(X[self.binary_].astype(float).fillna(0.0).to_numpy()))
         if self.numeric_:
@@ -123,9 +133,10 @@ class LogisticSLearner:
     def _matrix(self, X: pd.DataFrame, treated: np.ndarray) -> sp.csr_matrix:
         x = self.design_.rows(X)
         by = self._by(X)
-        offer = [crossed(x, self.design_.levels(X, by[0]))] if by and by[0] == self.offer else []
+        rest = self.design_.rows(X, without=by)  # no offer x channel term: additive effects
+        offer = [crossed(rest, self.design_.levels(X, by[0]))] if self.offer in by else []
         effect = [sp.csr_matrix(np.ones((len(X), 1))), x]
-        effect += [crossed(x, self.design_.levels(X, column)) for column in by]
+        effect += [crossed(rest, self.design_.levels(X, column)) for column in by]
         arm = sp.diags(treated.astype(float))
         return sp.hstack([x, *offer, arm @ sp.hstack(effect, format="csr")], format="csr")
 

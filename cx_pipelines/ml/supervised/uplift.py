@@ -35,7 +35,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from cx_pipelines.ml.errors import InsufficientDataError, TrainingDataError
 from cx_pipelines.ml.specs import ModelSpec
-from cx_pipelines.ml.supervised.logistic_uplift import LogisticSLearner
 from cx_pipelines.ml.supervised.base import (
     FittedModel,
     boosted_pipeline,
@@ -47,6 +46,7 @@ from cx_pipelines.ml.supervised.base import (
     subsample,
     training_threads,
 )
+from cx_pipelines.ml.supervised.logistic_uplift import LogisticSLearner
 
 _REGRESSOR_PARAMETERS = (
     "learning_rate",
