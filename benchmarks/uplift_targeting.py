@@ -43,7 +43,9 @@ LEARNERS = {
     "x_learner": ("HistGradientBoostingClassifier", None),
     "dr_learner": ("HistGradientBoostingClassifier", None),
     "logistic_s_learner": ("LogisticRegression", {"C": 1.0}),
+    "logistic_s_learner_C0.03": ("LogisticRegression", {"C": 0.03}),
     "logistic_s_learner_C0.1": ("LogisticRegression", {"C": 0.1}),
+    "logistic_s_learner_C0.3": ("LogisticRegression", {"C": 0.3}),
     "logistic_s_learner_C10": ("LogisticRegression", {"C": 10.0}),
 }
 
