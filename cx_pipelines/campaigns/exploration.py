@@ -12,6 +12,14 @@ campaigns are scaled down to sum to at most ``max_per_customer``. One uniform pe
 one exploration campaign: the first whose cumulative probability exceeds it. Explored
 contacts are chosen at random among the eligible, *not* by the models' scores, so the loop
 learns the pair without the models' bias; their probability is logged with every row.
+
+Candidates (``worth``): the eligible customers whose *optimistic* value of the contact is
+positive. Targeting passes ``p_response x margin - cost > 0``: the incremental response of
+a contact, ``p_treated - p_control``, is never above ``p_treated`` (the propensity), so where
+even a response that would have happened anyway does not pay for the contact, no uplift
+can, and exploring there buys data about contacts no policy should make. Pairs without a
+propensity score keep every eligible customer. The expected share is taken of
+``min(capacity, candidates)``, so a pair with few worthwhile customers explores few.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ def plan_exploration(
     max_share: float,
     mature_positives: int,
     max_per_customer: float,
+    worth: np.ndarray | None = None,
 ) -> ExplorationPlan:
     """Draw who explores which campaign (see the module docstring)."""
     if not 0 <= max_share <= 0.5 or not 0 <= max_per_customer <= 1:
@@ -61,6 +70,8 @@ def plan_exploration(
         )
     maturity = np.minimum(1.0, positives / max(mature_positives, 1))
     share = max_share * (1.0 - maturity)
+    if worth is not None:
+        eligible = eligible & worth
     counts = eligible.sum(axis=0)
     expected = share * np.minimum(capacity, counts)
     with np.errstate(divide="ignore", invalid="ignore"):

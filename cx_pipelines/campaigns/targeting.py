@@ -9,7 +9,9 @@ For the campaigns active on the decision date:
 2. **Value** of a treated contact = expected incremental profit
    ``uplift x margin_per_response - cost_per_contact``; ``p_response`` is the propensity.
 3. **Exploration** (:mod:`.exploration`) draws a bounded share of rows at random for
-   immature offer x channel pairs; these take their campaign first.
+   immature offer x channel pairs, among the customers whose optimistic value
+   ``p_response x margin - cost`` is positive (every eligible one where the pair is
+   unscored, or with ``explore_worthwhile_only=False``); these take their campaign first.
 4. **Optimiser** (:func:`.optimiser.assign`) gives the other customers at most one
    campaign each, maximising the expected value of a decided row
    ``(1 - control_share) x value`` under the treated-contact capacity left after
@@ -52,6 +54,7 @@ class TargetingSettings:
     exploration_share: float = 0.1
     mature_positives: int = 50
     exploration_per_customer: float = 0.5
+    explore_worthwhile_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ def target(
     allowed = rule_ok & policy.allowed  # exploration needs no scores: it learns the pair
     eligible = allowed & ~np.isnan(uplift) & ~np.isnan(propensity)
     value = uplift * margin - cost
+    optimistic = propensity * margin - cost  # uplift <= p_treated: no contact is worth more
+    worth = np.isnan(optimistic) | (optimistic > 0) if settings.explore_worthwhile_only else None
     treated_capacity = capacities(
         cost=cost,
         budget=np.array([c.budget for c in active]),
@@ -125,6 +130,7 @@ def target(
         max_share=settings.exploration_share,
         mature_positives=settings.mature_positives,
         max_per_customer=settings.exploration_per_customer,
+        worth=worth,
     )
     control = _columns([uniform(ids, c.salt) < c.control_share for c in active], len(ids))
     explored = plan.explored >= 0

@@ -21,7 +21,9 @@ from cx_pipelines.ml.errors import ModelSpecError
 KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy", "spend_forecast")
 CLASSIFIER_KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy")
 CLASSIFIERS = ("HistGradientBoostingClassifier",)
-META_LEARNERS = ("s_learner", "t_learner", "x_learner", "dr_learner")
+META_LEARNERS = ("s_learner", "t_learner", "x_learner", "dr_learner", "logistic_s_learner")
+# The logistic s-learner is a logistic regression, not boosted trees (uplift only).
+LOGISTIC_META_LEARNERS = {"logistic_s_learner": "LogisticRegression"}
 # Fewest examples of the rarer outcome (per treatment arm for uplift) worth a model: with
 # fewer, a "model" is a few anecdotes and is not trained (the training asset says why).
 DEFAULT_MIN_CLASS_EXAMPLES = 20
@@ -183,7 +185,13 @@ def parse_spec(document: Any, *, source: Path | None = None) -> ModelSpec:
         raise ModelSpecError(f"{where}: {details}")
     kind = document["kind"]
     estimator = document["estimator"]
-    if kind in CLASSIFIER_KINDS and estimator["class"] not in CLASSIFIERS:
+    logistic = LOGISTIC_META_LEARNERS.get(estimator.get("meta_learner", ""))
+    if kind == "uplift" and logistic is not None and estimator["class"] != logistic:
+        raise ModelSpecError(
+            f"{where}: estimator.meta_learner {estimator['meta_learner']!r} needs "
+            f"estimator.class {logistic!r}, not {estimator['class']!r}"
+        )
+    if kind in CLASSIFIER_KINDS and logistic is None and estimator["class"] not in CLASSIFIERS:
         raise ModelSpecError(
             f"{where}: estimator.class {estimator['class']!r} is not supported for kind {kind!r}; "
             f"use one of {list(CLASSIFIERS)}"

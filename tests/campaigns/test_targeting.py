@@ -210,3 +210,34 @@ def test_the_vectorised_capacity_repair_equals_dropping_rows_one_at_a_time() -> 
         )
         repaired += int((fast != choice).sum())
     assert repaired > 100
+
+
+def test_exploration_draws_only_customers_whose_optimistic_value_is_positive(inputs) -> None:
+    frame, score_frame, contacts = inputs
+    # cost 10 against margin 100: only customers with p_response > 0.1 could ever pay back
+    campaigns = [
+        synthetic.campaign(
+            "loan_web", "personal_loan", "web", volume_cap=200.0, cost_per_contact=10.0
+        )
+    ]
+    propensity = score_frame.set_index("customer_id")["propensity__personal_loan__web"]
+    worthwhile = propensity * 100.0 - 10.0 > 0
+    assert 0.2 < worthwhile.mean() < 0.8
+    result = synthetic.run(frame, score_frame, contacts, campaigns, exploration_share=0.3)
+    explored = result.targets[result.targets["exploration"]]
+    assert len(explored) and worthwhile.reindex(explored["customer_id"]).all()
+    # q = share x min(capacity, candidates) / candidates, logged with every explored row
+    candidates = int(worthwhile.sum())
+    expected_q = 0.3 * min(200 / 0.8, candidates) / candidates
+    traces = [json.loads(t) for t in explored["trace"]]
+    np.testing.assert_allclose(
+        [t["exploration_probability"] for t in traces], expected_q, atol=1e-6
+    )
+    arm = np.where(explored["group"] == "treated", 0.8, 0.2)
+    assert (explored["selection_probability"] >= expected_q * arm - 1e-9).all()
+    everyone = synthetic.run(
+        frame, score_frame, contacts, campaigns, exploration_share=0.3,
+        explore_worthwhile_only=False,
+    )  # fmt: skip
+    drawn = everyone.targets[everyone.targets["exploration"]]
+    assert not worthwhile.reindex(drawn["customer_id"]).all()

@@ -39,6 +39,11 @@ def simulate_campaign(size: int, seed: int) -> pd.DataFrame:
     return frame
 
 
+# The boosted learners' parameters (models/uplift.yaml now names the logistic s-learner).
+BOOSTED = {"max_iter": 80, "learning_rate": 0.06, "max_leaf_nodes": 15, "min_samples_leaf": 80,
+           "l2_regularization": 1.0, "early_stopping": False}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def base_spec():
     spec = load_spec("uplift")
@@ -46,13 +51,23 @@ def base_spec():
         spec,
         include=("offer_type", "channel", "customer_type", "purchases_*", "noise"),
         categorical=("offer_type", "channel", "customer_type"),
-        estimator_params={**spec.estimator_params, "max_iter": 80},
+        meta_learner="s_learner",
+        estimator_class="HistGradientBoostingClassifier",
+        estimator_params=BOOSTED,
     )
 
 
-@pytest.mark.parametrize("learner", ["s_learner", "t_learner", "x_learner", "dr_learner"])
+@pytest.mark.parametrize(
+    "learner", ["s_learner", "t_learner", "x_learner", "dr_learner", "logistic_s_learner"]
+)
 def test_learner_reaches_most_of_the_oracle_qini(base_spec, learner):
     spec = dataclasses.replace(base_spec, meta_learner=learner)
+    if learner == "logistic_s_learner":
+        spec = dataclasses.replace(
+            spec,
+            estimator_class="LogisticRegression",
+            estimator_params=load_spec("uplift").estimator_params,
+        )
     train = simulate_campaign(40_000, seed=1)
     holdout = simulate_campaign(40_000, seed=2)
     model = fit_uplift_model(train, spec, random_state=0)

@@ -11,6 +11,9 @@ known treated share and needs no model. Four learners (Künzel et al. 2019; Kenn
   effects of each arm, blended by the treated share.
 * **DR-learner**: doubly-robust pseudo-outcomes from cross-fitted outcome models,
   regressed on the features; the final model averages the folds.
+* **Logistic S-learner** (``logistic_s_learner``, Lo 2002): one logistic regression with
+  the treatment flag and its interactions with the features, offer and channel
+  (:mod:`.logistic_uplift`); the other learners use boosted trees.
 
 :class:`UpliftModel` is a scikit-learn style estimator (parameters in ``__init__``,
 ``fit(X, y, treatment=...)`` returns self, learned state ends with ``_``); ``predict``
@@ -43,6 +46,7 @@ from cx_pipelines.ml.supervised.base import (
     subsample,
     training_threads,
 )
+from cx_pipelines.ml.supervised.logistic_uplift import LogisticSLearner
 
 _REGRESSOR_PARAMETERS = (
     "learning_rate",
@@ -57,6 +61,9 @@ _REGRESSOR_PARAMETERS = (
     "n_iter_no_change",
     "validation_fraction",
 )
+
+
+LEARNERS = ("s_learner", "t_learner", "x_learner", "dr_learner", "logistic_s_learner")
 
 
 def _regressor_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +114,7 @@ class UpliftModel(FittedModel, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any, *, treatment: Any) -> UpliftModel:
         """Fit the meta-learner on features ``X``, 0/1 outcomes ``y`` and 0/1 ``treatment``."""
-        if self.learner not in ("s_learner", "t_learner", "x_learner", "dr_learner"):
+        if self.learner not in LEARNERS:
             raise TrainingDataError(f"unknown meta-learner {self.learner!r}")
         outcome = np.asarray(y, dtype=int)
         treated = np.asarray(treatment, dtype=int)
@@ -137,6 +144,9 @@ class UpliftModel(FittedModel, BaseEstimator):
     def _fit_components(
         self, inputs: pd.DataFrame, outcome: np.ndarray, treated: np.ndarray
     ) -> dict[str, list[object]]:
+        is_treated = treated == 1
+        if self.learner == "logistic_s_learner":
+            return self._fit_logistic(inputs, outcome, is_treated)
         template = self._classifier(self.features_)
 
         def outcome_model(mask: np.ndarray) -> Pipeline:
@@ -144,7 +154,6 @@ class UpliftModel(FittedModel, BaseEstimator):
                 raise TrainingDataError("one arm has only one outcome; uplift is undefined")
             return clone(template).fit(inputs[mask], outcome[mask])
 
-        is_treated = treated == 1
         if self.learner == "s_learner":
             single = self._classifier([*self.features_, "_treated"])
             return {"single": [single.fit(inputs.assign(_treated=treated.astype(float)), outcome)]}
@@ -194,6 +203,19 @@ class UpliftModel(FittedModel, BaseEstimator):
             components["effect"].append(clone(regressor).fit(effect_inputs, pseudo_outcome))
         return components
 
+    def _fit_logistic(
+        self, inputs: pd.DataFrame, outcome: np.ndarray, is_treated: np.ndarray
+    ) -> dict[str, list[object]]:
+        for arm in (is_treated, ~is_treated):
+            if outcome[arm].min() == outcome[arm].max():
+                raise TrainingDataError("one arm has only one outcome; uplift is undefined")
+        logistic = LogisticSLearner(
+            categorical=self.categorical_,
+            params=dict(self.booster_params or {}),
+            random_state=self.random_state,
+        )
+        return {"logistic": [logistic.fit(inputs, outcome, is_treated.astype(int))]}
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected uplift: P(respond | treated) - P(respond | control), per row."""
         check_is_fitted(self, "components_")
@@ -202,7 +224,10 @@ class UpliftModel(FittedModel, BaseEstimator):
 
     def _predict(self, inputs: pd.DataFrame) -> np.ndarray:
         components = self.components_
-        if self.learner == "s_learner":
+        if self.learner == "logistic_s_learner":
+            treated, control = components["logistic"][0].predict_arms(inputs)
+            uplift = treated - control
+        elif self.learner == "s_learner":
             model = components["single"][0]
             uplift = _positive(model, inputs.assign(_treated=1.0)) - _positive(
                 model, inputs.assign(_treated=0.0)
@@ -227,6 +252,8 @@ class UpliftModel(FittedModel, BaseEstimator):
         check_is_fitted(self, "components_")
         inputs = self.input_frame(X)
         with training_threads():
+            if self.learner == "logistic_s_learner":
+                return self.components_["logistic"][0].predict_arms(inputs)
             if self.learner == "s_learner":
                 model = self.components_["single"][0]
                 return (
