@@ -141,7 +141,7 @@ def _spec(name: str) -> ModelSpec:
 
 
 def test_the_response_models_learn_that_pressure_lowers_uplift_and_propensity():
-    frame = _fatigued_contacts(12_000, seed=4)
+    frame = _fatigued_contacts(5_000, seed=4)
     customers = pd.DataFrame({"customer_id": [1, 2], "annual_income": [60_000.0, 60_000.0]})
     rested = customers.assign(**{FEATURE: [0.0, 0.0]})
     tired = customers.assign(**{FEATURE: [3.0, 3.0]})
