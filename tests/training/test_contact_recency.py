@@ -58,7 +58,9 @@ def test_a_training_row_never_counts_itself_or_a_later_contact():
     assert frame[FEATURE].tolist() == [0.0, 1.0, 2.0, 0.0]
     later = pd.concat([history, _history([(1, "2026-01-10", True), (1, "2026-01-20", True)])])
     again = training_data.with_contact_recency(later.reset_index(drop=True))
-    assert again[FEATURE].iloc[:4].tolist() == [0.0, 1.0, 3.0, 0.0], "01-10 counts for 01-15; 01-20 is later"
+    assert again[FEATURE].iloc[:4].tolist() == [0.0, 1.0, 3.0, 0.0], (
+        "01-10 counts for 01-15; 01-20 is later"
+    )
     with pytest.raises(TrainingDataError, match="lacks columns"):
         training_data.with_contact_recency(history.drop(columns="treated"))
 
