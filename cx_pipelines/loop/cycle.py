@@ -42,7 +42,7 @@ from cx_pipelines.world import simulator
 
 DECISION_DATE_VARIABLE = "CX_DECISION_DATE"
 PREPARE_SELECTION = "group:sources or group:features or group:models"
-DECIDE_SELECTION = "group:campaigns"
+DECIDE_SELECTION = "key:customer_scores or group:campaigns"  # scores as of the date
 INGEST_SELECTION = (
     "key:interaction_results or key:interaction_results_quarantine or key:strategy_performance"
 )

@@ -10,7 +10,11 @@ evaluated at a later one without looking into the future:
   any account opened by the cutoff, since closures are only known at the end),
   ``holds_products``, ``delinquent``;
 * behaviour up to the date: ``purchases_total``, ``purchases_90d``, ``purchases_365d``,
-  ``spend_total``, ``spend_90d``, ``spend_mean``, ``days_since_last_purchase``.
+  ``spend_total``, ``spend_90d``, ``spend_mean``, ``days_since_last_purchase``;
+* contact pressure: ``recent_treated_contacts``, the customer's treated contacts in the
+  ``RECENCY_WINDOW_DAYS`` before a point in time (strictly before it), from the platform's
+  own contact history: for a training contact at its ``contacted_at`` (never the contact
+  itself, nor a later one), for scoring at the decision date (:func:`contact_recency`).
 
 Labels and holdouts:
 
@@ -37,6 +41,9 @@ from cx_pipelines.source_schema import PRODUCT_TYPES
 
 CONTACT_COLUMNS = ("customer_id", "offer_type", "channel", "treated", "contacted_at", "responded")
 DAY = pd.Timedelta(days=1)
+RECENCY_FEATURE = "recent_treated_contacts"
+RECENCY_WINDOW_DAYS = 28
+"""Treated contacts this many days before a point in time count as contact pressure."""
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *, table: str) -> None:
@@ -142,6 +149,83 @@ def contacts(
             raise TrainingDataError(f"contacts: column {column!r} has {missing} missing values")
         combined[column] = combined[column].astype(bool)
     return combined
+
+
+def recent_treated_contacts(
+    history: pd.DataFrame,
+    customer_ids: pd.Series | np.ndarray,
+    at: pd.Series | np.ndarray | pd.Timestamp,
+    *,
+    window_days: float = RECENCY_WINDOW_DAYS,
+) -> np.ndarray:
+    """Per query (customer, time): treated contacts of that customer in ``history`` with
+    ``at − window ≤ contacted_at < at``. Strictly before ``at``: a contact at ``at`` (the
+    query's own) or after it does not count."""
+    _require(history, ["customer_id", "treated", "contacted_at"], table="contact history")
+    ids = np.asarray(customer_ids)
+    times = pd.to_datetime(
+        pd.Series(np.broadcast_to(np.asarray(at, dtype="datetime64[ns]"), ids.shape))
+    )
+    if times.isna().any():
+        raise TrainingDataError(
+            f"contact recency: {int(times.isna().sum())} query times are missing"
+        )
+    treated = history.loc[history["treated"].astype(bool), ["customer_id", "contacted_at"]]
+    events = pd.DataFrame(
+        {
+            "customer_id": treated["customer_id"].to_numpy(),
+            "event_at": pd.to_datetime(treated["contacted_at"]).astype("datetime64[ns]").to_numpy(),
+        }
+    ).dropna()
+    counts = np.zeros(len(ids), dtype=np.int64)
+    if events.empty or not len(ids):
+        return counts
+    events["customer_id"] = events["customer_id"].astype(ids.dtype)
+    events = events.sort_values("event_at", kind="stable")
+    # Treated contacts of the customer up to each event, itself included.
+    events["seen"] = events.groupby("customer_id").cumcount() + 1
+    query = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "at": times.astype("datetime64[ns]").to_numpy(),
+            "row": np.arange(len(ids)),
+        }
+    )
+
+    def seen_before(limit: pd.Series) -> np.ndarray:
+        """Treated contacts of each query's customer strictly before ``limit``."""
+        keyed = query.assign(limit=limit.to_numpy()).sort_values("limit", kind="stable")
+        matched = pd.merge_asof(
+            keyed,
+            events,
+            left_on="limit",
+            right_on="event_at",
+            by="customer_id",
+            allow_exact_matches=False,
+        )
+        result = np.zeros(len(ids), dtype=np.int64)
+        result[matched["row"].to_numpy()] = matched["seen"].fillna(0).to_numpy(np.int64)
+        return result
+
+    window = pd.Timedelta(days=window_days)
+    return seen_before(query["at"]) - seen_before(query["at"] - window)
+
+
+def with_contact_recency(contacts_table: pd.DataFrame) -> pd.DataFrame:
+    """Contacts with ``recent_treated_contacts`` at each row's ``contacted_at``, counted from
+    the same table (every contact before the row; the row itself never counts)."""
+    recent = recent_treated_contacts(
+        contacts_table, contacts_table["customer_id"], contacts_table["contacted_at"]
+    )
+    return contacts_table.assign(**{RECENCY_FEATURE: recent.astype(float)})
+
+
+def contact_recency(
+    features: pd.DataFrame, history: pd.DataFrame, *, at: pd.Timestamp
+) -> pd.DataFrame:
+    """Customer features with ``recent_treated_contacts`` as of ``at`` (a decision date)."""
+    recent = recent_treated_contacts(history, features["customer_id"], pd.Timestamp(at))
+    return features.assign(**{RECENCY_FEATURE: recent.astype(float)})
 
 
 def contact_frame(contacts_table: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:

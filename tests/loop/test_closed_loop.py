@@ -146,3 +146,40 @@ def test_policy_evaluation_without_a_log_says_why(cx_home):
     assert metadata["evaluated"].value is False
     assert "no decision log yet" in metadata["reason"].value
     assert warehouse.read_table("policy_evaluation").empty
+
+
+@pytest.mark.slow
+def test_scores_are_for_the_decision_date_and_count_the_fatigue_the_world_sees(looped):
+    from cx_pipelines.defs.runs import materialize
+    from cx_pipelines.ml.training_data import RECENCY_FEATURE
+
+    report, home = looped
+    last = pd.Timestamp(report.cycles[-1].decision_date)
+    scored = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CX_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        for days in (7, 60):
+            day = last + pd.Timedelta(days=days)
+            patch.setenv("CX_DECISION_DATE", day.date().isoformat())
+            assert materialize("key:customer_scores").success
+            scored[days] = warehouse.read_table("customer_scores").set_index("customer_id")
+        champion = registry.load_model(
+            "cx_propensity",
+            registry.version_for_alias("cx_propensity", registry.CHAMPION),
+        )
+    assert RECENCY_FEATURE in champion.features
+    soon, later = scored[7], scored[60]
+    # The platform's count is the simulator's fatigue count from the decision log.
+    world = simulator.recent_contacts(
+        soon.index.to_numpy(),
+        pd.Series(last + pd.Timedelta(days=7), index=range(len(soon))),
+        exports_dir=home / "exports",
+        exclude_run_key="",
+    )
+    assert soon[RECENCY_FEATURE].to_numpy().tolist() == world.tolist()
+    assert soon[RECENCY_FEATURE].sum() > 0 and later[RECENCY_FEATURE].sum() == 0
+    # Scores depend on the date only through the pressure: unchanged pressure, same score.
+    same = soon[RECENCY_FEATURE] == later[RECENCY_FEATURE]
+    columns = [c for c in soon.columns if c.startswith(("propensity__", "uplift__"))]
+    pd.testing.assert_frame_equal(soon.loc[same, columns], later.loc[same, columns])

@@ -10,7 +10,8 @@ Propensity is one pooled model whose features include ``offer_type`` and ``chann
 (see ``cx_pipelines.ml.supervised.propensity``): it scores every offer × channel, including pairs no
 past campaign used. Interaction results fed back by campaigns (warehouse table
 ``interaction_results``, same columns as ``offer_history``) are appended to the history
-when that table exists.
+when that table exists. Every contact carries ``recent_treated_contacts`` (the customer's
+treated contacts in the 28 days before it), so the models can learn contact fatigue.
 """
 
 from collections.abc import Callable, Mapping
@@ -60,6 +61,8 @@ def contact_frames(
     features = training_data.customer_features(customers, accounts, transactions, as_of=as_of)
     contacts = training_data.contacts(offer_history, interaction_results())
     contacts = contacts[contacts["contacted_at"] <= (until or as_of)]  # nothing after it
+    # Contact pressure at each contact, from the contacts before it (never itself).
+    contacts = training_data.with_contact_recency(contacts)
     frame = training_data.contact_frame(contacts, features)
     return training_data.split_latest_per_campaign(frame, fraction=fraction)
 

@@ -10,14 +10,28 @@ who never bought, hit-and-run for customers with more than one purchase, reactiv
 customers with no dormant account) and, for every customer, where the model has no champion
 because there was too little data to train it: then its ``<model>_model_version`` is null
 and the asset's ``missing_scores`` metadata gives the reason.
+
+Propensity and uplift depend on the customer's contact pressure
+(``recent_treated_contacts``), so they are scored *as of the decision date* the campaigns
+use (``CX_DECISION_DATE``, else the day after the data): the treated contacts of the 28
+days before it, from ``offer_history``, ``interaction_results`` and the exports' decision
+logs (contacts whose results have not come back yet). The column ``recent_treated_contacts``
+and the metadata ``scored_for_decision_date`` say which pressure the scores saw; the loop
+re-materialises this asset on every decision date.
 """
+
+import os
+from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from cx_pipelines import config as cx_config
 from cx_pipelines.defs.training.challenger import GROUP, KINDS, TrainingConfig, as_of_date
-from cx_pipelines.defs.training.models import SPEC_OF_ASSET
+from cx_pipelines.defs.training.models import SPEC_OF_ASSET, interaction_results
 from cx_pipelines.defs.training.resources import MlflowResource
 from cx_pipelines.ml import registry, training_data
 from cx_pipelines.ml.specs import load_spec
@@ -25,6 +39,21 @@ from cx_pipelines.ml.supervised import attrition, propensity, uplift
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 
 ASSET_OF_SPEC = {spec: asset for asset, spec in SPEC_OF_ASSET.items()}
+DECISION_DATE_VARIABLE = "CX_DECISION_DATE"  # the campaigns' decision date (CampaignSettings)
+
+
+def scoring_date(transactions: pd.DataFrame) -> pd.Timestamp:
+    """The date the scores are for: ``CX_DECISION_DATE``, else the day after the last
+    transaction (the rule of ``CampaignSettings.resolved_date``)."""
+    text = os.environ.get(DECISION_DATE_VARIABLE, "")
+    if text:
+        try:
+            return pd.Timestamp(date.fromisoformat(text))
+        except ValueError:
+            raise dg.Failure(
+                f"decision date {text!r} ({DECISION_DATE_VARIABLE}) is not YYYY-MM-DD"
+            ) from None
+    return pd.to_datetime(transactions["occurred_at"]).max().normalize() + pd.Timedelta(days=1)
 
 
 def champion(spec_name: str, *, tracking_uri: str) -> tuple[object, str] | None:
@@ -82,6 +111,40 @@ def lifetime_run_id(context: dg.AssetExecutionContext, asset_name: str) -> str:
     return str(entry.value) if entry is not None else "unknown"
 
 
+def pending_contacts(exports_dir: Path, known: pd.Series) -> pd.DataFrame:
+    """Treated contacts in the exports' decision logs whose results are not in ``known``
+    (contact ids of the contact history): decided, sent, not yet answered."""
+    frames = []
+    for path in sorted(exports_dir.glob("*/*/decisions.parquet")):
+        columns = ["contact_id", "customer_id", "group", "decided_at"]
+        frame = pq.read_table(path, columns=columns).to_pandas()
+        frames.append(frame[frame["group"] == "treated"])
+    if not frames:
+        return pd.DataFrame(columns=["customer_id", "treated", "contacted_at"])
+    log = pd.concat(frames, ignore_index=True)
+    log = log[~log["contact_id"].astype(str).isin(known.dropna().astype(str))]
+    return pd.DataFrame(
+        {
+            "customer_id": log["customer_id"].to_numpy(),
+            "treated": True,
+            "contacted_at": pd.to_datetime(log["decided_at"]).to_numpy(),
+        }
+    )
+
+
+def contact_pressure_history(offer_history: pd.DataFrame) -> pd.DataFrame:
+    """Every treated contact the platform knows of: history, results and pending exports."""
+    results = interaction_results()
+    known = pd.concat(
+        [frame["contact_id"] for frame in (offer_history, results) if frame is not None
+         and "contact_id" in frame],
+        ignore_index=True,
+    )  # fmt: skip
+    history = training_data.contacts(offer_history, results)
+    pending = pending_contacts(cx_config.exports_dir(), known)
+    return pd.concat([history[pending.columns.tolist()], pending], ignore_index=True)
+
+
 @dg.asset(
     group_name=GROUP,
     kinds=KINDS | {"pandas"},
@@ -94,6 +157,7 @@ def customer_scores(
     customers: pd.DataFrame,
     accounts: pd.DataFrame,
     transactions: pd.DataFrame,
+    offer_history: pd.DataFrame,
     hit_and_run_scores: pd.DataFrame,
     dormancy_scores: pd.DataFrame,
     spend_forecast: pd.DataFrame,
@@ -102,6 +166,10 @@ def customer_scores(
     uri = mlflow.configure()
     as_of = as_of_date(transactions, config.as_of)
     features = training_data.customer_features(customers, accounts, transactions, as_of=as_of)
+    decision_date = scoring_date(transactions)
+    features = training_data.contact_recency(
+        features, contact_pressure_history(offer_history), at=decision_date
+    )
     models, missing = {}, {}
     for name in ("propensity", "uplift", "attrition"):
         models[name], reason = usable_champion(context, name, tracking_uri=uri)
@@ -110,7 +178,12 @@ def customer_scores(
     for reason in missing.values():
         context.log.warning(f"customer_scores without this model's scores: {reason}")
 
-    frame = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "customer_id": features["customer_id"].to_numpy(),
+            training_data.RECENCY_FEATURE: features[training_data.RECENCY_FEATURE].to_numpy(),
+        }
+    )
     for name, scorer in (
         ("propensity", propensity.score_offer_channels),
         ("uplift", uplift.score_offer_channels),
@@ -156,6 +229,8 @@ def customer_scores(
             },
             "missing_scores": dg.MetadataValue.json(missing),
             "as_of": str(as_of),
-            "score_columns": len(frame.columns) - 1 - len(versions),
+            "scored_for_decision_date": decision_date.date().isoformat(),
+            "customers_with_recent_contacts": int((frame[training_data.RECENCY_FEATURE] > 0).sum()),
+            "score_columns": len(frame.columns) - 2 - len(versions),
         },
     )

@@ -1,0 +1,102 @@
+"""Have the response models learned contact fatigue? Their fitted effect of recent contacts
+next to the world's true effect, for every registered version (one per training run).
+
+    python benchmarks/fatigue_effect.py --home /tmp/loop/seed-1/cx
+
+Reads a CX_HOME the closed loop ran in (``benchmarks/closed_loop.py --home``). For a
+sample of customers (features as the models see them) and every offer × channel, it sets
+``recent_treated_contacts`` to 0, 1, 2, 3 and prints the mean predicted uplift and
+propensity of each version of ``cx_uplift`` and ``cx_propensity``, and the mean true
+uplift and treated response from the world's truth with the simulator's fatigue
+(log-odds −0.35 per contact). Version 1 is trained on the base history only (where the
+feature is always 0); later versions have the loop's results. The last line is one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+PRESSURES = (0, 1, 2, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", required=True, help="the CX_HOME the loop ran in")
+    parser.add_argument("--sample", type=int, default=2_000, help="customers scored")
+    args = parser.parse_args(argv)
+    os.environ["CX_HOME"] = args.home
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("CX_SOURCE_URL", None)
+
+    from cx_pipelines import config, warehouse
+    from cx_pipelines.defs.training.challenger import as_of_date
+    from cx_pipelines.ml import registry, training_data
+    from cx_pipelines.ml.supervised import propensity, uplift
+    from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
+    from cx_pipelines.world import simulator
+
+    tables = {
+        name: warehouse.read_table(name) for name in ("customers", "accounts", "transactions")
+    }
+    as_of = as_of_date(tables["transactions"], None)
+    features = training_data.customer_features(*tables.values(), as_of=as_of)
+    features = features.sample(min(args.sample, len(features)), random_state=0)
+    truth = simulator.WorldTruth.load()
+    rows = truth.positions(features["customer_id"].to_numpy())
+
+    result: dict = {"true": {}, "uplift": {}, "propensity": {}}
+    for pressure in PRESSURES:
+        recent = np.full(len(rows), pressure)
+        lift, take_up = [], []
+        for offer_code in range(len(OFFER_TYPES)):
+            offers = np.full(len(rows), offer_code)
+            control = truth.control_probability(rows, offers)
+            for channel_code in range(len(OFFER_CHANNELS)):
+                channels = np.full(len(rows), channel_code)
+                treated = truth.treated_probability(rows, offers, channels, recent)
+                lift.append(np.mean(treated - control))
+                take_up.append(np.mean(treated))
+        result["true"][pressure] = {"uplift": float(np.mean(lift)), "p": float(np.mean(take_up))}
+
+    uri = config.mlflow_tracking_uri()
+    scorers = {"uplift": uplift.score_offer_channels, "propensity": propensity.score_offer_channels}
+    for name, scorer in scorers.items():
+        versions = registry.client(uri).search_model_versions(f"name='cx_{name}'")
+        for version in sorted(versions, key=lambda item: int(item.version)):
+            model = registry.load_model(f"cx_{name}", str(version.version), tracking_uri=uri)
+            uses = training_data.RECENCY_FEATURE in getattr(model, "features", [])
+            means = {}
+            for pressure in PRESSURES:
+                frame = features.assign(**{training_data.RECENCY_FEATURE: float(pressure)})
+                scores = scorer(model, frame, offer_types=OFFER_TYPES, channels=OFFER_CHANNELS)
+                means[pressure] = float(scores.drop(columns="customer_id").to_numpy().mean())
+            result[name][str(version.version)] = {
+                "uses_feature": uses,
+                "promotion": version.tags.get("promotion"),
+                "mean_by_recent_contacts": means,
+            }
+
+    print(f"{'recent contacts':>16} " + " ".join(f"{p:>9}" for p in PRESSURES))
+    print(
+        f"{'true uplift':>16} " + " ".join(f"{result['true'][p]['uplift']:9.4f}" for p in PRESSURES)
+    )
+    for name in scorers:
+        for version, figures in result[name].items():
+            means = figures["mean_by_recent_contacts"]
+            label = f"{name} v{version}"
+            print(
+                f"{label:>16} "
+                + " ".join(f"{means[p]:9.4f}" for p in PRESSURES)
+                + f"  ({figures['promotion']}, feature used: {figures['uses_feature']})"
+            )
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
