@@ -2,8 +2,9 @@
 
 One cycle on decision date ``d`` (``CX_DECISION_DATE``, advanced by ``cycle_days``):
 
-1. **decide → target → export**: one Dagster run of the decisioning and campaign assets
-   (the customer intelligence record, ``campaign_targets``, the exports);
+1. **decide → target → export**: one Dagster run of ``customer_scores`` (scored as of ``d``,
+   with each customer's recent contacts) and the campaign assets (the customer
+   intelligence record, ``campaign_targets``, the exports);
 2. **respond**: the simulated customers (:mod:`cx_pipelines.world.simulator`) answer every
    export run of date ``d`` into ``$CX_HOME/inbox/``; they are the world outside the
    platform, so they are not an asset;
