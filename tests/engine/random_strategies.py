@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from hypothesis import strategies as st
+
 CUSTOMER = {
     "customer_id": "string",
     "x1": "number",
@@ -16,6 +18,32 @@ ACCOUNT = {"a1": "number", "a2": "number", "flag": "boolean"}
 STRINGS = ["a", "b", "c"]
 CHANNELS = ["email", "sms", "branch"]
 TREATMENTS = ["t_one", "t_two", "t_three", "t_four"]
+
+# Hypothesis inputs for the random strategies: customers, accounts and contacts.
+numbers = st.one_of(st.none(), st.integers(-3, 14).map(float), st.sampled_from([0.5, 2.25, 7.75]))
+customer_rows = st.fixed_dictionaries(
+    {
+        "x1": numbers,
+        "x2": numbers,
+        "s1": st.one_of(st.none(), st.sampled_from(STRINGS)),
+        "b1": st.one_of(st.none(), st.booleans()),
+    }
+)
+account_rows = st.fixed_dictionaries(
+    {"a1": numbers, "a2": numbers, "flag": st.one_of(st.none(), st.booleans())}
+)
+
+
+def contact_rows(days_ago: st.SearchStrategy) -> st.SearchStrategy:
+    """One contact of the history, ``days_ago`` drawn from the given strategy."""
+    return st.fixed_dictionaries(
+        {
+            "channel": st.sampled_from(CHANNELS),
+            "treatment": st.sampled_from(TREATMENTS),
+            "days_ago": days_ago,
+            "declined": st.booleans(),
+        }
+    )
 
 
 def _number_condition(rng: random.Random, names: list[str]) -> str:

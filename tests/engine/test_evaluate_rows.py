@@ -15,7 +15,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from random_strategies import STRINGS, TREATMENTS, clipped_sum, random_strategy
+from random_strategies import (
+    TREATMENTS,
+    account_rows,
+    clipped_sum,
+    contact_rows,
+    customer_rows,
+    random_strategy,
+)
 
 from cx_pipelines.engine import evaluate_customer, evaluate_rows, load_strategy, register_user_exit
 from cx_pipelines.engine.evaluation.shared import trace_json
@@ -23,32 +30,13 @@ from cx_pipelines.engine.language.errors import EvaluationError
 
 register_user_exit("tests.clipped_sum", clipped_sum)
 
-numbers = st.one_of(st.none(), st.integers(-3, 14).map(float), st.sampled_from([0.5, 2.25, 7.75]))
-customer_rows = st.fixed_dictionaries(
-    {
-        "x1": numbers,
-        "x2": numbers,
-        "s1": st.one_of(st.none(), st.sampled_from(STRINGS)),
-        "b1": st.one_of(st.none(), st.booleans()),
-    }
-)
-account_rows = st.fixed_dictionaries(
-    {"a1": numbers, "a2": numbers, "flag": st.one_of(st.none(), st.booleans())}
-)
-contact_rows = st.fixed_dictionaries(
-    {
-        "channel": st.sampled_from(["email", "sms", "branch"]),
-        "treatment": st.sampled_from(TREATMENTS),
-        "days_ago": st.integers(0, 90).map(float),
-        "declined": st.booleans(),
-    }
-)
+history_rows = contact_rows(st.integers(0, 90).map(float))
 people = st.lists(
     st.tuples(
         st.integers(0, 3),  # customer id: a few ids, so rows repeat customers
         customer_rows,
         st.lists(account_rows, max_size=3),
-        st.lists(contact_rows, max_size=4),
+        st.lists(history_rows, max_size=4),
     ),
     min_size=1,
     max_size=10,
