@@ -28,10 +28,10 @@ from cx_pipelines.campaigns.population import (
     service_contacts,
 )
 from cx_pipelines.campaigns.targeting import TargetingSettings, target
+from cx_pipelines.defs.decision_date import DECISION_DATE_VARIABLE, decision_date
 from cx_pipelines.defs.decisioning.assets import StrategyRepository
 
 GROUP = "campaigns"
-DECISION_DATE_VARIABLE = "CX_DECISION_DATE"
 INTERACTION_RESULTS = "interaction_results"
 
 
@@ -55,16 +55,7 @@ class CampaignSettings(dg.ConfigurableResource):
     def resolved_date(self, transactions: pd.DataFrame) -> date:
         """The configured date (also read from CX_DECISION_DATE at run time), else the day
         after the last transaction: a date from the inputs, never the wall clock."""
-        text = self.decision_date or os.environ.get(DECISION_DATE_VARIABLE, "")
-        if text:
-            try:
-                return date.fromisoformat(text)
-            except ValueError:
-                raise dg.Failure(
-                    f"decision date {text!r} ({DECISION_DATE_VARIABLE}) is not YYYY-MM-DD"
-                ) from None
-        last = pd.to_datetime(transactions["occurred_at"]).max()
-        return (last.normalize() + pd.Timedelta(days=1)).date()
+        return decision_date(transactions, self.decision_date)
 
 
 def campaign_settings_from_environment() -> CampaignSettings:

@@ -20,8 +20,6 @@ and the metadata ``scored_for_decision_date`` say which pressure the scores saw;
 re-materialises this asset on every decision date.
 """
 
-import os
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +28,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cx_pipelines import config as cx_config
+from cx_pipelines.defs.decision_date import decision_date as decision_date_of
 from cx_pipelines.defs.training.challenger import GROUP, KINDS, TrainingConfig, as_of_date
 from cx_pipelines.defs.training.models import SPEC_OF_ASSET, interaction_results
 from cx_pipelines.defs.training.resources import MlflowResource
@@ -39,21 +38,6 @@ from cx_pipelines.ml.supervised import attrition, propensity, uplift
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
 
 ASSET_OF_SPEC = {spec: asset for asset, spec in SPEC_OF_ASSET.items()}
-DECISION_DATE_VARIABLE = "CX_DECISION_DATE"  # the campaigns' decision date (CampaignSettings)
-
-
-def scoring_date(transactions: pd.DataFrame) -> pd.Timestamp:
-    """The date the scores are for: ``CX_DECISION_DATE``, else the day after the last
-    transaction (the rule of ``CampaignSettings.resolved_date``)."""
-    text = os.environ.get(DECISION_DATE_VARIABLE, "")
-    if text:
-        try:
-            return pd.Timestamp(date.fromisoformat(text))
-        except ValueError:
-            raise dg.Failure(
-                f"decision date {text!r} ({DECISION_DATE_VARIABLE}) is not YYYY-MM-DD"
-            ) from None
-    return pd.to_datetime(transactions["occurred_at"]).max().normalize() + pd.Timedelta(days=1)
 
 
 def champion(spec_name: str, *, tracking_uri: str) -> tuple[object, str] | None:
@@ -166,7 +150,7 @@ def customer_scores(
     uri = mlflow.configure()
     as_of = as_of_date(transactions, config.as_of)
     features = training_data.customer_features(customers, accounts, transactions, as_of=as_of)
-    decision_date = scoring_date(transactions)
+    decision_date = pd.Timestamp(decision_date_of(transactions))
     features = training_data.contact_recency(
         features, contact_pressure_history(offer_history), at=decision_date
     )
