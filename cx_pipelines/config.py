@@ -58,6 +58,13 @@ def exports_dir() -> Path:
     return cx_home() / "exports"
 
 
+def decision_log_dir() -> Path:
+    """The real-time service's decision log: ``CX_DECISION_LOG_DIR``, default
+    ``$CX_HOME/decision_log``."""
+    configured = os.environ.get("CX_DECISION_LOG_DIR")
+    return Path(configured) if configured else cx_home() / "decision_log"
+
+
 def ensure_dagster_home() -> Path:
     """Create the Dagster instance folder and export DAGSTER_HOME so Dagster finds it."""
     home = dagster_home()

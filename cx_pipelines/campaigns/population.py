@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,12 +112,6 @@ _SERVICE_DTYPES = {
 }
 
 
-def decision_log_folder() -> Path:
-    """The service's decision log (``CX_DECISION_LOG_DIR``, default ``$CX_HOME/decision_log``)."""
-    configured = os.environ.get("CX_DECISION_LOG_DIR")
-    return Path(configured) if configured else config.cx_home() / "decision_log"
-
-
 _LOG_SCHEMA = pa.schema(
     [
         ("decision_id", pa.string()),
@@ -162,7 +155,7 @@ def service_contacts(folder: Path | None = None) -> pd.DataFrame:
     store's contact counters — unless the entry says ``contact_recorded: false``. One row
     per decision id (columns :data:`SERVICE_COLUMNS`, ``treated``, not yet ``answered``).
     """
-    folder = folder or decision_log_folder()
+    folder = folder or config.decision_log_dir()
     files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
     frames = [frame for frame in map(_log_entries, files) if len(frame)]
     if not frames:

@@ -78,7 +78,7 @@ def exports_decision_files(home: Path | None = None) -> list[Path]:
 
 
 def service_log_files(home: Path | None = None) -> list[Path]:
-    folder = (home or config.cx_home()) / "decision_log"
+    folder = home / "decision_log" if home else config.decision_log_dir()
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 

@@ -13,7 +13,7 @@ from decision_logs import decisions, drop, results_for, write_export
 
 from cx_pipelines import warehouse
 from cx_pipelines.feedback import RESULTS_DTYPES, process_results
-from cx_pipelines.feedback.decision_log import DecisionLogError
+from cx_pipelines.feedback.decision_log import DecisionLogError, load_decision_log
 from cx_pipelines.feedback.processing import QUARANTINE_TABLE, RESULTS_TABLE
 from cx_pipelines.ml import training_data
 
@@ -301,3 +301,30 @@ def test_service_decisions_are_matched_by_decision_id(cx_home: Path) -> None:
     table = warehouse.read_table(RESULTS_TABLE)
     assert set(table["run_key"]) == {"service"} and table["treated"].all()
     assert set(table["strategy_hash"]) == {"svc-hash"}
+
+
+def test_the_service_log_is_read_where_cx_decision_log_dir_points(
+    cx_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "service-log"
+    elsewhere.mkdir()
+    monkeypatch.setenv("CX_DECISION_LOG_DIR", str(elsewhere))
+    record = {
+        "decision_id": "d-elsewhere",
+        "customer_id": 100,
+        "channel": "web",
+        "interaction_type": "login",
+        "treatment": "card_web",
+        "offer_type": "credit_card",
+        "rank": 1,
+        "selection_probability": 1.0,
+        "decided_at": "2026-10-20T10:00:00Z",
+        "strategy_hash": "svc-hash",
+        "model_versions": {},
+        "trace": {},
+    }
+    (elsewhere / "2026-10-20.jsonl").write_text(json.dumps(record) + "\n")
+
+    decisions = load_decision_log().decisions
+
+    assert decisions["contact_id"].tolist() == ["d-elsewhere"]
