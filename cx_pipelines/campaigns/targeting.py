@@ -17,9 +17,15 @@ For the campaigns active on the decision date:
    ``(1 - control_share) x value`` under the treated-contact capacity left after
    exploration (budget folded to contacts), expressed in decided rows. The certified
    gap reported (``summary["gap"]``, the asset's ``certified_gap``) is this problem's.
-5. **Controls**: a decided row is control when ``uniform(customer_id, campaign.salt) <
-   control_share`` (:mod:`.draws`) — fixed per customer and campaign, independent of the
-   scores, so control and treated come from the same ranked list. Controls are not
+5. **Controls**: a decided row is control when ``uniform(customer_id, control_salt) <
+   control_share`` (:mod:`.draws`), with ``control_salt = f"{campaign.salt}@{decision
+   date}"`` (:func:`control_salt`) — fixed per customer, campaign and decision date (a re-run
+   of the day draws the same), independent of the scores, so control and treated come from
+   the same ranked list, and drawn afresh each decision date. A draw fixed per customer and
+   campaign would hold the same customers out of every run: never contacted, they stay the
+   freshest, rank first again and are held out again, so the hold-out collects the customers
+   most worth contacting (in the closed loop 1,322 of cycle 4's 1,409 control rows were
+   cycle 3's, with 0.55–0.99 recent contacts against the treated rows' 2.4–2.7). Controls are not
    contacted and cost nothing; if the realised treated rows exceed the capacity, the
    lowest-ranked optimiser rows are dropped, treated and control alike, until they fit.
 6. **Selection probability** of a row (customer ``i``, campaign ``j``, its arm) is
@@ -69,6 +75,11 @@ def run_key_for(settings: TargetingSettings, *, fingerprint: dict) -> str:
     """``YYYY-MM-DD-<10 hex>``: the decision date and a hash of every input."""
     text = json.dumps({"settings": asdict(settings), **fingerprint}, sort_keys=True, default=str)
     return f"{settings.decision_date:%Y-%m-%d}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def control_salt(campaign: Campaign, decision_date: date) -> str:
+    """The salt of a campaign's control draw on a decision date (step 5 of the module doc)."""
+    return f"{campaign.salt}@{decision_date.isoformat()}"
 
 
 def score_matrix(scores: pd.DataFrame, ids: np.ndarray, campaigns, prefix: str) -> np.ndarray:
@@ -132,7 +143,11 @@ def target(
         max_per_customer=settings.exploration_per_customer,
         worth=worth,
     )
-    control = _columns([uniform(ids, c.salt) < c.control_share for c in active], len(ids))
+    salts = [control_salt(c, settings.decision_date) for c in active]
+    control = _columns(
+        [uniform(ids, salt) < c.control_share for salt, c in zip(salts, active, strict=True)],
+        len(ids),
+    )
     explored = plan.explored >= 0
     rows = np.arange(len(ids))
     explored_treated = np.bincount(
