@@ -121,3 +121,20 @@ def test_a_model_pickled_before_linear_columns_still_scores(history):
     for name in ("linear_", "linear_medians_"):
         delattr(learner.design_, name)
     np.testing.assert_allclose(model.predict(history.head(200)), expected)
+
+
+def test_without_offer_channel_slopes_every_pair_shares_one_fatigue_step():
+    history = fatigued_campaigns(6_000, seed=14)
+    customers = fatigued_campaigns(500, seed=15)
+    steps = {}
+    for shared in (True, False):
+        model = fit_uplift_model(
+            history, spec_with(linear_by_offer_channel=not shared), random_state=0
+        )
+        steps[shared] = [
+            np.diff(arms_by_pressure(model, customers.assign(offer_type=o, channel=c))[0])[0]
+            for o in ("card", "loan")
+            for c in ("email", "web")
+        ]
+    np.testing.assert_allclose(steps[True], steps[True][0], atol=1e-6)
+    assert np.ptp(steps[False]) > 1e-3, "offer- and channel-specific slopes differ by pair"

@@ -31,7 +31,8 @@ coefficients (glmnet's ``penalty.factor``, Friedman, Hastie & Tibshirani 2010; h
 scaling the column by ``1 / sqrt(linear_penalty)``): one well-identified slope learned from
 every row needs no shrinkage, and the default L2 would pull it towards zero and leave the
 policy contacting fatigued customers. Its offer and channel interactions keep the common
-penalty (a fatigue that differs by offer must be shown, not assumed).
+penalty (a fatigue that differs by offer must be shown, not assumed), unless
+``linear_by_offer_channel`` is false: then every pair shares the one slope.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ LOGISTIC_PARAMETERS = (
     "linear",
     "linear_penalty",
     "linear_arms",
+    "linear_by_offer_channel",
 )
 DEFAULT_PARAMETERS: dict[str, Any] = {
     "C": 1.0,
@@ -66,6 +68,7 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "linear": (),
     "linear_penalty": 1.0,
     "linear_arms": "both",
+    "linear_by_offer_channel": True,
 }
 
 
@@ -188,7 +191,10 @@ class LogisticSLearner:
         scale = getattr(self, "linear_scale_", 1.0)
         x = self.design_.rows(X, linear_scale=scale)
         by = self._by(X)
-        rest = self.design_.rows(X, without=by)  # no offer x channel term: additive effects
+        # No offer x channel term: additive effects. The linear columns' offer- and
+        # channel-specific slopes only with linear_by_offer_channel.
+        crossed_linear = 1.0 if getattr(self, "linear_by_offer_channel_", True) else None
+        rest = self.design_.rows(X, without=by, linear_scale=crossed_linear)
         # linear_arms "treated": the linear columns act only through the treatment (the
         # response to a contact), not on the control arm's baseline.
         both = getattr(self, "linear_arms_", "both") == "both"
@@ -205,6 +211,7 @@ class LogisticSLearner:
         if penalty <= 0:
             raise TrainingDataError(f"linear_penalty must be positive, got {penalty}")
         self.linear_scale_ = 1.0 / np.sqrt(penalty)
+        self.linear_by_offer_channel_ = bool(self.params["linear_by_offer_channel"])
         self.linear_arms_ = str(self.params["linear_arms"])
         if self.linear_arms_ not in ("both", "treated"):
             raise TrainingDataError(
