@@ -14,7 +14,9 @@ the cycle's regret):
   3+): where fatigue makes contacts worth less than the models think;
 * **by the learned policy's action** on the customer: an explored contact, an optimiser
   contact, a control row (held out, so it earns nothing; ``forgone`` is what treating it
-  would have earned), no row;
+  would have earned; ``holdout_cost`` what the same ranked lists would have earned more
+  with no control arm: per campaign its top ``treated`` ranks, treated and control alike,
+  against the rows it treated), no row;
 * **by overlap** with the oracle: both contact with the same campaign (no regret), with
   different campaigns, only the oracle contacts (the value missed), only the learned policy
   contacts (a truly negative one adds regret, a positive one the caps kept from the oracle
@@ -70,8 +72,22 @@ def learned_rows(
             "treated": (decisions["group"] == "treated").to_numpy(),
             "explored": explored,
             "uplift": pd.to_numeric(decisions["uplift"], errors="coerce").to_numpy(float),
+            "rank": decisions["rank"].to_numpy(float) if "rank" in decisions else np.nan,
         }
     )
+
+
+def holdout_cost(rows: pd.DataFrame, increment: np.ndarray) -> float | None:
+    """True value the ranked lists lose to their control arm: per campaign, its top
+    ``treated`` ranks against its treated rows (None without ranks)."""
+    if rows["rank"].isna().any():
+        return None
+    value = increment[rows["row"].to_numpy(), rows["column"].to_numpy()]
+    cost = 0.0
+    for _, part in rows.assign(value=value).groupby("column"):
+        top = part.nsmallest(int(part["treated"].sum()), "rank")
+        cost += float(top["value"].sum() - part.loc[part["treated"], "value"].sum())
+    return _rounded(cost)
 
 
 def fatigue_bucket(recent: np.ndarray) -> np.ndarray:
@@ -140,6 +156,7 @@ def regret_breakdown(
         if name == "control":
             forgone = increment[control["row"].to_numpy(), control["column"].to_numpy()]
             entry["forgone"] = _rounded(forgone.sum())
+            entry["holdout_cost"] = holdout_cost(rows, increment)
         by_action[name] = entry
 
     overlap_kind = np.select(
@@ -220,7 +237,9 @@ def describe(breakdown: dict, *, cycle: int) -> list[str]:
         f"{_k(action['optimiser']['regret'])} ({action['optimiser']['customers']:,} worth "
         f"{_k(action['optimiser']['value'])}, {action['optimiser']['negative_contacts']:,} "
         f"negative), control {_k(action['control']['regret'])} (forgone "
-        f"{_k(action['control']['forgone'])}), no row {_k(action['none']['regret'])}",
+        f"{_k(action['control']['forgone'])}, holdout cost "
+        f"{_optional_k(action['control'].get('holdout_cost'))}), no row "
+        f"{_k(action['none']['regret'])}",
         "  by overlap: "
         + ", ".join(
             f"{name} {overlap[name]['customers']:,} {_k(overlap[name]['regret'])}"
@@ -236,6 +255,10 @@ def describe(breakdown: dict, *, cycle: int) -> list[str]:
         ),
     ]
     return lines
+
+
+def _optional_k(value: float | None) -> str:
+    return "-" if value is None else _k(value)
 
 
 def _pair(predicted: float | None, true: float | None) -> str:

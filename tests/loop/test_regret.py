@@ -45,6 +45,7 @@ def decisions() -> pd.DataFrame:
             "group": ["treated", "treated", "control", "treated", "treated"],
             "exploration": [False, True, False, False, False],
             "uplift": [0.07, np.nan, 0.02, 0.03, 0.09],
+            "rank": [1, 2, 2, 3, 1],
         }
     )
 
@@ -92,7 +93,10 @@ def test_each_part_holds_what_it_names():
     assert action["explored"] == {"customers": 1, "regret": 2, "value": 2, "negative_contacts": 0}
     assert action["optimiser"]["value"] == 5 - 2 + 3 and action["optimiser"]["regret"] == -1
     assert action["optimiser"]["negative_contacts"] == 1
-    assert action["control"] == {"customers": 1, "regret": 3, "forgone": 3}
+    # campaign A's top two ranks (10 and the control 12) would earn 5 + 3, its treated 5 - 2
+    assert action["control"] == {"customers": 1, "regret": 3, "forgone": 3, "holdout_cost": 5}
+    unranked = breakdown(decisions().drop(columns="rank"))["by_learned_action"]["control"]
+    assert unranked["holdout_cost"] is None
     assert action["none"] == {"customers": 1, "regret": 6}
     overlap = result["by_overlap"]
     assert overlap["same campaign"] == {"customers": 1, "regret": 0}
@@ -133,5 +137,6 @@ def test_the_report_shows_each_cycles_breakdown_under_the_table():
     assert "where the regret lies (true values):" in text
     assert "cycle 1 regret 10 by campaign" in text and "A +0.0k (3/2)" in text
     assert "by recent contacts 0/1/2/3+" in text and "cycle 2 regret" not in text
+    assert "holdout cost +0.0k" in text
     # without the column (an older table) the report is the table alone
     assert "where the regret" not in format_report(table.drop(columns="regret_breakdown"))
