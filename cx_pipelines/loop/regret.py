@@ -121,6 +121,13 @@ def regret_breakdown(
     learned_value = np.where(learned_on, increment[everyone, np.maximum(learned_choice, 0)], 0.0)
     regret = oracle_value - learned_value
     bucket = fatigue_bucket(recent)
+    margin, cost = economics.margin, economics.cost
+    true_uplift = (increment + cost[None, :]) / np.where(margin > 0, margin, np.nan)[None, :]
+    learned_predicted = np.full(n, np.nan)
+    learned_predicted[treated["row"].to_numpy()] = treated["uplift"].to_numpy(float)
+    learned_true = np.where(
+        learned_on, true_uplift[everyone, np.maximum(learned_choice, 0)], np.nan
+    )
 
     def part(oracle_mask: np.ndarray, learned_mask: np.ndarray) -> dict:
         return {
@@ -136,7 +143,11 @@ def regret_breakdown(
         for j, campaign in enumerate(economics.campaign_id)
     }
     by_fatigue = {
-        name: part(oracle_on & (bucket == k), learned_on & (bucket == k))
+        name: {
+            **part(oracle_on & (bucket == k), learned_on & (bucket == k)),
+            "predicted_uplift": _mean(learned_predicted[learned_on & (bucket == k)]),
+            "true_uplift": _mean(learned_true[learned_on & (bucket == k)]),
+        }
         for k, name in enumerate(FATIGUE_BUCKETS)
     }
 
@@ -178,8 +189,6 @@ def regret_breakdown(
     }
     negative = learned_on & (learned_value < 0)
     calibration = {}
-    margin, cost = economics.margin, economics.cost
-    true_uplift = (increment + cost[None, :]) / np.where(margin > 0, margin, np.nan)[None, :]
     for j, campaign in enumerate(economics.campaign_id):
         mine = treated[treated["column"] == j]
         oracle_rows = np.flatnonzero(oracle_choice == j)
@@ -230,7 +239,12 @@ def describe(breakdown: dict, *, cycle: int) -> list[str]:
         + "; oracle contacts "
         + " / ".join(f"{fatigue[name]['oracle_contacts']:,}" for name in FATIGUE_BUCKETS)
         + "; learned contacts "
-        + " / ".join(f"{fatigue[name]['learned_contacts']:,}" for name in FATIGUE_BUCKETS),
+        + " / ".join(f"{fatigue[name]['learned_contacts']:,}" for name in FATIGUE_BUCKETS)
+        + "; their predicted/true uplift "
+        + " / ".join(
+            _pair(fatigue[name]["predicted_uplift"], fatigue[name]["true_uplift"])
+            for name in FATIGUE_BUCKETS
+        ),
         f"  by learned action: explored {_k(action['explored']['regret'])} "
         f"({action['explored']['customers']:,} contacts worth {_k(action['explored']['value'])},"
         f" {action['explored']['negative_contacts']:,} negative), optimiser "

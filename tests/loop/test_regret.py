@@ -89,6 +89,10 @@ def test_each_part_holds_what_it_names():
     fatigue = result["by_recent_contacts"]
     assert [fatigue[name]["regret"] for name in regret.FATIGUE_BUCKETS] == [0 - 3, 2, 3, 6 + 2]
     assert fatigue["3+"]["oracle_contacts"] == 1 and fatigue["3+"]["learned_contacts"] == 1
+    # the learned contact of customer 14 (3 recent contacts): predicted 0.03, true -1/100
+    assert fatigue["3+"]["predicted_uplift"] == 0.03
+    assert fatigue["3+"]["true_uplift"] == pytest.approx(-0.01)
+    assert fatigue["1"]["predicted_uplift"] is None  # customer 11's explored row is unscored
     action = result["by_learned_action"]
     assert action["explored"] == {"customers": 1, "regret": 2, "value": 2, "negative_contacts": 0}
     assert action["optimiser"]["value"] == 5 - 2 + 3 and action["optimiser"]["regret"] == -1
