@@ -369,6 +369,27 @@ def summarise(runs: list[dict]) -> dict:
         "step_seconds_per_cycle": [
             [cycle.get("seconds", {}) for cycle in run["cycles"]] for run in runs
         ],
+        "regret_by_cycle": [[regret_summary(cycle) for cycle in run["cycles"]] for run in runs],
+    }
+
+
+def regret_summary(cycle: dict) -> dict:
+    """The headline parts of a cycle's regret decomposition (the whole one is in the
+    seed's result.json): control holdout, exploration, truly negative contacts, fatigue."""
+    split = cycle.get("regret_breakdown") or {}
+    if not split:
+        return {}
+    action = split["by_learned_action"]
+    return {
+        "regret": split["regret"],
+        "holdout_cost": action["control"].get("holdout_cost"),
+        "explored_regret": action["explored"]["regret"],
+        "explored_contacts": action["explored"]["customers"],
+        "negative_contacts_value": split["negative_contacts"]["value"],
+        "by_campaign": {name: part["regret"] for name, part in split["by_campaign"].items()},
+        "by_recent_contacts": {
+            name: part["regret"] for name, part in split["by_recent_contacts"].items()
+        },
     }
 
 
