@@ -71,7 +71,9 @@ def learned_rows(
             "column": columns,
             "treated": (decisions["group"] == "treated").to_numpy(),
             "explored": explored,
-            "uplift": pd.to_numeric(decisions["uplift"], errors="coerce").to_numpy(float),
+            "uplift": pd.to_numeric(decisions["uplift"], errors="coerce").to_numpy(float)
+            if "uplift" in decisions
+            else np.nan,
             "rank": decisions["rank"].to_numpy(float) if "rank" in decisions else np.nan,
         }
     )
@@ -107,7 +109,7 @@ def regret_breakdown(
 ) -> dict:
     """The cycle's regret against the oracle, split as the module docstring says (a dict of
     plain numbers, for the report and its JSON)."""
-    n, m = increment.shape
+    n = increment.shape[0]
     rows = learned_rows(decisions, customer_ids, economics)
     treated = rows[rows["treated"]]
     if treated["row"].duplicated().any():
