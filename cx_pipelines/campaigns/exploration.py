@@ -6,11 +6,7 @@ that responded, in ``offer_history`` plus ``interaction_results``) has maturity
 ``E = max_share * (1 - m) * min(capacity, eligible)`` of its decided rows in expectation:
 each eligible customer is drawn for it with probability ``q = E / eligible`` — at most
 ``max_share`` — so a pair nobody has tried gets ``max_share`` of its capacity, and the
-share falls linearly as positives accumulate, down to a floor: a mature pair keeps
-``max_share * floor_share`` (:data:`EXPLORATION_FLOOR`), so no pair is ever locked out by
-the models' own choices (a pair the models turn pessimistic about still gets randomised
-contacts, across the customers' contact states, and the next retraining sees them).
-Per customer the probabilities of all
+share falls linearly to 0 as positives accumulate. Per customer the probabilities of all
 campaigns are scaled down to sum to at most ``max_per_customer``. One uniform per customer
 (:func:`cx_pipelines.campaigns.draws.uniform`, salted with the decision date) picks at most
 one exploration campaign: the first whose cumulative probability exceeds it. Explored
@@ -35,9 +31,6 @@ import pandas as pd
 
 from cx_pipelines.campaigns.catalog import Campaign
 from cx_pipelines.campaigns.draws import uniform
-
-EXPLORATION_FLOOR = 0.0
-"""Share of ``max_share`` a mature pair keeps exploring (0 = the ramp ends at maturity)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +61,6 @@ def plan_exploration(
     mature_positives: int,
     max_per_customer: float,
     worth: np.ndarray | None = None,
-    floor_share: float | None = None,
 ) -> ExplorationPlan:
     """Draw who explores which campaign (see the module docstring)."""
     if not 0 <= max_share <= 0.5 or not 0 <= max_per_customer <= 1:
@@ -76,11 +68,8 @@ def plan_exploration(
             f"exploration share must be in [0, 0.5] and per customer in [0, 1], "
             f"got {max_share} and {max_per_customer}"
         )
-    floor = EXPLORATION_FLOOR if floor_share is None else floor_share
-    if not 0 <= floor <= 1:
-        raise ValueError(f"exploration floor must be in [0, 1], got {floor}")
     maturity = np.minimum(1.0, positives / max(mature_positives, 1))
-    share = max_share * np.maximum(1.0 - maturity, floor)
+    share = max_share * (1.0 - maturity)
     if worth is not None:
         eligible = eligible & worth
     counts = eligible.sum(axis=0)
