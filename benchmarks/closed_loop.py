@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -258,22 +260,66 @@ def challenger_rules(
     return {name: keep for name, keep in rules.items() if (~keep).any()}
 
 
-def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int = 7) -> dict:
+MLFLOW_PATH_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+"""Where MLflow's SQLite store holds absolute paths into its CX_HOME."""
+
+
+def copy_home(prepared: Path, home: Path) -> None:
+    """A copy of a prepared CX_HOME (world, sources, models) at ``home``, its MLflow store's
+    absolute paths pointed at the copy, so nothing is ever written into ``prepared``."""
+    if not (prepared / "world" / "truth.parquet").exists():
+        raise SystemExit(f"{prepared} is not a prepared CX_HOME (no world/truth.parquet)")
+    shutil.copytree(prepared, home, symlinks=True)
+    old, new = str(prepared.resolve()), str(home.resolve())
+    with sqlite3.connect(home / "mlflow.db") as connection:
+        for table, column in MLFLOW_PATH_COLUMNS:  # fixed names, not input
+            statement = f"UPDATE {table} SET {column} = replace({column}, ?, ?)"
+            connection.execute(statement, (old, new))
+
+
+def snapshot_last_log(home: Path, target: Path) -> None:
+    """Keep what the off-policy figures read (warehouse, exports, world, sources) as they
+    are on the last log, before the models learn from it, for ``--ope-only``."""
+    if target.exists():
+        shutil.rmtree(target)
+    for part in ("warehouse", "exports", "world", "source.db"):
+        source = home / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, symlinks=True)
+        elif source.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / part)
+
+
+def run_seed(
+    home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int = 7,
+    prepared_home: Path | None = None, keep_last_log: bool = False,
+) -> dict:  # fmt: skip
     """One world, one loop; the per-cycle table and the off-policy figures."""
     from cx_pipelines.loop.commands import format_report
     from cx_pipelines.loop.cycle import LoopSettings, environment, prepare, run_loop
     from cx_pipelines.world import generate_world
 
+    began = time.perf_counter()
+    if prepared_home is not None:
+        copy_home(prepared_home, home)
     with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
-        began = time.perf_counter()
-        generate_world(customers=customers, seed=seed, source_url=config.source_url())
-        prepare()
+        if prepared_home is None:
+            generate_world(customers=customers, seed=seed, source_url=config.source_url())
+            prepare()
         prepared = time.perf_counter() - began
         print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
         evaluations = []
 
         def evaluate_last(figures) -> None:  # on the last log, before the models learn from it
             if figures.cycle == cycles:
+                if keep_last_log:
+                    snapshot_last_log(home, home.parent / "last-log")
                 evaluations.append(off_policy_figures(home))
 
         report = run_loop(
@@ -372,6 +418,30 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
+def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
+    """Each seed in its own child process, up to ``--jobs`` at once; their results in seed
+    order. A child that fails stops the benchmark (the others are waited for first)."""
+    waiting, running, failed = list(arguments.seeds), [], []
+    while waiting or running:
+        while waiting and len(running) < max(1, arguments.jobs):
+            seed = waiting.pop(0)
+            command = [sys.executable, __file__, "--one-seed", "--seeds", str(seed)]
+            command += ["--customers", str(arguments.customers), "--cycles", str(arguments.cycles)]
+            command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
+            command += ["--from-home", arguments.from_home] if arguments.from_home else []
+            command += ["--keep-last-log"] if arguments.keep_last_log else []
+            running.append((seed, subprocess.Popen(command)))
+        time.sleep(1.0)
+        for seed, process in list(running):
+            if process.poll() is not None:
+                running.remove((seed, process))
+                if process.returncode != 0:
+                    failed.append((seed, process.returncode))
+    if failed:
+        raise SystemExit(f"seed process(es) failed (seed, exit code): {failed}")
+    return [json.loads((root / f"seed-{s}" / "result.json").read_text()) for s in arguments.seeds]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=50_000)
@@ -379,26 +449,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--cycle-days", type=int, default=7, help="days between decisions")
     parser.add_argument("--home", help="keep each seed's CX_HOME under this folder")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (one process each)")
+    parser.add_argument(
+        "--from-home",
+        help="copy this prepared CX_HOME (world and models, /work/wt/prepare_home.py) instead "
+        "of generating one; '{seed}' in it is replaced by the seed; it is never written to",
+    )
+    parser.add_argument(
+        "--keep-last-log",
+        action="store_true",
+        help="keep the last log's warehouse and exports in <home>/seed-N/last-log",
+    )
+    parser.add_argument("--ope-only", help="off-policy figures of a kept last-log folder only")
     parser.add_argument("--one-seed", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
-    root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-"))
+    if arguments.ope_only:
+        from cx_pipelines.loop.cycle import environment
+
+        snapshot = Path(arguments.ope_only).resolve()
+        with environment(CX_HOME=str(snapshot)):
+            for line in off_policy_figures(snapshot).describe():
+                print(line, flush=True)
+        return 0
+    root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-")).resolve()
     if arguments.one_seed:  # a child process: MLflow and Dagster keep process-wide state
         (seed,) = arguments.seeds
+        prepared = arguments.from_home
         run_seed(
             root / f"seed-{seed}" / "cx",
             customers=arguments.customers,
             cycles=arguments.cycles,
             seed=seed,
             cycle_days=arguments.cycle_days,
+            prepared_home=Path(prepared.replace("{seed}", str(seed))) if prepared else None,
+            keep_last_log=arguments.keep_last_log,
         )
         return 0
-    runs = []
-    for seed in arguments.seeds:
-        command = [sys.executable, __file__, "--one-seed", "--seeds", str(seed)]
-        command += ["--customers", str(arguments.customers), "--cycles", str(arguments.cycles)]
-        command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
-        subprocess.run(command, check=True)
-        runs.append(json.loads((root / f"seed-{seed}" / "result.json").read_text()))
+    runs = run_children(arguments, root)
     summary = {
         "customers": arguments.customers,
         "cycles": arguments.cycles,
