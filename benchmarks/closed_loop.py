@@ -52,7 +52,7 @@ import pandas as pd
 import yaml
 
 from cx_pipelines import config, warehouse
-from cx_pipelines.loop import candidate, off_policy, policies, targeting_inputs
+from cx_pipelines.loop import candidate, direct_model, off_policy, policies, targeting_inputs
 from cx_pipelines.world import simulator
 
 FATIGUE = simulator.FATIGUE_LOG_ODDS_PER_CONTACT
@@ -88,6 +88,8 @@ class OffPolicyFigures:
     candidate_true_supported_value: float  # the part on actions the log could take
     estimates: dict
     challengers: tuple[Challenger, ...]
+    persistent_campaigns: tuple[str, ...] = ()  # control drawn with a fixed salt every run
+    control_share_logged: float = float("nan")  # controls among the logged rows
 
     @property
     def challenger(self) -> Challenger:
@@ -121,6 +123,10 @@ class OffPolicyFigures:
             f"{first.max_weight:,.1f}, effective sample size {first.effective_sample_size:,.0f}",
             f"  TRUE incremental profit {self.candidate_true_value:,.2f} (supported part "
             f"{self.candidate_true_supported_value:,.2f})",
+            f"  arms: {self.control_share_logged:.1%} of the logged rows are controls; "
+            f"persistent control draws: {', '.join(self.persistent_campaigns) or 'none'}; "
+            f"{first.arm_fixed_units:,} candidate actions' arms fixed by earlier runs "
+            "(doubly robust has the models for their other arm, IPS leaves them out)",
         ]
         for name, item in self.estimates.items():
             truth = (
@@ -194,12 +200,15 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
     log, run_key, day = candidate.logged_run()
     folder = targeting_inputs.strategies_folder() / "campaigns"
     deployed = [c for c in candidate.load_candidate(folder) if c.active_on(day)]
+    design = candidate.arm_design(log, day, deployed)
+    arms = {"revealed": design.revealed, "control_share": design.control_share}
     half = candidate.load_candidate(half_caps(folder, home / "candidate_half_caps"))
     policy = candidate.target_candidate(half, day)
     population = candidate.units_of(policy, log)
-    margins = {"margin": policy.margin, "cost": policy.cost}
-    estimates = off_policy.evaluate(log, policy.actions, population=population, **margins)
-    terms = off_policy.unit_terms(log, policy.actions, population=population, **margins)
+    margins = {"margin": policy.margin, "cost": policy.cost, "population": population, **arms}
+    actions = direct_model.recalibrated(log, policy.actions, recent=policy.recent)
+    estimates = off_policy.evaluate(log, actions, **margins)
+    terms = off_policy.unit_terms(log, actions, **margins)
     supported = pd.Series(terms.supported, index=population).reindex(policy.actions.customer_id)
 
     def recent(customer_ids: np.ndarray) -> np.ndarray:
@@ -222,13 +231,18 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
     unit_recent = recent(units["customer_id"].to_numpy())
     unit_value = policies.action_values(truth, units, economics, recent=unit_recent)
     # Both policies treat logged units with their logged campaign: only the arm is random.
-    arm_log = off_policy.given_assignment(log, {c.campaign_id: c.control_share for c in deployed})
+    arm_log = off_policy.given_assignment(log, design.control_share)
+    rules = challenger_rules(units, unit_recent, economics, log["exploration"].to_numpy(bool))
+    # doubly robust's direct model recalibrated on the log (the rules keep the scores)
+    recent_seen = candidate.recent_contacts_of(units["customer_id"].to_numpy(), day)
+    direct = direct_model.recalibrated(log, units, recent=recent_seen)
 
     def challenger(name: str, keep: np.ndarray) -> Challenger:
-        comparison = off_policy.compare(arm_log, units[keep], units, margin=margin, cost=cost)
+        comparison = off_policy.compare(
+            arm_log, direct[keep], direct, margin=margin, cost=cost, **arms
+        )
         return Challenger(name, comparison, float(-unit_value[~keep].sum()), int((~keep).sum()))
 
-    rules = challenger_rules(units, unit_recent, economics, log["exploration"].to_numpy(bool))
     return OffPolicyFigures(
         run_key=run_key,
         units=len(population),
@@ -236,6 +250,8 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
         candidate_true_supported_value=float(true_value[supported.to_numpy(bool)].sum()),
         estimates=estimates,
         challengers=tuple(challenger(name, keep) for name, keep in rules.items() if keep.any()),
+        persistent_campaigns=design.persistent_campaigns,
+        control_share_logged=float((log["group"] == "control").mean()),
     )
 
 

@@ -29,6 +29,7 @@ import pytest
 from cx_pipelines.campaigns import targeting
 from cx_pipelines.campaigns.catalog import check_campaign_file
 from cx_pipelines.loop import off_policy
+from cx_pipelines.loop.candidate import persistent_draws
 from cx_pipelines.loop.policies import action_values
 from cx_pipelines.loop.targeting_inputs import economics_of
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
@@ -242,8 +243,24 @@ def replay(setting: LoopHistory, truth: WorldTruth, *, repeat: int) -> pd.DataFr
     return answered(decisions, truth, setting.history, day=setting.day, seed=10_000 + repeat)
 
 
-def estimates(setting: LoopHistory, log: pd.DataFrame, truth: WorldTruth) -> dict:
-    """Every estimator of the candidate's value on one replayed log."""
+def arm_design(setting: LoopHistory, log: pd.DataFrame) -> dict:
+    """What the estimators are told of the log's arms (as ``cx strategy evaluate`` reads
+    them): which earlier arms persistent campaigns fixed, and the control shares."""
+    persistent = persistent_draws(log, setting.campaigns)
+    return {
+        "revealed": off_policy.revealed_pairs(
+            setting.history, persistent, day=pd.Timestamp(setting.day)
+        ),
+        "control_share": {c.campaign_id: c.control_share for c in setting.campaigns},
+    }
+
+
+def estimates(
+    setting: LoopHistory, log: pd.DataFrame, truth: WorldTruth, *, design: bool = True
+) -> dict:
+    """Every estimator of the candidate's value on one replayed log (``design``: told the
+    log's arm design; without it, every logged arm is taken as drawn at this run)."""
     return off_policy.evaluate(
-        log, setting.actions, population=truth.customer_id, **setting.economics
-    )
+        log, setting.actions, population=truth.customer_id, **setting.economics,
+        **(arm_design(setting, log) if design else {}),
+    )  # fmt: skip
