@@ -131,7 +131,9 @@ def answered(decisions: pd.DataFrame, truth: WorldTruth, history: pd.DataFrame, 
              seed: int) -> pd.DataFrame:  # fmt: skip
     """The decisions with the simulator's outcome (``responded`` 0/1), fatigue included."""
     outcomes = answer(
-        decisions, truth, recent=recent(history, decisions["customer_id"].to_numpy(), day),
+        decisions,
+        truth,
+        recent=recent(history, decisions["customer_id"].to_numpy(), day),
         seed=seed,
     )
     responded = outcomes.set_index("contact_id")["outcome"] == "responded"
