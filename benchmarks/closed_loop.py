@@ -28,6 +28,13 @@ models only; true values from the world's truth, fatigue included, never shown t
   the logged outcomes, so the test is not tilted by the choice) is largest: the benchmark
   plants the truly better strategy and asks whether the log detects it.
 
+Options: ``--jobs N`` runs up to N seeds' child processes at once; ``--from-home PATH``
+copies a prepared CX_HOME (``/work/wt/prepare_home.py``-style: world, sources, models; '{seed}'
+in PATH is the seed) instead of generating one, never writing into it; ``--keep-last-log``
+keeps what the off-policy figures read on the last log (before the models learn from it) in
+``<home>/seed-N/last-log``, and ``--ope-only FOLDER`` prints the off-policy figures of such a
+folder again (e.g. after a change to the estimators).
+
 Targets (issue 8): by the last cycle the learned policy captures ≥ 90 % of the oracle's
 incremental profit and beats propensity-only by more than the seed-to-seed noise; the
 off-policy estimate is within 10 % of the true value; the planted challenger's p < 0.05.

@@ -13,6 +13,12 @@ The units are the whole population that run decided over (not only the logged cu
 see :mod:`cx_pipelines.loop.off_policy`), and the candidate is targeted over all of it, as
 it would be once deployed. What the log cannot speak for (candidate actions the logging
 policy could never take) is counted and valued by the models, never passed off as measured.
+
+The log's arm design is read from the campaigns that decided it (:func:`arm_design`): a
+campaign whose control draw is the same every run (its fixed salt) fixed a customer's arm
+the first time it decided the customer, so in a later run that arm is given, not drawn
+(:mod:`cx_pipelines.loop.off_policy`, "arms fixed before the run"). Doubly robust's direct
+model is the champion scores recalibrated on the log (:mod:`cx_pipelines.loop.direct_model`).
 """
 
 from __future__ import annotations
