@@ -369,6 +369,16 @@ def run_seed(
     result = {
         "seed": seed,
         "cycles": table.to_dict(orient="records"),
+        **ope_fields(ope),
+        "seconds": time.perf_counter() - began,
+    }
+    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def ope_fields(ope: OffPolicyFigures) -> dict:
+    """The off-policy figures of one log as JSON fields."""
+    return {
         "ope_relative_error": ope.relative_error,
         "ope_estimates": {name: item.as_dict() for name, item in ope.estimates.items()},
         "ope_true_value": ope.candidate_true_value,
@@ -388,10 +398,9 @@ def run_seed(
             }
             for item in ope.challengers
         ],
-        "seconds": time.perf_counter() - began,
+        "ope_persistent_campaigns": list(ope.persistent_campaigns),
+        "ope_control_share_logged": ope.control_share_logged,
     }
-    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
-    return result
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -491,8 +500,21 @@ def main(argv: list[str] | None = None) -> int:
 
         snapshot = Path(arguments.ope_only).resolve()
         with environment(CX_HOME=str(snapshot)):
-            for line in off_policy_figures(snapshot).describe():
-                print(line, flush=True)
+            ope = off_policy_figures(snapshot)
+        for line in ope.describe():
+            print(line, flush=True)
+        rules = ope_fields(ope)["challengers"]
+        detected = [rule for rule in rules if rule["p_value"] < 0.05]
+        counts = {
+            "challenger_rules_p_below_005": len(detected),
+            "challenger_rules_detected_with_the_true_sign": sum(
+                (r["difference"] > 0) == (r["true_difference"] > 0) for r in detected
+            ),
+            "challenger_intervals_covering_the_truth": sum(
+                r["low"] <= r["true_difference"] <= r["high"] for r in rules
+            ),
+        }
+        print(json.dumps({"snapshot": str(snapshot), **counts, **ope_fields(ope)}, default=str))
         return 0
     root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-")).resolve()
     if arguments.one_seed:  # a child process: MLflow and Dagster keep process-wide state
