@@ -28,6 +28,13 @@ models only; true values from the world's truth, fatigue included, never shown t
   the logged outcomes, so the test is not tilted by the choice) is largest: the benchmark
   plants the truly better strategy and asks whether the log detects it.
 
+Options: ``--jobs N`` runs up to N seeds' child processes at once; ``--from-home PATH``
+copies a prepared CX_HOME (``/work/wt/prepare_home.py``-style: world, sources, models; '{seed}'
+in PATH is the seed) instead of generating one, never writing into it; ``--keep-last-log``
+keeps what the off-policy figures read on the last log (before the models learn from it) in
+``<home>/seed-N/last-log``, and ``--ope-only FOLDER`` prints the off-policy figures of such a
+folder again (e.g. after a change to the estimators).
+
 Targets (issue 8): by the last cycle the learned policy captures ≥ 90 % of the oracle's
 incremental profit and beats propensity-only by more than the seed-to-seed noise; the
 off-policy estimate is within 10 % of the true value; the planted challenger's p < 0.05.
@@ -38,6 +45,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,7 +59,7 @@ import pandas as pd
 import yaml
 
 from cx_pipelines import config, warehouse
-from cx_pipelines.loop import candidate, off_policy, policies, targeting_inputs
+from cx_pipelines.loop import candidate, direct_model, off_policy, policies, targeting_inputs
 from cx_pipelines.world import simulator
 
 FATIGUE = simulator.FATIGUE_LOG_ODDS_PER_CONTACT
@@ -86,6 +95,8 @@ class OffPolicyFigures:
     candidate_true_supported_value: float  # the part on actions the log could take
     estimates: dict
     challengers: tuple[Challenger, ...]
+    persistent_campaigns: tuple[str, ...] = ()  # control drawn with a fixed salt every run
+    control_share_logged: float = float("nan")  # controls among the logged rows
 
     @property
     def challenger(self) -> Challenger:
@@ -119,6 +130,10 @@ class OffPolicyFigures:
             f"{first.max_weight:,.1f}, effective sample size {first.effective_sample_size:,.0f}",
             f"  TRUE incremental profit {self.candidate_true_value:,.2f} (supported part "
             f"{self.candidate_true_supported_value:,.2f})",
+            f"  arms: {self.control_share_logged:.1%} of the logged rows are controls; "
+            f"persistent control draws: {', '.join(self.persistent_campaigns) or 'none'}; "
+            f"{first.arm_fixed_units:,} candidate actions' arms fixed by earlier runs "
+            "(doubly robust has the models for their other arm, IPS leaves them out)",
         ]
         for name, item in self.estimates.items():
             truth = (
@@ -192,12 +207,15 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
     log, run_key, day = candidate.logged_run()
     folder = targeting_inputs.strategies_folder() / "campaigns"
     deployed = [c for c in candidate.load_candidate(folder) if c.active_on(day)]
+    design = candidate.arm_design(log, day, deployed)
+    arms = {"revealed": design.revealed, "control_share": design.control_share}
     half = candidate.load_candidate(half_caps(folder, home / "candidate_half_caps"))
     policy = candidate.target_candidate(half, day)
     population = candidate.units_of(policy, log)
-    margins = {"margin": policy.margin, "cost": policy.cost}
-    estimates = off_policy.evaluate(log, policy.actions, population=population, **margins)
-    terms = off_policy.unit_terms(log, policy.actions, population=population, **margins)
+    margins = {"margin": policy.margin, "cost": policy.cost, "population": population, **arms}
+    actions = direct_model.recalibrated(log, policy.actions, recent=policy.recent)
+    estimates = off_policy.evaluate(log, actions, **margins)
+    terms = off_policy.unit_terms(log, actions, **margins)
     supported = pd.Series(terms.supported, index=population).reindex(policy.actions.customer_id)
 
     def recent(customer_ids: np.ndarray) -> np.ndarray:
@@ -220,13 +238,18 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
     unit_recent = recent(units["customer_id"].to_numpy())
     unit_value = policies.action_values(truth, units, economics, recent=unit_recent)
     # Both policies treat logged units with their logged campaign: only the arm is random.
-    arm_log = off_policy.given_assignment(log, {c.campaign_id: c.control_share for c in deployed})
+    arm_log = off_policy.given_assignment(log, design.control_share)
+    rules = challenger_rules(units, unit_recent, economics, log["exploration"].to_numpy(bool))
+    # doubly robust's direct model recalibrated on the log (the rules keep the scores)
+    recent_seen = candidate.recent_contacts_of(units["customer_id"].to_numpy(), day)
+    direct = direct_model.recalibrated(log, units, recent=recent_seen)
 
     def challenger(name: str, keep: np.ndarray) -> Challenger:
-        comparison = off_policy.compare(arm_log, units[keep], units, margin=margin, cost=cost)
+        comparison = off_policy.compare(
+            arm_log, direct[keep], direct, margin=margin, cost=cost, **arms
+        )
         return Challenger(name, comparison, float(-unit_value[~keep].sum()), int((~keep).sum()))
 
-    rules = challenger_rules(units, unit_recent, economics, log["exploration"].to_numpy(bool))
     return OffPolicyFigures(
         run_key=run_key,
         units=len(population),
@@ -234,6 +257,8 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
         candidate_true_supported_value=float(true_value[supported.to_numpy(bool)].sum()),
         estimates=estimates,
         challengers=tuple(challenger(name, keep) for name, keep in rules.items() if keep.any()),
+        persistent_campaigns=design.persistent_campaigns,
+        control_share_logged=float((log["group"] == "control").mean()),
     )
 
 
@@ -258,22 +283,66 @@ def challenger_rules(
     return {name: keep for name, keep in rules.items() if (~keep).any()}
 
 
-def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int = 7) -> dict:
+MLFLOW_PATH_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+"""Where MLflow's SQLite store holds absolute paths into its CX_HOME."""
+
+
+def copy_home(prepared: Path, home: Path) -> None:
+    """A copy of a prepared CX_HOME (world, sources, models) at ``home``, its MLflow store's
+    absolute paths pointed at the copy, so nothing is ever written into ``prepared``."""
+    if not (prepared / "world" / "truth.parquet").exists():
+        raise SystemExit(f"{prepared} is not a prepared CX_HOME (no world/truth.parquet)")
+    shutil.copytree(prepared, home, symlinks=True)
+    old, new = str(prepared.resolve()), str(home.resolve())
+    with sqlite3.connect(home / "mlflow.db") as connection:
+        for table, column in MLFLOW_PATH_COLUMNS:  # fixed names, not input
+            statement = f"UPDATE {table} SET {column} = replace({column}, ?, ?)"
+            connection.execute(statement, (old, new))
+
+
+def snapshot_last_log(home: Path, target: Path) -> None:
+    """Keep what the off-policy figures read (warehouse, exports, world, sources) as they
+    are on the last log, before the models learn from it, for ``--ope-only``."""
+    if target.exists():
+        shutil.rmtree(target)
+    for part in ("warehouse", "exports", "world", "source.db"):
+        source = home / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, symlinks=True)
+        elif source.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / part)
+
+
+def run_seed(
+    home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int = 7,
+    prepared_home: Path | None = None, keep_last_log: bool = False,
+) -> dict:  # fmt: skip
     """One world, one loop; the per-cycle table and the off-policy figures."""
     from cx_pipelines.loop.commands import format_report
     from cx_pipelines.loop.cycle import LoopSettings, environment, prepare, run_loop
     from cx_pipelines.world import generate_world
 
+    began = time.perf_counter()
+    if prepared_home is not None:
+        copy_home(prepared_home, home)
     with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
-        began = time.perf_counter()
-        generate_world(customers=customers, seed=seed, source_url=config.source_url())
-        prepare()
+        if prepared_home is None:
+            generate_world(customers=customers, seed=seed, source_url=config.source_url())
+            prepare()
         prepared = time.perf_counter() - began
         print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
         evaluations = []
 
         def evaluate_last(figures) -> None:  # on the last log, before the models learn from it
             if figures.cycle == cycles:
+                if keep_last_log:
+                    snapshot_last_log(home, home.parent / "last-log")
                 evaluations.append(off_policy_figures(home))
 
         report = run_loop(
@@ -300,6 +369,16 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: 
     result = {
         "seed": seed,
         "cycles": table.to_dict(orient="records"),
+        **ope_fields(ope),
+        "seconds": time.perf_counter() - began,
+    }
+    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def ope_fields(ope: OffPolicyFigures) -> dict:
+    """The off-policy figures of one log as JSON fields."""
+    return {
         "ope_relative_error": ope.relative_error,
         "ope_estimates": {name: item.as_dict() for name, item in ope.estimates.items()},
         "ope_true_value": ope.candidate_true_value,
@@ -319,10 +398,9 @@ def run_seed(home: Path, *, customers: int, cycles: int, seed: int, cycle_days: 
             }
             for item in ope.challengers
         ],
-        "seconds": time.perf_counter() - began,
+        "ope_persistent_campaigns": list(ope.persistent_campaigns),
+        "ope_control_share_logged": ope.control_share_logged,
     }
-    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
-    return result
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -369,7 +447,52 @@ def summarise(runs: list[dict]) -> dict:
         "step_seconds_per_cycle": [
             [cycle.get("seconds", {}) for cycle in run["cycles"]] for run in runs
         ],
+        "regret_by_cycle": [[regret_summary(cycle) for cycle in run["cycles"]] for run in runs],
     }
+
+
+def regret_summary(cycle: dict) -> dict:
+    """The headline parts of a cycle's regret decomposition (the whole one is in the
+    seed's result.json): control holdout, exploration, truly negative contacts, fatigue."""
+    split = cycle.get("regret_breakdown") or {}
+    if not split:
+        return {}
+    action = split["by_learned_action"]
+    return {
+        "regret": split["regret"],
+        "holdout_cost": action["control"].get("holdout_cost"),
+        "explored_regret": action["explored"]["regret"],
+        "explored_contacts": action["explored"]["customers"],
+        "negative_contacts_value": split["negative_contacts"]["value"],
+        "by_campaign": {name: part["regret"] for name, part in split["by_campaign"].items()},
+        "by_recent_contacts": {
+            name: part["regret"] for name, part in split["by_recent_contacts"].items()
+        },
+    }
+
+
+def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
+    """Each seed in its own child process, up to ``--jobs`` at once; their results in seed
+    order. A child that fails stops the benchmark (the others are waited for first)."""
+    waiting, running, failed = list(arguments.seeds), [], []
+    while waiting or running:
+        while waiting and len(running) < max(1, arguments.jobs):
+            seed = waiting.pop(0)
+            command = [sys.executable, __file__, "--one-seed", "--seeds", str(seed)]
+            command += ["--customers", str(arguments.customers), "--cycles", str(arguments.cycles)]
+            command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
+            command += ["--from-home", arguments.from_home] if arguments.from_home else []
+            command += ["--keep-last-log"] if arguments.keep_last_log else []
+            running.append((seed, subprocess.Popen(command)))
+        time.sleep(1.0)
+        for seed, process in list(running):
+            if process.poll() is not None:
+                running.remove((seed, process))
+                if process.returncode != 0:
+                    failed.append((seed, process.returncode))
+    if failed:
+        raise SystemExit(f"seed process(es) failed (seed, exit code): {failed}")
+    return [json.loads((root / f"seed-{s}" / "result.json").read_text()) for s in arguments.seeds]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,26 +502,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--cycle-days", type=int, default=7, help="days between decisions")
     parser.add_argument("--home", help="keep each seed's CX_HOME under this folder")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (one process each)")
+    parser.add_argument(
+        "--from-home",
+        help="copy this prepared CX_HOME (world and models, /work/wt/prepare_home.py) instead "
+        "of generating one; '{seed}' in it is replaced by the seed; it is never written to",
+    )
+    parser.add_argument(
+        "--keep-last-log",
+        action="store_true",
+        help="keep the last log's warehouse and exports in <home>/seed-N/last-log",
+    )
+    parser.add_argument("--ope-only", help="off-policy figures of a kept last-log folder only")
     parser.add_argument("--one-seed", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
-    root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-"))
+    if arguments.ope_only:
+        from cx_pipelines.loop.cycle import environment
+
+        snapshot = Path(arguments.ope_only).resolve()
+        with environment(CX_HOME=str(snapshot)):
+            ope = off_policy_figures(snapshot)
+        for line in ope.describe():
+            print(line, flush=True)
+        rules = ope_fields(ope)["challengers"]
+        detected = [rule for rule in rules if rule["p_value"] < 0.05]
+        counts = {
+            "challenger_rules_p_below_005": len(detected),
+            "challenger_rules_detected_with_the_true_sign": sum(
+                (r["difference"] > 0) == (r["true_difference"] > 0) for r in detected
+            ),
+            "challenger_intervals_covering_the_truth": sum(
+                r["low"] <= r["true_difference"] <= r["high"] for r in rules
+            ),
+        }
+        print(json.dumps({"snapshot": str(snapshot), **counts, **ope_fields(ope)}, default=str))
+        return 0
+    root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-")).resolve()
     if arguments.one_seed:  # a child process: MLflow and Dagster keep process-wide state
         (seed,) = arguments.seeds
+        prepared = arguments.from_home
         run_seed(
             root / f"seed-{seed}" / "cx",
             customers=arguments.customers,
             cycles=arguments.cycles,
             seed=seed,
             cycle_days=arguments.cycle_days,
+            prepared_home=Path(prepared.replace("{seed}", str(seed))) if prepared else None,
+            keep_last_log=arguments.keep_last_log,
         )
         return 0
-    runs = []
-    for seed in arguments.seeds:
-        command = [sys.executable, __file__, "--one-seed", "--seeds", str(seed)]
-        command += ["--customers", str(arguments.customers), "--cycles", str(arguments.cycles)]
-        command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
-        subprocess.run(command, check=True)
-        runs.append(json.loads((root / f"seed-{seed}" / "result.json").read_text()))
+    runs = run_children(arguments, root)
     summary = {
         "customers": arguments.customers,
         "cycles": arguments.cycles,

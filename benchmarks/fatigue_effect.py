@@ -8,9 +8,11 @@ sample of customers (features as the models see them) and every offer × channel
 ``recent_treated_contacts`` to 0, 1, 2, 3 and prints the mean predicted uplift and
 propensity of each version of ``cx_uplift`` and ``cx_propensity``, and the mean true
 uplift and treated response from the world's truth with the simulator's fatigue
-(log-odds −0.35 per contact). Version 1 is trained on the base history only (where the
-feature is always 0); later versions have the loop's results. The last line is one JSON
-object.
+(log-odds −0.35 per contact). For the uplift versions it also prints the fitted step per
+contact on the log-odds of each arm (mean over the sample and offer × channel; the truth is
+−0.35 on the treated arm and 0 on the control arm). Version 1 is trained on the base history
+only (where the feature is almost always 0); later versions have the loop's results. The
+last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -22,6 +24,28 @@ import os
 import numpy as np
 
 PRESSURES = (0, 1, 2, 3)
+
+
+def log_odds_steps(model, features) -> dict[str, list[float]]:
+    """Mean change of each arm's log-odds from k to k + 1 recent contacts (k = 0, 1, 2), over
+    the customers and every offer × channel."""
+    from cx_pipelines.ml import training_data
+    from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
+
+    pairs = [(offer, channel) for offer in OFFER_TYPES for channel in OFFER_CHANNELS]
+    stacked = features.loc[features.index.repeat(len(pairs))].assign(
+        offer_type=[offer for offer, _ in pairs] * len(features),
+        channel=[channel for _, channel in pairs] * len(features),
+    )
+    logits: dict[str, list[float]] = {"treated": [], "control": []}
+    for pressure in PRESSURES:
+        arms = model.predict_arms(
+            stacked.assign(**{training_data.RECENCY_FEATURE: float(pressure)})
+        )
+        for arm, probability in zip(("treated", "control"), arms, strict=True):
+            clipped = np.clip(probability, 1e-12, 1 - 1e-12)
+            logits[arm].append(float(np.mean(np.log(clipped / (1 - clipped)))))
+    return {arm: np.diff(values).tolist() for arm, values in logits.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 "uses_feature": uses,
                 "promotion": version.tags.get("promotion"),
                 "mean_by_recent_contacts": means,
+                **({"log_odds_steps": log_odds_steps(model, features)} if name == "uplift" else {}),
             }
 
     print(f"{'recent contacts':>16} " + " ".join(f"{p:>9}" for p in PRESSURES))
@@ -94,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
                 + " ".join(f"{means[p]:9.4f}" for p in PRESSURES)
                 + f"  ({figures['promotion']}, feature used: {figures['uses_feature']})"
             )
+    for version, figures in result["uplift"].items():
+        steps = figures["log_odds_steps"]
+        print(
+            f"uplift v{version} log-odds step per contact, treated "
+            + " ".join(f"{step:7.3f}" for step in steps["treated"])
+            + " (true -0.350), control "
+            + " ".join(f"{step:7.3f}" for step in steps["control"])
+            + " (true 0)"
+        )
     print(json.dumps(result, default=str))
     return 0
 

@@ -13,6 +13,12 @@ The units are the whole population that run decided over (not only the logged cu
 see :mod:`cx_pipelines.loop.off_policy`), and the candidate is targeted over all of it, as
 it would be once deployed. What the log cannot speak for (candidate actions the logging
 policy could never take) is counted and valued by the models, never passed off as measured.
+
+The log's arm design is read from the campaigns that decided it (:func:`arm_design`): a
+campaign whose control draw is the same every run (its fixed salt) fixed a customer's arm
+the first time it decided the customer, so in a later run that arm is given, not drawn
+(:mod:`cx_pipelines.loop.off_policy`, "arms fixed before the run"). Doubly robust's direct
+model is the champion scores recalibrated on the log (:mod:`cx_pipelines.loop.direct_model`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cx_pipelines import warehouse
-from cx_pipelines.loop import off_policy
+from cx_pipelines.loop import direct_model, off_policy
 from cx_pipelines.loop.targeting_inputs import POLICY_STRATEGY, population_inputs, strategies_folder
 
 RESULTS_TABLE = "interaction_results"
@@ -45,6 +51,7 @@ class CandidatePolicy:
     margin: dict[str, float]
     cost: dict[str, float]
     campaigns: tuple[str, ...]
+    recent: np.ndarray  # per action: the customer's recent treated contacts (fatigue feature)
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,49 @@ def logged_run(run_key: str | None = None) -> tuple[pd.DataFrame, str, date]:
     return log, run_key, pd.Timestamp(log["contacted_at"].min()).date()
 
 
+@dataclass(frozen=True)
+class ArmDesign:
+    """How the logged run drew its arms: per campaign its control share, whether the draw
+    is persistent (the campaign's fixed salt, the same customers held out every run), and
+    the customer–pair arms earlier runs of persistent campaigns had already fixed (a logged
+    campaign with no campaign file any more counts as not persistent)."""
+
+    control_share: dict[str, float]
+    persistent: dict[str, bool]
+    revealed: set[str]
+
+    @property
+    def persistent_campaigns(self) -> tuple[str, ...]:
+        return tuple(sorted(name for name, fixed in self.persistent.items() if fixed))
+
+
+def persistent_draws(log: pd.DataFrame, campaigns: list) -> dict[str, bool]:
+    """Per campaign: is the logged run's control draw persistent, i.e. is every logged row's
+    arm the campaign's fixed-salt draw (:func:`cx_pipelines.campaigns.draws.uniform`
+    ``< control_share`` = control)? A draw salted per run would disagree with it on about
+    2 × share × (1 − share) of the rows."""
+    from cx_pipelines.campaigns.draws import uniform
+
+    persistent = {}
+    for campaign in campaigns:
+        rows = log[log["campaign_id"] == campaign.campaign_id]
+        draw = uniform(rows["customer_id"].to_numpy(), campaign.salt) < campaign.control_share
+        logged = (rows["group"] == "control").to_numpy()
+        persistent[campaign.campaign_id] = bool(len(rows)) and bool((draw == logged).all())
+    return persistent
+
+
+def arm_design(log: pd.DataFrame, day: date, campaigns: list) -> ArmDesign:
+    """The arm design of the logged run of ``day``, from the campaigns that decided it and
+    the earlier runs in ``interaction_results``."""
+    persistent = persistent_draws(log, campaigns)
+    results = warehouse.read_table(RESULTS_TABLE)
+    batch = results[(results["run_key"] != SERVICE_RUN_KEY) & results["run_key"].notna()]
+    revealed = off_policy.revealed_pairs(batch, persistent, day=pd.Timestamp(day))
+    share = {c.campaign_id: float(c.control_share) for c in campaigns}
+    return ArmDesign(share, persistent, revealed)
+
+
 def target_candidate(
     campaigns: list,
     day: date,
@@ -151,6 +201,7 @@ def target_candidate(
     of that day (or only ``customer_ids``)."""
     from cx_pipelines.campaigns.targeting import TargetingSettings, target
     from cx_pipelines.engine import load_strategy
+    from cx_pipelines.ml.training_data import recent_treated_contacts
 
     population, scores, history = population_inputs(day)
     if customer_ids is not None:
@@ -174,13 +225,28 @@ def target_candidate(
     # be measured once deployed, not part of what it decides (and its deterministic control
     # draws are the log's own, so its treated rows alone would never meet a logged control).
     columns = ["customer_id", "campaign_id", "offer_type", "channel", "p_response", "uplift"]
+    actions = result.targets[columns].reset_index(drop=True)
     return CandidatePolicy(
-        actions=result.targets[columns].reset_index(drop=True),
+        actions=actions,
         population=population["customer_id"].to_numpy(),
         margin={c.campaign_id: c.margin_per_response for c in campaigns},
         cost={c.campaign_id: c.cost_per_contact for c in campaigns},
         campaigns=tuple(c.campaign_id for c in campaigns if c.active_on(day)),
+        recent=recent_treated_contacts(
+            history, actions["customer_id"].to_numpy(), pd.Timestamp(day)
+        ),
     )
+
+
+def recent_contacts_of(customer_ids: np.ndarray, day: date) -> np.ndarray:
+    """Each customer's treated contacts in the fatigue feature's window before ``day``, from
+    the platform's own contact history (the models' ``recent_treated_contacts`` rule)."""
+    from cx_pipelines.campaigns.population import contact_history, service_contacts
+    from cx_pipelines.ml.training_data import recent_treated_contacts
+
+    results = warehouse.read_table(RESULTS_TABLE) if warehouse.table_exists(RESULTS_TABLE) else None
+    history = contact_history(warehouse.read_table("offer_history"), results, service_contacts())
+    return recent_treated_contacts(history, customer_ids, pd.Timestamp(day))
 
 
 def units_of(policy: CandidatePolicy, log: pd.DataFrame) -> np.ndarray:
@@ -197,17 +263,23 @@ def evaluate_candidate(
     strategies_dir: Path | None = None,
 ) -> CandidateEvaluation:
     """Load, target and evaluate the candidate on a logged run."""
+    from cx_pipelines.campaigns.catalog import load_campaigns
+
     campaigns = load_candidate(path)
     log, run_key, day = logged_run(run_key)
     policy = target_candidate(campaigns, day, strategies_dir=strategies_dir)
+    deployed = load_campaigns(strategies_folder(strategies_dir) / "campaigns")
+    design = arm_design(log, day, [c for c in deployed if c.active_on(day)])
     estimates = off_policy.evaluate(
         log,
-        policy.actions,
+        direct_model.recalibrated(log, policy.actions, recent=policy.recent),
         margin=policy.margin,
         cost=policy.cost,
         population=units_of(policy, log),
         bootstrap=bootstrap,
         seed=seed,
+        revealed=design.revealed,
+        control_share=design.control_share,
     )
     return CandidateEvaluation(
         candidate=str(path),

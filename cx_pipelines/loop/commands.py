@@ -26,9 +26,21 @@ REPORT_COLUMNS = {
 
 
 def format_report(table) -> str:
-    """The per-cycle figures as a plain-text table."""
+    """The per-cycle figures as a plain-text table, then where each cycle's regret lies."""
+    from cx_pipelines.loop.regret import describe
+
     shown = table[list(REPORT_COLUMNS)].rename(columns=REPORT_COLUMNS)
-    return shown.to_markdown(index=False, floatfmt=",.3f", tablefmt="simple")
+    text = shown.to_markdown(index=False, floatfmt=",.3f", tablefmt="simple")
+    if "regret_breakdown" not in table:
+        return text
+    lines = [
+        line
+        for cycle, breakdown in zip(table["cycle"], table["regret_breakdown"], strict=True)
+        for line in describe(breakdown if isinstance(breakdown, dict) else {}, cycle=int(cycle))
+    ]
+    return "\n".join(
+        [text, *(["", "where the regret lies (true values):", *lines] if lines else [])]
+    )
 
 
 def _simulate(arguments: argparse.Namespace) -> int:

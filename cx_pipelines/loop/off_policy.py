@@ -42,6 +42,20 @@ Per unit ``u`` (``T`` treated, ``C`` control rows matching the candidate's actio
   fatigue included; the residuals carry that fatigue into the estimate whatever the models
   believe, the direct method on unsupported actions does not.
 
+**Arms fixed before the run.** A campaign whose control draw is fixed per customer (the
+same salt every run: a *persistent* hold-out) randomises a customer's arm once, the first
+time it decides that customer; from then on the arm is known before every later run and
+has shaped the customer's history (a held-out customer is never tired, never declines,
+stays eligible when the treated ones are capped or suppressed), so the logged rows of a
+later run hold more controls than ``control_share`` says (a 10 % hold-out reached 17–20 %
+of the rows after four to six weekly cycles) and weighting them by ``1 / control_share``
+counts the held-out customers several times over. For such a row (``revealed``: the
+customer was decided for the same offer and channel in an earlier run of a persistent
+campaign) the arm is given, probability 1: only the campaign draw is random
+(``selection_probability / P(arm)``). Its other arm was never possible, so IPS and SNIPS
+cannot speak for the unit (it is unsupported for them) and doubly robust has the models
+for that arm and the observed outcome for the logged one.
+
 **No clipping.** Weights are the exact inverse probabilities (clipping them trades an
 unknown bias for variance); instead the largest weight and the effective sample size
 ``(Σw)² / Σw²`` of the matched rows are reported, so a log too thin for the candidate shows.
@@ -97,6 +111,7 @@ class Estimate:
     unsupported_share: float  # their share of the candidate's predicted value, by |value|
     max_weight: float  # largest inverse probability among the matched rows (no clipping)
     effective_sample_size: float  # (Σw)² / Σw² of the matched rows
+    arm_fixed_units: int = 0  # candidate actions whose arm an earlier run fixed (persistent)
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -132,6 +147,7 @@ class UnitTerms:
     chosen: np.ndarray  # the candidate treats this unit
     matched: np.ndarray  # the logged row offers the candidate's offer on its channel
     supported: np.ndarray  # the logging policy could have taken the candidate's action
+    arm_fixed: np.ndarray  # the arm of the candidate's action was fixed before the run
 
 
 def given_assignment(log: pd.DataFrame, control_share: Mapping[str, float]) -> pd.DataFrame:
@@ -143,12 +159,7 @@ def given_assignment(log: pd.DataFrame, control_share: Mapping[str, float]) -> p
     random; weighting by the full selection probability would count the logger's own
     exploration draws, which such a policy shares, as if they were independent of it.
     """
-    unknown = sorted(set(log["campaign_id"]) - set(control_share))
-    if unknown:
-        raise OffPolicyError(f"no control share for campaign(s) {unknown}")
-    share = log["campaign_id"].map(control_share).astype(float)
-    arm = np.where(log["group"] == "control", share, 1.0 - share)
-    return log.assign(selection_probability=arm)
+    return log.assign(selection_probability=arm_probability(log, control_share))
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], *, what: str) -> None:
@@ -174,6 +185,37 @@ def randomised_pairs(log: pd.DataFrame) -> set[str]:
     if "exploration" not in log.columns:
         return set(pairs)
     return set(pairs[log["exploration"].fillna(False).astype(bool).to_numpy()])
+
+
+def pair_keys(frame: pd.DataFrame) -> pd.Series:
+    """``customer_id|offer_type|channel`` of each row (whose arm a campaign draws)."""
+    return (
+        frame["customer_id"].astype(str)
+        + "|"
+        + frame["offer_type"].astype(str)
+        + "|"
+        + frame["channel"].astype(str)
+    )
+
+
+def arm_probability(log: pd.DataFrame, control_share: Mapping[str, float]) -> np.ndarray:
+    """The probability of each logged row's arm given its campaign (``control_share`` of
+    control rows, ``1 − control_share`` of treated rows)."""
+    unknown = sorted(set(log["campaign_id"]) - set(control_share))
+    if unknown:
+        raise OffPolicyError(f"no control share for campaign(s) {unknown}")
+    share = log["campaign_id"].map(control_share).astype(float).to_numpy()
+    return np.where(log["group"].to_numpy(object) == "control", share, 1.0 - share)
+
+
+def revealed_pairs(
+    earlier: pd.DataFrame, persistent: Mapping[str, bool], *, day: pd.Timestamp
+) -> set[str]:
+    """:func:`pair_keys` of the rows of runs before ``day`` of the campaigns whose control
+    draw is ``persistent`` (their arm was fixed then, for every later run)."""
+    before = pd.to_datetime(earlier["contacted_at"]) < day
+    fixed = earlier["campaign_id"].map(persistent).fillna(False).astype(bool)
+    return set(pair_keys(earlier[before.to_numpy() & fixed.to_numpy()]))
 
 
 def _units(log: pd.DataFrame, population: np.ndarray | None) -> pd.DataFrame:
@@ -211,6 +253,8 @@ def unit_terms(
     cost: Mapping[str, float],
     population: np.ndarray | None = None,
     randomised: set[str] | None = None,
+    revealed: set[str] | None = None,
+    control_share: Mapping[str, float] | None = None,
 ) -> UnitTerms:
     """Line the candidate's action up with every unit and compute the weighted terms.
 
@@ -220,7 +264,9 @@ def unit_terms(
     (μ1) and ``uplift`` (μ1 − μ0) for it; customers it leaves out have no row (or a null
     campaign). ``population``: the customers the logger decided over (the units); default:
     the logged rows. ``randomised``: the ``offer|channel`` pairs the logger drew at random
-    (default :func:`randomised_pairs` of the log).
+    (default :func:`randomised_pairs` of the log). ``revealed``: :func:`pair_keys` whose arm
+    an earlier run of a persistent campaign fixed (see the module docstring); they need
+    ``control_share`` (per logged campaign) to take the arm out of the probability.
     """
     _require(log, LOG_COLUMNS, what="the decision log")
     _require(candidate, CANDIDATE_COLUMNS, what="the candidate policy")
@@ -234,6 +280,14 @@ def unit_terms(
             "off-policy evaluation needs the probability of every logged decision"
         )
     randomised = randomised_pairs(log) if randomised is None else randomised
+    if revealed:
+        if control_share is None:
+            raise OffPolicyError("revealed arms need the logged campaigns' control_share")
+        fixed = pair_keys(log).isin(revealed).to_numpy()
+        probability = log["selection_probability"].to_numpy(np.float64).copy()
+        arm = arm_probability(log[fixed], control_share)
+        probability[fixed] = np.minimum(probability[fixed] / arm, 1.0)  # the campaign draw
+        log = log.assign(selection_probability=probability)
     units = _units(log, population)
     chosen_rows = candidate[candidate["campaign_id"].notna()].set_index("customer_id")
     if population is not None:
@@ -264,22 +318,29 @@ def unit_terms(
     supported = matched | (
         chosen & (explored_unit | pd.Series(candidate_pair).isin(randomised).to_numpy())
     )
+    arm_fixed = np.zeros(len(units), dtype=bool)
+    if revealed:
+        unit_key = units["customer_id"].astype(str) + "|" + pd.Series(candidate_pair)
+        arm_fixed = chosen & unit_key.isin(revealed).to_numpy()
+        supported &= ~arm_fixed  # one arm was never possible: no IPS for the unit
     outcome = units["responded"].astype(np.float64).to_numpy()
     treated = matched & (group == "treated")
     control = matched & (group == "control")
     inverse = 1.0 / units["selection_probability"].to_numpy(np.float64)
     zero = np.zeros(len(units))
+    weighted = ~arm_fixed  # IPS and SNIPS terms: randomised arms only
     return UnitTerms(
-        treated_reward=np.where(treated, (m * outcome - c) * inverse, zero),
-        treated_weight=np.where(treated, inverse, zero),
-        control_reward=np.where(control, m * outcome * inverse, zero),
-        control_weight=np.where(control, inverse, zero),
+        treated_reward=np.where(treated & weighted, (m * outcome - c) * inverse, zero),
+        treated_weight=np.where(treated & weighted, inverse, zero),
+        control_reward=np.where(control & weighted, m * outcome * inverse, zero),
+        control_weight=np.where(control & weighted, inverse, zero),
         direct=np.where(chosen, m * (np.nan_to_num(mu1) - np.nan_to_num(mu0)) - c, zero),
         treated_residual=np.where(treated, m * (outcome - np.nan_to_num(mu1)) * inverse, zero),
         control_residual=np.where(control, m * (outcome - np.nan_to_num(mu0)) * inverse, zero),
         chosen=chosen,
         matched=matched,
         supported=supported,
+        arm_fixed=arm_fixed,
     )
 
 
@@ -373,6 +434,7 @@ def estimate(
         effective_sample_size=float(weights.sum() ** 2 / (weights**2).sum())
         if len(weights)
         else 0.0,
+        arm_fixed_units=int(terms.arm_fixed.sum()),
     )
 
 
@@ -386,9 +448,15 @@ def evaluate(
     confidence: float = 0.95,
     bootstrap: int = 0,
     seed: int = 0,
+    revealed: set[str] | None = None,
+    control_share: Mapping[str, float] | None = None,
 ) -> dict[str, Estimate]:
-    """IPS, self-normalised IPS and doubly robust estimates of the candidate's value."""
-    terms = unit_terms(log, candidate, margin=margin, cost=cost, population=population)
+    """IPS, self-normalised IPS and doubly robust estimates of the candidate's value
+    (``revealed``, ``control_share``: see :func:`unit_terms`)."""
+    terms = unit_terms(
+        log, candidate, margin=margin, cost=cost, population=population, revealed=revealed,
+        control_share=control_share,
+    )  # fmt: skip
     return {
         name: estimate(terms, name, confidence=confidence, bootstrap=bootstrap, seed=seed)
         for name in ESTIMATORS
@@ -405,13 +473,19 @@ def compare(
     population: np.ndarray | None = None,
     estimator: str = "doubly_robust",
     confidence: float = 0.95,
+    revealed: set[str] | None = None,
+    control_share: Mapping[str, float] | None = None,
 ) -> Comparison:
     """Candidate minus baseline over the same units: paired interval, p-value and the units
     the observed difference would still need for a test at 5 % with 80 % power."""
     from cx_pipelines.feedback.experiments import contacts_still_needed
 
-    candidate_terms = unit_terms(log, candidate, margin=margin, cost=cost, population=population)
-    baseline_terms = unit_terms(log, baseline, margin=margin, cost=cost, population=population)
+    common = {
+        "margin": margin, "cost": cost, "population": population, "revealed": revealed,
+        "control_share": control_share,
+    }  # fmt: skip
+    candidate_terms = unit_terms(log, candidate, **common)
+    baseline_terms = unit_terms(log, baseline, **common)
     first, first_influence = _influence(candidate_terms, estimator)
     second, second_influence = _influence(baseline_terms, estimator)
     units = len(first_influence)

@@ -6,6 +6,8 @@ same customers on the same date, with the same eligibility (campaign rules, cont
 policy, scored pairs), costs, budgets and volume caps, through the same optimiser. Every
 policy is scored with the true incremental profit, including the simulator's contact
 fatigue from the contacts the loop has made so far (all policies face the same state).
+Where the learned policy loses against the oracle is in ``regret_breakdown``
+(:mod:`cx_pipelines.loop.regret`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cx_pipelines import config
-from cx_pipelines.loop import policies
+from cx_pipelines.loop import policies, regret
 from cx_pipelines.loop.targeting_inputs import TargetingInputs, targeting_inputs
 from cx_pipelines.world import simulator
 
@@ -42,6 +44,7 @@ class CycleFigures:
     retrained: bool = False
     champions: str = ""  # the response models' champion versions after the cycle
     seconds: dict[str, float] = field(default_factory=dict)  # per step: wall and CPU seconds
+    regret_breakdown: dict = field(default_factory=dict)  # :func:`regret.regret_breakdown`
 
     @property
     def regret(self) -> float:
@@ -118,4 +121,15 @@ def cycle_figures(
         random_profit=policies.choice_value(increment, randomly),
         propensity_profit=policies.choice_value(increment, by_propensity),
         oracle_contacts=int((oracle >= 0).sum()),
+        regret_breakdown=regret.regret_breakdown(
+            increment=increment,
+            oracle_choice=oracle,
+            decisions=decisions,
+            customer_ids=ids,
+            economics=economics,
+            recent=recent,
+            predicted_uplift=inputs.uplift,
+        )
+        if len(decisions)
+        else {},
     )

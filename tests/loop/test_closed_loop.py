@@ -47,6 +47,11 @@ def test_every_cycle_decides_answers_and_is_measured(looped):
         best_other = max(row.incremental_profit, row.random_profit, row.propensity_profit)
         assert row.oracle_profit >= best_other - 1e-6 * abs(row.oracle_profit)
         assert row.regret == pytest.approx(row.oracle_profit - row.incremental_profit)
+        # where it lies: the decomposition's parts add up to the same regret
+        split = row.regret_breakdown
+        assert split["regret"] == pytest.approx(row.regret, abs=0.01)
+        by_campaign = sum(part["regret"] for part in split["by_campaign"].values())
+        assert by_campaign == pytest.approx(row.regret, abs=0.1)
         assert 0 <= row.response_rate <= 1 and 0 <= row.control_response_rate <= 1
 
 

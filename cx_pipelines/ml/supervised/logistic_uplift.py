@@ -6,8 +6,10 @@ its interactions as features::
     logit P(respond) = b·x + B·(offer ⊗ x) + t · (g + c·x + C·(offer ⊗ x) + D·(channel ⊗ x))
 
 ``x`` is the customer's row encoded for a linear model: one-hot categories (unknown and
-missing categories are all-zero), 0/1 columns as they are, other numbers median-imputed and
-expanded in a quadratic B-spline on quantile knots (an age peak, a log-shaped income effect).
+missing categories are all-zero), 0/1 columns as they are, the ``linear`` columns (counts
+whose effect is a constant step on the log-odds per unit, such as contact fatigue per
+recent treated contact) as they are, other numbers median-imputed and expanded in a
+quadratic B-spline on quantile knots (an age peak, a log-shaped income effect).
 ``offer ⊗ x`` repeats ``x`` (without the offer and channel columns) once per offer type
 (offer-specific baselines and effects), ``channel ⊗ x`` once per channel; there is no
 offer × channel term, so the effect of a pair is its offer's plus its channel's (on the
@@ -19,6 +21,18 @@ towards zero as boosted trees with a treatment flag do (the flag is one split am
 nor needs both arms of every offer × channel: a pair with no history is predicted from
 what its offer showed on other channels and its channel on other offers, and an L2 penalty
 (``C``) shrinks what an offer or channel has shown little of towards the common terms.
+
+Why the ``linear`` columns: a spline is flat beyond its last knot (constant extrapolation),
+so a count seen up to 2 in the history could never predict less at 3, and its quantile
+knots collapse on a count that is mostly zero. A linear term extrapolates one step per
+unit, the form contact fatigue takes on the log-odds. Its main term and its treatment
+interaction ``t · d · count`` are penalised ``linear_penalty`` times as much as the other
+coefficients (glmnet's ``penalty.factor``, Friedman, Hastie & Tibshirani 2010; here by
+scaling the column by ``1 / sqrt(linear_penalty)``): one well-identified slope learned from
+every row needs no shrinkage, and the default L2 would pull it towards zero and leave the
+policy contacting fatigued customers. Its offer and channel interactions keep the common
+penalty (a fatigue that differs by offer must be shown, not assumed), unless
+``linear_by_offer_channel`` is false: then every pair shares the one slope.
 """
 
 from __future__ import annotations
@@ -36,8 +50,26 @@ from sklearn.preprocessing import OneHotEncoder, SplineTransformer
 
 from cx_pipelines.ml.errors import TrainingDataError
 
-LOGISTIC_PARAMETERS = ("C", "max_iter", "tol", "n_knots")
-DEFAULT_PARAMETERS: dict[str, Any] = {"C": 1.0, "max_iter": 2000, "tol": 1e-6, "n_knots": 4}
+LOGISTIC_PARAMETERS = (
+    "C",
+    "max_iter",
+    "tol",
+    "n_knots",
+    "linear",
+    "linear_penalty",
+    "linear_arms",
+    "linear_by_offer_channel",
+)
+DEFAULT_PARAMETERS: dict[str, Any] = {
+    "C": 1.0,
+    "max_iter": 2000,
+    "tol": 1e-6,
+    "n_knots": 4,
+    "linear": (),
+    "linear_penalty": 1.0,
+    "linear_arms": "both",
+    "linear_by_offer_channel": True,
+}
 
 
 def _is_binary(column: pd.Series) -> bool:
@@ -48,16 +80,26 @@ def _is_binary(column: pd.Series) -> bool:
 class InteractionDesign(BaseEstimator):
     """Sparse design ``[x, by_0 ⊗ x, ...]`` of a frame (see the module docstring)."""
 
-    def __init__(self, *, categorical: Sequence[str] = (), n_knots: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        categorical: Sequence[str] = (),
+        linear: Sequence[str] = (),
+        n_knots: int = 4,
+    ) -> None:
         self.categorical = categorical
+        self.linear = linear
         self.n_knots = n_knots
 
     def fit(self, X: pd.DataFrame) -> InteractionDesign:
         categorical = [c for c in X.columns if c in set(self.categorical)]
         rest = [c for c in X.columns if c not in categorical]
         self.categorical_ = categorical
+        self.linear_ = [c for c in rest if c in set(self.linear) and X[c].notna().any()]
+        rest = [c for c in rest if c not in self.linear_]
         self.binary_ = [c for c in rest if _is_binary(X[c])]
         self.numeric_ = [c for c in rest if c not in self.binary_ and X[c].notna().any()]
+        self.linear_medians_ = X[self.linear_].astype(float).median().to_numpy()
         self.onehot_ = OneHotEncoder(handle_unknown="ignore", sparse_output=True)
         self.onehot_.fit(self._categories(X))
         self.imputer_ = SimpleImputer(strategy="median")
@@ -72,8 +114,18 @@ class InteractionDesign(BaseEstimator):
     def _categories(self, X: pd.DataFrame) -> pd.DataFrame:
         return X[self.categorical_].astype("string").fillna("\x00missing")
 
-    def rows(self, X: pd.DataFrame, *, without: Sequence[str] = ()) -> sp.csr_matrix:
-        """``x`` of every row (leaving out the one-hot columns of the ``without`` columns)."""
+    def linear_columns(self, X: pd.DataFrame, *, scale: float = 1.0) -> sp.csr_matrix:
+        """The ``linear`` columns as they are (median-imputed), times ``scale``."""
+        values = X[self.linear_].astype(float).to_numpy().reshape(len(X), len(self.linear_))
+        values = np.where(np.isnan(values), self.linear_medians_, values)
+        return sp.csr_matrix(values * scale)
+
+    def rows(
+        self, X: pd.DataFrame, *, without: Sequence[str] = (), linear_scale: float | None = 1.0
+    ) -> sp.csr_matrix:
+        """``x`` of every row (leaving out the one-hot columns of the ``without`` columns),
+        its ``linear`` columns times ``linear_scale`` (a lighter penalty, module docstring;
+        ``None`` leaves them out)."""
         onehot = self.onehot_.transform(self._categories(X))
         keep = np.concatenate(
             [
@@ -83,6 +135,9 @@ class InteractionDesign(BaseEstimator):
             or [np.zeros(0, dtype=bool)]
         )
         blocks = [onehot[:, np.flatnonzero(keep)]]
+        # A design pickled before linear columns existed has none.
+        if getattr(self, "linear_", None) and linear_scale is not None:
+            blocks.append(self.linear_columns(X, scale=linear_scale))
         if self.binary_:
             blocks.append(sp.csr_matrix(X[self.binary_].astype(float).fillna(0.0).to_numpy()))
         if self.numeric_:
@@ -131,18 +186,41 @@ class LogisticSLearner:
         return [c for c in (self.offer, self.channel) if c in self.design_.categorical_]
 
     def _matrix(self, X: pd.DataFrame, treated: np.ndarray) -> sp.csr_matrix:
-        x = self.design_.rows(X)
+        # The linear columns' common slopes (main and treatment) get the lighter penalty; their
+        # offer- and channel-specific slopes keep the common one.
+        scale = getattr(self, "linear_scale_", 1.0)
+        x = self.design_.rows(X, linear_scale=scale)
         by = self._by(X)
-        rest = self.design_.rows(X, without=by)  # no offer x channel term: additive effects
-        offer = [crossed(rest, self.design_.levels(X, by[0]))] if self.offer in by else []
+        # No offer x channel term: additive effects. The linear columns' offer- and
+        # channel-specific slopes only with linear_by_offer_channel.
+        crossed_linear = 1.0 if getattr(self, "linear_by_offer_channel_", True) else None
+        rest = self.design_.rows(X, without=by, linear_scale=crossed_linear)
+        # linear_arms "treated": the linear columns act only through the treatment (the
+        # response to a contact), not on the control arm's baseline.
+        both = getattr(self, "linear_arms_", "both") == "both"
+        base = x if both else self.design_.rows(X, linear_scale=None)
+        base_rest = rest if both else self.design_.rows(X, without=by, linear_scale=None)
+        offer = [crossed(base_rest, self.design_.levels(X, by[0]))] if self.offer in by else []
         effect = [sp.csr_matrix(np.ones((len(X), 1))), x]
         effect += [crossed(rest, self.design_.levels(X, column)) for column in by]
         arm = sp.diags(treated.astype(float))
-        return sp.hstack([x, *offer, arm @ sp.hstack(effect, format="csr")], format="csr")
+        return sp.hstack([base, *offer, arm @ sp.hstack(effect, format="csr")], format="csr")
 
     def fit(self, X: pd.DataFrame, outcome: np.ndarray, treated: np.ndarray) -> LogisticSLearner:
+        penalty = float(self.params["linear_penalty"])
+        if penalty <= 0:
+            raise TrainingDataError(f"linear_penalty must be positive, got {penalty}")
+        self.linear_scale_ = 1.0 / np.sqrt(penalty)
+        self.linear_by_offer_channel_ = bool(self.params["linear_by_offer_channel"])
+        self.linear_arms_ = str(self.params["linear_arms"])
+        if self.linear_arms_ not in ("both", "treated"):
+            raise TrainingDataError(
+                f"linear_arms must be 'both' or 'treated', got {self.linear_arms_!r}"
+            )
         self.design_ = InteractionDesign(
-            categorical=self.categorical, n_knots=int(self.params["n_knots"])
+            categorical=self.categorical,
+            linear=tuple(self.params["linear"]),
+            n_knots=int(self.params["n_knots"]),
         ).fit(X)
         self.regression_ = LogisticRegression(
             C=float(self.params["C"]),
