@@ -372,6 +372,97 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
+def run_experiment_seed(
+    home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int, challenger: str,
+    share: float, prepared: Path | None = None,
+) -> dict:  # fmt: skip
+    """One world, one loop run as a live champion/challenger split test with a planted
+    challenger arm (``cx_pipelines.loop.live_experiment``); per cycle the arms' TRUE and
+    measured incremental profit per customer, the test's p-value and whether it detects."""
+    import shutil
+
+    from cx_pipelines.loop.commands import format_report
+    from cx_pipelines.loop.cycle import LoopSettings, environment, prepare, run_loop
+    from cx_pipelines.world import generate_world
+
+    began = time.perf_counter()
+    if prepared is not None:  # a prepared CX_HOME (world and models), copied, never written
+        shutil.copytree(prepared, home, symlinks=True)
+    with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
+        if prepared is None:
+            generate_world(customers=customers, seed=seed, source_url=config.source_url())
+            prepare()
+        print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
+        settings = LoopSettings(
+            cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days,
+            challenger=challenger, challenger_share=share,
+        )  # fmt: skip
+        report = run_loop(
+            settings,
+            on_cycle=lambda f: print(
+                f"  cycle {f.cycle} ({f.decision_date}): {f.contacts:,} contacts, both arms "
+                f"{f.incremental_profit:,.0f} true, oracle (all customers, full caps) "
+                f"{f.oracle_profit:,.0f}; seconds (wall/CPU) "
+                + ", ".join(
+                    f"{step} {f.seconds.get(step, 0):.1f}/{f.seconds.get(step + '_cpu', 0):.1f}"
+                    for step in ("plant", "decide", "respond", "ingest", "measure", "retrain")
+                ),
+                flush=True,
+            ),
+            on_experiment=lambda figures: print(figures.describe(), flush=True),
+        )
+        table = report.table()
+        print(f"\nseed {seed}: {customers:,} customers, challenger {challenger!r} at {share:.0%}")
+        print(format_report(table))
+    experiment = [figures.as_row() for figures in report.experiment]
+    result = {
+        "seed": seed,
+        "challenger": challenger,
+        "challenger_share": share,
+        "cycles": table.to_dict(orient="records"),
+        "experiment": experiment,
+        "seconds": time.perf_counter() - began,
+    }
+    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def summarise_experiment(runs: list[dict]) -> dict:
+    """Per seed and cycle: the measured and TRUE challenger − champion, p-value, detection."""
+    return {
+        "challenger": runs[0]["challenger"],
+        "challenger_share": runs[0]["challenger_share"],
+        "seeds": [run["seed"] for run in runs],
+        "per_cycle": [
+            [
+                {
+                    "cycle": row["cycle"],
+                    "true_difference_per_customer": round(row["true_difference"], 4),
+                    "measured_difference_per_customer": round(row["measured_difference"], 4),
+                    "low": round(row["low"], 4),
+                    "high": round(row["high"], 4),
+                    "p_value": float(f"{row['p_value']:.3g}"),
+                    "detected": row["detected"],
+                    "true_per_customer": row["true_profit_per_customer"],
+                    "measured_per_customer": row["measured_profit_per_customer"],
+                    "customers": row["customers"],
+                }
+                for row in run["experiment"]
+            ]
+            for run in runs
+        ],
+        "last_cycle_p_value": [run["experiment"][-1]["p_value"] for run in runs],
+        "last_cycle_true_gain_per_customer": [
+            run["experiment"][-1]["true_difference"] for run in runs
+        ],
+        "target_challenger_detected": bool(
+            all(run["experiment"][-1]["detected"] for run in runs)
+            and all(run["experiment"][-1]["true_difference"] > 0 for run in runs)
+        ),
+        "seconds_per_seed": [round(run["seconds"]) for run in runs],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=50_000)
@@ -380,8 +471,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycle-days", type=int, default=7, help="days between decisions")
     parser.add_argument("--home", help="keep each seed's CX_HOME under this folder")
     parser.add_argument("--one-seed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--challenger",
+        choices=["true_uplift", "same"],
+        help="run the loop as a live split test with this planted challenger arm",
+    )
+    parser.add_argument("--challenger-share", type=float, default=0.2)
+    parser.add_argument("--prepared", type=Path, help="copy this prepared CX_HOME (one seed)")
     arguments = parser.parse_args(argv)
     root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-"))
+    if arguments.challenger:
+        return experiment_main(arguments, root)
     if arguments.one_seed:  # a child process: MLflow and Dagster keep process-wide state
         (seed,) = arguments.seeds
         run_seed(
@@ -406,6 +506,33 @@ def main(argv: list[str] | None = None) -> int:
         **summarise(runs),
     }
     print(json.dumps(summary))
+    return 0
+
+
+def experiment_main(arguments: argparse.Namespace, root: Path) -> int:
+    """``--challenger``: one child process per seed, then the summary as the last line."""
+    if arguments.one_seed:
+        (seed,) = arguments.seeds
+        run_experiment_seed(
+            root / f"seed-{seed}" / "cx", customers=arguments.customers,
+            cycles=arguments.cycles, seed=seed, cycle_days=arguments.cycle_days,
+            challenger=arguments.challenger, share=arguments.challenger_share,
+            prepared=arguments.prepared,
+        )  # fmt: skip
+        return 0
+    runs = []
+    for seed in arguments.seeds:
+        command = [sys.executable, __file__, "--one-seed", "--seeds", str(seed)]
+        command += ["--customers", str(arguments.customers), "--cycles", str(arguments.cycles)]
+        command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
+        command += ["--challenger", arguments.challenger]
+        command += ["--challenger-share", str(arguments.challenger_share)]
+        if arguments.prepared:
+            command += ["--prepared", str(arguments.prepared)]
+        subprocess.run(command, check=True)
+        runs.append(json.loads((root / f"seed-{seed}" / "result.json").read_text()))
+    summary = {"customers": arguments.customers, "cycles": arguments.cycles}
+    print(json.dumps({**summary, **summarise_experiment(runs)}, default=str))
     return 0
 
 
