@@ -231,7 +231,7 @@ def customer_profit(outcomes: pd.DataFrame, economics: pd.DataFrame) -> tuple[pd
     frame["x_c"] = np.where(treated, 0.0, responded)
     cell = ["test_group", "run_key", "campaign_id"]
     sums = frame.groupby(cell)[["t", "c", "x_c"]].transform("sum")
-    pooled = frame.groupby(["test_group", "campaign_id"])[["c", "x_c"]].transform("sum")
+    pooled = frame.groupby(["test_group", "campaign_id"])[["t", "c", "x_c"]].transform("sum")
     # the control rate of the cell; else of the arm's campaign over its runs
     with np.errstate(divide="ignore", invalid="ignore"):
         baseline = np.where(sums["c"] > 0, sums["x_c"] / sums["c"], pooled["x_c"] / pooled["c"])

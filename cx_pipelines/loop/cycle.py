@@ -18,6 +18,14 @@ One cycle on decision date ``d`` (``CX_DECISION_DATE``, advanced by ``cycle_days
    (promotion only through the champion/challenger checks), then the next cycle decides
    with whatever models are champion.
 
+With ``LoopSettings.challenger`` (``true_uplift``: a planted arm targeting on the world's
+true uplift; ``same``: an A/A test) the campaigns run as a live champion/challenger split
+test (:mod:`cx_pipelines.loop.live_experiment`): before each decision the loop writes the
+experiment file (and the planted scores) into ``$CX_HOME/experiments`` and points
+``CX_EXPERIMENTS_DIR`` at it; after each cycle the arms' true and measured incremental
+profit and the test's p-value land in ``LoopReport.experiment``. Without it (the default)
+the loop is exactly as before.
+
 The loop's clock: the platform's "now" (``CX_NOW``, :func:`cx_pipelines.config.now`) is
 the cycle's decision date while it decides and :func:`ingest_clock` (the end of the
 answers' window) while it ingests, so a loop may run past today's date; outside the loop
