@@ -215,9 +215,12 @@ def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
     }
 
 
-def customer_profit(outcomes: pd.DataFrame, economics: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def customer_profit(
+    outcomes: pd.DataFrame, economics: pd.DataFrame
+) -> tuple[pd.DataFrame, int, pd.Series]:
     """Each customer's estimated incremental profit over the runs (linearised, see
-    :func:`incremental_profit_tests`), and the rows left out for want of a control baseline.
+    :func:`incremental_profit_tests`), the rows left out for want of a control baseline,
+    and per arm the variance floor of :func:`_variance_floor`.
 
     ``outcomes``: decided rows with their outcome (``run_key, campaign_id, customer_id,
     test_group, treated, responded``)."""
@@ -244,13 +247,43 @@ def customer_profit(outcomes: pd.DataFrame, economics: pd.DataFrame) -> tuple[pd
     )
     usable = np.isfinite(frame["profit"].to_numpy())
     per_customer = frame[usable].groupby(["test_group", "customer_id"], as_index=False)["profit"]
-    return per_customer.sum(), int((~usable).sum())
+    return per_customer.sum(), int((~usable).sum()), _variance_floor(frame[usable], cell)
 
 
-def _arm_figures(profit: pd.Series, customers: int, *, z: float) -> dict[str, float]:
+def _variance_floor(frame: pd.DataFrame, cell: list[str]) -> pd.Series:
+    """Per arm, the variance of its total that the rows' own spread misses where a cell's
+    rate is near 0 or 1 (no control responded: the baseline looks certain).
+
+    Per cell, each rate's binomial variance ``p(1 − p)`` is raised to that of the
+    Agresti–Coull-style ``(x + 1) / (n + 2)`` where that is larger: treated
+    ``m² n_T (...)``, baseline ``m² n_T² (...) / n_C``. Zero for cells with ordinary rates."""
+    frame = frame.assign(x_t=np.where(frame["t"] > 0, frame["responded"].astype(float), 0.0))
+    cells = frame.groupby(cell).agg(
+        t=("t", "sum"), c=("c", "sum"), x_t=("x_t", "sum"), x_c=("x_c", "sum"),
+        m=("margin_per_response", "first"),
+    )  # fmt: skip
+
+    def deficit(x: pd.Series, n: pd.Series) -> pd.Series:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate, adjusted = x / n, (x + 1) / (n + 2)
+        return (adjusted * (1 - adjusted) - rate * (1 - rate)).clip(lower=0).fillna(0.0)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        baseline = (cells["t"] ** 2 / cells["c"]).where(cells["c"] > 0, 0.0)
+    extra = cells["m"] ** 2 * (
+        cells["t"] * deficit(cells["x_t"], cells["t"])
+        + baseline * deficit(cells["x_c"], cells["c"])
+    )
+    return extra.groupby(level="test_group").sum()
+
+
+def _arm_figures(
+    profit: pd.Series, customers: int, *, z: float, extra_variance: float = 0.0
+) -> dict[str, float]:
     values = np.r_[profit.to_numpy(float), np.zeros(max(customers - len(profit), 0))]
     mean = float(values.mean()) if len(values) else np.nan
     variance = float(values.var(ddof=1)) / len(values) if len(values) > 1 else np.nan
+    variance += extra_variance / len(values) ** 2 if len(values) else 0.0
     half = z * np.sqrt(variance)
     return {"mean": mean, "variance": variance, "low": mean - half, "high": mean + half}
 
@@ -275,17 +308,25 @@ def incremental_profit_tests(
     sum of its rows' contributions, and every customer of the arm decided nothing gets 0.
     The arm's profit per customer is the mean over its customers (the most any run had: the
     population only grows) and its variance the sample variance over them; challenger −
-    champion is a two-sample z test (Welch). A cell without controls takes the arm's
-    control rate of that campaign over its runs; rows with no baseline at all are counted.
+    champion is a two-sample z test (Welch). Where a cell's rate is 0 or 1 (a small control
+    group with no response), its variance is floored (:func:`_variance_floor`), so a
+    baseline that looks certain does not make the interval too narrow. A cell without
+    controls takes the arm's control rate of that campaign over its runs; rows with no
+    baseline at all are counted.
     """
     z_level = float(stats.norm.ppf(1 - alpha / 2))
     decided = outcomes[outcomes["test_group"].isin(runs.arm_customers["test_group"])]
     decided = decided[decided["run_key"].isin(runs.arm_customers["run_key"])]
-    profit, unusable = customer_profit(decided, runs.economics)
+    profit, unusable, extra = customer_profit(decided, runs.economics)
     customers = runs.arm_customers.groupby("test_group")["customers"].max()
     run_count = int(runs.arm_customers["run_key"].nunique())
     arms = {
-        arm: _arm_figures(profit.loc[profit["test_group"] == arm, "profit"], int(size), z=z_level)
+        arm: _arm_figures(
+            profit.loc[profit["test_group"] == arm, "profit"],
+            int(size),
+            z=z_level,
+            extra_variance=float(extra.get(arm, 0.0)),
+        )  # fmt: skip
         for arm, size in customers.items()
     }
     if champion not in arms:

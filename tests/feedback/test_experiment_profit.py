@@ -117,7 +117,7 @@ def test_profit_per_customer_is_the_cells_lift_over_control_times_margin_minus_c
         {"run_key": ["r"], "campaign_id": ["c"], "margin_per_response": [100.0],
          "cost_per_contact": [1.0]}
     )  # fmt: skip
-    profit, unusable = customer_profit(outcomes, economics)
+    profit, unusable, _ = customer_profit(outcomes, economics)
     # 4 treated, 2 responses; control rate 1/2: 100 x (2 - 4 x 0.5) - 4 x 1 = -4
     assert profit["profit"].sum() == pytest.approx(-4.0)
     assert unusable == 0
