@@ -26,6 +26,13 @@ For the campaigns active on the decision date:
    ``(q_ij + (1 - sum_k q_ik) * [g_i = j]) * P(arm)``: ``q`` the exploration
    probabilities, ``g_i`` the campaign the optimiser's prices give ``i`` (its choice,
    or for an explored customer the best positive ``value - price``).
+7. **Experiment** (:mod:`.experiment`): with a champion/challenger experiment active on the
+   date, steps 1–6 run per arm on the arm's customers, with the arm's share of every cap,
+   the arm's scores and value (``uplift``, or ``propensity``: ``p_response x margin -
+   cost`` replaces the value in steps 4–6) and exploration; every row carries its arm as
+   ``test_group`` (null without an experiment), ranks count within the arm, selection
+   probabilities are given the customer's arm (an independent, documented draw), and the
+   summary gains ``experiment`` (arms' sizes, economics, per-arm counts).
 """
 
 from __future__ import annotations
