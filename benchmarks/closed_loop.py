@@ -29,8 +29,9 @@ models only; true values from the world's truth, fatigue included, never shown t
   plants the truly better strategy and asks whether the log detects it.
 
 Options: ``--jobs N`` runs up to N seeds' child processes at once; ``--from-home PATH``
-copies a prepared CX_HOME (``/work/wt/prepare_home.py``-style: world, sources, models; '{seed}'
-in PATH is the seed) instead of generating one, never writing into it; ``--keep-last-log``
+copies a prepared CX_HOME (world, sources and models, e.g. ``<home>/seed-N/cx`` of an earlier
+run before its loop, or one made with ``cx_pipelines.loop.cycle.prepare``; '{seed}' in PATH is
+the seed) instead of generating one, never writing into it; ``--keep-last-log``
 keeps what the off-policy figures read on the last log (before the models learn from it) in
 ``<home>/seed-N/last-log``, and ``--ope-only FOLDER`` prints the off-policy figures of such a
 folder again (e.g. after a change to the estimators).
@@ -483,6 +484,9 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
             command += ["--cycle-days", str(arguments.cycle_days), "--home", str(root)]
             command += ["--from-home", arguments.from_home] if arguments.from_home else []
             command += ["--keep-last-log"] if arguments.keep_last_log else []
+            if arguments.challenger:
+                command += ["--challenger", arguments.challenger]
+                command += ["--challenger-share", str(arguments.challenger_share)]
             running.append((seed, subprocess.Popen(command)))
         time.sleep(1.0)
         for seed, process in list(running):
@@ -495,6 +499,95 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
     return [json.loads((root / f"seed-{s}" / "result.json").read_text()) for s in arguments.seeds]
 
 
+def run_experiment_seed(
+    home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int, challenger: str,
+    share: float, prepared: Path | None = None,
+) -> dict:  # fmt: skip
+    """One world, one loop run as a live champion/challenger split test with a planted
+    challenger arm (``cx_pipelines.loop.live_experiment``); per cycle the arms' TRUE and
+    measured incremental profit per customer, the test's p-value and whether it detects."""
+    from cx_pipelines.loop.commands import format_report
+    from cx_pipelines.loop.cycle import LoopSettings, environment, prepare, run_loop
+    from cx_pipelines.world import generate_world
+
+    began = time.perf_counter()
+    if prepared is not None:  # a prepared CX_HOME (world and models), copied, never written
+        copy_home(prepared, home)
+    with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
+        if prepared is None:
+            generate_world(customers=customers, seed=seed, source_url=config.source_url())
+            prepare()
+        print(f"seed {seed}: world and models ready in {time.perf_counter() - began:.0f} s")
+        settings = LoopSettings(
+            cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days,
+            challenger=challenger, challenger_share=share,
+        )  # fmt: skip
+        report = run_loop(
+            settings,
+            on_cycle=lambda f: print(
+                f"  cycle {f.cycle} ({f.decision_date}): {f.contacts:,} contacts, both arms "
+                f"{f.incremental_profit:,.0f} true, oracle (all customers, full caps) "
+                f"{f.oracle_profit:,.0f}; seconds (wall/CPU) "
+                + ", ".join(
+                    f"{step} {f.seconds.get(step, 0):.1f}/{f.seconds.get(step + '_cpu', 0):.1f}"
+                    for step in ("plant", "decide", "respond", "ingest", "measure", "retrain")
+                ),
+                flush=True,
+            ),
+            on_experiment=lambda figures: print(figures.describe(), flush=True),
+        )
+        table = report.table()
+        print(f"\nseed {seed}: {customers:,} customers, challenger {challenger!r} at {share:.0%}")
+        print(format_report(table))
+    experiment = [figures.as_row() for figures in report.experiment]
+    result = {
+        "seed": seed,
+        "challenger": challenger,
+        "challenger_share": share,
+        "cycles": table.to_dict(orient="records"),
+        "experiment": experiment,
+        "seconds": time.perf_counter() - began,
+    }
+    (home.parent / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def summarise_experiment(runs: list[dict]) -> dict:
+    """Per seed and cycle: the measured and TRUE challenger − champion, p-value, detection."""
+    return {
+        "challenger": runs[0]["challenger"],
+        "challenger_share": runs[0]["challenger_share"],
+        "seeds": [run["seed"] for run in runs],
+        "per_cycle": [
+            [
+                {
+                    "cycle": row["cycle"],
+                    "true_difference_per_customer": round(row["true_difference"], 4),
+                    "measured_difference_per_customer": round(row["measured_difference"], 4),
+                    "low": round(row["low"], 4),
+                    "high": round(row["high"], 4),
+                    "p_value": float(f"{row['p_value']:.3g}"),
+                    "detected": row["detected"],
+                    "true_per_customer": row["true_profit_per_customer"],
+                    "measured_per_customer": row["measured_profit_per_customer"],
+                    "customers": row["customers"],
+                }
+                for row in run["experiment"]
+            ]
+            for run in runs
+        ],
+        "last_cycle_p_value": [run["experiment"][-1]["p_value"] for run in runs],
+        "last_cycle_true_gain_per_customer": [
+            run["experiment"][-1]["true_difference"] for run in runs
+        ],
+        "target_challenger_detected": bool(
+            all(run["experiment"][-1]["detected"] for run in runs)
+            and all(run["experiment"][-1]["true_difference"] > 0 for run in runs)
+        ),
+        "seconds_per_seed": [round(run["seconds"]) for run in runs],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=50_000)
@@ -505,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once (one process each)")
     parser.add_argument(
         "--from-home",
-        help="copy this prepared CX_HOME (world and models, /work/wt/prepare_home.py) instead "
+        help="copy this prepared CX_HOME (world, sources and models) instead "
         "of generating one; '{seed}' in it is replaced by the seed; it is never written to",
     )
     parser.add_argument(
@@ -515,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ope-only", help="off-policy figures of a kept last-log folder only")
     parser.add_argument("--one-seed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--challenger",
+        choices=["true_uplift", "same"],
+        help="run the loop as a live split test with this planted challenger arm",
+    )
+    parser.add_argument("--challenger-share", type=float, default=0.2)
     arguments = parser.parse_args(argv)
     if arguments.ope_only:
         from cx_pipelines.loop.cycle import environment
@@ -538,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"snapshot": str(snapshot), **counts, **ope_fields(ope)}, default=str))
         return 0
     root = Path(arguments.home or tempfile.mkdtemp(prefix="cx-closed-loop-")).resolve()
+    if arguments.challenger:
+        return experiment_main(arguments, root)
     if arguments.one_seed:  # a child process: MLflow and Dagster keep process-wide state
         (seed,) = arguments.seeds
         prepared = arguments.from_home
@@ -559,6 +660,24 @@ def main(argv: list[str] | None = None) -> int:
         **summarise(runs),
     }
     print(json.dumps(summary))
+    return 0
+
+
+def experiment_main(arguments: argparse.Namespace, root: Path) -> int:
+    """``--challenger``: one child process per seed, then the summary as the last line."""
+    if arguments.one_seed:
+        (seed,) = arguments.seeds
+        prepared = arguments.from_home
+        run_experiment_seed(
+            root / f"seed-{seed}" / "cx", customers=arguments.customers,
+            cycles=arguments.cycles, seed=seed, cycle_days=arguments.cycle_days,
+            challenger=arguments.challenger, share=arguments.challenger_share,
+            prepared=Path(prepared.replace("{seed}", str(seed))) if prepared else None,
+        )  # fmt: skip
+        return 0
+    runs = run_children(arguments, root)
+    summary = {"customers": arguments.customers, "cycles": arguments.cycles}
+    print(json.dumps({**summary, **summarise_experiment(runs)}, default=str))
     return 0
 
 

@@ -123,13 +123,13 @@ def _line_map(node: yaml.Node, path: tuple = (), lines: dict | None = None) -> d
     return lines
 
 
-def _line(lines: dict, path: tuple) -> int | None:
+def line_at(lines: dict, path: tuple) -> int | None:
     while path and path not in lines:
         path = path[:-1]
     return lines.get(path)
 
 
-def _read(path: Path) -> tuple[object, dict, str, list[CampaignError]]:
+def read_document(path: Path) -> tuple[object, dict, str, list[CampaignError]]:
     text = path.read_text(encoding="utf-8")
     loader = _Loader(text)
     try:
@@ -158,7 +158,7 @@ def _number(data: dict, key: str, problems: list, *, minimum: float, strict: boo
     return float(value)
 
 
-def _date(data: dict, key: str, problems: list) -> date | None:
+def parse_date(data: dict, key: str, problems: list) -> date | None:
     value = data.get(key)
     if isinstance(value, date):
         return value
@@ -213,7 +213,7 @@ def _build(data: dict, problems: list, *, file: str, digest: str) -> Campaign | 
     share = data["control_share"]
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
         problems.append((("control_share",), f"control_share must be in [0, 1), got {share!r}"))
-    start, end = _date(data, "start", problems), _date(data, "end", problems)
+    start, end = parse_date(data, "start", problems), parse_date(data, "end", problems)
     if start and end and end < start:
         problems.append((("end",), f"end {end} is before start {start}"))
     salt = data.get("salt", data["campaign_id"])
@@ -243,7 +243,7 @@ def _build(data: dict, problems: list, *, file: str, digest: str) -> Campaign | 
 
 def check_campaign_file(path: Path) -> tuple[Campaign | None, list[CampaignError]]:
     """Load one campaign file: (the campaign, []) or (None, every problem found)."""
-    data, lines, text, errors = _read(path)
+    data, lines, text, errors = read_document(path)
     if errors:
         return None, errors
     if not isinstance(data, dict):
@@ -252,7 +252,7 @@ def check_campaign_file(path: Path) -> tuple[Campaign | None, list[CampaignError
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     campaign = _build(data, problems, file=path.name, digest=digest)
     return campaign, [
-        CampaignError(path.name, _line(lines, where), what) for where, what in problems
+        CampaignError(path.name, line_at(lines, where), what) for where, what in problems
     ]
 
 

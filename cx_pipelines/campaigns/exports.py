@@ -65,6 +65,7 @@ DECISION_COLUMNS = [
     "decided_at",
     "strategy_hash",
     "model_versions",
+    "test_group",  # the experiment arm (cx_pipelines.campaigns.experiment), null without one
 ]
 
 

@@ -32,20 +32,30 @@ For the campaigns active on the decision date:
    ``(q_ij + (1 - sum_k q_ik) * [g_i = j]) * P(arm)``: ``q`` the exploration
    probabilities, ``g_i`` the campaign the optimiser's prices give ``i`` (its choice,
    or for an explored customer the best positive ``value - price``).
+7. **Experiment** (:mod:`.experiment`): with a champion/challenger experiment active on the
+   date, steps 1–6 run per arm on the arm's customers, with the arm's share of every cap,
+   the arm's scores and value (``uplift``, or ``propensity``: ``p_response x margin -
+   cost`` replaces the value in steps 4–6) and exploration; every row carries its arm as
+   ``test_group`` (null without an experiment), ranks count within the arm, selection
+   probabilities are given the customer's arm (an independent, documented draw), and the
+   summary gains ``experiment`` (arms' sizes, economics, per-arm counts).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import date
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from cx_pipelines.campaigns.catalog import Campaign
 from cx_pipelines.campaigns.draws import contact_ids, uniform
+from cx_pipelines.campaigns.experiment import Experiment, arm_campaigns, arm_of
 from cx_pipelines.campaigns.exploration import pair_positives, plan_exploration
 from cx_pipelines.campaigns.exports import DECISION_COLUMNS
 from cx_pipelines.campaigns.optimiser import Assignment, assign, capacities
@@ -105,12 +115,42 @@ def target(
     strategy_hash: str,
     model_versions: dict[str, str | None],
     fingerprint: dict,
+    experiment: Experiment | None = None,
+    arm_scores: Mapping[str, pd.DataFrame] | None = None,
 ) -> Targeting:
-    """Decide the targeting lists of every campaign active on the decision date."""
+    """Decide the targeting lists of every campaign active on the decision date; with an
+    ``experiment`` active that day, per arm (:mod:`.experiment`; ``arm_scores``: an arm's
+    own scores by arm name, else ``scores``)."""
+    run_key = run_key_for(settings, fingerprint=fingerprint)
+    common = dict(
+        caps=caps, decline_limit=decline_limit, strategy_hash=strategy_hash,
+        model_versions=model_versions, run_key=run_key,
+    )  # fmt: skip
+    if experiment is None or not experiment.active_on(settings.decision_date):
+        return _target_arm(campaigns, population, scores, history, settings=settings, **common)
+    return _target_experiment(
+        campaigns, population, scores, history, experiment, arm_scores or {}, settings, common
+    )
+
+
+def _target_arm(
+    campaigns: list[Campaign],
+    population: pd.DataFrame,
+    scores: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    caps: list[tuple[str, int, float]],
+    decline_limit: tuple[int, float] | None,
+    settings: TargetingSettings,
+    strategy_hash: str,
+    model_versions: dict[str, str | None],
+    run_key: str,
+    value_kind: str = "uplift",
+) -> Targeting:
+    """Targeting of one population (everyone, or one experiment arm's customers)."""
     day = pd.Timestamp(settings.decision_date)
     active = [c for c in campaigns if c.active_on(settings.decision_date)]
     ids = population["customer_id"].to_numpy()
-    run_key = run_key_for(settings, fingerprint=fingerprint)
     rule_ok = _columns([c.eligibility.evaluate(population) for c in active], len(ids))
     policy = contact_policy(
         ids, active, history, decision_date=day, caps=caps, decline_limit=decline_limit
@@ -123,6 +163,8 @@ def target(
     allowed = rule_ok & policy.allowed  # exploration needs no scores: it learns the pair
     eligible = allowed & ~np.isnan(uplift) & ~np.isnan(propensity)
     value = uplift * margin - cost
+    # what this population's targeting maximises: the value, or the incumbents' propensity x margin
+    objective = value if value_kind == "uplift" else propensity * margin - cost
     optimistic = propensity * margin - cost  # uplift <= p_treated: no contact is worth more
     worth = np.isnan(optimistic) | (optimistic > 0) if settings.explore_worthwhile_only else None
     treated_capacity = capacities(
@@ -155,7 +197,7 @@ def target(
         minlength=len(active),
     )
     room = np.maximum(treated_capacity - explored_treated, 0)
-    decided_value = np.where(eligible & ~explored[:, None], (1 - share) * value, np.nan)
+    decided_value = np.where(eligible & ~explored[:, None], (1 - share) * objective, np.nan)
     result = assign(
         decided_value,
         cost=np.zeros(len(active)),
@@ -163,20 +205,94 @@ def target(
         volume_cap=np.floor(room / np.maximum(1 - share, 1e-9)),
     )
     choice = np.where(explored, plan.explored, result.choice)
-    choice = _fit_treated(choice, explored, control, value, treated_capacity)
+    choice = _fit_treated(choice, explored, control, objective, treated_capacity)
     # an explored customer's counterfactual: what the optimiser's prices would give it
     priced = np.c_[
-        np.zeros(len(ids)), np.where(eligible, (1 - share) * value - result.prices, -np.inf)
+        np.zeros(len(ids)), np.where(eligible, (1 - share) * objective - result.prices, -np.inf)
     ]
     greedy = np.where(explored, priced.argmax(axis=1) - 1, result.choice)
     targets = _rows(
         active, ids, choice, explored, control, plan, greedy,
-        propensity=propensity, uplift=uplift, value=value, prices=result.prices,
+        propensity=propensity, uplift=uplift, value=value, objective=objective,
+        prices=result.prices,
         run_key=run_key, day=day, strategy_hash=strategy_hash, model_versions=model_versions,
     )  # fmt: skip
     summary = _summary(active, campaigns, targets, allowed, policy.reasons, plan, treated_capacity)
     summary.update(gap=result.gap, upper_bound=result.upper_bound, objective=result.objective)
     return Targeting(targets=targets, assignment=result, run_key=run_key, summary=summary)
+
+
+def _target_experiment(
+    campaigns, population, scores, history, experiment: Experiment, arm_scores, settings, common
+) -> Targeting:
+    """Each arm targeted on its own customers with its share of the caps, then put together."""
+    arms = arm_of(population["customer_id"].to_numpy(), experiment)
+    parts, choice = [], np.full(len(population), -1, dtype=np.int64)
+    for arm in experiment.arms:
+        members = np.flatnonzero(arms == arm.name)
+        arm_settings = settings if arm.targeting.exploration else replace(
+            settings, exploration_share=0.0
+        )  # fmt: skip
+        part = _target_arm(
+            arm_campaigns(campaigns, arm.share),
+            population.iloc[members].reset_index(drop=True),
+            arm_scores.get(arm.name, scores),
+            history,
+            settings=arm_settings,
+            value_kind=arm.targeting.value,
+            **common,
+        )
+        part.targets["test_group"] = arm.name
+        choice[members] = part.assignment.choice
+        parts.append((arm, len(members), part))
+    targets = pd.concat([part.targets for *_, part in parts], ignore_index=True)
+    active = [c for c in campaigns if c.active_on(settings.decision_date)]
+    champion = parts[0][2].summary["per_campaign"]
+    summary = _summary(active, campaigns, targets, None, {}, None, None)
+    for campaign_id, figures in summary["per_campaign"].items():
+        for key in ("eligible", "treated_capacity"):
+            figures[key] = _sum_arms(parts, campaign_id, key)
+        for key in ("pair_positives", "exploration_share"):  # the first arm's
+            figures[key] = champion[campaign_id][key]
+        figures["blocked_by_policy"] = _reasons_of_arms(parts, campaign_id)
+    objective = sum(part.assignment.objective for *_, part in parts)
+    upper = sum(part.assignment.upper_bound for *_, part in parts)
+    gap = (upper - objective) / max(abs(upper), 1e-12)
+    summary.update(gap=gap, upper_bound=upper, objective=objective)
+    summary["experiment"] = {
+        **experiment.describe(),
+        "customers": {arm.name: size for arm, size, _ in parts},
+        "economics": {
+            c.campaign_id: {
+                "margin_per_response": c.margin_per_response,
+                "cost_per_contact": c.cost_per_contact,
+            }
+            for c in active
+        },
+        "per_arm": {
+            arm.name: {key: part.summary[key] for key in ARM_SUMMARY} | {"gap": part.summary["gap"]}
+            for arm, _, part in parts
+        },
+    }
+    first = parts[0][2].assignment
+    assignment = replace(first, choice=choice, objective=objective, upper_bound=upper, gap=gap)
+    return Targeting(targets=targets, assignment=assignment, run_key=common["run_key"],
+                     summary=summary)  # fmt: skip
+
+
+ARM_SUMMARY = ("treated", "control", "explored", "expected_incremental_profit", "per_campaign")
+
+
+def _sum_arms(parts, campaign_id: str, key: str) -> int:
+    return int(sum(part.summary["per_campaign"][campaign_id][key] for *_, part in parts))
+
+
+def _reasons_of_arms(parts, campaign_id: str) -> dict[str, int]:
+    reasons: dict[str, int] = {}
+    for *_, part in parts:
+        for reason, count in part.summary["per_campaign"][campaign_id]["blocked_by_policy"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    return reasons
 
 
 def _columns(columns: list[np.ndarray], size: int) -> np.ndarray:
@@ -205,9 +321,9 @@ def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd
     frames = []
     for j, campaign in enumerate(active):
         members = np.flatnonzero(choice == j)
+        order = np.lexsort((ids[members], -context["objective"][members, j]))
+        members = members[order]
         value = context["value"][members, j]
-        order = np.lexsort((ids[members], -value))
-        members, value = members[order], value[order]
         in_control = control[members, j]
         q = plan.probability[members, j]
         base = q + (1 - plan.probability[members].sum(axis=1)) * (greedy[members] == j)
@@ -253,6 +369,7 @@ def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd
                     "decided_at": context["day"],
                     "strategy_hash": context["strategy_hash"],
                     "model_versions": json.dumps(context["model_versions"], sort_keys=True),
+                    "test_group": None,
                     "trace": trace,
                 }
             )
@@ -263,6 +380,12 @@ def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd
 
 
 def _summary(active, campaigns, targets, eligible, reasons, plan, capacity) -> dict:
+    """Totals and per-campaign counts; ``eligible``, ``plan`` and ``capacity`` None: zeros
+    (an experiment fills them in from its arms)."""
+    if plan is None:
+        eligible = np.zeros((0, len(active)), dtype=bool)
+        capacity = np.zeros(len(active), dtype=np.int64)
+        plan = SimpleNamespace(positives=capacity, share=np.zeros(len(active)))
     treated = targets[targets["group"] == "treated"]
     per_campaign = {}
     for j, campaign in enumerate(active):

@@ -12,9 +12,18 @@ Sample size still needed: with the observed effect and the current allocation be
 groups, the normal approximation needs ``n × ((z_{1−α/2} + z_{power}) / |z|)²`` contacts for
 the test to reach ``power``; what is still needed is that minus what each group has (0 once
 reached, null when the observed effect is 0).
+
+Live experiments on campaign targeting (:mod:`cx_pipelines.campaigns.experiment`): the
+incremental *profit* per customer of each arm and challenger − champion
+(:func:`incremental_profit_tests`), from the arms' outcomes and what the exports' manifests
+record of the runs (:func:`experiment_runs`: customers per arm, margin and cost).
 """
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -154,3 +163,214 @@ def champion_challenger_tests(
                 }
             )
     return pd.DataFrame(rows, columns=columns)
+
+
+# --- Live champion/challenger experiments on campaign targeting: incremental profit ---------
+
+PROFIT_COLUMNS = [
+    "experiment_id", "challenger", "champion", "runs", "champion_customers",
+    "challenger_customers", "champion_profit_per_customer", "champion_low", "champion_high",
+    "challenger_profit_per_customer", "challenger_low", "challenger_high", "difference", "low",
+    "high", "z", "p_value", "significant", "champion_customers_still_needed",
+    "challenger_customers_still_needed", "rows_without_control_baseline",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExperimentRuns:
+    """What the exports' manifests say of an experiment's runs (no customer data)."""
+
+    experiment_id: str
+    arm_customers: pd.DataFrame  # run_key, test_group, customers
+    economics: pd.DataFrame  # run_key, campaign_id, margin_per_response, cost_per_contact
+
+
+def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
+    """Every experiment found in the manifests under ``exports_dir``, by experiment id."""
+    arms, economics, seen = [], [], set()
+    for manifest in sorted(exports_dir.glob("*/*/manifest.json")):
+        if any(part.startswith(".") for part in manifest.relative_to(exports_dir).parts):
+            continue
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+        block = content.get("experiment")
+        if not block or content["run_key"] in seen:
+            continue
+        seen.add(content["run_key"])
+        key = {"experiment_id": block["experiment_id"], "run_key": content["run_key"]}
+        arms += [{**key, "test_group": a, "customers": n} for a, n in block["customers"].items()]
+        economics += [{**key, "campaign_id": c, **e} for c, e in block["economics"].items()]
+    arms_frame = pd.DataFrame(arms, columns=["experiment_id", "run_key", "test_group", "customers"])
+    money = pd.DataFrame(
+        economics,
+        columns=["experiment_id", "run_key", "campaign_id", "margin_per_response",
+                 "cost_per_contact"],
+    )  # fmt: skip
+    return {
+        name: ExperimentRuns(
+            name,
+            arms_frame[arms_frame["experiment_id"] == name].drop(columns="experiment_id"),
+            money[money["experiment_id"] == name].drop(columns="experiment_id"),
+        )
+        for name in sorted(arms_frame["experiment_id"].unique())
+    }
+
+
+def customer_profit(
+    outcomes: pd.DataFrame, economics: pd.DataFrame
+) -> tuple[pd.DataFrame, int, pd.Series]:
+    """Each customer's estimated incremental profit over the runs (linearised, see
+    :func:`incremental_profit_tests`), the rows left out for want of a control baseline,
+    and per arm the variance floor of :func:`_variance_floor`.
+
+    ``outcomes``: decided rows with their outcome (``run_key, campaign_id, customer_id,
+    test_group, treated, responded``)."""
+    frame = outcomes.merge(economics, on=["run_key", "campaign_id"], how="left")
+    if frame["margin_per_response"].isna().any():
+        missing = sorted(frame.loc[frame["margin_per_response"].isna(), "campaign_id"].unique())
+        raise ValueError(f"no margin and cost recorded for campaign(s) {missing} of the runs")
+    treated = frame["treated"].astype(bool).to_numpy()
+    responded = frame["responded"].astype(float).to_numpy()
+    frame["t"], frame["c"] = treated.astype(int), (~treated).astype(int)
+    frame["x_c"] = np.where(treated, 0.0, responded)
+    cell = ["test_group", "run_key", "campaign_id"]
+    sums = frame.groupby(cell)[["t", "c", "x_c"]].transform("sum")
+    pooled = frame.groupby(["test_group", "campaign_id"])[["t", "c", "x_c"]].transform("sum")
+    # the control rate of the cell; else of the arm's campaign over its runs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        baseline = np.where(sums["c"] > 0, sums["x_c"] / sums["c"], pooled["x_c"] / pooled["c"])
+        weight = np.where(sums["c"] > 0, sums["t"] / sums["c"], pooled["t"] / pooled["c"])
+    margin, cost = frame["margin_per_response"].to_numpy(), frame["cost_per_contact"].to_numpy()
+    frame["profit"] = np.where(
+        treated,
+        margin * (responded - baseline) - cost,
+        -margin * weight * (responded - baseline),
+    )
+    usable = np.isfinite(frame["profit"].to_numpy())
+    per_customer = frame[usable].groupby(["test_group", "customer_id"], as_index=False)["profit"]
+    return per_customer.sum(), int((~usable).sum()), _variance_floor(frame[usable], cell)
+
+
+def _variance_floor(frame: pd.DataFrame, cell: list[str]) -> pd.Series:
+    """Per arm, the variance of its total that the rows' own spread misses where a cell's
+    rate is near 0 or 1 (no control responded: the baseline looks certain).
+
+    Per cell, each rate's binomial variance ``p(1 − p)`` is raised to that of the
+    Agresti–Coull-style ``(x + 1) / (n + 2)`` where that is larger: treated
+    ``m² n_T (...)``, baseline ``m² n_T² (...) / n_C``. Zero for cells with ordinary rates."""
+    frame = frame.assign(x_t=np.where(frame["t"] > 0, frame["responded"].astype(float), 0.0))
+    cells = frame.groupby(cell).agg(
+        t=("t", "sum"), c=("c", "sum"), x_t=("x_t", "sum"), x_c=("x_c", "sum"),
+        m=("margin_per_response", "first"),
+    )  # fmt: skip
+
+    def deficit(x: pd.Series, n: pd.Series) -> pd.Series:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate, adjusted = x / n, (x + 1) / (n + 2)
+        return (adjusted * (1 - adjusted) - rate * (1 - rate)).clip(lower=0).fillna(0.0)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        baseline = (cells["t"] ** 2 / cells["c"]).where(cells["c"] > 0, 0.0)
+    extra = cells["m"] ** 2 * (
+        cells["t"] * deficit(cells["x_t"], cells["t"])
+        + baseline * deficit(cells["x_c"], cells["c"])
+    )
+    return extra.groupby(level="test_group").sum()
+
+
+def _arm_figures(
+    profit: pd.Series, customers: int, *, z: float, extra_variance: float = 0.0
+) -> dict[str, float]:
+    values = np.r_[profit.to_numpy(float), np.zeros(max(customers - len(profit), 0))]
+    mean = float(values.mean()) if len(values) else np.nan
+    variance = float(values.var(ddof=1)) / len(values) if len(values) > 1 else np.nan
+    variance += extra_variance / len(values) ** 2 if len(values) else 0.0
+    half = z * np.sqrt(variance)
+    return {"mean": mean, "variance": variance, "low": mean - half, "high": mean + half}
+
+
+def incremental_profit_tests(
+    outcomes: pd.DataFrame,
+    runs: ExperimentRuns,
+    *,
+    champion: str = CHAMPION,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> pd.DataFrame:
+    """Incremental profit per customer of each arm and challenger − champion, with interval,
+    two-sided p-value and the customers still needed (one row per challenger arm).
+
+    The unit is a customer of the arm (the split is by customer, so a customer's runs are
+    one unit). Per cell (arm, run, campaign) with treated ``T`` and control ``C`` decided
+    rows, the incremental profit is ``m (x_T − n_T x_C / n_C) − c n_T`` (treated responses
+    over the control baseline, times the margin, minus the contacts' cost); it is the sum
+    over the cell's rows of their linearised contributions — ``m (R − p_C) − c`` for a
+    treated row, ``−m (n_T / n_C)(R − p_C)`` for a control row — so each customer gets the
+    sum of its rows' contributions, and every customer of the arm decided nothing gets 0.
+    The arm's profit per customer is the mean over its customers (the most any run had: the
+    population only grows) and its variance the sample variance over them; challenger −
+    champion is a two-sample z test (Welch). Where a cell's rate is 0 or 1 (a small control
+    group with no response), its variance is floored (:func:`_variance_floor`), so a
+    baseline that looks certain does not make the interval too narrow. A cell without
+    controls takes the arm's control rate of that campaign over its runs; rows with no
+    baseline at all are counted.
+    """
+    z_level = float(stats.norm.ppf(1 - alpha / 2))
+    decided = outcomes[outcomes["test_group"].isin(runs.arm_customers["test_group"])]
+    decided = decided[decided["run_key"].isin(runs.arm_customers["run_key"])]
+    profit, unusable, extra = customer_profit(decided, runs.economics)
+    customers = runs.arm_customers.groupby("test_group")["customers"].max()
+    run_count = int(runs.arm_customers["run_key"].nunique())
+    arms = {
+        arm: _arm_figures(
+            profit.loc[profit["test_group"] == arm, "profit"],
+            int(size),
+            z=z_level,
+            extra_variance=float(extra.get(arm, 0.0)),
+        )  # fmt: skip
+        for arm, size in customers.items()
+    }
+    if champion not in arms:
+        return pd.DataFrame(columns=PROFIT_COLUMNS)
+    base, rows = arms[champion], []
+    for arm in sorted(name for name in arms if name != champion):
+        figures = arms[arm]
+        difference = figures["mean"] - base["mean"]
+        se = np.sqrt(figures["variance"] + base["variance"])
+        z = difference / se if se > 0 else np.nan
+        p_value = float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else np.nan
+        rows.append(
+            {
+                "experiment_id": runs.experiment_id, "challenger": arm, "champion": champion,
+                "runs": run_count, "champion_customers": int(customers[champion]),
+                "challenger_customers": int(customers[arm]),
+                "champion_profit_per_customer": base["mean"], "champion_low": base["low"],
+                "champion_high": base["high"], "challenger_profit_per_customer": figures["mean"],
+                "challenger_low": figures["low"], "challenger_high": figures["high"],
+                "difference": difference, "low": difference - z_level * se,
+                "high": difference + z_level * se, "z": z, "p_value": p_value,
+                "significant": bool(np.isfinite(p_value) and p_value < alpha),
+                "champion_customers_still_needed": contacts_still_needed(
+                    z, int(customers[champion]), alpha=alpha, power=power
+                ),
+                "challenger_customers_still_needed": contacts_still_needed(
+                    z, int(customers[arm]), alpha=alpha, power=power
+                ),
+                "rows_without_control_baseline": unusable,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=PROFIT_COLUMNS)
+
+
+def experiment_profit_tests(
+    results: pd.DataFrame, exports_dir: Path, *, alpha: float = 0.05, power: float = 0.8
+) -> pd.DataFrame:
+    """:func:`incremental_profit_tests` of every experiment in the exports' manifests, on
+    the outcomes of ``interaction_results`` (rows with a ``test_group``)."""
+    runs = experiment_runs(exports_dir)
+    if not runs or "test_group" not in results:
+        return pd.DataFrame(columns=PROFIT_COLUMNS)
+    outcomes = results[results["test_group"].notna()]
+    tests = [
+        incremental_profit_tests(outcomes, item, alpha=alpha, power=power) for item in runs.values()
+    ]
+    return pd.concat(tests, ignore_index=True)

@@ -63,7 +63,7 @@ def _lock() -> Iterator[None]:
 
 def _table_or_empty(name: str, dtypes: dict[str, str]) -> pd.DataFrame:
     if warehouse.table_exists(name):
-        return warehouse.read_table(name).astype(dtypes)
+        return warehouse.read_table(name).reindex(columns=list(dtypes)).astype(dtypes)
     return empty_frame(dtypes)
 
 

@@ -57,6 +57,7 @@ RESULTS_DTYPES = {
     "exploration": "bool",
     "responded_at": "datetime64[us]",
     "strategy_hash": "str",
+    "test_group": "str",  # the decision's experiment arm (null outside an experiment)
 }
 """Columns of ``interaction_results``; ``contacted_at`` is the decision's ``decided_at``."""
 
@@ -240,6 +241,7 @@ def _result_rows(rows: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
             "exploration": joined["exploration"].fillna(False),
             "responded_at": joined["responded_at"],
             "strategy_hash": joined["strategy_hash"],
+            "test_group": joined.get("test_group"),
         }
     )
     return out.astype(RESULTS_DTYPES)
@@ -346,6 +348,7 @@ def match_results(
     new_results = (
         pd.concat(new_parts, ignore_index=True) if new_parts else empty_frame(RESULTS_DTYPES)
     )
+    recorded = recorded.reindex(columns=list(RESULTS_DTYPES))  # a table from before a column
     results = pd.concat([recorded.astype(RESULTS_DTYPES), new_results], ignore_index=True)
     fresh = pd.DataFrame(
         {

@@ -18,6 +18,14 @@ One cycle on decision date ``d`` (``CX_DECISION_DATE``, advanced by ``cycle_days
    (promotion only through the champion/challenger checks), then the next cycle decides
    with whatever models are champion.
 
+With ``LoopSettings.challenger`` (``true_uplift``: a planted arm targeting on the world's
+true uplift; ``same``: an A/A test) the campaigns run as a live champion/challenger split
+test (:mod:`cx_pipelines.loop.live_experiment`): before each decision the loop writes the
+experiment file (and the planted scores) into ``$CX_HOME/experiments`` and points
+``CX_EXPERIMENTS_DIR`` at it; after each cycle the arms' true and measured incremental
+profit and the test's p-value land in ``LoopReport.experiment``. Without it (the default)
+the loop is exactly as before.
+
 The loop's clock: the platform's "now" (``CX_NOW``, :func:`cx_pipelines.config.now`) is
 the cycle's decision date while it decides and :func:`ingest_clock` (the end of the
 answers' window) while it ingests, so a loop may run past today's date; outside the loop
@@ -38,10 +46,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cx_pipelines import config
+from cx_pipelines.loop import live_experiment
+from cx_pipelines.loop.live_experiment import ExperimentFigures
 from cx_pipelines.loop.yardsticks import CycleFigures, cycle_figures
 from cx_pipelines.world import simulator
 
 DECISION_DATE_VARIABLE = "CX_DECISION_DATE"
+EXPERIMENTS_VARIABLE = "CX_EXPERIMENTS_DIR"  # read by campaign_targets (CampaignSettings)
 PREPARE_SELECTION = "group:sources or group:features or group:models"
 DECIDE_SELECTION = "key:customer_scores or group:campaigns"  # scores as of the date
 INGEST_SELECTION = (
@@ -65,6 +76,8 @@ class LoopSettings:
     seed: int = 7
     retrain_after_results: int = 1
     policy_seed: int = 0
+    challenger: str = ""  # "": no experiment; a planted challenger arm (loop.live_experiment)
+    challenger_share: float = 0.2
 
     def decision_date(self, cycle: int) -> date:
         return self.start + timedelta(days=self.cycle_days * cycle)
@@ -76,6 +89,7 @@ class LoopReport:
 
     settings: LoopSettings
     cycles: list[CycleFigures] = field(default_factory=list)
+    experiment: list[ExperimentFigures] = field(default_factory=list)  # with a challenger
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([figures.as_row() for figures in self.cycles])
@@ -200,11 +214,20 @@ def run_cycle(
     truth: simulator.WorldTruth,
     *,
     before_retrain: Callable[[CycleFigures], None] | None = None,
+    experiment: list[ExperimentFigures] | None = None,
 ) -> CycleFigures:
-    """Decide, respond, ingest, report, measure and (when due) retrain, on one date."""
+    """Decide, respond, ingest, report, measure and (when due) retrain, on one date; with a
+    challenger, the cycle's experiment figures are appended to ``experiment``."""
     day = settings.decision_date(cycle)
     seconds: dict[str, float] = {}
     clock = {DECISION_DATE_VARIABLE: day.isoformat(), config.NOW_VARIABLE: day.isoformat()}
+    if settings.challenger:
+        with timed(seconds, "plant"):
+            folder = live_experiment.plant(
+                truth, day, challenger=settings.challenger, share=settings.challenger_share,
+                start=settings.start, end=settings.decision_date(settings.cycles - 1),
+            )  # fmt: skip
+        clock[EXPERIMENTS_VARIABLE] = str(folder)
     with environment(**clock):
         with timed(seconds, "decide"):
             _materialize(DECIDE_SELECTION, cycle=cycle, step="decide, target and export")
@@ -229,6 +252,8 @@ def run_cycle(
                 truth=truth,
                 policy_seed=settings.policy_seed + cycle,
             )
+            if settings.challenger and experiment is not None:
+                experiment.append(_experiment_cycle(cycle, day, decisions, truth, experiment))
         figures.seconds = seconds
         if before_retrain is not None:  # e.g. evaluate on the log before models see it
             before_retrain(figures)
@@ -240,18 +265,32 @@ def run_cycle(
     return figures
 
 
+def _experiment_cycle(cycle, day, decisions, truth, earlier) -> ExperimentFigures:
+    from cx_pipelines.campaigns.catalog import load_campaigns
+    from cx_pipelines.loop.targeting_inputs import strategies_folder
+
+    campaigns = [c for c in load_campaigns(strategies_folder() / "campaigns") if c.active_on(day)]
+    return live_experiment.experiment_figures(
+        cycle=cycle + 1, day=day, decisions=decisions, truth=truth, campaigns=campaigns,
+        earlier=earlier,
+    )  # fmt: skip
+
+
 def run_loop(
     settings: LoopSettings,
     *,
     progress: bool | None = None,
     on_cycle: Callable[[CycleFigures], None] | None = None,
     before_retrain: Callable[[CycleFigures], None] | None = None,
+    on_experiment: Callable[[ExperimentFigures], None] | None = None,
 ) -> LoopReport:
     """Run ``settings.cycles`` cycles; a progress bar on a terminal (``progress=None``)."""
     from tqdm import tqdm
 
     if settings.cycles < 1:
         raise LoopError(f"--cycles must be at least 1, got {settings.cycles}")
+    if settings.challenger:
+        live_experiment.check_settings(settings.challenger, settings.challenger_share)
     truth = simulator.WorldTruth.load()
     report = LoopReport(settings)
     disable = None if progress is None else not progress  # None: only on a terminal
@@ -260,9 +299,13 @@ def run_loop(
     with environment(CX_LOG_LEVEL=quiet), bar:
         for cycle in range(settings.cycles):
             bar.set_postfix_str(f"deciding {settings.decision_date(cycle)}")
-            figures = run_cycle(cycle, settings, truth, before_retrain=before_retrain)
+            figures = run_cycle(
+                cycle, settings, truth, before_retrain=before_retrain, experiment=report.experiment
+            )
             report.cycles.append(figures)
             if on_cycle is not None:
                 on_cycle(figures)
+            if on_experiment is not None and settings.challenger:
+                on_experiment(report.experiment[-1])
             bar.update(1)
     return report

@@ -85,7 +85,10 @@ def competing_campaigns() -> list[Campaign]:
     ]
 
 
-def run(frame, score_frame, contacts, campaigns, *, caps=(), decline_limit=None, **settings):
+def run(
+    frame, score_frame, contacts, campaigns, *, caps=(), decline_limit=None, experiment=None,
+    **settings,
+):  # fmt: skip
     return target(
         campaigns,
         frame,
@@ -97,4 +100,5 @@ def run(frame, score_frame, contacts, campaigns, *, caps=(), decline_limit=None,
         strategy_hash="strategyhash",
         model_versions={"propensity_model_version": "cx_propensity/1"},
         fingerprint={"test": 1},
+        experiment=experiment,
     )

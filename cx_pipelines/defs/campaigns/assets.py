@@ -22,6 +22,13 @@ import pandas as pd
 
 from cx_pipelines import config, warehouse
 from cx_pipelines.campaigns import catalog as campaign_catalog_module
+from cx_pipelines.campaigns.catalog import CampaignValidationError
+from cx_pipelines.campaigns.experiment import (
+    Experiment,
+    ScoreFileError,
+    active_experiment,
+    read_scores,
+)
 from cx_pipelines.campaigns.population import (
     contact_history,
     population_attributes,
@@ -32,6 +39,7 @@ from cx_pipelines.defs.decision_date import DECISION_DATE_VARIABLE, decision_dat
 from cx_pipelines.defs.decisioning.assets import StrategyRepository
 
 GROUP = "campaigns"
+EXPERIMENTS_VARIABLE = "CX_EXPERIMENTS_DIR"
 INTERACTION_RESULTS = "interaction_results"
 
 
@@ -39,6 +47,7 @@ class CampaignSettings(dg.ConfigurableResource):
     """Where campaigns live, the decision date, the contact-policy strategy, exploration."""
 
     directory: str = ""  # default: <strategies folder>/campaigns
+    experiments_directory: str = ""  # default: CX_EXPERIMENTS_DIR, else <campaigns>/experiments
     decision_date: str = ""  # YYYY-MM-DD; "" = CX_DECISION_DATE, else the day after the data
     policy_strategy: str = "omnichannel.yaml"  # whose engagement policies apply
     exploration_share: float = 0.1
@@ -48,6 +57,11 @@ class CampaignSettings(dg.ConfigurableResource):
 
     def folder(self, strategies: StrategyRepository) -> Path:
         return Path(self.directory) if self.directory else strategies.folder() / "campaigns"
+
+    def experiments_folder(self, strategies: StrategyRepository) -> Path:
+        """Where champion/challenger experiments live (read at run time, like the date)."""
+        configured = self.experiments_directory or os.environ.get(EXPERIMENTS_VARIABLE)
+        return Path(configured) if configured else self.folder(strategies) / "experiments"
 
     def exports_root(self) -> Path:
         return Path(self.exports_directory) if self.exports_directory else config.exports_dir()
@@ -222,6 +236,9 @@ def campaign_targets(
         mature_positives=campaign_settings.mature_positives,
         exploration_per_customer=campaign_settings.exploration_per_customer,
     )
+    experiment, arm_scores, experiment_inputs = load_experiment(
+        campaign_settings.experiments_folder(strategies), decision_date
+    )
     versions = model_versions(customer_scores)
     content = content_inputs(customer_scores, versions)
     inputs = {
@@ -236,6 +253,7 @@ def campaign_targets(
             "service_contacts": len(service),
             "interaction_results_present": results is not None,
         },
+        **experiment_inputs,  # nothing without an experiment: run keys stay as they were
     }
     result = target(
         campaigns,
@@ -248,6 +266,8 @@ def campaign_targets(
         strategy_hash=strategy.content_hash,
         model_versions=versions,
         fingerprint=inputs,
+        experiment=experiment,
+        arm_scores=arm_scores,
     )
     summary = result.summary
     context.log.info(
@@ -277,5 +297,31 @@ def campaign_targets(
             "inactive_campaigns": dg.MetadataValue.json(summary["inactive_campaigns"]),
             "inputs": dg.MetadataValue.json(inputs),
             "model_versions": dg.MetadataValue.json(versions),
+            **(
+                {"experiment": dg.MetadataValue.json(summary["experiment"])}
+                if "experiment" in summary
+                else {}
+            ),
         },
     )
+
+
+def load_experiment(folder: Path, day: date) -> tuple[Experiment | None, dict, dict]:
+    """The experiment active on ``day``, its arms' own score files, and what the run key
+    knows of them (its file and the score files' content); refuses invalid files."""
+    try:
+        experiment = active_experiment(folder, day)
+        if experiment is None:
+            return None, {}, {}
+        arm_scores = {
+            arm.name: read_scores(arm.targeting.scores)
+            for arm in experiment.arms
+            if arm.targeting.scores is not None
+        }
+    except (CampaignValidationError, ScoreFileError) as error:
+        raise dg.Failure(f"the experiment does not validate:\n{error}") from None
+    inputs = {
+        "experiment": f"{experiment.file}@{experiment.content_hash}",
+        "arm_scores": {name: frame_fingerprint(frame) for name, frame in arm_scores.items()},
+    }
+    return experiment, arm_scores, inputs

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from cx_pipelines.campaigns import catalog
+from cx_pipelines.campaigns.experiment import active_experiment, arm_campaigns, check_experiments
 from cx_pipelines.campaigns.exports import verify_export
 from cx_pipelines.defs.campaigns.assets import CampaignSettings
 from cx_pipelines.defs.decisioning.assets import StrategyRepository
@@ -26,6 +27,8 @@ def campaigns_validate(
     folder = campaign_settings.folder(strategies)
     campaigns, errors = catalog.check_campaigns(folder)
     problems = [error.describe() for error in errors]
+    experiment_errors = check_experiments(campaign_settings.experiments_folder(strategies))[1]
+    problems.extend(error.describe() for error in experiment_errors)
     if not campaigns and not errors:
         problems.append(f"no campaign files in {folder}")
     policy = strategies.folder() / campaign_settings.policy_strategy
@@ -68,6 +71,7 @@ def one_offer_per_customer_within_caps(
             problems.append(f"{campaign_id}: {count} treated > volume cap {campaign.volume_cap}")
         if count * campaign.cost_per_contact > campaign.budget + 1e-9:
             problems.append(f"{campaign_id}: spend {count * campaign.cost_per_contact} > budget")
+    problems.extend(_arm_cap_problems(treated, campaigns, campaign_settings, strategies))
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={
@@ -105,3 +109,24 @@ def exports_reconcile_with_targets(
         passed=not problems,
         metadata={"exports": len(campaign_exports), "problems": _markdown_list(problems)},
     )
+
+
+def _arm_cap_problems(treated, campaigns, campaign_settings, strategies) -> list[str]:
+    """In an experiment, each arm's treated contacts within its share of each cap."""
+    arms = treated["test_group"].dropna() if "test_group" in treated else treated.iloc[0:0]
+    if arms.empty:
+        return []
+    day = pd.Timestamp(treated["decided_at"].iloc[0]).date()
+    experiment = active_experiment(campaign_settings.experiments_folder(strategies), day)
+    if experiment is None:
+        return [f"rows carry test groups {sorted(arms.unique())} but no experiment runs on {day}"]
+    problems = []
+    shares = {arm.name: arm.share for arm in experiment.arms}
+    for (campaign_id, arm), count in treated.groupby(["campaign_id", "test_group"]).size().items():
+        if arm not in shares:
+            problems.append(f"{campaign_id}: test group {arm} is no arm of the experiment")
+            continue
+        (split,) = arm_campaigns([campaigns[campaign_id]], shares[arm])
+        if count > split.volume_cap or count * split.cost_per_contact > split.budget + 1e-9:
+            problems.append(f"{campaign_id}, arm {arm}: {count} treated exceed its share of caps")
+    return problems

@@ -44,6 +44,8 @@ def campaign_exports(
             "model_versions": metadata.get("model_versions", inputs["model_versions"]),
             "created_from": inputs,
         }
+        if "experiment" in metadata:  # the arms' sizes and economics, for the profit test
+            manifest["experiment"] = metadata["experiment"]
         folder = write_export(
             decisions, root=root, campaign_id=campaign_id, run_key=run_key, manifest=manifest
         )

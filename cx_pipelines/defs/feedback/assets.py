@@ -5,9 +5,12 @@ see :mod:`cx_pipelines.feedback.processing`) and reports the counts that prove n
 lost; its blocking check ``results_reconcile_with_inputs`` holds them to that.
 """
 
+import json
+
 import dagster as dg
 import pandas as pd
 
+from cx_pipelines import config as platform_config
 from cx_pipelines import warehouse
 from cx_pipelines.defs.training.challenger import images_markdown
 from cx_pipelines.defs.warehouse_io import PREVIEW_ROWS, table_metadata
@@ -18,7 +21,10 @@ from cx_pipelines.feedback import (
     load_decision_log,
     process_results,
 )
-from cx_pipelines.feedback.experiments import champion_challenger_tests
+from cx_pipelines.feedback.experiments import (
+    champion_challenger_tests,
+    experiment_profit_tests,
+)
 from cx_pipelines.feedback.performance import ALL, CHAMPION, performance_cube, with_dimensions
 from cx_pipelines.feedback.plots import cumulative_gains_plot, lift_by_test_group_plot
 from cx_pipelines.feedback.results import MATCHING_REASONS
@@ -222,6 +228,9 @@ def strategy_performance(
         alpha=config.alpha,
         power=config.power,
     )
+    profit_tests = experiment_profit_tests(
+        interaction_results, platform_config.exports_dir(), alpha=config.alpha, power=config.power
+    )
     context.log.info(
         f"{len(frame):,} outcomes in {len(cube):,} cube cells; "
         f"{int(tests['significant'].sum()) if len(tests) else 0} significant challenger results"
@@ -233,6 +242,13 @@ def strategy_performance(
         ),
         "contact_cost_known": dg.MetadataValue.bool(bool(config.contact_cost)),
     }
+    if len(profit_tests):  # a live experiment on campaign targeting ran
+        metadata["experiment_incremental_profit"] = dg.MetadataValue.md(
+            profit_tests.to_markdown(index=False, floatfmt=".4g")
+        )
+        metadata["experiment_tests"] = dg.MetadataValue.json(
+            json.loads(profit_tests.to_json(orient="records"))
+        )
     if len(frame):
         metadata["plots"] = images_markdown(
             {

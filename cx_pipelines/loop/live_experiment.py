@@ -1,0 +1,223 @@
+"""A live champion/challenger experiment inside the closed loop, with a planted challenger.
+
+With ``LoopSettings.challenger`` set, the loop runs the campaigns as a split test
+(:mod:`cx_pipelines.campaigns.experiment`): ``challenger_share`` of the customers form the
+``challenger`` arm, the rest the ``champion`` arm (the platform's own targeting). The loop
+writes the experiment file into ``$CX_HOME/experiments/`` (``CX_EXPERIMENTS_DIR`` while it
+decides), the way a user would put one in ``strategies/campaigns/experiments/``:
+
+* ``true_uplift`` — the **planted** challenger: it targets on a score file the loop writes
+  before every decision from the world's truth (the true treated probability, with the
+  simulator's contact fatigue from the contacts made so far, and the true uplift over the
+  control probability), without exploration. Within its share of the caps it is the
+  oracle, so it is truly better; the platform's test (``strategy_performance``) sees only
+  the arms' outcomes, never that file's origin.
+* ``same`` — an A/A test: the challenger arm targets exactly like the champion.
+
+Per cycle :func:`experiment_figures` reports each arm's TRUE incremental profit per
+customer (the truth's expected value of its treated contacts) beside the platform's
+MEASURED one (treated outcomes over the control baseline, × margin − cost), cumulated over
+the cycles so far, with the test's interval, p-value and whether it detects the challenger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cx_pipelines import config, warehouse
+from cx_pipelines.feedback.experiments import (
+    ExperimentRuns,
+    experiment_profit_tests,
+    experiment_runs,
+    incremental_profit_tests,
+)
+from cx_pipelines.loop import policies
+from cx_pipelines.loop.targeting_inputs import economics_of
+from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
+from cx_pipelines.world import simulator
+
+PLANTED_CHALLENGERS = ("true_uplift", "same")
+EXPERIMENT_ID = "planted_challenger"
+SCORES_FILE = "planted_scores.parquet"
+
+
+class ExperimentSettingsError(ValueError):
+    """The loop's challenger option names no known challenger or a share out of range."""
+
+
+def check_settings(challenger: str, share: float) -> None:
+    if challenger not in PLANTED_CHALLENGERS:
+        known = ", ".join(PLANTED_CHALLENGERS)
+        raise ExperimentSettingsError(f"challenger must be one of {known}, not {challenger!r}")
+    if not 0 < share < 1:
+        raise ExperimentSettingsError(f"challenger share must be in (0, 1), got {share}")
+
+
+def experiments_folder() -> Path:
+    return config.cx_home() / "experiments"
+
+
+def write_experiment(
+    folder: Path, *, challenger: str, share: float, start: date, end: date
+) -> Path:
+    """The experiment file of the planted challenger (or the A/A test)."""
+    targeting = {"scores": SCORES_FILE, "exploration": False} if challenger == "true_uplift" else {}
+    arms = {
+        "champion": {"share": round(1 - share, 12)},
+        "challenger": {"share": share, **({"targeting": targeting} if targeting else {})},
+    }
+    document = {
+        "experiment_id": EXPERIMENT_ID,
+        "description": f"closed loop: planted challenger {challenger!r}",
+        "salt": f"{EXPERIMENT_ID}_{challenger}",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "arms": arms,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{EXPERIMENT_ID}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def true_scores(truth: simulator.WorldTruth, day: date, *, exports_dir: Path) -> pd.DataFrame:
+    """Every customer's true treated probability (fatigued by the contacts so far) and true
+    uplift, for every offer × channel, in ``customer_scores``' column names."""
+    ids = truth.customer_id
+    recent = simulator.recent_contacts(
+        ids,
+        pd.Series(pd.Timestamp(day), index=range(len(ids))),
+        exports_dir=exports_dir,
+        exclude_run_key="",
+    )
+    rows = np.arange(len(ids))
+    columns = {"customer_id": ids}
+    for o, offer in enumerate(OFFER_TYPES):
+        control = truth.control_probability(rows, np.full(len(ids), o))
+        for c, channel in enumerate(OFFER_CHANNELS):
+            treated = truth.treated_probability(
+                rows, np.full(len(ids), o), np.full(len(ids), c), recent
+            )
+            columns[f"propensity__{offer}__{channel}"] = treated
+            columns[f"uplift__{offer}__{channel}"] = treated - control
+    return pd.DataFrame(columns)
+
+
+def plant(
+    truth: simulator.WorldTruth, day: date, *, challenger: str, share: float, start: date,
+    end: date,
+) -> Path:  # fmt: skip
+    """Write the experiment (and the planted scores of ``day``); the experiments folder."""
+    folder = experiments_folder()
+    write_experiment(folder, challenger=challenger, share=share, start=start, end=end)
+    if challenger == "true_uplift":
+        scores = true_scores(truth, day, exports_dir=config.exports_dir())
+        scores.to_parquet(folder / SCORES_FILE, index=False)
+    return folder
+
+
+@dataclass
+class ExperimentFigures:
+    """One cycle of the live experiment: truth and measurement, per arm and cumulated."""
+
+    cycle: int
+    decision_date: str
+    customers: dict[str, int]
+    treated: dict[str, int]
+    true_profit_per_customer: dict[str, float]  # this cycle
+    measured_profit_per_customer: dict[str, float]  # this cycle
+    true_difference: float  # challenger − champion per customer, cycles so far
+    measured_difference: float
+    low: float
+    high: float
+    p_value: float
+    detected: bool  # p < 0.05 with the sign of the truth
+    customers_still_needed: float
+    cycle_p_value: float = float("nan")
+    true_totals: dict[str, float] = field(default_factory=dict)  # this cycle, per arm
+
+    def as_row(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        true, measured = self.true_profit_per_customer, self.measured_profit_per_customer
+        return (
+            f"  experiment cycle {self.cycle}: per customer TRUE champion "
+            f"{true['champion']:.3f} / challenger {true['challenger']:.3f}, measured "
+            f"{measured['champion']:.3f} / {measured['challenger']:.3f}; cumulative "
+            f"challenger − champion measured {self.measured_difference:.3f} "
+            f"[{self.low:.3f}, {self.high:.3f}] (TRUE {self.true_difference:.3f}), "
+            f"p = {self.p_value:.3g}, {'DETECTED' if self.detected else 'not detected'}, "
+            f"customers still needed {self.customers_still_needed:,.0f}"
+        )
+
+
+def _true_totals(decisions: pd.DataFrame, truth, run_key: str, day: date, campaigns) -> dict:
+    treated = decisions[decisions["group"] == "treated"]
+    recent = simulator.recent_contacts(
+        treated["customer_id"].to_numpy(),
+        pd.Series(pd.Timestamp(day), index=range(len(treated))),
+        exports_dir=config.exports_dir(),
+        exclude_run_key=run_key,
+    )
+    value = policies.action_values(truth, treated, economics_of(campaigns), recent=recent)
+    totals = pd.Series(value, index=treated.index).groupby(treated["test_group"]).sum()
+    return {str(arm): float(total) for arm, total in totals.items()}
+
+
+def experiment_figures(
+    *, cycle: int, day: date, decisions: pd.DataFrame, truth: simulator.WorldTruth,
+    campaigns: list, earlier: list[ExperimentFigures],
+) -> ExperimentFigures:  # fmt: skip
+    """The cycle's truth per arm and the platform's test on every cycle so far."""
+    run_key = str(decisions["run_key"].iloc[0])
+    runs = experiment_runs(config.exports_dir())[EXPERIMENT_ID]
+    this_run = runs.arm_customers[runs.arm_customers["run_key"] == run_key]
+    customers = dict(zip(this_run["test_group"], this_run["customers"].astype(int), strict=True))
+    totals = _true_totals(decisions, truth, run_key, day, campaigns)
+    true = {arm: totals.get(arm, 0.0) / size for arm, size in customers.items()}
+    results = warehouse.read_table("interaction_results")
+    cumulative = experiment_profit_tests(results, config.exports_dir()).iloc[0]
+    single = incremental_profit_tests(
+        results[results["run_key"] == run_key],
+        ExperimentRuns(runs.experiment_id, this_run, runs.economics),
+    ).iloc[0]
+    most = runs.arm_customers.groupby("test_group")["customers"].max()
+    so_far = {
+        arm: totals.get(arm, 0.0) + sum(f.true_totals.get(arm, 0.0) for f in earlier)
+        for arm in customers
+    }
+    true_difference = so_far["challenger"] / most["challenger"]
+    true_difference -= so_far["champion"] / most["champion"]
+    return ExperimentFigures(
+        cycle=cycle,
+        decision_date=day.isoformat(),
+        customers=customers,
+        treated=decisions[decisions["group"] == "treated"]["test_group"].value_counts().to_dict(),
+        true_profit_per_customer=true,
+        measured_profit_per_customer={
+            "champion": float(single["champion_profit_per_customer"]),
+            "challenger": float(single["challenger_profit_per_customer"]),
+        },
+        true_difference=float(true_difference),
+        measured_difference=float(cumulative["difference"]),
+        low=float(cumulative["low"]),
+        high=float(cumulative["high"]),
+        p_value=float(cumulative["p_value"]),
+        detected=bool(
+            cumulative["p_value"] < 0.05
+            and np.sign(cumulative["difference"]) == np.sign(true_difference)
+        ),
+        customers_still_needed=float(
+            cumulative["champion_customers_still_needed"]
+            + cumulative["challenger_customers_still_needed"]
+        ),
+        cycle_p_value=float(single["p_value"]),
+        true_totals={arm: totals.get(arm, 0.0) for arm in customers},
+    )
