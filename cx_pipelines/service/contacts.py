@@ -60,6 +60,8 @@ class ContactWriter:
         self._by_customer: dict[str, list[Contact]] = {}  # queued and being written
         self._condition = threading.Condition()
         self._closed = False
+        self._hurry = False  # a flush() waits: write without gathering
+        self._give_up_at = float("inf")  # set by close(): stop retrying a failing store
         self.written = 0
         self.dropped = 0
         self.failures = 0
@@ -123,6 +125,7 @@ class ContactWriter:
         deadline = time.monotonic() + timeout
         with self._condition:
             target = self.written + self.dropped + len(self._queued) + len(self._writing)
+            self._hurry = True
             self._condition.notify_all()
             while self.written + self.dropped < target:
                 left = deadline - time.monotonic()
@@ -138,37 +141,41 @@ class ContactWriter:
                     self._condition.wait()
                 if self._closed and not self._queued:
                     return
-            if not self._closed:
-                time.sleep(self._flush_seconds)  # gather what else is decided meanwhile
-            with self._condition:
+                # gather what else is decided for flush_ms (a flush or close cuts it short)
+                deadline = time.monotonic() + self._flush_seconds
+                while not self._closed and not self._hurry:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._condition.wait(left)
+                self._hurry = False
                 batch, self._queued = self._queued, []
                 self._writing = batch
             self._write(batch)
 
     def _write(self, batch: list[Contact]) -> None:
         """Write ``batch`` (retrying while the store fails; the contacts stay pending)."""
-        give_up = None
         while True:
             try:
                 self.store.record_contacts(batch)
             except StoreUnavailable as error:
                 self.failures += 1
                 LOGGER.warning("contact writer: %d contacts not yet written: %s", len(batch), error)
-                if self._closed:
-                    give_up = give_up or time.monotonic() + self._close_seconds
-                    if time.monotonic() >= give_up:
-                        with self._condition:
-                            self._writing = []
-                            self._forget(batch)
-                            self.dropped += len(batch)
-                            self._condition.notify_all()
+                with self._condition:
+                    if self._closed and time.monotonic() >= self._give_up_at:
+                        lost = batch + self._queued
+                        self._writing, self._queued = [], []
+                        self._forget(lost)
+                        self.dropped += len(lost)
+                        self._condition.notify_all()
                         LOGGER.error(
                             "contact writer: %d contacts not written at shutdown; they stay "
                             "in the decision log",
-                            len(batch),
+                            len(lost),
                         )
                         return
-                time.sleep(self._retry_seconds)  # what arrives meanwhile waits its turn
+                    # what arrives meanwhile waits its turn
+                    self._condition.wait(0.1 if self._closed else self._retry_seconds)
                 continue
             with self._condition:
                 self._writing = []
@@ -181,6 +188,7 @@ class ContactWriter:
         """Write every pending contact (retrying up to ``close_seconds``), then stop."""
         with self._condition:
             self._closed = True
+            self._give_up_at = time.monotonic() + self._close_seconds
             self._condition.notify_all()
         self._thread.join(timeout=self._close_seconds + 5)
         self.store.close()
