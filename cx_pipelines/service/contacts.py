@@ -61,6 +61,7 @@ class ContactWriter:
         self._condition = threading.Condition()
         self._closed = False
         self._hurry = False  # a flush() waits: write without gathering
+        self._idle = False  # the writer waits for a first contact (record() wakes it)
         self._give_up_at = float("inf")  # set by close(): stop retrying a failing store
         self.written = 0
         self.dropped = 0
@@ -87,7 +88,9 @@ class ContactWriter:
             overflow = len(self._queued) + len(self._writing) - self._max_pending
             if overflow > 0:
                 self._drop(min(overflow, len(self._queued)))
-            self._condition.notify()
+            if self._idle:  # wake the writer only once per write, not per decision
+                self._idle = False
+                self._condition.notify()
 
     def _drop(self, count: int) -> None:
         dropped, self._queued = self._queued[:count], self._queued[count:]
@@ -138,7 +141,9 @@ class ContactWriter:
         while True:
             with self._condition:
                 while not self._queued and not self._closed:
+                    self._idle = True
                     self._condition.wait()
+                self._idle = False
                 if self._closed and not self._queued:
                     return
                 # gather what else is decided for flush_ms (a flush or close cuts it short)
