@@ -63,6 +63,7 @@ class ContactWriter:
         self._hurry = False  # a flush() waits: write without gathering
         self._idle = False  # the writer waits for a first contact (record() wakes it)
         self._give_up_at = float("inf")  # set by close(): stop retrying a failing store
+        self._dropped_logged_at = -1.0
         self.written = 0
         self.dropped = 0
         self.failures = 0
@@ -96,12 +97,14 @@ class ContactWriter:
         dropped, self._queued = self._queued[:count], self._queued[count:]
         self._forget(dropped)
         self.dropped += count
-        LOGGER.error(
-            "contact writer: %d pending contacts dropped (over %d; the store is not taking "
-            "writes); they stay in the decision log",
-            count,
-            self._max_pending,
-        )
+        if time.monotonic() - self._dropped_logged_at >= 1.0:  # once a second at most
+            self._dropped_logged_at = time.monotonic()
+            LOGGER.error(
+                "contact writer: %d pending contacts dropped so far (over %d; the store is "
+                "not taking writes); they stay in the decision log",
+                self.dropped,
+                self._max_pending,
+            )
 
     def _forget(self, contacts: Sequence[Contact]) -> None:
         for contact in contacts:

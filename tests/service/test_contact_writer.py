@@ -150,3 +150,16 @@ def test_a_stopped_server_has_written_every_contact_it_answered(tmp_path):
     assert "contacts_pending" in ready
     stored = open_store(f"sqlite:///{prepared.home / 'online_store.db'}").contacts("5")
     assert {c.contact_id for c in stored} == presented
+
+
+def test_the_contact_settings_are_read_and_checked(monkeypatch, tmp_path):
+    from cx_pipelines.service.settings import ServiceSettings, SettingsError
+
+    monkeypatch.setenv("CX_HOME", str(tmp_path))
+    monkeypatch.setenv("CX_SERVICE_CONTACT_FLUSH_MS", "25")
+    monkeypatch.setenv("CX_SERVICE_CONTACT_MAX_PENDING", "500")
+    settings = ServiceSettings.from_environment()
+    assert (settings.contact_flush_ms, settings.contact_max_pending) == (25.0, 500)
+    monkeypatch.setenv("CX_SERVICE_CONTACT_FLUSH_MS", "soon")
+    with pytest.raises(SettingsError, match="CX_SERVICE_CONTACT_FLUSH_MS"):
+        ServiceSettings.from_environment()
