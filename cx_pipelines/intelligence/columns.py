@@ -150,6 +150,36 @@ def history_columns(
     return columns, np.asarray(owners, dtype=np.int64)
 
 
+def history_subset(
+    history: tuple[Mapping[str, np.ndarray], np.ndarray], members: Sequence[int], size: int
+) -> tuple[dict[str, np.ndarray] | None, np.ndarray | None]:
+    """The contact history of the requests at ``members`` (positions among ``size``
+    requests, ascending) from the whole batch's history columns and the request position
+    of each row (rows of one request together): the columns and rows
+    :func:`history_columns` gives for those requests, in the same order."""
+    columns, owners = history
+    position = np.full(size, -1, dtype=np.int64)
+    position[np.asarray(members, dtype=np.int64)] = np.arange(len(members))
+    rows = position[owners]
+    kept = rows >= 0
+    if not kept.any():
+        return None, None
+    if kept.all():
+        return dict(columns), rows
+    return {name: values[kept] for name, values in columns.items()}, rows[kept]
+
+
+def history_rows(
+    history: tuple[Mapping[str, np.ndarray], np.ndarray], position: int
+) -> list[dict[str, Any]]:
+    """One request's contact history rows (plain values) from the batch's columns."""
+    columns, owners = history
+    chosen = np.flatnonzero(owners == position)
+    names = list(columns)
+    values = [columns[name][chosen].tolist() for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
 def _table(rows: list[Mapping[str, Any]], names: list[str] | None) -> dict[str, Sequence[Any]]:
     """Columns of ``rows`` as a frame of them has: ``names`` (every key when None) that
     some row holds, None where a row lacks one. Rows with the first row's keys (the usual

@@ -312,13 +312,9 @@ class Service:
             errors += request_errors(deployment, item, ["body", "requests", index])
         if errors:
             raise _unprocessable(errors)
-        results = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)
-        await _logged(
-            self.log,
-            [r.line for r in results],
-            [r.contact for r in results if r.contact is not None],
-        )
-        return _dumped({"decisions": [r.answer for r in results]})
+        decided = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)
+        await _logged(self.log, decided.lines, decided.contacts)
+        return decided.body
 
 
 async def current_service(request: Request) -> Service:
