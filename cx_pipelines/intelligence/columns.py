@@ -10,9 +10,8 @@ each belongs to. Numbers become float64 with NaN, everything else objects with N
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,9 +20,9 @@ from cx_pipelines.engine import Strategy
 from cx_pipelines.intelligence.record import CHANNEL_ATTRIBUTE, UNKNOWN_ATTRIBUTE
 
 
-@dataclass(frozen=True)
-class Request:
-    """One decision to make in :func:`decide_many`."""
+class Request(NamedTuple):
+    """One decision to make in :func:`decide_many` (a named tuple: a batch makes one per
+    request, and a tuple is built several times faster than a frozen dataclass)."""
 
     customer_id: str
     customer: Mapping[str, Any] | None
@@ -86,7 +85,9 @@ def customer_columns(
     }
     if CHANNEL_ATTRIBUTE in strategy.attributes:
         columns[CHANNEL_ATTRIBUTE] = _objects([channel] * len(requests))
-    for name, values in zip(names, zip(*table, strict=True), strict=True):
+    # column by column (a transposing zip(*table) is several times slower)
+    by_column = [list(map(itemgetter(k), table)) for k in range(len(names))]
+    for name, values in zip(names, by_column, strict=True):
         if gaps and any(v is _ABSENT for v in values):
             if all(v is _ABSENT for v in values):
                 continue

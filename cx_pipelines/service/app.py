@@ -308,8 +308,15 @@ class Service:
         self.authorise(header, authorization, "decide", cost=len(batch.requests))
         deployment = self.state.deployment
         errors = []
+        valid: dict[tuple, bool] = {}  # items without context: checked once per kind
         for index, item in enumerate(batch.requests):
-            errors += request_errors(deployment, item, ["body", "requests", index])
+            kind = None if item.context else (item.channel, item.event, item.interaction_type)
+            if kind is not None and valid.get(kind):
+                continue
+            found = request_errors(deployment, item, ["body", "requests", index])
+            if kind is not None:
+                valid[kind] = not found
+            errors += found
         if errors:
             raise _unprocessable(errors)
         decided = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)

@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -114,8 +114,7 @@ def _uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True)
-class _Lookup:
+class _Lookup(NamedTuple):  # a tuple: a batch makes one per request
     stored: dict[str, Any] | None
     problem: str | None
     history: list[dict[str, Any]]

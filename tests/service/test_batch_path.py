@@ -18,6 +18,7 @@ import support
 from test_online_store import store_url
 
 from cx_pipelines.engine import load_strategy
+from cx_pipelines.intelligence import population
 from cx_pipelines.online_store import (
     Contact,
     contact_columns,
@@ -137,8 +138,12 @@ def _without(entry: dict, *keys: str) -> dict:
     return {key: value for key, value in entry.items() if key not in keys}
 
 
+@pytest.mark.parametrize("record_path_below", [0, 1_000])  # batch evaluator / per record
 @pytest.mark.parametrize("trace", [True, False])
-def test_the_batch_path_answers_and_logs_as_single_decisions(state, trace):
+def test_the_batch_path_answers_and_logs_as_single_decisions(
+    state, trace, record_path_below, monkeypatch
+):
+    monkeypatch.setattr(population, "RECORD_PATH_BELOW", record_path_below)
     deployment = state.deployment
     requests = _requests(40)
     batch = decide_batch(state, deployment, requests, trace=trace, now=NOW)
