@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from cx_pipelines.intelligence import offer_type_of
 from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history, open_store
+from cx_pipelines.service import collector
 from cx_pipelines.service.auth import ApiKey, RateLimiter, hash_key, load_keys
 from cx_pipelines.service.decide import (
     SERVICE_CAMPAIGN,
@@ -340,7 +341,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         service = Service(settings)
         app.state.service = service
         service.state.start()
-        yield
+        with collector.tuned():
+            yield
         service.close()
 
     app = FastAPI(
