@@ -1,5 +1,10 @@
 """One decision: check the request against the strategy, read the customer, decide, and
-build the answer and its decision-log line (INTERFACES.md §4). No FastAPI here."""
+build the answer and its decision-log line (INTERFACES.md §4). No FastAPI here.
+
+A batch (:func:`decide_batch`) reads its customers' records in one store round trip and
+their contacts in one more (``recent_contacts``), hands the engine every contact history
+as columns, and renders each decision's JSON once (the answer is the log line without
+its trace); the answers and lines equal :func:`decide`'s one by one."""
 
 from __future__ import annotations
 
@@ -191,7 +196,9 @@ def _decided_at(now: float) -> str:
     return dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="microseconds")
 
 
-def _contact(request: DecisionRequest, record: dict, found: _Lookup, decision_id: str, now: float):
+def _contact(
+    request: DecisionRequest, record: dict, found: _Lookup, decision_id: str, now: float
+) -> Contact | None:
     """The contact a decision makes (None: not recorded, nothing shown or unknown customer)."""
     if request.record_contact and record["treatments"] and found.stored is not None:
         treatment = record["treatments"][0]["treatment"]
