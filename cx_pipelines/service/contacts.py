@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cx_pipelines.online_store import Contact, OnlineStore, StoreUnavailable
+from cx_pipelines.online_store import Contact, ContactRow, OnlineStore, StoreUnavailable
 
 LOGGER = logging.getLogger("cx_pipelines.service")
 
@@ -229,6 +229,20 @@ class RecordedContacts:
         for customer_id, mine in pending.items():
             stored[customer_id] = _merged(stored.get(customer_id, []), mine)
         return stored
+
+    def recent_contacts(self, customer_ids: Sequence[str], since: float) -> list[ContactRow]:
+        pending = self._writer.pending_for(customer_ids)
+        stored = self._store.recent_contacts(customer_ids, since)
+        if not pending:
+            return stored
+        seen = {row[:4] for row in stored}
+        extra = [
+            (c.customer_id, c.channel, c.treatment, c.at, c.declined)
+            for mine in pending.values()
+            for c in mine
+            if c.at > since and (c.customer_id, c.channel, c.treatment, c.at) not in seen
+        ]
+        return sorted(stored + extra, key=lambda row: (row[0], row[3])) if extra else stored
 
     def record_contacts(self, contacts: Sequence[Contact]) -> None:
         self._writer.record(contacts)

@@ -54,6 +54,7 @@ def test_pending_contacts_are_counted_before_they_are_written_and_once_after(url
         "7": ["d-1"],
         "8": ["d-2"],
     }
+    assert [row[0] for row in view.recent_contacts(["7", "8", "9"], since=0.0)] == ["7", "8"]
     assert writer.pending == 2
     assert writer.flush(5)
     assert writer.pending == 0 and writer.written == 2
@@ -62,6 +63,7 @@ def test_pending_contacts_are_counted_before_they_are_written_and_once_after(url
     open_store(url).record_contacts([_contact(0, at=900.0)])
     view.record_contacts([_contact(1)])
     assert [c.contact_id for c in view.contacts("7")] == ["d-0", "d-1"]
+    assert [row[3] for row in view.recent_contacts(["7"], since=0.0)] == [900.0, 1001.0]
     writer.close()
 
 
