@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cx_pipelines.engine import Strategy, evaluate_batch, evaluate_rows
@@ -15,6 +16,8 @@ from cx_pipelines.intelligence.columns import (
     account_columns,
     customer_columns,
     history_columns,
+    history_rows,
+    history_subset,
 )
 from cx_pipelines.intelligence.record import (
     CHANNEL_ATTRIBUTE,
@@ -107,6 +110,7 @@ def _one_by_one(
     interaction: str,
     model_versions: Sequence[Mapping[str, str] | None],
     answers: list[dict[str, Any] | None],
+    history: tuple[Mapping[str, np.ndarray], np.ndarray] | None = None,
 ) -> bool:
     """A group's answers from the per-record evaluator; False (answers unset) when it
     refuses a request the batch evaluator takes (a record lacking an attribute other
@@ -122,7 +126,9 @@ def _one_by_one(
                 accounts=requests[index].accounts,
                 channel=channel,
                 interaction_type=interaction,
-                contact_history=requests[index].contact_history,
+                contact_history=requests[index].contact_history
+                if history is None
+                else history_rows(history, index),
                 engine_versions=engine_versions,
                 model_versions=model_versions[index],
                 context=requests[index].context,
@@ -143,6 +149,7 @@ def decide_many(
     requests: Sequence[Request],
     model_versions: Sequence[Mapping[str, str] | None],
     trace: bool = True,
+    contact_columns: tuple[Mapping[str, np.ndarray], np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """Many requests through the batch evaluator (vectorised), in request order.
 
@@ -150,6 +157,10 @@ def decide_many(
     ``evaluate_rows`` call, one row per request (a customer asked twice is decided twice,
     each time on that request's inputs). With ``trace=False`` the records have
     ``trace: None`` (the fast path); the treatments and their terms are the same either way.
+    ``contact_columns``: every request's contact history at once, as the columns
+    :func:`history_columns` makes and the request position of each row (rows of a request
+    together, in its history's order); when given, the requests' ``contact_history`` is
+    not read.
     """
     groups: dict[tuple[str, str], list[int]] = {}
     checked: dict[tuple[str, str | None], str] = {}
@@ -163,7 +174,15 @@ def decide_many(
     answers: list[dict[str, Any] | None] = [None] * len(requests)
     for (channel, interaction), members in groups.items():
         if len(members) < RECORD_PATH_BELOW and _one_by_one(
-            strategy, event, requests, members, channel, interaction, model_versions, answers
+            strategy,
+            event,
+            requests,
+            members,
+            channel,
+            interaction,
+            model_versions,
+            answers,
+            contact_columns,
         ):
             if not trace:
                 for index in members:
@@ -171,7 +190,10 @@ def decide_many(
             continue
         chosen = [requests[i] for i in members]
         accounts, account_rows = account_columns(strategy, chosen)
-        history, contact_rows = history_columns(chosen)
+        if contact_columns is None:
+            history, contact_rows = history_columns(chosen)
+        else:
+            history, contact_rows = history_subset(contact_columns, members, len(requests))
         result = evaluate_rows(
             strategy,
             event=event,

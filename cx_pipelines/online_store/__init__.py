@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
+
+import numpy as np
 
 from cx_pipelines import config
 from cx_pipelines.online_store import postgresql, redis, sqlite
 from cx_pipelines.online_store.common import (
     Contact,
+    ContactRow,
     OnlineStore,
     StoreUnavailable,
     StoreUrlError,
@@ -38,16 +42,22 @@ BACKENDS: dict[str, Callable[[str], OnlineStore]] = {
 
 __all__ = [
     "BACKENDS",
+    "DAY",
+    "HISTORY_DAYS",
     "Contact",
+    "ContactRow",
     "OnlineStore",
     "StoreUnavailable",
     "StoreUrlError",
+    "contact_columns",
     "contact_history",
     "default_url",
     "open_store",
 ]
 
 _DAY = 86_400.0
+DAY = _DAY
+HISTORY_DAYS = 366.0  # contact_history's window: older contacts are not the engine's history
 
 
 def default_url() -> str:
@@ -88,6 +98,62 @@ def contact_history(
                 }
             )
     return rows
+
+
+def contact_columns(
+    rows: Sequence[ContactRow],
+    requested: Sequence[str | None],
+    *,
+    now: float,
+    window_days: float = HISTORY_DAYS,
+) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """Many requests' contact histories at once: :func:`contact_history` of each request's
+    customer (``requested``, one id per request; None: no history) as the engine's history
+    columns, with the request position of each row (rows of one request together, in
+    time order), or None when there is no row. ``rows`` are a store's
+    ``recent_contacts`` (each customer's rows together, in time order)."""
+    if not rows:
+        return None
+    # column by column (a transposing zip(*rows) is several times slower)
+    customer, channel, treatment, at, declined = (
+        list(map(itemgetter(field), rows)) for field in range(5)
+    )
+    customers = np.array(customer, dtype=object)
+    starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]])
+    counts = np.diff(np.r_[starts, len(customers)])
+    span = dict(
+        zip(
+            customers[starts].tolist(),
+            zip(starts.tolist(), counts.tolist(), strict=True),
+            strict=True,
+        )
+    )
+    positions, firsts, sizes = [], [], []
+    for position, customer_id in enumerate(requested):
+        found = span.get(customer_id)
+        if found is not None:
+            positions.append(position)
+            firsts.append(found[0])
+            sizes.append(found[1])
+    if not positions:
+        return None
+    size = np.asarray(sizes, dtype=np.int64)
+    total = int(size.sum())
+    offsets = np.cumsum(size) - size
+    chosen = np.arange(total) - np.repeat(offsets - np.asarray(firsts), size)
+    days = (now - np.array(at, dtype=np.float64)[chosen]) / _DAY  # as contact_history
+    kept = days < window_days
+    if not kept.any():
+        return None
+    chosen, days = chosen[kept], days[kept]
+    columns = {
+        "customer_id": customers[chosen],
+        "channel": np.array(channel, dtype=object)[chosen],
+        "treatment": np.array(treatment, dtype=object)[chosen],
+        "days_ago": np.where(days > 0.0, days, 0.0),
+        "declined": np.array(declined, dtype=bool)[chosen],
+    }
+    return columns, np.repeat(np.asarray(positions, dtype=np.int64), size)[kept]
 
 
 def snapshot_records(customers: Any, accounts: Any) -> Iterable[tuple[str, dict[str, Any]]]:

@@ -41,6 +41,11 @@ class Contact(NamedTuple):
         return cls(**json.loads(text))
 
 
+# (customer_id, channel, treatment, at, declined): a contact as the batch path reads it;
+# ``declined`` is true (a bool, or 1 from SQLite) when the customer declined the offer
+ContactRow = tuple[str, str, str, float, bool | int]
+
+
 class OnlineStore(Protocol):
     """The interface every backend implements (one module each, see ``BACKENDS``)."""
 
@@ -57,6 +62,12 @@ class OnlineStore(Protocol):
         ...
 
     def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]: ...
+
+    def recent_contacts(self, customer_ids: Sequence[str], since: float) -> list[ContactRow]:
+        """The contacts of ``customer_ids`` made after ``since`` (seconds since the epoch)
+        as :data:`ContactRow` tuples, each customer's rows together and in time order (one
+        round trip; the batch endpoint reads a whole batch's contacts with it)."""
+        ...
 
     def meta(self) -> dict[str, Any] | None: ...
 

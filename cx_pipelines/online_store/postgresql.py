@@ -8,10 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 
 from cx_pipelines.online_store.common import (
     Contact,
+    ContactRow,
     StoreUnavailable,
     decode_record,
     encode_record,
@@ -108,7 +110,7 @@ class PostgresStore:
 
     def read_many(self, customer_ids: Sequence[str]) -> dict[str, str | bytes]:
         statement = sa.select(FEATURES.c.customer_id, FEATURES.c.record).where(
-            FEATURES.c.customer_id.in_(list(set(customer_ids)))
+            FEATURES.c.customer_id == sa.any_(_ids(customer_ids))
         )
         try:
             with self.engine.connect() as connection:
@@ -133,6 +135,20 @@ class PostgresStore:
                 Contact(r[0], r[1], r[2], r[3], float(r[4]), bool(r[5]))
             )
         return found
+
+    def recent_contacts(self, customer_ids: Sequence[str], since: float) -> list[ContactRow]:
+        columns = CONTACTS.c
+        statement = (
+            sa.select(columns.customer_id, columns.channel, columns.treatment)
+            .add_columns(columns.at, columns.declined)
+            .where(columns.customer_id == sa.any_(_ids(customer_ids)), columns.at > since)
+            .order_by(columns.customer_id, columns.at)
+        )
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(statement).tuples().all()
+        except SQLAlchemyError as error:
+            raise self._fail(error) from error
 
     def meta(self) -> dict[str, Any] | None:
         value = self._scalar(sa.select(META.c.value).where(META.c.key == "snapshot"))
@@ -188,6 +204,12 @@ class PostgresStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _ids(customer_ids: Sequence[str]) -> sa.BindParameter:
+    """The ids as one array parameter (``= ANY(:ids)``): one statement, cached once,
+    whatever the batch's size."""
+    return sa.bindparam("ids", list(dict.fromkeys(customer_ids)), type_=ARRAY(sa.Text))
 
 
 def open_store(url: str) -> PostgresStore:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
+import orjson
 import redis
 from redis.exceptions import RedisError
 
 from cx_pipelines.online_store.common import (
     Contact,
+    ContactRow,
     StoreUnavailable,
     decode_record,
     encode_record,
@@ -128,6 +131,26 @@ class RedisStore:
             for c, values in zip(unique, answers, strict=True)
             if values
         }
+
+    def recent_contacts(self, customer_ids: Sequence[str], since: float) -> list[ContactRow]:
+        unique = list(dict.fromkeys(customer_ids))
+        try:
+            pipeline = self.client.pipeline(transaction=False)
+            for customer_id in unique:
+                pipeline.hvals(_contact_key(customer_id))
+            answers = pipeline.execute()
+        except RedisError as error:
+            raise self._fail(error) from error
+        rows: list[ContactRow] = []
+        for customer_id, values in zip(unique, answers, strict=True):
+            if values:
+                contacts = [orjson.loads(value) for value in values]
+                rows.extend(
+                    (customer_id, c["channel"], c["treatment"], c["at"], c["declined"])
+                    for c in sorted(contacts, key=itemgetter("at"))
+                    if c["at"] > since
+                )
+        return rows
 
     def meta(self) -> dict[str, Any] | None:
         try:

@@ -23,8 +23,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from cx_pipelines.intelligence import offer_type_of
-from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history, open_store
+from cx_pipelines.online_store import StoreUnavailable, contact_history, open_store
+from cx_pipelines.service import collector
 from cx_pipelines.service.auth import ApiKey, RateLimiter, hash_key, load_keys
+from cx_pipelines.service.contacts import ContactWriter, RecordedContacts
 from cx_pipelines.service.decide import (
     SERVICE_CAMPAIGN,
     decide,
@@ -229,17 +231,20 @@ class Service:
         self.settings = settings
         self.keys = load_keys(settings.api_keys_file, settings.api_keys_text)
         self.limiter = RateLimiter()
-        self.store = open_store(settings.store_url)
+        # contacts are written by a thread (batched), not in the request; reads add the
+        # ones still pending (service/contacts.py)
+        self.contacts = ContactWriter(
+            open_store(settings.store_url),
+            flush_ms=settings.contact_flush_ms,
+            max_pending=settings.contact_max_pending,
+        )
+        self.store = RecordedContacts(open_store(settings.store_url), self.contacts)
         self.state = ServiceState(settings, self.store)
-        self.contact_store = open_store(settings.store_url)
         sync = {"sync": settings.log_sync, "fsync_ms": settings.log_fsync_ms}
-        self.log = DurableLog(settings.decision_log_dir, after_write=self._record_contacts, **sync)
+        self.log = DurableLog(settings.decision_log_dir, after_write=self.contacts.record, **sync)
         self.responses = DurableLog(
             settings.decision_log_dir / "responses", after_write=self._write_inbox, **sync
         )
-
-    def _record_contacts(self, contacts: list[Contact]) -> None:
-        self.contact_store.record_contacts(contacts)
 
     def _write_inbox(self, rows: list[dict]) -> None:
         """Hand responses to the feedback loop: one CSV per durable group, atomically."""
@@ -259,6 +264,7 @@ class Service:
         self.state.stop()
         self.log.close()
         self.responses.close()
+        self.contacts.close()  # after the log: every logged contact is written
 
     def caller(self, request: Request, scope: str, cost: int = 1) -> ApiKey:
         headers = request.headers
@@ -308,17 +314,20 @@ class Service:
         self.authorise(header, authorization, "decide", cost=len(batch.requests))
         deployment = self.state.deployment
         errors = []
+        valid: dict[tuple, bool] = {}  # items without context: checked once per kind
         for index, item in enumerate(batch.requests):
-            errors += request_errors(deployment, item, ["body", "requests", index])
+            kind = None if item.context else (item.channel, item.event, item.interaction_type)
+            if kind is not None and valid.get(kind):
+                continue
+            found = request_errors(deployment, item, ["body", "requests", index])
+            if kind is not None:
+                valid[kind] = not found
+            errors += found
         if errors:
             raise _unprocessable(errors)
-        results = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)
-        await _logged(
-            self.log,
-            [r.line for r in results],
-            [r.contact for r in results if r.contact is not None],
-        )
-        return _dumped({"decisions": [r.answer for r in results]})
+        decided = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)
+        await _logged(self.log, decided.lines, decided.contacts)
+        return decided.body
 
 
 async def current_service(request: Request) -> Service:
@@ -337,7 +346,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         service = Service(settings)
         app.state.service = service
         service.state.start()
-        yield
+        with collector.tuned():
+            yield
         service.close()
 
     app = FastAPI(
@@ -476,6 +486,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "unavailable": degraded,
             "decisions_logged": svc.log.written,
             "decision_log_sync": svc.log.sync,
+            "contacts_pending": svc.contacts.pending,
         }
         return FastJSON(body, status_code=200 if ok else 503)
 

@@ -1,5 +1,10 @@
 """One decision: check the request against the strategy, read the customer, decide, and
-build the answer and its decision-log line (INTERFACES.md §4). No FastAPI here."""
+build the answer and its decision-log line (INTERFACES.md §4). No FastAPI here.
+
+A batch (:func:`decide_batch`) reads its customers' records in one store round trip and
+their contacts in one more (``recent_contacts``), hands the engine every contact history
+as columns, and renders each decision's JSON once (the answer is the log line without
+its trace); the answers and lines equal :func:`decide`'s one by one."""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import datetime as dt
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from cx_pipelines.intelligence import (
@@ -19,7 +25,15 @@ from cx_pipelines.intelligence import (
     decide_customer,
     decide_many,
 )
-from cx_pipelines.online_store import Contact, StoreUnavailable, contact_history
+from cx_pipelines.intelligence.columns import history_subset
+from cx_pipelines.online_store import (
+    DAY,
+    HISTORY_DAYS,
+    Contact,
+    StoreUnavailable,
+    contact_columns,
+    contact_history,
+)
 from cx_pipelines.service.schemas import DecisionRequest
 from cx_pipelines.service.state import Deployment, ServiceState
 
@@ -105,8 +119,7 @@ def _uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True)
-class _Lookup:
+class _Lookup(NamedTuple):  # a tuple: a batch makes one per request
     stored: dict[str, Any] | None
     problem: str | None
     history: list[dict[str, Any]]
@@ -145,44 +158,61 @@ def _lookups(
     return lookups
 
 
-def _decided(request: DecisionRequest, record: dict, found: _Lookup, now: float) -> Decided:
-    customer_id = str(request.customer_id)
-    decision_id = _uuid4()
-    reason = (
-        found.problem if found.problem else (UNKNOWN_CUSTOMER if found.stored is None else None)
-    )
+def _entry(
+    request: DecisionRequest, record: dict, found: _Lookup, decision_id: str, decided_at: str
+) -> dict[str, Any]:
+    """The decision-log entry of one decision (INTERFACES.md §4), its ``trace`` last."""
     top = record["treatments"][0] if record["treatments"] else None
-    entry = {
+    terms = (top or {}).get("terms", {})
+    return {
         "decision_id": decision_id,
-        "customer_id": customer_id,
+        "customer_id": request.customer_id,
         "channel": request.channel,
         "interaction_type": record["interaction_type"],
         "treatment": record["treatment"],
         "offer_type": record["offer_type"],
         "rank": top["rank"] if top else None,
         "campaign_id": SERVICE_CAMPAIGN,
-        "p_response": (top or {}).get("terms", {}).get("propensity"),
-        "uplift": (top or {}).get("terms", {}).get("uplift"),
+        "p_response": terms.get("propensity"),
+        "uplift": terms.get("uplift"),
         "selection_probability": 1.0,  # the strategy's choice is deterministic
-        "decided_at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="microseconds"),
+        "decided_at": decided_at,
         "strategy_hash": record["strategy_hash"],
         "model_versions": record["model_versions"],
         "event": record["event"],
         "segment": record["segment"],
         "test_group": record["test_group"],
         "known_customer": found.stored is not None,
-        "reason": reason,
+        "reason": found.problem
+        if found.problem
+        else (UNKNOWN_CUSTOMER if found.stored is None else None),
         "snapshot": (found.snapshot or {}).get("generation"),
         "treatments": record["treatments"],
         "trace": record["trace"],
     }
+
+
+def _decided_at(now: float) -> str:
+    return dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="microseconds")
+
+
+def _contact(
+    request: DecisionRequest, record: dict, found: _Lookup, decision_id: str, now: float
+) -> Contact | None:
+    """The contact a decision makes (None: not recorded, nothing shown or unknown customer)."""
+    if request.record_contact and record["treatments"] and found.stored is not None:
+        treatment = record["treatments"][0]["treatment"]
+        return Contact(decision_id, request.customer_id, request.channel, treatment, now)
+    return None
+
+
+def _decided(request: DecisionRequest, record: dict, found: _Lookup, now: float) -> Decided:
+    decision_id = _uuid4()
+    entry = _entry(request, record, found, decision_id, _decided_at(now))
     line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
     if not request.include_trace or entry["trace"] is None:
         entry = {key: value for key, value in entry.items() if key != "trace"}
-    contact = None
-    if request.record_contact and top is not None and found.stored is not None:
-        contact = Contact(decision_id, customer_id, request.channel, top["treatment"], now)
-    return Decided(entry, line, contact)
+    return Decided(entry, line, _contact(request, record, found, decision_id, now))
 
 
 def decide(
@@ -211,6 +241,105 @@ def decide(
     return _decided(request, record, found, now)
 
 
+@dataclass(frozen=True)
+class DecidedBatch:
+    """A batch's answer (its JSON), decision-log lines and contacts, in request order."""
+
+    body: bytes
+    lines: list[bytes]
+    contacts: list[Contact]
+
+
+def _history_days(deployment: Deployment) -> float:
+    """How far back a contact can change the strategy's answer: its longest contact-cap
+    period or decline window (0: it reads no contact), at most the history's 366 days.
+    Older contacts are left out of a batch's history, which changes no answer."""
+    strategy = deployment.strategy
+    periods = [cap.period_days for cap in strategy.contact_caps]
+    if strategy.decline_limit:
+        periods.append(strategy.decline_limit[1])
+    return min(max(periods, default=0.0), HISTORY_DAYS)
+
+
+def _batch_lookups(
+    state: ServiceState, deployment: Deployment, customer_ids: list[str], now: float
+) -> tuple[list[_Lookup], tuple[dict[str, np.ndarray], np.ndarray] | None]:
+    """:func:`_lookups` for a batch: the stored records (one round trip) and every
+    request's contact history as columns (one more), not as rows per request."""
+    found = state.customers(customer_ids)
+    known = [c for c, (stored, problem) in found.items() if stored is not None and not problem]
+    rows: list = []
+    failed = False
+    window = _history_days(deployment)
+    if known and window > 0:
+        try:  # a day's margin: the exact cut is contact_columns' (days_ago < window)
+            rows = state.store.recent_contacts(known, now - (window + 1) * DAY)
+        except StoreUnavailable as error:
+            state.components["store"].report(False, str(error))
+            failed = True
+    lookups = []
+    snapshots: dict[str | None, tuple[dict[str, Any] | None, dict[str, str]]] = {}
+    for customer_id in customer_ids:
+        stored, problem = found[customer_id]
+        if failed and stored is not None:
+            problem = "store_unavailable"
+        generation = stored["generation"] if stored else None
+        if generation not in snapshots:
+            snapshot = state.snapshot_of(generation) if stored else deployment.snapshot
+            versions = dict((snapshot or {}).get("model_versions") or {})
+            snapshots[generation] = (snapshot, versions)
+        snapshot, versions = snapshots[generation]
+        lookups.append(_Lookup(stored, problem, [], snapshot, versions))
+    requested = [c if found[c][0] is not None and not found[c][1] else None for c in customer_ids]
+    return lookups, contact_columns(rows, requested, now=now, window_days=window)
+
+
+def _uuid4s(count: int) -> list[str]:
+    """``count`` random version-4 UUIDs as text (one ``os.urandom`` call)."""
+    raw = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
+    raw[:, 6] = raw[:, 6] & 0x0F | 0x40  # version 4
+    raw[:, 8] = raw[:, 8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.tobytes().hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-"
+        f"{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
+
+
+_NO_TRACE = b',"trace":null}\n'
+
+
+def _rendered(
+    requests: list[DecisionRequest], records: list[dict], found: list[_Lookup], now: float
+) -> DecidedBatch:
+    """Each decision's log line and answer rendered once: the entry without its trace is
+    the answer (``trace`` comes last, so the line is that JSON with the trace appended),
+    and the batch's answer is those answers joined, the bytes
+    ``orjson.dumps({"decisions": [...]})`` would give."""
+    decided_at = _decided_at(now)
+    dumps, option = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+    answers, lines, contacts = [], [], []
+    for request, record, lookup, decision_id in zip(
+        requests, records, found, _uuid4s(len(requests)), strict=True
+    ):
+        entry = _entry(request, record, lookup, decision_id, decided_at)
+        trace = entry.pop("trace")
+        answer = dumps(entry, option=option)
+        if trace is None:
+            lines.append(answer[:-1] + _NO_TRACE)
+        else:
+            line = b"".join((answer[:-1], b',"trace":', dumps(trace, option=option), b"}\n"))
+            lines.append(line)
+            if request.include_trace:
+                answer = line[:-1]
+        answers.append(answer)
+        contact = _contact(request, record, lookup, decision_id, now)
+        if contact is not None:
+            contacts.append(contact)
+    return DecidedBatch(b"".join((b'{"decisions":[', b",".join(answers), b"]}")), lines, contacts)
+
+
 def decide_batch(
     state: ServiceState,
     deployment: Deployment,
@@ -218,11 +347,11 @@ def decide_batch(
     *,
     trace: bool,
     now: float | None = None,
-) -> list[Decided]:
+) -> DecidedBatch:
     """Decide many requests through the vectorised batch evaluator (one pass per event,
     channel and interaction type); the records equal :func:`decide`'s one by one."""
     now = time.time() if now is None else now
-    found = _lookups(state, deployment, [str(r.customer_id) for r in requests], now)
+    found, history = _batch_lookups(state, deployment, [r.customer_id for r in requests], now)
     by_event: dict[str, list[int]] = {}
     for index, request in enumerate(requests):
         by_event.setdefault(request.event or state.settings.event, []).append(index)
@@ -230,13 +359,12 @@ def decide_batch(
     for event, members in by_event.items():
         items = [
             Request(
-                customer_id=str(requests[i].customer_id),
+                customer_id=requests[i].customer_id,
                 customer=None if found[i].stored is None else found[i].stored["customer"],
                 accounts=() if found[i].stored is None else found[i].stored["accounts"],
                 channel=requests[i].channel,
                 interaction_type=requests[i].interaction_type,
-                context=_context(deployment, requests[i]),
-                contact_history=found[i].history,
+                context=_context(deployment, requests[i]) if requests[i].context else None,
             )
             for i in members
         ]
@@ -246,10 +374,18 @@ def decide_batch(
             requests=items,
             model_versions=[found[i].versions for i in members],
             trace=trace,
+            contact_columns=_event_history(history, members, len(requests)),
         )
         for index, record in zip(members, decided, strict=True):
             records[index] = record
-    return [
-        _decided(request, record, lookup, now)
-        for request, record, lookup in zip(requests, records, found, strict=True)
-    ]
+    return _rendered(requests, records, found, now)  # type: ignore[arg-type]
+
+
+def _event_history(
+    history: tuple[dict[str, np.ndarray], np.ndarray] | None, members: list[int], size: int
+) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """The history columns of one event's requests (``members`` among ``size``)."""
+    if history is None or len(members) == size:
+        return history
+    columns, rows = history_subset(history, members, size)
+    return None if columns is None else (columns, rows)

@@ -57,8 +57,10 @@ def _fsync_folder(folder: Path) -> None:
 class DurableLog:
     """An append-only JSON-lines file with group-committed ``fsync``.
 
-    ``after_write`` runs in the writer thread with the payloads of each durable group,
-    before their requests are acknowledged (the service records contacts there).
+    ``after_write`` runs with the payloads of each durable group (in the writer thread, or
+    on the event loop in ``write`` mode) before their requests are acknowledged; it must
+    not block (the service hands the contacts to its contact writer thread there,
+    :mod:`cx_pipelines.service.contacts`).
     """
 
     def __init__(

@@ -57,6 +57,8 @@ class ServiceSettings:
     cache_size: int  # CX_SERVICE_CACHE_SIZE: records kept to answer through a store outage
     log_sync: str = "write"  # CX_DECISION_LOG_SYNC: "write" or "fsync" (see decision_log)
     log_fsync_ms: float = 20.0  # CX_DECISION_LOG_FSYNC_MS: fsync lag in "write" mode
+    contact_flush_ms: float = 10.0  # CX_SERVICE_CONTACT_FLUSH_MS: contacts gathered per write
+    contact_max_pending: int = 100_000  # CX_SERVICE_CONTACT_MAX_PENDING: unwritten, in memory
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
@@ -79,6 +81,8 @@ class ServiceSettings:
             cache_size=int(_number("CX_SERVICE_CACHE_SIZE", 10_000)),
             log_sync=_sync_mode(),
             log_fsync_ms=_number("CX_DECISION_LOG_FSYNC_MS", 20.0),
+            contact_flush_ms=_number("CX_SERVICE_CONTACT_FLUSH_MS", 10.0),
+            contact_max_pending=int(_number("CX_SERVICE_CONTACT_MAX_PENDING", 100_000)),
         )
 
 

@@ -27,7 +27,10 @@ def _redis_url() -> str:
     if not url:
         pytest.skip("CX_TEST_REDIS_URL is not set (.ci/run starts a Redis server and sets it)")
     base, _, _ = url.rpartition("/")
-    return f"{base}/{secrets.randbelow(14) + 1}"  # a database of its own, emptied first
+    # a database per pytest-xdist worker (gw0 → 1, gw1 → 2, ...), emptied by each test first:
+    # tests of one worker run one at a time, so no two tests share a database at once
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return f"{base}/{int(worker) % 15 + 1}"
 
 
 def _postgres_url() -> str:
