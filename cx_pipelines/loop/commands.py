@@ -45,6 +45,7 @@ def format_report(table) -> str:
 
 def _simulate(arguments: argparse.Namespace) -> int:
     from cx_pipelines.loop.cycle import LoopError, LoopSettings, run_loop
+    from cx_pipelines.loop.live_experiment import ExperimentSettingsError
     from cx_pipelines.world.simulator import SimulatorError
 
     settings = LoopSettings(
@@ -53,14 +54,18 @@ def _simulate(arguments: argparse.Namespace) -> int:
         cycle_days=arguments.cycle_days,
         seed=arguments.seed,
         retrain_after_results=arguments.retrain_after,
+        challenger=arguments.challenger or "",
+        challenger_share=arguments.challenger_share,
     )
     try:
         report = run_loop(settings)
-    except (LoopError, SimulatorError) as error:
+    except (LoopError, SimulatorError, ExperimentSettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     table = report.table()
     print(format_report(table))
+    for figures in report.experiment:
+        print(figures.describe())
     if arguments.json:
         Path(arguments.json).write_text(table.to_json(orient="records", indent=2))
     return 0
@@ -96,6 +101,15 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         help="retrain once this many new results arrived (the sensor's rule; default 1)",
+    )
+    simulate.add_argument(
+        "--challenger",
+        choices=["true_uplift", "same"],
+        help="run the campaigns as a live champion/challenger split test with a planted "
+        "challenger arm (true_uplift: targets on the world's true uplift; same: an A/A test)",
+    )
+    simulate.add_argument(
+        "--challenger-share", type=float, default=0.2, help="the challenger arm's share"
     )
     simulate.add_argument("--json", help="also write the per-cycle figures to this file")
     simulate.set_defaults(handler=_simulate)

@@ -26,6 +26,12 @@ def test_simulate_refuses_zero_cycles(cx_home, capsys):
     assert "--cycles must be at least 1, got 0" in capsys.readouterr().err
 
 
+def test_simulate_refuses_a_challenger_share_out_of_range(cx_home, capsys):
+    arguments = ["simulate", "--challenger", "same", "--challenger-share", "1.5"]
+    assert main(arguments) == 1
+    assert "challenger share must be in (0, 1), got 1.5" in capsys.readouterr().err
+
+
 def test_evaluate_without_a_decision_log_says_what_to_do(cx_home, capsys, tmp_path):
     candidate = tmp_path / "campaigns"
     candidate.mkdir()
