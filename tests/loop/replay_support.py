@@ -50,11 +50,14 @@ HISTORY_COLUMNS = (
 )  # fmt: skip
 
 
-def write_campaigns(folder: Path, *, cap_factor: float = 1.0, suffix: str = "") -> list:
-    """The loop's campaigns as validated YAML files (every customer eligible by rule)."""
+def write_campaigns(
+    folder: Path, *, cap_factor: float = 1.0, suffix: str = "", table: tuple = CAMPAIGNS
+) -> list:
+    """Campaigns (``table`` rows, default the loop's) as validated YAML files (every customer
+    eligible by rule)."""
     folder.mkdir(parents=True, exist_ok=True)
     campaigns = []
-    for name, offer, channel, margin, cost, cap, control in CAMPAIGNS:
+    for name, offer, channel, margin, cost, cap, control in table:
         path = folder / f"{name}.yaml"
         path.write_text(
             f"campaign_id: {name}{suffix}\noffer: {offer}\ntreatment: {offer}_offer\n"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import replay_support
 
-from cx_pipelines.campaigns.catalog import check_campaign_file
 from cx_pipelines.campaigns.targeting import TargetingSettings, target
 from cx_pipelines.loop import off_policy
 from cx_pipelines.loop.policies import action_values
@@ -31,21 +31,7 @@ REPEATS = 40
 
 
 def write_campaigns(folder: Path, *, cap_factor: float = 1.0) -> list:
-    folder.mkdir(parents=True, exist_ok=True)
-    campaigns = []
-    for name, offer, channel, margin, cost, cap, control in CAMPAIGNS:
-        path = folder / f"{name}.yaml"
-        path.write_text(
-            f"campaign_id: {name}\noffer: {offer}\ntreatment: {offer}_offer\n"
-            f"channel: {channel}\neligibility: {{all: []}}\ncost_per_contact: {cost}\n"
-            f"margin_per_response: {margin}\nvolume_cap: {int(cap * cap_factor)}\n"
-            f"control_share: {control}\nstart: 2026-01-01\nend: 2027-12-31\n",
-            encoding="utf-8",
-        )
-        campaign, errors = check_campaign_file(path)
-        assert campaign is not None, errors
-        campaigns.append(campaign)
-    return campaigns
+    return replay_support.write_campaigns(folder, cap_factor=cap_factor, table=CAMPAIGNS)
 
 
 def model_scores(truth, *, seed: int = 7, noise: float = 0.3) -> pd.DataFrame:
