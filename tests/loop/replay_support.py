@@ -10,14 +10,16 @@ times, so an estimator's bias and coverage on a log *with loop history* can be m
 against the truth of a candidate on that same history.
 
 ``fresh_controls``: the control draw is salted with the decision date (a new hold-out every
-run) instead of the campaign's fixed salt (the same customers held out every run).
+run, as ``target`` draws it) instead of the campaign's fixed salt (the same customers held out
+every run, as the platform drew it before: :func:`fixed_control_draws` replays that design,
+whose logs the off-policy estimators still have to read).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -108,25 +110,36 @@ def exploration_salt(extra: str) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def fixed_control_draws() -> Iterator[None]:
+    """The control draw fixed per customer and campaign (the campaign's salt alone), as the
+    platform drew it before it salted the draw with the decision date."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(targeting, "control_salt", lambda campaign, decision_date: campaign.salt)
+        yield
+
+
 def decide(
     campaigns: list, truth: WorldTruth, scores: pd.DataFrame, history: pd.DataFrame, *,
     day: date, exploration: float, control_salt: str | None,
 ) -> pd.DataFrame:  # fmt: skip
-    """One targeting run (``control_salt``: appended to each campaign's salt, or None)."""
+    """One targeting run (``control_salt``: appended to each campaign's salt, or None for
+    draws fixed per customer and campaign)."""
     if control_salt is not None:
         campaigns = [dataclasses.replace(c, salt=f"{c.salt}:{control_salt}") for c in campaigns]
-    result = targeting.target(
-        campaigns,
-        pd.DataFrame({"customer_id": truth.customer_id}),
-        scores,
-        history,
-        caps=CAPS,
-        decline_limit=DECLINES,
-        settings=targeting.TargetingSettings(decision_date=day, exploration_share=exploration),
-        strategy_hash="replay",
-        model_versions={},
-        fingerprint={"day": str(day), "salt": control_salt},
-    )
+    with nullcontext() if control_salt is not None else fixed_control_draws():
+        result = targeting.target(
+            campaigns,
+            pd.DataFrame({"customer_id": truth.customer_id}),
+            scores,
+            history,
+            caps=CAPS,
+            decline_limit=DECLINES,
+            settings=targeting.TargetingSettings(decision_date=day, exploration_share=exploration),
+            strategy_hash="replay",
+            model_versions={},
+            fingerprint={"day": str(day), "salt": control_salt},
+        )
     return result.targets
 
 
