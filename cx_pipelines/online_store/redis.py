@@ -117,15 +117,19 @@ class RedisStore:
             raise self._fail(error) from error
         return {c: v for c, v in zip(unique, values, strict=True) if v is not None}
 
-    def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+    def _contact_values(self, customer_ids: Sequence[str]) -> tuple[list[str], list]:
+        """Each distinct customer id and its stored contacts' JSON texts (one pipeline)."""
         unique = list(dict.fromkeys(customer_ids))
         try:
             pipeline = self.client.pipeline(transaction=False)
             for customer_id in unique:
                 pipeline.hvals(_contact_key(customer_id))
-            answers = pipeline.execute()
+            return unique, pipeline.execute()
         except RedisError as error:
             raise self._fail(error) from error
+
+    def contacts_many(self, customer_ids: Sequence[str]) -> dict[str, list[Contact]]:
+        unique, answers = self._contact_values(customer_ids)
         return {
             c: sorted((Contact.from_json(v) for v in values), key=lambda x: x.at)
             for c, values in zip(unique, answers, strict=True)
@@ -133,14 +137,7 @@ class RedisStore:
         }
 
     def recent_contacts(self, customer_ids: Sequence[str], since: float) -> list[ContactRow]:
-        unique = list(dict.fromkeys(customer_ids))
-        try:
-            pipeline = self.client.pipeline(transaction=False)
-            for customer_id in unique:
-                pipeline.hvals(_contact_key(customer_id))
-            answers = pipeline.execute()
-        except RedisError as error:
-            raise self._fail(error) from error
+        unique, answers = self._contact_values(customer_ids)
         rows: list[ContactRow] = []
         for customer_id, values in zip(unique, answers, strict=True):
             if values:
