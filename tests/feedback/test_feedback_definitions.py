@@ -141,3 +141,35 @@ def test_strategy_performance_reports_the_cube_plots_and_the_challenger_test(
     )
     assert by_group["test_group"].tolist() == ["challenger_1", "champion"]
     assert by_group["lift"].iloc[0] > by_group["lift"].iloc[1] > 0
+
+
+def test_the_cube_charges_each_campaign_the_contact_cost_of_its_file(
+    cx_home: Path, instance: dg.DagsterInstance
+) -> None:
+    decided = decisions(400, seed=5, control_share=0.5)
+    write_export(cx_home, decided)
+    warehouse.write_table(
+        "campaign_catalog",
+        pd.DataFrame(
+            {
+                "campaign_id": ["spring_savings", "broken"],
+                "valid": [True, False],
+                "cost_per_contact": [2.5, np.nan],
+            }
+        ),
+    )
+    drop(cx_home, "all.parquet", results_for(decided))
+
+    result = defs.resolve_job_def("interaction_results_job").execute_in_process(instance=instance)
+
+    assert result.success
+    [materialization] = [
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.materialization.asset_key == dg.AssetKey("strategy_performance")
+    ]
+    assert materialization.metadata["contact_costs"].value == {"spring_savings": 2.5}
+    total = warehouse.query(
+        "SELECT contact_cost, treated_contacts FROM strategy_performance WHERE grain = '(all)'"
+    )
+    assert total["contact_cost"].iloc[0] == 2.5 * total["treated_contacts"].iloc[0] > 0

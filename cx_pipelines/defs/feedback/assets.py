@@ -162,7 +162,8 @@ class StrategyPerformanceConfig(dg.Config):
     """Costs and the comparison behind ``strategy_performance``."""
 
     contact_cost: dict[str, float] = {}
-    """Cost of one treated contact per campaign id (profit = incremental revenue − cost)."""
+    """Cost of one treated contact per campaign id (profit = incremental revenue − cost); a
+    campaign not named here costs what its file's ``cost_per_contact`` says."""
     compare_by: str = "test_group"
     """The dimension whose values compete (``test_group``, or ``strategy_hash``)."""
     champion: str = CHAMPION
@@ -170,6 +171,16 @@ class StrategyPerformanceConfig(dg.Config):
     confidence: float = 0.95
     alpha: float = 0.05
     power: float = 0.8
+
+
+def contact_costs(overrides: dict[str, float]) -> dict[str, float]:
+    """Cost per treated contact by campaign id: the validated campaign files', then ``overrides``."""
+    costs: dict[str, float] = {}
+    if warehouse.table_exists("campaign_catalog"):
+        catalog = warehouse.read_table("campaign_catalog")
+        valid = catalog[catalog["valid"].astype(bool)]
+        costs = dict(zip(valid["campaign_id"], valid["cost_per_contact"].astype(float), strict=True))
+    return costs | dict(overrides)
 
 
 def _headline(cube: pd.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -204,7 +215,7 @@ def _headline(cube: pd.DataFrame) -> dict[str, dg.MetadataValue]:
 
 @dg.asset(
     ins={"interaction_results": dg.AssetIn(RESULTS_TABLE)},
-    deps=["customer_decisions", DECISION_LOG_ASSET],
+    deps=["customer_decisions", "campaign_catalog", DECISION_LOG_ASSET],
     group_name=GROUP,
     kinds={"pandas", "parquet", "duckdb"},
 )
@@ -220,7 +231,8 @@ def strategy_performance(
         else None
     )
     frame = with_dimensions(interaction_results, load_decision_log().decisions, customer_decisions)
-    cube = performance_cube(frame, contact_cost=config.contact_cost, confidence=config.confidence)
+    costs = contact_costs(config.contact_cost)
+    cube = performance_cube(frame, contact_cost=costs, confidence=config.confidence)
     tests = champion_challenger_tests(
         frame,
         group_column=config.compare_by,
@@ -240,7 +252,7 @@ def strategy_performance(
         "champion_vs_challenger": dg.MetadataValue.md(
             tests.to_markdown(index=False, floatfmt=".4g") if len(tests) else "(no challenger)"
         ),
-        "contact_cost_known": dg.MetadataValue.bool(bool(config.contact_cost)),
+        "contact_costs": dg.MetadataValue.json(costs),
     }
     if len(profit_tests):  # a live experiment on campaign targeting ran
         metadata["experiment_incremental_profit"] = dg.MetadataValue.md(
