@@ -174,12 +174,13 @@ class StrategyPerformanceConfig(dg.Config):
 
 
 def contact_costs(overrides: dict[str, float]) -> dict[str, float]:
-    """Cost per treated contact by campaign id: the validated campaign files', then ``overrides``."""
+    """Cost per treated contact by campaign id: the validated campaign files', then overrides."""
     costs: dict[str, float] = {}
     if warehouse.table_exists("campaign_catalog"):
         catalog = warehouse.read_table("campaign_catalog")
         valid = catalog[catalog["valid"].astype(bool)]
-        costs = dict(zip(valid["campaign_id"], valid["cost_per_contact"].astype(float), strict=True))
+        cost = valid["cost_per_contact"].astype(float)
+        costs = dict(zip(valid["campaign_id"], cost, strict=True))
     return costs | dict(overrides)
 
 
