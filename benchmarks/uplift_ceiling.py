@@ -23,6 +23,18 @@ chosen customers. If the randomised fit reaches the oracle and the log fit does 
 data (its size and design) limit the policy; if neither does, the learner's form does.
 
 The last line is one JSON object.
+
+Measured (20k world w20k-s1, 100,000 randomised rows, shared machine at load ~16; share of
+the oracle, log fit against randomised fit):
+
+* 2026-10-01, the prepared home's log (16,608 contacts, 6 offer × channel pairs): shipped
+  0.834 against 0.902; calibrated 0.834; C=1 0.771 against 0.859; C chosen by cross-
+  validation from 0.03-1, calibrated, 0.823. The log's loss is in the three pairs without
+  history (overdraft_app predicted 0.003 against 0.103 true on the oracle's customers,
+  loan_call_centre 0.011 against 0.060, card_young_mobile 0.032 against 0.056).
+* 2026-10-08, the log after one loop cycle (33,330 contacts): shipped 0.894 against 0.856
+  (the log, targeted and three times the pairs, beats uniform randomisation); calibrated
+  0.894 / 0.855; C=1 0.875 / 0.812. Calibration slopes on the log's rows 0.70-0.95.
 """
 
 from __future__ import annotations
