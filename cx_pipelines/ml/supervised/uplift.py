@@ -116,9 +116,7 @@ class UpliftModel(FittedModel, BaseEstimator):
             regressor=True,
         )
 
-    def fit(
-        self, X: pd.DataFrame, y: Any, *, treatment: Any, groups: Any = None
-    ) -> UpliftModel:
+    def fit(self, X: pd.DataFrame, y: Any, *, treatment: Any, groups: Any = None) -> UpliftModel:
         """Fit the meta-learner on features ``X``, 0/1 outcomes ``y`` and 0/1 ``treatment``;
         ``groups`` (e.g. the customer of each row) keeps a group in one cross-fitting fold."""
         if self.learner not in LEARNERS:
