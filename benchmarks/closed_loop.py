@@ -522,6 +522,15 @@ def run_experiment_seed(
             cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days,
             challenger=challenger, challenger_share=share,
         )  # fmt: skip
+        so_far: list[dict] = []
+
+        def record(figures) -> None:  # the truth so far, for experiment_tests.py mid-run
+            print(figures.describe(), flush=True)
+            so_far.append(figures.as_row())
+            partial = {"seed": seed, "challenger": challenger, "challenger_share": share}
+            partial_file = home.parent / "result.partial.json"
+            partial_file.write_text(json.dumps({**partial, "experiment": so_far}, default=str))
+
         report = run_loop(
             settings,
             on_cycle=lambda f: print(
@@ -534,7 +543,7 @@ def run_experiment_seed(
                 ),
                 flush=True,
             ),
-            on_experiment=lambda figures: print(figures.describe(), flush=True),
+            on_experiment=lambda figures: record(figures),
         )
         table = report.table()
         print(f"\nseed {seed}: {customers:,} customers, challenger {challenger!r} at {share:.0%}")
@@ -567,6 +576,9 @@ def summarise_experiment(runs: list[dict]) -> dict:
                     "low": round(row["low"], 4),
                     "high": round(row["high"], 4),
                     "p_value": float(f"{row['p_value']:.3g}"),
+                    "z": round(row.get("z", float("nan")), 3),
+                    "boundary": round(row.get("boundary", float("nan")), 3),
+                    "horizon": row.get("horizon", 0),
                     "detected": row["detected"],
                     "true_per_customer": row["true_profit_per_customer"],
                     "measured_per_customer": row["measured_profit_per_customer"],

@@ -8,6 +8,10 @@ experiment::
     salt: propensity_challenger_v1         # optional: the split's salt (default the id)
     start: 2026-10-01                      # first and last decision date it runs on
     end: 2026-12-31
+    horizon: 6                             # optional: the decision runs it lasts, stated
+                                           # up front: the test's looks are judged against
+                                           # group-sequential boundaries for that many
+                                           # (cx_pipelines.feedback.sequential)
     arms:                                  # arm name -> share and targeting variant
       champion: {share: 0.8}               # one arm is named champion
       challenger:
@@ -59,7 +63,7 @@ from cx_pipelines.campaigns.draws import uniform
 
 CHAMPION_ARM = "champion"
 VALUES = ("uplift", "propensity")
-KEYS = ("experiment_id", "description", "salt", "start", "end", "arms")
+KEYS = ("experiment_id", "description", "salt", "start", "end", "arms", "horizon")
 ARM_KEYS = ("share", "targeting")
 TARGETING_KEYS = ("value", "scores", "exploration")
 SHARE_TOLERANCE = 1e-9
@@ -100,6 +104,7 @@ class Experiment:
     description: str
     file: str
     content_hash: str
+    horizon: int | None = None  # decision runs, stated before the experiment starts
 
     def active_on(self, day: date) -> bool:
         return self.start <= day <= self.end
@@ -109,7 +114,7 @@ class Experiment:
 
     def describe(self) -> dict[str, object]:
         """What exports' manifests record of the experiment (no customer data)."""
-        return {
+        described = {
             "experiment_id": self.experiment_id,
             "salt": self.salt,
             "file": f"{self.file}@{self.content_hash}",
@@ -118,6 +123,7 @@ class Experiment:
                 for arm in self.arms
             },
         }
+        return described | ({"horizon": self.horizon} if self.horizon is not None else {})
 
 
 def arm_of(customer_ids: np.ndarray, experiment: Experiment) -> np.ndarray:
@@ -235,6 +241,12 @@ def check_experiment_file(path: Path) -> tuple[Experiment | None, list[CampaignE
         if start and end and end < start:
             problems.append((("end",), f"end {end} is before start {start}"))
         arms = _arms(data["arms"], problems, path.parent)
+        horizon = data.get("horizon")
+        if horizon is not None and (
+            isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1
+        ):
+            problems.append((("horizon",), f"horizon must be a positive number of runs, "
+                             f"not {horizon!r}"))  # fmt: skip
         if not problems:
             experiment = Experiment(
                 experiment_id=identifier,
@@ -245,6 +257,7 @@ def check_experiment_file(path: Path) -> tuple[Experiment | None, list[CampaignE
                 description=str(data.get("description", "")).strip(),
                 file=path.name,
                 content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
+                horizon=horizon,
             )
     return experiment, [CampaignError(path.name, line_at(lines, at), what) for at, what in problems]
 

@@ -183,11 +183,12 @@ class ExperimentRuns:
     experiment_id: str
     arm_customers: pd.DataFrame  # run_key, test_group, customers
     economics: pd.DataFrame  # run_key, campaign_id, margin_per_response, cost_per_contact
+    horizon: int | None = None  # the runs the experiment file states it lasts, if it does
 
 
 def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
     """Every experiment found in the manifests under ``exports_dir``, by experiment id."""
-    arms, economics, seen = [], [], set()
+    arms, economics, seen, horizons = [], [], set(), {}
     for manifest in sorted(exports_dir.glob("*/*/manifest.json")):
         if any(part.startswith(".") for part in manifest.relative_to(exports_dir).parts):
             continue
@@ -197,6 +198,8 @@ def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
             continue
         seen.add(content["run_key"])
         key = {"experiment_id": block["experiment_id"], "run_key": content["run_key"]}
+        if block.get("horizon") is not None:
+            horizons[block["experiment_id"]] = int(block["horizon"])
         arms += [{**key, "test_group": a, "customers": n} for a, n in block["customers"].items()]
         economics += [{**key, "campaign_id": c, **e} for c, e in block["economics"].items()]
     arms_frame = pd.DataFrame(arms, columns=["experiment_id", "run_key", "test_group", "customers"])
@@ -210,40 +213,74 @@ def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
             name,
             arms_frame[arms_frame["experiment_id"] == name].drop(columns="experiment_id"),
             money[money["experiment_id"] == name].drop(columns="experiment_id"),
+            horizons.get(name),
         )
         for name in sorted(arms_frame["experiment_id"].unique())
     }
 
 
+def decision_covariates(exports_dir: Path) -> pd.DataFrame:
+    """Per decided row (``contact_id``) the baseline its arm's scores predicted before the
+    control draw: ``baseline_prediction = clip(p_response − uplift, 0, 1)``, the predicted
+    response rate without contact (from the exports' ``decisions.parquet``)."""
+    frames = []
+    for path in sorted(exports_dir.glob("*/*/decisions.parquet")):
+        if any(part.startswith(".") for part in path.relative_to(exports_dir).parts):
+            continue
+        frames.append(pd.read_parquet(path, columns=["contact_id", "p_response", "uplift"]))
+    if not frames:
+        return pd.DataFrame(columns=["contact_id", "baseline_prediction"])
+    rows = pd.concat(frames, ignore_index=True).drop_duplicates("contact_id")
+    prediction = (rows["p_response"] - rows["uplift"]).clip(0.0, 1.0).fillna(0.0)
+    identifier = rows["contact_id"].astype(str)  # interaction_results keeps it as text
+    return pd.DataFrame({"contact_id": identifier, "baseline_prediction": prediction})
+
+
 def customer_profit(
-    outcomes: pd.DataFrame, economics: pd.DataFrame
+    outcomes: pd.DataFrame, economics: pd.DataFrame, *, adjust: bool = False
 ) -> tuple[pd.DataFrame, int, pd.Series]:
     """Each customer's estimated incremental profit over the runs (linearised, see
     :func:`incremental_profit_tests`), the rows left out for want of a control baseline,
     and per arm the variance floor of :func:`_variance_floor`.
 
     ``outcomes``: decided rows with their outcome (``run_key, campaign_id, customer_id,
-    test_group, treated, responded``)."""
+    test_group, treated, responded``; with ``adjust``, also ``baseline_prediction``).
+
+    ``adjust`` (regression adjustment, a difference estimator): every outcome ``R`` is
+    replaced by its residual ``R − f`` on a prediction ``f`` fixed before the control draw,
+    so a cell's baseline is ``Σ_T f + n_T mean_C(R − f)`` instead of ``n_T mean_C(R)``.
+    Within a cell the controls are a random subset of the decided rows, so
+    ``mean_C(R − f)`` is unbiased for the cell's mean of ``R₀ − f`` whatever ``f`` is:
+    the estimate stays unbiased, and its variance falls by what ``f`` explains of the
+    outcomes. Rows without a prediction take ``f = 0`` (no adjustment)."""
     frame = outcomes.merge(economics, on=["run_key", "campaign_id"], how="left")
     if frame["margin_per_response"].isna().any():
         missing = sorted(frame.loc[frame["margin_per_response"].isna(), "campaign_id"].unique())
         raise ValueError(f"no margin and cost recorded for campaign(s) {missing} of the runs")
     treated = frame["treated"].astype(bool).to_numpy()
     responded = frame["responded"].astype(float).to_numpy()
+    if adjust:
+        if "baseline_prediction" not in frame:
+            raise ValueError("adjust needs a baseline_prediction column (decision_covariates)")
+        prediction = frame["baseline_prediction"].astype(float).fillna(0.0).to_numpy()
+        residual = responded - prediction
+    else:
+        residual = responded
     frame["t"], frame["c"] = treated.astype(int), (~treated).astype(int)
     frame["x_c"] = np.where(treated, 0.0, responded)
+    frame["r_c"] = np.where(treated, 0.0, residual)
     cell = ["test_group", "run_key", "campaign_id"]
-    sums = frame.groupby(cell)[["t", "c", "x_c"]].transform("sum")
-    pooled = frame.groupby(["test_group", "campaign_id"])[["t", "c", "x_c"]].transform("sum")
-    # the control rate of the cell; else of the arm's campaign over its runs
+    sums = frame.groupby(cell)[["t", "c", "r_c"]].transform("sum")
+    pooled = frame.groupby(["test_group", "campaign_id"])[["t", "c", "r_c"]].transform("sum")
+    # the control rate (mean residual) of the cell; else of the arm's campaign over its runs
     with np.errstate(divide="ignore", invalid="ignore"):
-        baseline = np.where(sums["c"] > 0, sums["x_c"] / sums["c"], pooled["x_c"] / pooled["c"])
+        baseline = np.where(sums["c"] > 0, sums["r_c"] / sums["c"], pooled["r_c"] / pooled["c"])
         weight = np.where(sums["c"] > 0, sums["t"] / sums["c"], pooled["t"] / pooled["c"])
     margin, cost = frame["margin_per_response"].to_numpy(), frame["cost_per_contact"].to_numpy()
     frame["profit"] = np.where(
         treated,
-        margin * (responded - baseline) - cost,
-        -margin * weight * (responded - baseline),
+        margin * (residual - baseline) - cost,
+        -margin * weight * (residual - baseline),
     )
     usable = np.isfinite(frame["profit"].to_numpy())
     per_customer = frame[usable].groupby(["test_group", "customer_id"], as_index=False)["profit"]
@@ -295,6 +332,7 @@ def incremental_profit_tests(
     champion: str = CHAMPION,
     alpha: float = 0.05,
     power: float = 0.8,
+    adjust: bool = False,
 ) -> pd.DataFrame:
     """Incremental profit per customer of each arm and challenger − champion, with interval,
     two-sided p-value and the customers still needed (one row per challenger arm).
@@ -312,12 +350,14 @@ def incremental_profit_tests(
     group with no response), its variance is floored (:func:`_variance_floor`), so a
     baseline that looks certain does not make the interval too narrow. A cell without
     controls takes the arm's control rate of that campaign over its runs; rows with no
-    baseline at all are counted.
+    baseline at all are counted. ``adjust``: the regression-adjusted (difference) estimator
+    of :func:`customer_profit`, unbiased, with a smaller variance where the arms' scores
+    predict the outcomes.
     """
     z_level = float(stats.norm.ppf(1 - alpha / 2))
     decided = outcomes[outcomes["test_group"].isin(runs.arm_customers["test_group"])]
     decided = decided[decided["run_key"].isin(runs.arm_customers["run_key"])]
-    profit, unusable, extra = customer_profit(decided, runs.economics)
+    profit, unusable, extra = customer_profit(decided, runs.economics, adjust=adjust)
     customers = runs.arm_customers.groupby("test_group")["customers"].max()
     run_count = int(runs.arm_customers["run_key"].nunique())
     arms = {

@@ -226,6 +226,7 @@ def run_cycle(
             folder = live_experiment.plant(
                 truth, day, challenger=settings.challenger, share=settings.challenger_share,
                 start=settings.start, end=settings.decision_date(settings.cycles - 1),
+                horizon=settings.cycles,
             )  # fmt: skip
         clock[EXPERIMENTS_VARIABLE] = str(folder)
     with environment(**clock):

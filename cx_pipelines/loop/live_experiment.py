@@ -18,6 +18,11 @@ Per cycle :func:`experiment_figures` reports each arm's TRUE incremental profit 
 customer (the truth's expected value of its treated contacts) beside the platform's
 MEASURED one (treated outcomes over the control baseline, × margin − cost), cumulated over
 the cycles so far, with the test's interval, p-value and whether it detects the challenger.
+
+The experiment file states its **horizon** (the loop's cycles) before the first decision;
+every cycle is a look of the group-sequential test (:mod:`cx_pipelines.feedback.sequential`):
+detected when a look's ``|z|`` crosses its boundary (5.37, 3.71, 2.97, 2.54, 2.25, 2.05 of
+six looks), so looking after every cycle keeps the experiment's error rate at 5 %.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ import yaml
 from cx_pipelines import config, warehouse
 from cx_pipelines.feedback.experiments import (
     ExperimentRuns,
-    experiment_profit_tests,
     experiment_runs,
     incremental_profit_tests,
 )
+from cx_pipelines.feedback.sequential import horizon_tests
 from cx_pipelines.loop import policies
 from cx_pipelines.loop.targeting_inputs import economics_of
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
@@ -64,8 +69,9 @@ def experiments_folder() -> Path:
 
 
 def write_experiment(
-    folder: Path, *, challenger: str, share: float, start: date, end: date
-) -> Path:
+    folder: Path, *, challenger: str, share: float, start: date, end: date,
+    horizon: int | None = None,
+) -> Path:  # fmt: skip
     """The experiment file of the planted challenger (or the A/A test)."""
     targeting = {"scores": SCORES_FILE, "exploration": False} if challenger == "true_uplift" else {}
     arms = {
@@ -78,6 +84,7 @@ def write_experiment(
         "salt": f"{EXPERIMENT_ID}_{challenger}",
         "start": start.isoformat(),
         "end": end.isoformat(),
+        **({"horizon": horizon} if horizon is not None else {}),
         "arms": arms,
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,11 +118,13 @@ def true_scores(truth: simulator.WorldTruth, day: date, *, exports_dir: Path) ->
 
 def plant(
     truth: simulator.WorldTruth, day: date, *, challenger: str, share: float, start: date,
-    end: date,
+    end: date, horizon: int | None = None,
 ) -> Path:  # fmt: skip
     """Write the experiment (and the planted scores of ``day``); the experiments folder."""
     folder = experiments_folder()
-    write_experiment(folder, challenger=challenger, share=share, start=start, end=end)
+    write_experiment(
+        folder, challenger=challenger, share=share, start=start, end=end, horizon=horizon
+    )
     if challenger == "true_uplift":
         scores = true_scores(truth, day, exports_dir=config.exports_dir())
         scores.to_parquet(folder / SCORES_FILE, index=False)
@@ -137,10 +146,14 @@ class ExperimentFigures:
     low: float
     high: float
     p_value: float
-    detected: bool  # p < 0.05 with the sign of the truth
+    detected: bool  # a look so far crossed its boundary, with the sign of the truth
     customers_still_needed: float
     cycle_p_value: float = float("nan")
     true_totals: dict[str, float] = field(default_factory=dict)  # this cycle, per arm
+    horizon: int = 0  # the looks stated up front (0: none stated, each look a fixed test)
+    boundary: float = float("nan")  # this look's |z| boundary
+    nominal_alpha: float = float("nan")  # the nominal level that boundary is
+    z: float = float("nan")
 
     def as_row(self) -> dict[str, object]:
         return asdict(self)
@@ -153,7 +166,9 @@ class ExperimentFigures:
             f"{measured['champion']:.3f} / {measured['challenger']:.3f}; cumulative "
             f"challenger − champion measured {self.measured_difference:.3f} "
             f"[{self.low:.3f}, {self.high:.3f}] (TRUE {self.true_difference:.3f}), "
-            f"p = {self.p_value:.3g}, {'DETECTED' if self.detected else 'not detected'}, "
+            f"z = {self.z:.2f} (boundary {self.boundary:.2f} of look {self.cycle}/"
+            f"{self.horizon or '-'}), nominal p = {self.p_value:.3g}, "
+            f"{'DETECTED' if self.detected else 'not detected'}, "
             f"customers still needed {self.customers_still_needed:,.0f}"
         )
 
@@ -183,7 +198,11 @@ def experiment_figures(
     totals = _true_totals(decisions, truth, run_key, day, campaigns)
     true = {arm: totals.get(arm, 0.0) / size for arm, size in customers.items()}
     results = warehouse.read_table("interaction_results")
-    cumulative = experiment_profit_tests(results, config.exports_dir()).iloc[0]
+    results = results[results["test_group"].notna()]
+    # no horizon stated: each look is judged as a fixed test (repeated looks inflate errors)
+    horizon = runs.horizon or runs.arm_customers["run_key"].nunique()
+    looks = horizon_tests(results, runs, horizon=horizon)
+    cumulative = looks.iloc[-1]
     single = incremental_profit_tests(
         results[results["run_key"] == run_key],
         ExperimentRuns(runs.experiment_id, this_run, runs.economics),
@@ -211,13 +230,15 @@ def experiment_figures(
         high=float(cumulative["high"]),
         p_value=float(cumulative["p_value"]),
         detected=bool(
-            cumulative["p_value"] < 0.05
-            and np.sign(cumulative["difference"]) == np.sign(true_difference)
+            looks["crossed"].any()
+            and np.sign(looks.loc[looks["crossed"], "difference"].iloc[0])
+            == np.sign(true_difference)
         ),
-        customers_still_needed=float(
-            cumulative["champion_customers_still_needed"]
-            + cumulative["challenger_customers_still_needed"]
-        ),
+        customers_still_needed=float(cumulative["customers_still_needed"]),
         cycle_p_value=float(single["p_value"]),
         true_totals={arm: totals.get(arm, 0.0) for arm in customers},
+        horizon=int(runs.horizon or 0),
+        boundary=float(cumulative["boundary"]),
+        nominal_alpha=float(cumulative["nominal_alpha"]),
+        z=float(cumulative["z"]),
     )

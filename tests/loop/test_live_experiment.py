@@ -60,11 +60,18 @@ def test_every_decided_row_and_outcome_carries_its_arm_and_the_arms_reconcile(pl
 def test_the_planted_challenger_is_truly_better_and_the_test_is_reported(planted):
     report, _, _, metadata, _ = planted
     assert len(report.experiment) == 2
+    # the horizon (the loop's 2 cycles) is stated up front; each cycle is a look against
+    # its group-sequential boundary, detected from the first look that crosses
+    assert [figures.horizon for figures in report.experiment] == [2, 2]
+    assert [round(figures.boundary, 2) for figures in report.experiment] == [2.96, 1.97]
+    first_crossing = None
     for figures in report.experiment:
         assert figures.true_difference > 0  # the truth's own targeting, within its share
         assert figures.low <= figures.measured_difference <= figures.high
         assert 0 <= figures.p_value <= 1
-        assert figures.detected == (figures.p_value < 0.05 and figures.measured_difference > 0)
+        if first_crossing is None and abs(figures.z) >= figures.boundary:
+            first_crossing = figures.measured_difference
+        assert figures.detected == (first_crossing is not None and first_crossing > 0)
     (test,) = metadata["experiment_tests"]
     assert test["challenger"] == "challenger" and test["runs"] == 2
     assert test["difference"] == pytest.approx(report.experiment[-1].measured_difference)

@@ -49,6 +49,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer
 
 from cx_pipelines.ml.errors import TrainingDataError
+from cx_pipelines.ml.supervised.uplift_calibration import (
+    CalibrationRows,
+    PairCalibration,
+    fit_pair_calibration,
+    logit,
+)
 
 LOGISTIC_PARAMETERS = (
     "C",
@@ -59,7 +65,10 @@ LOGISTIC_PARAMETERS = (
     "linear_penalty",
     "linear_arms",
     "linear_by_offer_channel",
+    "calibration",
+    "calibration_folds",
 )
+CALIBRATIONS = ("none", "offer_channel")
 DEFAULT_PARAMETERS: dict[str, Any] = {
     "C": 1.0,
     "max_iter": 2000,
@@ -69,6 +78,8 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "linear_penalty": 1.0,
     "linear_arms": "both",
     "linear_by_offer_channel": True,
+    "calibration": "none",
+    "calibration_folds": 3,
 }
 
 
@@ -206,7 +217,92 @@ class LogisticSLearner:
         arm = sp.diags(treated.astype(float))
         return sp.hstack([base, *offer, arm @ sp.hstack(effect, format="csr")], format="csr")
 
-    def fit(self, X: pd.DataFrame, outcome: np.ndarray, treated: np.ndarray) -> LogisticSLearner:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        outcome: np.ndarray,
+        treated: np.ndarray,
+        *,
+        groups: np.ndarray | None = None,
+    ) -> LogisticSLearner:
+        """Fit on the rows; with ``C`` a list, the value whose out-of-fold log-likelihood is
+        best; with ``calibration: offer_channel``, the offer × channel recalibration of the
+        out-of-fold scores (:mod:`.uplift_calibration`). Folds keep a customer (``groups``)
+        in one fold."""
+        grid = self._penalties()
+        calibration = str(self.params["calibration"])
+        if calibration not in CALIBRATIONS:
+            raise TrainingDataError(
+                f"calibration must be one of {list(CALIBRATIONS)}, got {calibration!r}"
+            )
+        self.C_, self.calibration_ = grid[0], None
+        self.cross_validation_: dict[str, float] = {}
+        if len(grid) > 1 or calibration != "none":
+            folds = self._folds(len(X), groups)
+            scored = {c: self._out_of_fold(X, outcome, treated, folds, c) for c in grid}
+            self.cross_validation_ = {
+                str(c): _log_likelihood(*arms, outcome, treated) for c, arms in scored.items()
+            }
+            self.C_ = max(grid, key=lambda c: self.cross_validation_[str(c)])
+            if calibration == "offer_channel":
+                self.calibration_ = self._calibrate(X, outcome, treated, folds, scored[self.C_])
+        return self._fit_once(X, outcome, treated, self.C_)
+
+    def _penalties(self) -> list[float]:
+        value = self.params["C"]
+        grid = [float(c) for c in (value if isinstance(value, list | tuple) else [value])]
+        if not grid or min(grid) <= 0:
+            raise TrainingDataError(f"C must be a positive number or a list of them, got {value!r}")
+        return grid
+
+    def _folds(self, rows: int, groups: np.ndarray | None) -> np.ndarray:
+        count = int(self.params["calibration_folds"])
+        if count < 2:
+            raise TrainingDataError(f"calibration_folds must be at least 2, got {count}")
+        keys = np.arange(rows) if groups is None else np.asarray(groups)
+        unique, position = np.unique(keys, return_inverse=True)
+        order = np.random.default_rng(self.random_state).permutation(len(unique))
+        return (order % count)[position]
+
+    def _single(self, C: float) -> LogisticSLearner:
+        params = {**self.params, "C": C, "calibration": "none"}
+        return LogisticSLearner(
+            categorical=self.categorical, params=params, random_state=self.random_state,
+            offer=self.offer, channel=self.channel,
+        )  # fmt: skip
+
+    def _out_of_fold(self, X, outcome, treated, folds, C) -> tuple[np.ndarray, np.ndarray]:
+        treated_p, control_p = np.empty(len(X)), np.empty(len(X))
+        for fold in np.unique(folds):
+            train, test = folds != fold, folds == fold
+            if outcome[train].min() == outcome[train].max():
+                raise TrainingDataError("a cross-validation fold has only one outcome")
+            # The penalty per row as in the fit on every row (sklearn's C multiplies the
+            # summed loss): a fold model on fewer rows would otherwise be shrunk more than the
+            # model the calibration corrects.
+            fold_C = C * len(X) / int(train.sum())
+            model = self._single(fold_C)._fit_once(
+                X[train].reset_index(drop=True), outcome[train], treated[train], fold_C
+            )
+            treated_p[test], control_p[test] = model.predict_arms(X[test].reset_index(drop=True))
+        return treated_p, control_p
+
+    def _calibrate(self, X, outcome, treated, folds, arms) -> PairCalibration:
+        offers = tuple(sorted(X[self.offer].astype(str).unique()))
+        channels = tuple(sorted(X[self.channel].astype(str).unique()))
+        rows = CalibrationRows(
+            offer=np.searchsorted(offers, X[self.offer].astype(str).to_numpy()),
+            channel=np.searchsorted(channels, X[self.channel].astype(str).to_numpy()),
+            base=logit(arms[1]),
+            effect=logit(arms[0]) - logit(arms[1]),
+            treated=np.asarray(treated, dtype=float),
+            outcome=np.asarray(outcome, dtype=float),
+        )
+        return fit_pair_calibration(rows, offers=offers, channels=channels, folds=folds)
+
+    def _fit_once(
+        self, X: pd.DataFrame, outcome: np.ndarray, treated: np.ndarray, C: float
+    ) -> LogisticSLearner:
         penalty = float(self.params["linear_penalty"])
         if penalty <= 0:
             raise TrainingDataError(f"linear_penalty must be positive, got {penalty}")
@@ -223,7 +319,7 @@ class LogisticSLearner:
             n_knots=int(self.params["n_knots"]),
         ).fit(X)
         self.regression_ = LogisticRegression(
-            C=float(self.params["C"]),
+            C=C,
             max_iter=int(self.params["max_iter"]),
             tol=float(self.params["tol"]),
             solver="lbfgs",
@@ -235,4 +331,28 @@ class LogisticSLearner:
         ones, zeros = np.ones(len(X)), np.zeros(len(X))
         treated = self.regression_.predict_proba(self._matrix(X, ones))[:, 1]
         control = self.regression_.predict_proba(self._matrix(X, zeros))[:, 1]
-        return treated, control
+        # A model pickled before the calibration existed has none.
+        calibration = getattr(self, "calibration_", None)
+        if calibration is None or self.offer not in X or self.channel not in X:
+            return treated, control
+        offers, channels = X[self.offer].astype(str), X[self.channel].astype(str)
+        return calibration.adjust(offers.to_numpy(), channels.to_numpy(), treated, control)
+
+    def selection_summary(self) -> dict[str, object]:
+        """The penalty chosen, its cross-validated log-likelihoods and the calibration."""
+        summary: dict[str, object] = {"C": getattr(self, "C_", self.params["C"])}
+        if getattr(self, "cross_validation_", None):
+            summary["cross_validated_log_likelihood"] = {
+                c: round(v, 2) for c, v in self.cross_validation_.items()
+            }
+        if getattr(self, "calibration_", None) is not None:
+            summary["calibration"] = self.calibration_.summary()
+        return summary
+
+
+def _log_likelihood(
+    treated_p: np.ndarray, control_p: np.ndarray, outcome: np.ndarray, treated: np.ndarray
+) -> float:
+    """Log-likelihood of the observed outcomes under the arm each row was in."""
+    p = np.clip(np.where(np.asarray(treated) == 1, treated_p, control_p), 1e-12, 1 - 1e-12)
+    return float(np.sum(np.where(np.asarray(outcome) == 1, np.log(p), np.log1p(-p))))

@@ -93,7 +93,11 @@ class UpliftModel(FittedModel, BaseEstimator):
 
     def training_summary(self) -> dict[str, object]:
         """What the asset metadata and MLflow params say about how the model was fitted."""
-        return {"meta_learner": self.learner, **self.fit_summary()}
+        summary: dict[str, object] = {"meta_learner": self.learner, **self.fit_summary()}
+        logistic = getattr(self, "components_", {}).get("logistic")
+        if logistic and hasattr(logistic[0], "selection_summary"):
+            summary["selection"] = logistic[0].selection_summary()
+        return summary
 
     def _classifier(self, features: list[str]) -> Pipeline:
         return boosted_pipeline(
@@ -112,8 +116,9 @@ class UpliftModel(FittedModel, BaseEstimator):
             regressor=True,
         )
 
-    def fit(self, X: pd.DataFrame, y: Any, *, treatment: Any) -> UpliftModel:
-        """Fit the meta-learner on features ``X``, 0/1 outcomes ``y`` and 0/1 ``treatment``."""
+    def fit(self, X: pd.DataFrame, y: Any, *, treatment: Any, groups: Any = None) -> UpliftModel:
+        """Fit the meta-learner on features ``X``, 0/1 outcomes ``y`` and 0/1 ``treatment``;
+        ``groups`` (e.g. the customer of each row) keeps a group in one cross-fitting fold."""
         if self.learner not in LEARNERS:
             raise TrainingDataError(f"unknown meta-learner {self.learner!r}")
         outcome = np.asarray(y, dtype=int)
@@ -138,15 +143,21 @@ class UpliftModel(FittedModel, BaseEstimator):
             (f"features without any value left out: {', '.join(dropped)}",) if dropped else ()
         )
         with training_threads():
-            self.components_ = self._fit_components(inputs[kept], outcome, treated)
+            self.components_ = self._fit_components(
+                inputs[kept], outcome, treated, None if groups is None else np.asarray(groups)
+            )
         return self
 
     def _fit_components(
-        self, inputs: pd.DataFrame, outcome: np.ndarray, treated: np.ndarray
+        self,
+        inputs: pd.DataFrame,
+        outcome: np.ndarray,
+        treated: np.ndarray,
+        groups: np.ndarray | None = None,
     ) -> dict[str, list[object]]:
         is_treated = treated == 1
         if self.learner == "logistic_s_learner":
-            return self._fit_logistic(inputs, outcome, is_treated)
+            return self._fit_logistic(inputs, outcome, is_treated, groups)
         template = self._classifier(self.features_)
 
         def outcome_model(mask: np.ndarray) -> Pipeline:
@@ -204,7 +215,11 @@ class UpliftModel(FittedModel, BaseEstimator):
         return components
 
     def _fit_logistic(
-        self, inputs: pd.DataFrame, outcome: np.ndarray, is_treated: np.ndarray
+        self,
+        inputs: pd.DataFrame,
+        outcome: np.ndarray,
+        is_treated: np.ndarray,
+        groups: np.ndarray | None = None,
     ) -> dict[str, list[object]]:
         for arm in (is_treated, ~is_treated):
             if outcome[arm].min() == outcome[arm].max():
@@ -214,7 +229,8 @@ class UpliftModel(FittedModel, BaseEstimator):
             params=dict(self.booster_params or {}),
             random_state=self.random_state,
         )
-        return {"logistic": [logistic.fit(inputs, outcome, is_treated.astype(int))]}
+        fitted = logistic.fit(inputs, outcome, is_treated.astype(int), groups=groups)
+        return {"logistic": [fitted]}
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected uplift: P(respond | treated) - P(respond | control), per row."""
@@ -314,7 +330,9 @@ def fit_uplift_model(
         random_state=random_state,
     )
     try:
-        return model.fit(inputs, outcome, treatment=treated)
+        # Cross-fitting folds keep each customer's contacts together.
+        groups = frame["customer_id"].to_numpy() if "customer_id" in frame else None
+        return model.fit(inputs, outcome, treatment=treated, groups=groups)
     except TrainingDataError as error:
         if isinstance(error, InsufficientDataError):
             raise
