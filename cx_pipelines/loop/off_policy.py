@@ -357,7 +357,11 @@ def unit_terms(
         arm_fixed=arm_fixed,
         outcome=outcome,
         weight=np.where(matched, m * inverse, zero),
-        cell=np.where(matched, units["campaign_id"].astype(str).to_numpy(object) + "|" + group, ""),
+        cell=np.where(
+            matched,
+            units["campaign_id"].fillna("").astype(str).to_numpy(object) + "|" + group.astype(str),
+            "",
+        ),
     )
 
 

@@ -215,3 +215,26 @@ def test_intervals_cover_when_a_control_cell_has_few_responses():
         log.assign(responded=0), policy.iloc[:0], policy, margin={"K": margin}, cost={"K": 0.0}
     )
     assert difference.high - difference.low > 0, "no response at all still leaves an interval"
+
+
+def test_variance_floor_works_over_a_population_with_unlogged_customers():
+    """Units without a logged row (no campaign, no arm) have no cell and no floor."""
+    log = pd.DataFrame(
+        {"customer_id": [1, 2, 3, 4], "campaign_id": "K", "offer_type": "loan", "channel": "web",
+         "group": ["treated", "treated", "control", "treated"],
+         "selection_probability": [0.9, 0.9, 0.1, 0.9], "responded": [1, 0, 0, 0]}
+    )  # fmt: skip
+    policy = pd.DataFrame(
+        {"customer_id": [1, 2, 3, 9], "campaign_id": "K", "offer_type": "loan", "channel": "web",
+         "p_response": 0.1, "uplift": 0.05}
+    )  # fmt: skip
+    estimates = off_policy.evaluate(
+        log, policy, margin={"K": 100.0}, cost={"K": 1.0}, population=np.arange(1, 12)
+    )
+    terms = off_policy.unit_terms(
+        log, policy, margin={"K": 100.0}, cost={"K": 1.0}, population=np.arange(1, 12)
+    )
+    assert set(terms.cell) == {"K|treated", "K|control", ""}
+    # the control cell (0 of 1) is floored at 1/3: its variance alone is (100/0.1)² · 2/9
+    floor = (100 / 0.1) ** 2 * (1 / 3) * (2 / 3) / 11**2
+    assert estimates["ips"].standard_error ** 2 >= floor * 11**2 * 0.999
