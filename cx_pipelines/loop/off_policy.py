@@ -61,7 +61,18 @@ unknown bias for variance); instead the largest weight and the effective sample 
 ``(Σw)² / Σw²`` of the matched rows are reported, so a log too thin for the candidate shows.
 
 Intervals: the normal interval from the per-unit variance (IPS, DR), the delta method for
-the ratio (SNIPS), or a seeded Poisson bootstrap. :func:`compare` tests a candidate against
+the ratio (SNIPS), or a seeded Poisson bootstrap. **Few responses in a cell.** The per-unit
+variance reads each arm's spread from its own outcomes, so a small cell (a campaign's
+control rows: 23–146 rows at a 10 % share of a 50k loop) with no or one response looks
+almost certain: in the 50k loop's last log the 95 control rows of mortgage_branch had no
+response where the world expected 5.6, and "stop mortgage_branch" got an interval of
+±21k where its spread over redrawn outcomes is about three times that, missing the truth.
+So the normal intervals (and :func:`compare`) floor each (logged campaign, arm) cell's
+outcome variance at the ``(x + 1) / (n + 2)`` rate (``x`` responses in ``n`` rows, as
+:func:`cx_pipelines.feedback.experiments.incremental_profit_tests` does): the variance
+gets ``Σ_i a_i² [r̃(1 − r̃) − r̂(1 − r̂)]⁺`` over the cell's units, ``a_i`` the weight of
+the unit's outcome in its influence value (:func:`outcome_coefficients`). The estimates
+themselves do not change. :func:`compare` tests a candidate against
 a baseline on the same units (paired differences), for detecting a better challenger, and
 says how many units the observed difference would still need to be significant.
 """
@@ -69,7 +80,7 @@ says how many units the observed difference would still need to be significant.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -148,6 +159,9 @@ class UnitTerms:
     matched: np.ndarray  # the logged row offers the candidate's offer on its channel
     supported: np.ndarray  # the logging policy could have taken the candidate's action
     arm_fixed: np.ndarray  # the arm of the candidate's action was fixed before the run
+    outcome: np.ndarray | None = None  # Y of the logged row (0 for units without one)
+    weight: np.ndarray | None = None  # m / s of a matched logged row, 0 elsewhere
+    cell: np.ndarray | None = None  # "campaign|arm" of a matched logged row, "" elsewhere
 
 
 def given_assignment(log: pd.DataFrame, control_share: Mapping[str, float]) -> pd.DataFrame:
@@ -341,7 +355,53 @@ def unit_terms(
         matched=matched,
         supported=supported,
         arm_fixed=arm_fixed,
+        outcome=outcome,
+        weight=np.where(matched, m * inverse, zero),
+        cell=np.where(
+            matched,
+            units["campaign_id"].fillna("").astype(str).to_numpy(object) + "|" + group.astype(str),
+            "",
+        ),
     )
+
+
+def outcome_coefficients(terms: UnitTerms, estimator: str) -> np.ndarray:
+    """Per unit, how much its influence value moves per unit of its own outcome ``Y``:
+    ``± m / s`` on the matched rows (+ treated, − control; for IPS and SNIPS only where the
+    arm was randomised), scaled by the share over the arm's mean weight for SNIPS."""
+    if terms.weight is None or terms.cell is None:
+        return np.zeros_like(terms.direct)
+    cell = terms.cell.astype(str)
+    if estimator == "doubly_robust":
+        treated = np.char.endswith(cell, "|treated")
+        control = np.char.endswith(cell, "|control")
+    else:
+        treated, control = terms.treated_weight > 0, terms.control_weight > 0
+    if estimator != "snips":
+        return np.where(treated, terms.weight, 0.0) - np.where(control, terms.weight, 0.0)
+    share = float(terms.supported.mean())
+    mean_t, mean_c = terms.treated_weight.mean(), terms.control_weight.mean()
+    if mean_t == 0 or mean_c == 0:
+        return np.zeros_like(terms.direct)
+    return share * (
+        np.where(treated, terms.weight / mean_t, 0.0)
+        - np.where(control, terms.weight / mean_c, 0.0)
+    )
+
+
+def floor_variance(terms: UnitTerms, coefficient: np.ndarray) -> float:
+    """The extra variance of the per-unit mean from flooring each (campaign, arm) cell's
+    outcome rate at ``(x + 1) / (n + 2)`` (module docstring, "Few responses in a cell")."""
+    if terms.cell is None or not coefficient.any():
+        return 0.0
+    used = coefficient != 0
+    frame = pd.DataFrame({"cell": terms.cell[used], "y": terms.outcome[used]})
+    frame["a2"] = coefficient[used] ** 2
+    cells = frame.groupby("cell").agg(x=("y", "sum"), n=("y", "size"), a2=("a2", "sum"))
+    observed = cells["x"] / cells["n"]
+    floored = (cells["x"] + 1) / (cells["n"] + 2)
+    gap = (floored * (1 - floored) - observed * (1 - observed)).clip(lower=0)
+    return float((cells["a2"] * gap).sum()) / len(terms.direct) ** 2
 
 
 def _influence(terms: UnitTerms, estimator: str) -> tuple[float, np.ndarray]:
@@ -400,6 +460,8 @@ def estimate(
         raise OffPolicyError("the decision log is empty: nothing to evaluate the candidate on")
     per_unit, influence = _influence(terms, estimator)
     standard_error = float(influence.std(ddof=1) / np.sqrt(units)) if units > 1 else 0.0
+    floor = floor_variance(terms, outcome_coefficients(terms, estimator))
+    standard_error = float(np.sqrt(standard_error**2 + floor))
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     if bootstrap > 0:
         replicates = _bootstrap_means(influence, resamples=bootstrap, seed=seed)
@@ -490,7 +552,14 @@ def compare(
     second, second_influence = _influence(baseline_terms, estimator)
     units = len(first_influence)
     difference = (first - second) * units
-    spread = float((first_influence - second_influence).std(ddof=1) / np.sqrt(units)) * units
+    spread = float((first_influence - second_influence).std(ddof=1) / np.sqrt(units))
+    coefficient = outcome_coefficients(candidate_terms, estimator) - outcome_coefficients(
+        baseline_terms, estimator
+    )
+    # a logged row's cell is the log's (campaign, arm), whichever policy matches it
+    cells = np.where(candidate_terms.cell != "", candidate_terms.cell, baseline_terms.cell)
+    floor = floor_variance(replace(candidate_terms, cell=cells), coefficient)
+    spread = float(np.sqrt(spread**2 + floor)) * units
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     observed = difference / spread if spread > 0 else np.nan
     p_value = float(2 * stats.norm.sf(abs(observed))) if spread > 0 else 1.0

@@ -15,8 +15,16 @@ before a decision lowers the treated log-odds by ``FATIGUE_LOG_ODDS_PER_CONTACT`
 the loop's job harder, never easier: contacting the same good customers cycle after cycle
 pays less than the models (trained on one-off campaigns) predict.
 
-Draws are seeded per (seed, run key) and made in ``contact_id`` order, so answering the
-same export twice writes the same file, whatever the row order of the decisions.
+Draws are seeded per (seed, export run) and made in ``contact_id`` order, so answering the
+same export twice writes the same file, whatever the row order of the decisions. An export
+run is one campaign's rows of one targeting run (``exports/<campaign>/<run_key>/``), and
+every campaign of a decision date shares the run key, so the stream is keyed by the run key
+*and* the campaign(s) (:func:`run_generator`). Keyed by the run key alone (before
+2026-12-01) every campaign of a date drew the same uniforms in the same order: the k-th
+contact of one campaign answered with the same uniform as the k-th of every other, which
+left each row's probability right but tied the campaigns' outcomes together (their totals
+correlated, so a sum over campaigns varied more than independent customers allow and
+more than any per-customer interval says).
 """
 
 from __future__ import annotations
@@ -193,9 +201,11 @@ def recent_contacts(
     return counts
 
 
-def run_generator(seed: int, run_key: str) -> np.random.Generator:
-    """The random stream of one (seed, run key), stable across processes and machines."""
-    digest = hashlib.sha256(run_key.encode()).digest()
+def run_generator(seed: int, run_key: str, campaigns: tuple[str, ...] = ()) -> np.random.Generator:
+    """The random stream of one (seed, export run), stable across processes and machines:
+    the run key and the export's campaign ids (campaigns of one date share the run key)."""
+    key = "\x1f".join((run_key, *sorted(campaigns))) if campaigns else run_key
+    digest = hashlib.sha256(key.encode()).digest()
     return np.random.default_rng(np.random.SeedSequence([seed, int.from_bytes(digest[:8], "big")]))
 
 
@@ -209,7 +219,8 @@ def answer(
     order = np.argsort(decisions["contact_id"].astype(str).to_numpy(), kind="stable")
     frame = decisions.iloc[order].reset_index(drop=True)
     recent = np.asarray(recent)[order]
-    rng = run_generator(seed, str(run_keys[0]))
+    campaigns = tuple(str(name) for name in frame["campaign_id"].unique())
+    rng = run_generator(seed, str(run_keys[0]), campaigns)
     rows = truth.positions(frame["customer_id"].to_numpy())
     offers = codes(frame["offer_type"], OFFER_TYPES, column="offer_type")
     channels = codes(frame["channel"], OFFER_CHANNELS, column="channel")

@@ -184,3 +184,57 @@ def test_sub_policies_of_the_log_are_compared_given_the_assignment(small_world):
     assert abs(difference - truth) < 3 * spread
     with pytest.raises(OffPolicyError, match="no control share for campaign"):
         off_policy.given_assignment(log, {})
+
+
+@pytest.mark.slow
+def test_intervals_cover_when_a_control_cell_has_few_responses():
+    """A 30-row control cell at a 3 % rate has no response in 40 % of draws; its outcome
+    variance is floored at (x + 1) / (n + 2), so the intervals still cover (0.74 before)."""
+    rng = np.random.default_rng(11)
+    n_t, n_c, p1, p0, margin = 300, 30, 0.06, 0.03, 1_000.0
+    group = np.r_[["treated"] * n_t, ["control"] * n_c]
+    shape = {"customer_id": np.arange(n_t + n_c), "campaign_id": "K", "offer_type": "loan",
+             "channel": "call_centre"}  # fmt: skip
+    log = pd.DataFrame(
+        {**shape, "group": group, "selection_probability": np.where(group == "treated", 0.9, 0.1)}
+    )
+    policy = pd.DataFrame({**shape, "p_response": 0.05, "uplift": 0.02})
+    true_value = (n_t + n_c) * margin * (p1 - p0)
+    covered = {name: 0 for name in off_policy.ESTIMATORS}
+    replays = 40
+    for _ in range(replays):
+        outcome = rng.random(n_t + n_c) < np.where(group == "treated", p1, p0)
+        estimates = off_policy.evaluate(
+            log.assign(responded=outcome.astype(int)), policy, margin={"K": margin},
+            cost={"K": 0.0},
+        )  # fmt: skip
+        for name, item in estimates.items():
+            covered[name] += item.low <= true_value <= item.high
+    assert all(count >= 0.9 * replays for count in covered.values()), covered
+    difference = off_policy.compare(
+        log.assign(responded=0), policy.iloc[:0], policy, margin={"K": margin}, cost={"K": 0.0}
+    )
+    assert difference.high - difference.low > 0, "no response at all still leaves an interval"
+
+
+def test_variance_floor_works_over_a_population_with_unlogged_customers():
+    """Units without a logged row (no campaign, no arm) have no cell and no floor."""
+    log = pd.DataFrame(
+        {"customer_id": [1, 2, 3, 4], "campaign_id": "K", "offer_type": "loan", "channel": "web",
+         "group": ["treated", "treated", "control", "treated"],
+         "selection_probability": [0.9, 0.9, 0.1, 0.9], "responded": [1, 0, 0, 0]}
+    )  # fmt: skip
+    policy = pd.DataFrame(
+        {"customer_id": [1, 2, 3, 9], "campaign_id": "K", "offer_type": "loan", "channel": "web",
+         "p_response": 0.1, "uplift": 0.05}
+    )  # fmt: skip
+    estimates = off_policy.evaluate(
+        log, policy, margin={"K": 100.0}, cost={"K": 1.0}, population=np.arange(1, 12)
+    )
+    terms = off_policy.unit_terms(
+        log, policy, margin={"K": 100.0}, cost={"K": 1.0}, population=np.arange(1, 12)
+    )
+    assert set(terms.cell) == {"K|treated", "K|control", ""}
+    # the control cell (0 of 1) is floored at 1/3: its variance alone is (100/0.1)² · 2/9
+    floor = (100 / 0.1) ** 2 * (1 / 3) * (2 / 3) / 11**2
+    assert estimates["ips"].standard_error ** 2 >= floor * 11**2 * 0.999

@@ -143,3 +143,24 @@ def test_unknown_customers_and_values_are_clear_errors(small_world, tmp_path):
     with pytest.raises(SimulatorError, match="no ground truth at"):
         WorldTruth.load(truth_path=tmp_path / "missing.parquet", source_url="sqlite://")
     assert simulator.inbox_dir().name == "inbox"
+
+
+def test_campaigns_of_one_run_key_answer_independently(small_world):
+    """Every campaign of a decision date shares the run key; each export run still draws
+    its own uniforms (keyed by the run key alone, the k-th contact of every campaign got
+    the same uniform and two campaigns on the same customers answered identically)."""
+    ids = small_world.customer_id
+    treated = np.ones(len(ids), dtype=bool)
+    common = {"offer_type": OFFER, "channel": CHANNEL, "treated": treated, "run_key": "r1"}
+    first = answer(decisions_frame(ids, campaign_id="K1", **common), small_world,
+                   recent=np.zeros(len(ids)), seed=3)  # fmt: skip
+    second = answer(decisions_frame(ids, campaign_id="K2", **common), small_world,
+                    recent=np.zeros(len(ids)), seed=3)  # fmt: skip
+    by_customer = [
+        part.set_index("customer_id")["outcome"].eq("responded") for part in (first, second)
+    ]
+    differ = int((by_customer[0] != by_customer[1].reindex(by_customer[0].index)).sum())
+    rows = small_world.positions(ids)
+    p = small_world.p_treated[rows, OFFER_TYPES.index(OFFER), OFFER_CHANNELS.index(CHANNEL)]
+    expected = float((2 * p * (1 - p)).sum())  # customers answering differently if independent
+    assert abs(differ - expected) < 4 * np.sqrt(expected) + 1, (differ, expected)
