@@ -48,6 +48,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -330,6 +331,23 @@ def server_memory_mb(pid: int) -> float:
     return total / 1024
 
 
+def server_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the server process and its workers so far."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    user = system = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for item in pids:
+        try:
+            fields = Path(f"/proc/{item}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        user, system = user + int(fields[11]) / tick, system + int(fields[12]) / tick
+    return user, system
+
+
 def run_wrk(
     url: str,
     script: Path,
@@ -343,6 +361,7 @@ def run_wrk(
 ) -> dict:
     memory_start = server_memory_mb(pid)
     load_start = os.getloadavg()[0]
+    cpu_start, wrk_start = server_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [
         "wrk",
         f"-t{threads}",
@@ -361,6 +380,7 @@ def run_wrk(
     }
     output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     memory_end = server_memory_mb(pid)
+    cpu_end, wrk_end = server_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((x for x in output.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{output.stdout}\n{output.stderr}")
@@ -381,6 +401,14 @@ def run_wrk(
         "memory_end_mb": round(memory_end, 1),
         "connections": connections,
         "load_average_1m": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        # where the CPU went: the server's workers (user, kernel) and wrk itself, and the
+        # answers' bytes (headers included), per request
+        "server_user_cpu_s": round(cpu_end[0] - cpu_start[0], 2),
+        "server_system_cpu_s": round(cpu_end[1] - cpu_start[1], 2),
+        "wrk_cpu_s": round(
+            wrk_end.ru_utime + wrk_end.ru_stime - wrk_start.ru_utime - wrk_start.ru_stime, 2
+        ),
+        "bytes_per_request": round(raw["bytes"] / max(1, raw["requests"])),
     }
     if "scheduled_p99_us" in raw:  # the constant-rate script (wrk_constant_rate.lua)
         result.update(paced_figures(raw, duration))
@@ -526,6 +554,15 @@ def run_phases(
             results[name]["decisions_per_second"] = round(
                 results[name]["requests_per_second"] * size, 1
             )
+            decisions = max(1, results[name]["requests"] * size)
+            results[name]["bytes_per_decision"] = round(
+                results[name]["bytes_per_request"] / size, 1
+            )
+            results[name]["cpu_us_per_decision"] = {
+                "server_user": round(results[name]["server_user_cpu_s"] / decisions * 1e6, 1),
+                "server_system": round(results[name]["server_system_cpu_s"] / decisions * 1e6, 1),
+                "wrk": round(results[name]["wrk_cpu_s"] / decisions * 1e6, 1),
+            }
     return results
 
 
