@@ -26,7 +26,10 @@ customer and channel per request and stops each thread after its share of
    and ``batch_traced`` (100 per call) with traces, for comparison.
 
 For each: throughput, p50/p95/p99 (wrk's latency histogram), errors (socket errors and
-non-2xx), and the server's memory (RSS of the uvicorn processes) at the start and end.
+non-2xx), and the server's memory (RSS of the uvicorn processes) at the start and end;
+where the CPU went (the server's user and kernel seconds, wrk's own) and the answers'
+bytes per request, and for the batch phases both per decision (``cpu_us_per_decision``,
+``bytes_per_decision``).
 The phases run once per decision-log durability setting (``--log-sync``, default both:
 ``write``, the service's default, and ``fsync``; see cx_pipelines/service/decision_log.py);
 the top-level figures and ``met`` are those of the first mode.
