@@ -26,7 +26,10 @@ customer and channel per request and stops each thread after its share of
    and ``batch_traced`` (100 per call) with traces, for comparison.
 
 For each: throughput, p50/p95/p99 (wrk's latency histogram), errors (socket errors and
-non-2xx), and the server's memory (RSS of the uvicorn processes) at the start and end.
+non-2xx), and the server's memory (RSS of the uvicorn processes) at the start and end;
+where the CPU went (the server's user and kernel seconds, wrk's own) and the answers'
+bytes per request, and for the batch phases both per decision (``cpu_us_per_decision``,
+``bytes_per_decision``).
 The phases run once per decision-log durability setting (``--log-sync``, default both:
 ``write``, the service's default, and ``fsync``; see cx_pipelines/service/decision_log.py);
 the top-level figures and ``met`` are those of the first mode.
@@ -48,6 +51,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -330,6 +334,23 @@ def server_memory_mb(pid: int) -> float:
     return total / 1024
 
 
+def server_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the server process and its workers so far."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    user = system = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for item in pids:
+        try:
+            fields = Path(f"/proc/{item}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        user, system = user + int(fields[11]) / tick, system + int(fields[12]) / tick
+    return user, system
+
+
 def run_wrk(
     url: str,
     script: Path,
@@ -343,6 +364,7 @@ def run_wrk(
 ) -> dict:
     memory_start = server_memory_mb(pid)
     load_start = os.getloadavg()[0]
+    cpu_start, wrk_start = server_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [
         "wrk",
         f"-t{threads}",
@@ -361,6 +383,7 @@ def run_wrk(
     }
     output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     memory_end = server_memory_mb(pid)
+    cpu_end, wrk_end = server_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((x for x in output.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{output.stdout}\n{output.stderr}")
@@ -381,6 +404,14 @@ def run_wrk(
         "memory_end_mb": round(memory_end, 1),
         "connections": connections,
         "load_average_1m": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        # where the CPU went: the server's workers (user, kernel) and wrk itself, and the
+        # answers' bytes (headers included), per request
+        "server_user_cpu_s": round(cpu_end[0] - cpu_start[0], 2),
+        "server_system_cpu_s": round(cpu_end[1] - cpu_start[1], 2),
+        "wrk_cpu_s": round(
+            wrk_end.ru_utime + wrk_end.ru_stime - wrk_start.ru_utime - wrk_start.ru_stime, 2
+        ),
+        "bytes_per_request": round(raw["bytes"] / max(1, raw["requests"])),
     }
     if "scheduled_p99_us" in raw:  # the constant-rate script (wrk_constant_rate.lua)
         result.update(paced_figures(raw, duration))
@@ -526,6 +557,15 @@ def run_phases(
             results[name]["decisions_per_second"] = round(
                 results[name]["requests_per_second"] * size, 1
             )
+            decisions = max(1, results[name]["requests"] * size)
+            results[name]["bytes_per_decision"] = round(
+                results[name]["bytes_per_request"] / size, 1
+            )
+            results[name]["cpu_us_per_decision"] = {
+                "server_user": round(results[name]["server_user_cpu_s"] / decisions * 1e6, 1),
+                "server_system": round(results[name]["server_system_cpu_s"] / decisions * 1e6, 1),
+                "wrk": round(results[name]["wrk_cpu_s"] / decisions * 1e6, 1),
+            }
     return results
 
 

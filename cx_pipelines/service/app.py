@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import logging
 import os
@@ -326,6 +327,11 @@ class Service:
         if errors:
             raise _unprocessable(errors)
         decided = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)
+        # the batch evaluator's run is a reference cycle (~1.4 MB of arrays per 1,000
+        # decisions) that the tuned collector's young threshold (collector.py) would keep
+        # for ~200 batches: memory rose 681 -> 825 MB in the batch phase. Collecting the
+        # young generation here frees it (about 1 ms: the batch's few hundred survivors)
+        gc.collect(0)
         await _logged(self.log, decided.lines, decided.contacts)
         return decided.body
 

@@ -235,14 +235,21 @@ class RecordedContacts:
         stored = self._store.recent_contacts(customer_ids, since)
         if not pending:
             return stored
-        seen = {row[:4] for row in stored}
+        # only the customers with pending contacts are merged (their rows moved to the
+        # end, still together and in time order); the others' rows stay as read
+        seen = {row[:4] for row in stored if row[0] in pending}
         extra = [
             (c.customer_id, c.channel, c.treatment, c.at, c.declined)
             for mine in pending.values()
             for c in mine
             if c.at > since and (c.customer_id, c.channel, c.treatment, c.at) not in seen
         ]
-        return sorted(stored + extra, key=lambda row: (row[0], row[3])) if extra else stored
+        if not extra:
+            return stored
+        merged = {row[0] for row in extra}
+        moved = [row for row in stored if row[0] in merged]
+        kept = [row for row in stored if row[0] not in merged]
+        return kept + sorted(moved + extra, key=lambda row: (row[0], row[3]))
 
     def record_contacts(self, contacts: Sequence[Contact]) -> None:
         self._writer.record(contacts)

@@ -156,3 +156,40 @@ def test_the_service_decides_from_a_server_store(kind, tmp_path):
     assert known["known_customer"] and known["model_versions"]["cx_propensity"] == "3"
     assert unknown["reason"] == "unknown_customer"
     assert [c["treatment"] for c in profile["contacts"]] == [known["treatment"]]
+
+
+def test_a_store_of_the_first_contact_layout_keeps_its_contacts(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "first.db"
+    first = sqlite3.connect(path)
+    first.execute(
+        "CREATE TABLE contacts (contact_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,"
+        " channel TEXT NOT NULL, treatment TEXT NOT NULL, at REAL NOT NULL,"
+        " declined INTEGER NOT NULL)"
+    )
+    first.execute(
+        "CREATE INDEX contacts_by_customer_at ON contacts"
+        " (customer_id, at, contact_id, channel, treatment, declined)"
+    )
+    first.executemany(
+        "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?)",
+        [("d1", "5", "email", "savings_offer", 20.0, 1), ("d2", "5", "web", "card", 10.0, 0)],
+    )
+    first.commit()
+    first.close()
+    store = open_store(f"sqlite:///{path}")
+    assert [(c.contact_id, c.at, c.declined) for c in store.contacts("5")] == [
+        ("d2", 10.0, False),
+        ("d1", 20.0, True),
+    ]
+    store.record_contacts([Contact("d3", "5", "web", "card", 30.0)])
+    assert store.mark_declined("5", "d3")
+    assert [c.contact_id for c in open_store(f"sqlite:///{path}").contacts("5")] == [
+        "d2",
+        "d1",
+        "d3",
+    ]
+    tables = sqlite3.connect(path).execute("SELECT name, sql FROM sqlite_master").fetchall()
+    assert [name for name, _ in tables if "first_layout" in name or "by_customer" in name] == []
+    assert "WITHOUT ROWID" in dict(tables)["contacts"]
