@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from cx_pipelines.intelligence import offer_type_of
 from cx_pipelines.online_store import StoreUnavailable, contact_history, open_store
-from cx_pipelines.service import collector
+from cx_pipelines.service import collector, timing
 from cx_pipelines.service.auth import ApiKey, RateLimiter, hash_key, load_keys
 from cx_pipelines.service.contacts import ContactWriter, RecordedContacts
 from cx_pipelines.service.decide import (
@@ -346,6 +346,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         service = Service(settings)
         app.state.service = service
         service.state.start()
+        timing.install(service)  # only with CX_SERVICE_TIMING set (diagnosis)
         with collector.tuned():
             yield
         service.close()

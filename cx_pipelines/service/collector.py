@@ -20,6 +20,8 @@ process).
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,6 +32,9 @@ YOUNG_THRESHOLD = 50_000
 def tuned() -> Iterator[None]:
     """Freeze the startup's objects and collect the young generation less often."""
     previous = gc.get_threshold()
+    switch = sys.getswitchinterval()
+    if os.environ.get("CX_SERVICE_SWITCH_INTERVAL_MS"):
+        sys.setswitchinterval(float(os.environ["CX_SERVICE_SWITCH_INTERVAL_MS"]) / 1000)
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, previous[1], previous[2])
@@ -37,4 +42,5 @@ def tuned() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
+        sys.setswitchinterval(switch)
         gc.unfreeze()
