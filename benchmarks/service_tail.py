@@ -87,7 +87,10 @@ def percentiles(values: np.ndarray, scale: float = 1e6) -> dict[str, float]:
     if len(values) == 0:
         return {}
     points = np.percentile(values, [50, 95, 99, 99.9]) / scale
-    return {name: round(float(v), 3) for name, v in zip(("p50", "p95", "p99", "p999"), points)}
+    return {
+        name: round(float(v), 3)
+        for name, v in zip(("p50", "p95", "p99", "p999"), points, strict=True)
+    }
 
 
 def breakdown(rows: np.ndarray) -> dict[str, float]:

@@ -325,7 +325,10 @@ class Service:
             errors += found
         if errors:
             raise _unprocessable(errors)
-        decided = decide_batch(self.state, deployment, batch.requests, trace=batch.include_trace)
+        with collector.paused():  # a batch's objects die with it (service/collector.py)
+            decided = decide_batch(
+                self.state, deployment, batch.requests, trace=batch.include_trace
+            )
         await _logged(self.log, decided.lines, decided.contacts)
         return decided.body
 
@@ -347,7 +350,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.state.service = service
         service.state.start()
         timing.install(service)  # only with CX_SERVICE_TIMING set (diagnosis)
-        with collector.tuned():
+        with collector.tuned(
+            young=settings.gc_young,
+            older=settings.gc_older,
+            switch_interval_ms=settings.switch_interval_ms,
+        ):
             yield
         service.close()
 
