@@ -226,6 +226,11 @@ def main() -> None:
     parser.add_argument(
         "--no-contacts", action="store_true", help='requests with "record_contact": false'
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="no warm-up: the workers' record caches fill during the paced phase",
+    )
     parser.add_argument("--keep", type=Path, help="keep the timing files in this folder")
     options = parser.parse_args()
     customers, accounts = service_load.population(options.customers)
@@ -265,8 +270,9 @@ def main() -> None:
                 pid=server.pid,
             )
 
-        wrk(plain, 10, 8, 2)
-        wrk(plain, 10, 2, 2, BENCH_BATCH="1000", BENCH_TRACE="false")
+        if not options.cold:
+            wrk(plain, 10, 8, 2)
+            wrk(plain, 10, 2, 2, BENCH_BATCH="1000", BENCH_TRACE="false")
         time.sleep(1.0)  # the longest pause: where the paced phase's requests begin
         before = thread_schedstats(server.pid)
         connections = options.paced_connections
@@ -289,6 +295,7 @@ def main() -> None:
         "benchmark": "service_tail",
         "settings": extra,
         "record_contact": not options.no_contacts,
+        "cold": options.cold,
         "workers": options.workers,
         "paced_connections": options.paced_connections,
         "load_average_1m": client["load_average_1m"],
