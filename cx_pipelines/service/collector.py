@@ -1,17 +1,38 @@
-"""The garbage collector while the service runs.
+"""The garbage collector (and the GIL's switch interval) while the service runs.
 
-A batch of 1,000 decisions builds some 100,000 dicts and lists (records, treatments,
-terms) that live until its answer is sent. With CPython's default thresholds (700, 10, 10)
-they outlive the young collections, reach the oldest generation and set off full
-collections that walk the whole heap, the startup's objects (modules, strategy, pandas)
-and the cached customer records included. Measured in process (``time.process_time`` in
-``gc.callbacks``, 36 batches of 1,000): 11 full collections took 1.27 s of CPU, about a
-third of the service's CPU per batched decision. So, while the service runs:
+What startup allocated (modules, strategy, pandas) is frozen (``gc.freeze``: kept out of
+every later collection). Then the thresholds, chosen for both paths:
 
-- what startup allocated is frozen (``gc.freeze``: kept out of every later collection);
-- the young generation is collected every 50,000 net allocations instead of 700, so a
-  batch's short-lived objects are freed by reference counting before a collection sees
-  them. Reference cycles are still collected, later (a few MB at most in between).
+- A batch of 1,000 decisions builds some 100,000 dicts and lists that live until its
+  answer is sent. With CPython's default thresholds (700, 10, 10) they reached the
+  oldest generation and set off full collections over the whole heap: 11 full
+  collections took 1.27 s of CPU in 36 batches of 1,000 (issue 9, session 3). What costs
+  is the *middle and old* collections: a young collection visits only the objects
+  allocated since the previous one that are still alive, so the young threshold does not
+  change how much a batch's objects are visited in young collections, only how many at a
+  time. Middle collections come every ``older`` young ones: at 100 they come every
+  ~500,000 net allocations, after the batch that made the objects is over.
+- A single decision leaves almost nothing behind (about 100 objects in 8,000 requests,
+  measured in process), so in steady state collections are rare whatever the threshold;
+  they come while a worker's record cache fills (about 3 tracked objects per customer)
+  and during batches. Each young collection stops the event loop for as long as it
+  takes: at a young threshold of 50,000 a young collection took 15-27 ms of CPU in the
+  service (``benchmarks/service_tail.py``, the paced phase's workers, loaded machine),
+  a fifth of the requests' 5 ms budget at one collection per few thousand requests. At
+  5,000 it takes a tenth of that.
+
+So: young threshold ``young`` (5,000), middle ``older`` (100), oldest unchanged, and no
+collection while a batch is decided (:func:`paused` around its synchronous part: its
+objects live until its answer is built and die with it, so a collection in between only
+visits them; at a young threshold of 5,000 that was ~10 ms of CPU per batch of 1,000,
+measured in process, and none at 50,000). Reference cycles a batch leaves are collected
+by the next young collection.
+``CX_SERVICE_GC_YOUNG`` and ``CX_SERVICE_GC_OLDER`` set them (service/settings.py).
+
+The switch interval (``CX_SERVICE_SWITCH_INTERVAL_MS``, Python's 5 ms unless set) is how
+long a thread waiting for the GIL waits before it asks the holder to let go: the event
+loop's thread waits that long when a background thread (contact writer, decision-log
+syncer, deployment watcher) holds the GIL.
 
 :func:`tuned` restores the previous settings when the service stops (tests run apps in
 process).
@@ -20,21 +41,46 @@ process).
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-YOUNG_THRESHOLD = 50_000
+YOUNG_THRESHOLD = 5_000
+OLDER_THRESHOLD = 100
 
 
 @contextmanager
-def tuned() -> Iterator[None]:
-    """Freeze the startup's objects and collect the young generation less often."""
+def paused() -> Iterator[None]:
+    """No automatic collection in this block (synchronous code only: nothing else runs on
+    the event loop meanwhile); collections resume after it."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@contextmanager
+def tuned(
+    *,
+    young: int = YOUNG_THRESHOLD,
+    older: int = OLDER_THRESHOLD,
+    switch_interval_ms: float | None = None,
+) -> Iterator[None]:
+    """Freeze the startup's objects, set the thresholds (and the switch interval)."""
     previous = gc.get_threshold()
+    switch = sys.getswitchinterval()
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, previous[1], previous[2])
+    gc.set_threshold(young, older, previous[2])
+    if switch_interval_ms is not None:
+        sys.setswitchinterval(switch_interval_ms / 1000)
     try:
         yield
     finally:
         gc.set_threshold(*previous)
+        sys.setswitchinterval(switch)
         gc.unfreeze()
