@@ -10,7 +10,7 @@ every later collection). Then the thresholds, chosen for both paths:
   is the *middle and old* collections: a young collection visits only the objects
   allocated since the previous one that are still alive, so the young threshold does not
   change how much a batch's objects are visited in young collections, only how many at a
-  time. Middle collections come every ``older`` young ones: at 100 they come every
+  time. Middle collections come every ``older`` young ones: at 10 of 50,000 they come every
   ~500,000 net allocations, after the batch that made the objects is over.
 - A single decision leaves almost nothing behind (about 100 objects in 8,000 requests,
   measured in process), so in steady state collections are rare whatever the threshold;
@@ -21,13 +21,15 @@ every later collection). Then the thresholds, chosen for both paths:
   a fifth of the requests' 5 ms budget at one collection per few thousand requests. At
   5,000 it takes a tenth of that.
 
-So: young threshold ``young`` (5,000), middle ``older`` (100), oldest unchanged, and no
+So: young threshold ``young`` (50,000), middle ``older`` (10), oldest unchanged, and no
 collection while a batch is decided (:func:`paused` around its synchronous part: its
 objects live until its answer is built and die with it, so a collection in between only
-visits them; at a young threshold of 5,000 that was ~10 ms of CPU per batch of 1,000,
-measured in process, and none at 50,000). The reference cycle a batch leaves (the batch
-evaluator's run, ~1.4 MB per 1,000 decisions) is freed by one young collection right after
-it (service/app.py).
+visits them). The reference cycle a batch leaves (the batch evaluator's run, ~1.4 MB per
+1,000 decisions) is freed by one young collection right after it (service/app.py).
+A young threshold of 5,000 (middle 100) was measured against it on a quiet machine
+(``benchmarks/service_load.py --log-sync write``, one run each, issue 9, session 4): the
+paced phase's p99 was 9.8 against 11.9 ms (within run-to-run noise), the traced batch of
+100 halved (42 against 80 calls/s), the untraced batch of 1,000 was the same (19 calls/s).
 ``CX_SERVICE_GC_YOUNG`` and ``CX_SERVICE_GC_OLDER`` set them (service/settings.py).
 
 The switch interval (``CX_SERVICE_SWITCH_INTERVAL_MS``, Python's 5 ms unless set) is how
@@ -46,8 +48,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-YOUNG_THRESHOLD = 5_000
-OLDER_THRESHOLD = 100
+YOUNG_THRESHOLD = 50_000
+OLDER_THRESHOLD = 10
 
 
 @contextmanager

@@ -59,8 +59,8 @@ class ServiceSettings:
     log_fsync_ms: float = 20.0  # CX_DECISION_LOG_FSYNC_MS: fsync lag in "write" mode
     contact_flush_ms: float = 10.0  # CX_SERVICE_CONTACT_FLUSH_MS: contacts gathered per write
     contact_max_pending: int = 100_000  # CX_SERVICE_CONTACT_MAX_PENDING: unwritten, in memory
-    gc_young: int = 5_000  # CX_SERVICE_GC_YOUNG: young-generation threshold (collector.py)
-    gc_older: int = 100  # CX_SERVICE_GC_OLDER: young collections per middle one
+    gc_young: int = 50_000  # CX_SERVICE_GC_YOUNG: young-generation threshold (collector.py)
+    gc_older: int = 10  # CX_SERVICE_GC_OLDER: young collections per middle one
     switch_interval_ms: float | None = None  # CX_SERVICE_SWITCH_INTERVAL_MS (Python's: 5)
 
     @classmethod
@@ -86,8 +86,8 @@ class ServiceSettings:
             log_fsync_ms=_number("CX_DECISION_LOG_FSYNC_MS", 20.0),
             contact_flush_ms=_number("CX_SERVICE_CONTACT_FLUSH_MS", 10.0),
             contact_max_pending=int(_number("CX_SERVICE_CONTACT_MAX_PENDING", 100_000)),
-            gc_young=int(_number("CX_SERVICE_GC_YOUNG", 5_000)),
-            gc_older=int(_number("CX_SERVICE_GC_OLDER", 100)),
+            gc_young=int(_number("CX_SERVICE_GC_YOUNG", 50_000)),
+            gc_older=int(_number("CX_SERVICE_GC_OLDER", 10)),
             switch_interval_ms=_number("CX_SERVICE_SWITCH_INTERVAL_MS", 0) or None,
         )
 

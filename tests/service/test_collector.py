@@ -64,15 +64,15 @@ def test_the_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CX_HOME", str(tmp_path))
     defaults = ServiceSettings.from_environment()
     assert (defaults.gc_young, defaults.gc_older, defaults.switch_interval_ms) == (
-        5_000,
-        100,
+        50_000,
+        10,
         None,
     )
-    monkeypatch.setenv("CX_SERVICE_GC_YOUNG", "50000")
-    monkeypatch.setenv("CX_SERVICE_GC_OLDER", "10")
+    monkeypatch.setenv("CX_SERVICE_GC_YOUNG", "5000")
+    monkeypatch.setenv("CX_SERVICE_GC_OLDER", "100")
     monkeypatch.setenv("CX_SERVICE_SWITCH_INTERVAL_MS", "1")
     chosen = ServiceSettings.from_environment()
-    assert (chosen.gc_young, chosen.gc_older, chosen.switch_interval_ms) == (50_000, 10, 1.0)
+    assert (chosen.gc_young, chosen.gc_older, chosen.switch_interval_ms) == (5_000, 100, 1.0)
     monkeypatch.setenv("CX_SERVICE_GC_YOUNG", "many")
     with pytest.raises(SettingsError, match="CX_SERVICE_GC_YOUNG"):
         ServiceSettings.from_environment()
