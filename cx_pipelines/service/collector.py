@@ -26,10 +26,12 @@ collection while a batch is decided (:func:`paused` around its synchronous part:
 objects live until its answer is built and die with it, so a collection in between only
 visits them). The reference cycle a batch leaves (the batch evaluator's run, ~1.4 MB per
 1,000 decisions) is freed by one young collection right after it (service/app.py).
-A young threshold of 5,000 (middle 100) was measured against it on a quiet machine
-(``benchmarks/service_load.py --log-sync write``, one run each, issue 9, session 4): the
-paced phase's p99 was 9.8 against 11.9 ms (within run-to-run noise), the traced batch of
-100 halved (42 against 80 calls/s), the untraced batch of 1,000 was the same (19 calls/s).
+A young threshold of 5,000 (middle 100) was measured against it on a quiet machine, one
+run each (``benchmarks/service_load.py --log-sync write``, issue 9, session 4): with the
+batch phases alone (``--phases batch``) the untraced batch of 1,000 ran at 13.9 against
+19.4 calls/s and the traced batch of 100 at 67.5 against 69.6; the paced phase's p99 was
+9.8 against 11.9 ms. Whole runs differ as much from one run to the next (the untraced
+batch 14.0-19.1 calls/s), so these are single draws, not settled differences.
 ``CX_SERVICE_GC_YOUNG`` and ``CX_SERVICE_GC_OLDER`` set them (service/settings.py).
 
 The switch interval (``CX_SERVICE_SWITCH_INTERVAL_MS``, Python's 5 ms unless set) is how
