@@ -53,6 +53,7 @@ def environment(home: Path) -> Iterator[None]:
         patch.setenv("DAGSTER_HOME", str(home / "dagster"))
         patch.delenv("CX_SOURCE_URL", raising=False)
         patch.delenv("CX_ONLINE_STORE_URL", raising=False)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)  # CX_HOME's registry, not a leftover
         yield
 
 
@@ -211,8 +212,9 @@ def start_server(
 ) -> Server:
     """``cx serve`` in a subprocess on a free loopback port; returns once /health answers."""
     port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # home's
     environment = {
-        **os.environ,
+        **inherited,
         "CX_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster"),
         "CX_API_KEYS": keys_environment(),

@@ -60,6 +60,9 @@ def test_a_batch_frees_its_evaluator_run_when_it_is_answered(tmp_path, monkeypat
     store.write_snapshot(snapshot_records(customers, accounts), {"model_versions": {}})
     store.close()
     monkeypatch.setenv("CX_HOME", str(tmp_path))
+    # the service's registry.configure() calls mlflow.set_tracking_uri, which also writes
+    # MLFLOW_TRACKING_URI into os.environ; setting it here has monkeypatch remove it after
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("CX_API_KEYS", support.keys_environment())
     monkeypatch.setenv("CX_SERVICE_STRATEGY", str(support.STRATEGY))
     monkeypatch.setenv("CX_SERVICE_MLFLOW_SECONDS", "0")
