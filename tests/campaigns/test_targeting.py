@@ -258,3 +258,49 @@ def test_exploration_draws_only_customers_whose_optimistic_value_is_positive(inp
     )  # fmt: skip
     drawn = everyone.targets[everyone.targets["exploration"]]
     assert not worthwhile.reindex(drawn["customer_id"]).all()
+
+
+def test_treated_capacity_the_control_draw_left_unused_is_refilled(inputs) -> None:
+    from cx_pipelines.campaigns.targeting import _refill_treated
+
+    frame, score_frame, contacts = inputs
+    # half the rows are controls; the optimiser sizes card_app_2's list at 40 rows for its
+    # 20 contacts (budget 10 / cost 0.5), and this draw makes 23 of those 40 controls
+    campaigns = [
+        synthetic.campaign("card_app_2", "credit_card", "mobile_app", budget=10.0,
+                           volume_cap=np.inf, control_share=0.5),
+        synthetic.campaign("savings_web", "savings", "web", volume_cap=15.0, control_share=0.5),
+    ]  # fmt: skip
+    result = synthetic.run(frame, score_frame, contacts, campaigns, exploration_share=0.0)
+    targets, ids = result.targets, frame["customer_id"].to_numpy()
+    draws = {c.campaign_id: uniform(ids, control_salt(c, synthetic.DAY)) < 0.5 for c in campaigns}
+    listed = result.assignment.choice == 0
+    assert listed.sum() == 40 and (~draws["card_app_2"][listed]).sum() == 17  # 3 short
+    for campaign, capacity in (("card_app_2", 20), ("savings_web", 15)):
+        rows = targets[targets["campaign_id"] == campaign]
+        assert int((rows["group"] == "treated").sum()) == capacity
+        # every row's arm is its own score-independent draw
+        drawn = pd.Series(draws[campaign], index=ids).reindex(rows["customer_id"]).to_numpy()
+        assert np.array_equal(drawn, (rows["group"] == "control").to_numpy())
+        assert (rows["expected_incremental_profit"] > 0).all()
+        assert (rows["selection_probability"] > 0).all()
+    card = targets[targets["campaign_id"] == "card_app_2"]
+    assert len(card) > 40 and set(ids[listed]) <= set(card["customer_id"])
+    assert not targets["customer_id"].duplicated().any()
+    # the refill adds the best unassigned customers first, and stops when the lists are full
+    value = np.array([[5.0, 1.0], [4.0, np.nan], [3.0, 2.0], [-1.0, 0.5], [2.5, 0.2]])
+    control = np.array([[True, False], [False, False], [False, True], [False, False],
+                        [False, False]])  # fmt: skip
+    choice = np.array([-1, -1, -1, -1, 1])
+    eligible = ~np.isnan(value)
+    refilled = _refill_treated(choice, eligible, control, value, np.array([2, 2]))
+    # 0 joins campaign 0 as a control (no capacity used), 1 and 2 fill it; 3 is worth it only
+    # for campaign 1, which takes it next to 4
+    assert refilled.tolist() == [0, 0, 0, 1, 1]
+    assert _refill_treated(refilled, eligible, control, value, np.array([2, 2])).tolist() == (
+        refilled.tolist()
+    )
+    nothing_left = _refill_treated(
+        choice, eligible, control, np.full((5, 2), -1.0), np.array([2, 2])
+    )
+    assert nothing_left.tolist() == choice.tolist()
