@@ -30,7 +30,7 @@ seed-2 loop home after its first cycle, re-scored for 2026-10-08; loaded machine
 |---|---|---|---|---|---|---|
 | w20k-s2, 10-01 | 0.776 | 0.695 | 0.717 | 0.753 | 0.869 | 0.925 |
 | w20k-s3, 10-01 | 0.422 | 0.394 | 0.384 | 0.431 | 0.884 | 0.927 |
-| w50k-s2, 10-01 | 0.767 | 0.718 (0.721 with the refill) | 0.723 | 0.762 | 0.926 | 0.950 |
+| w50k-s2, 10-01 | 0.767 | 0.718 (0.721 refilled) | 0.723 | 0.762 | 0.926 | 0.950 |
 | 20k s2 loop, 10-08 | 0.732 | 0.664 | 0.671 | 0.725 | 0.903 | 0.920 |
 
 ("truth: lists" / "truth: ctrl": the truth as scores, shipped lists / controls only.)
@@ -47,6 +47,14 @@ seed-2 loop home after its first cycle, re-scored for 2026-10-08; loaded machine
 * On the 20k seed-2 loop the uplift gate kept cycle 0's champion for 10-08 (its scores were
   identical to 10-01's, fatigue unlearned); the same learner refitted on the log
   (benchmarks/uplift_ceiling.py) reaches 0.831 there against the champion's 0.732.
+* Tried and not kept: refilling the treated capacity a list's control draw left unused
+  (more controls than the list was sized for) with the best unassigned customers, each with
+  its own draw: +1,296 (0.003 of the oracle) on w50k-s2, +70 on w20k-s2, 3 more control rows
+  on 50k. It makes a boundary row's place on the list depend on the other rows' control
+  draws, so the logged selection probabilities (1 x the arm's) are no longer the policy's,
+  and the off-policy test on the real targeting
+  (tests/loop/test_off_policy_targeting.py::test_ips_and_dr_are_unbiased_and_cover_on_an_
+  exploring_log) failed with it.
 """
 
 from __future__ import annotations

@@ -27,11 +27,7 @@ For the campaigns active on the decision date:
    most worth contacting (in the closed loop 1,322 of cycle 4's 1,409 control rows were
    cycle 3's, with 0.55–0.99 recent contacts against the treated rows' 2.4–2.7). Controls are not
    contacted and cost nothing; if the realised treated rows exceed the capacity, the
-   lowest-ranked optimiser rows are dropped, treated and control alike, until they fit;
-   if the draw left treated capacity unused (more controls than the list was sized for),
-   the best unassigned customers worth contacting are added, each with its own control
-   draw, until the treated rows fill it (:func:`_refill_treated`). Either way every row of
-   a list is control by its own score-independent draw.
+   lowest-ranked optimiser rows are dropped, treated and control alike, until they fit.
 6. **Selection probability** of a row (customer ``i``, campaign ``j``, its arm) is
    ``(q_ij + (1 - sum_k q_ik) * [g_i = j]) * P(arm)``: ``q`` the exploration
    probabilities, ``g_i`` the campaign the optimiser's prices give ``i`` (its choice,
@@ -210,15 +206,11 @@ def _target_arm(
     )
     choice = np.where(explored, plan.explored, result.choice)
     choice = _fit_treated(choice, explored, control, objective, treated_capacity)
-    refilled = _refill_treated(choice, eligible & ~explored[:, None], control, objective,
-                               treated_capacity)  # fmt: skip
     # an explored customer's counterfactual: what the optimiser's prices would give it
     priced = np.c_[
         np.zeros(len(ids)), np.where(eligible, (1 - share) * objective - result.prices, -np.inf)
     ]
     greedy = np.where(explored, priced.argmax(axis=1) - 1, result.choice)
-    greedy = np.where(refilled != choice, refilled, greedy)  # the refill gives them the campaign
-    choice = refilled
     targets = _rows(
         active, ids, choice, explored, control, plan, greedy,
         propensity=propensity, uplift=uplift, value=value, objective=objective,
@@ -322,36 +314,6 @@ def _fit_treated(choice, explored, control, value, capacity) -> np.ndarray:
         treated_dropped = np.cumsum(~control[order, j])
         last = int(np.searchsorted(treated_dropped, excess))
         choice[order[: last + 1]] = -1
-    return choice
-
-
-def _refill_treated(choice, candidates, control, value, capacity) -> np.ndarray:
-    """Fill the treated capacity the control draw left unused (step 5 of the module doc).
-
-    The optimiser sizes each list for its *expected* control rows; when a list draws more
-    controls than that, treated contacts fall short of the capacity. Unassigned customers
-    (``candidates``: eligible, not explored) with a positive value are then added in order
-    of value, best first across campaigns, each with its own control draw (a control row
-    joins the list and takes no capacity), until every list's treated rows fill its
-    capacity or no candidate with a positive value is left.
-    """
-    choice = choice.copy()
-    treated = np.array(
-        [int((~control[choice == j, j]).sum()) for j in range(control.shape[1])], dtype=np.int64
-    )
-    need = np.maximum(np.asarray(capacity, dtype=np.int64) - treated, 0)
-    if not need.any():
-        return choice
-    open_value = np.where(candidates & (choice == -1)[:, None] & (need > 0)[None, :], value, np.nan)
-    rows, columns = np.nonzero(np.nan_to_num(open_value, nan=0.0) > 0)
-    order = np.lexsort((columns, rows, -open_value[rows, columns]))
-    for i, j in zip(rows[order], columns[order], strict=True):
-        if choice[i] != -1 or need[j] == 0:
-            continue
-        choice[i] = j
-        need[j] -= int(not control[i, j])
-        if not need.any():
-            break
     return choice
 
 
