@@ -199,7 +199,8 @@ def replays(
     planted = {spending: np.zeros(len(keys)) for spending in SPENDING}
     null = {spending: np.zeros(len(keys)) for spending in SPENDING}
     nulls = 0
-    for _ in range(count):
+    for replay in range(count):
+        print(f"replay {replay + 1}/{count}", file=sys.stderr, flush=True)
         outcomes = rows.assign(responded=rng.random(len(rows)) < rows["probability"])
         result = _looks(outcomes, runs, horizon, stated)
         for spending, crossed in result["crossed"].items():

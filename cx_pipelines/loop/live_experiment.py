@@ -21,8 +21,18 @@ the cycles so far, with the test's interval, p-value and whether it detects the 
 
 The experiment file states its **horizon** (the loop's cycles) before the first decision;
 every cycle is a look of the group-sequential test (:mod:`cx_pipelines.feedback.sequential`):
-detected when a look's ``|z|`` crosses its boundary (5.37, 3.71, 2.97, 2.54, 2.25, 2.05 of
-six looks), so looking after every cycle keeps the experiment's error rate at 5 %.
+detected when a look's ``|z|`` crosses its boundary (O'Brien–Fleming, the default: 5.37, 3.71,
+2.97, 2.54, 2.25, 2.05 of six looks; ``LoopSettings.experiment_spending = "pocock"``: 2.50,
+2.48, 2.45, 2.44, 2.42, 2.41), so looking after every cycle keeps the experiment's error rate
+at 5 %. ``LoopSettings.experiment_control_share`` states the arms' hold-out share in the file
+too (the treated contacts stay the caps' share; a larger hold-out measures the baseline of
+high-margin campaigns with less noise).
+
+Why the planted arm gains little after its first run (measured with
+``benchmarks/experiment_tests.py --arms``): it earns 0.98–1.00 of its own arm's myopic
+oracle every run, but it spends its best customers first; with the world's contact fatigue
+(28 days) its arm's oracle is then 9–17 % below the champion arm's, which offsets its better
+targeting once the champion's models have learned from the first run's log.
 """
 
 from __future__ import annotations

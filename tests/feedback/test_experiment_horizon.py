@@ -120,14 +120,17 @@ def synthetic_log(rng, *, runs: int, customers: int, gain: float, predictive: bo
 @pytest.mark.slow
 def test_a_a_experiments_looked_at_every_run_reject_at_their_level_over_the_horizon():
     rng = np.random.default_rng(11)
-    detected, last_p = [], []
+    detected, last_p, pocock = [], [], []
     for _ in range(300):
         outcomes, runs, _ = synthetic_log(rng, runs=4, customers=600, gain=0.0, predictive=False)
         looks = horizon_tests(outcomes, runs, horizon=4)
         assert list(looks["look"]) == [1, 2, 3, 4] and looks["decided"].iloc[-1]
         detected.append(bool(looks["detected"].iloc[-1]))
         last_p.append(looks["p_value"].iloc[-1])
+        # the same looks against Pocock's boundaries (a design stated up front instead)
+        pocock.append(bool((looks["z"].abs() >= boundaries(4, spending="pocock")).any()))
     assert np.mean(detected) <= 0.09  # 5 % expected; 0.09 is > 3 standard errors above it
+    assert np.mean(pocock) <= 0.09
     assert np.mean(np.array(last_p) < 0.5) == pytest.approx(0.5, abs=0.1)
 
 
