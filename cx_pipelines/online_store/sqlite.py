@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from cx_pipelines.online_store.classes import ClassSummary, ContactClasses
 from cx_pipelines.online_store.common import (
     Contact,
     ContactRow,
@@ -142,6 +143,39 @@ class SqliteStore:
             " WHERE customer_id IN (SELECT value FROM json_each(?)) AND at > ?"
             " ORDER BY customer_id, at",
             (_json_ids(customer_ids), since),
+        )
+
+    def recent_contact_classes(
+        self, customer_ids: Sequence[str], now: float, classes: ContactClasses
+    ) -> list[ClassSummary]:
+        """Each customer's contacts of the last ``classes.window`` days as class codes
+        (``online_store/classes.py``), grouped here: one short row per customer instead of
+        a row per contact (the class is worked out as :func:`summarise` does)."""
+        if not classes.cuts:
+            return []
+        days = "((?2 - at) / 86400.0)"
+        channel = " ".join(f"WHEN ?{5 + k} THEN {k + 1}" for k in range(len(classes.channels)))
+        channel = f"(CASE channel {channel} ELSE 0 END)" if classes.channels else "0"
+        spans = len(classes.cuts)
+        start = 5 + len(classes.channels)
+        span = " ".join(f"WHEN {days} < ?{start + k} THEN {k}" for k in range(spans - 1))
+        span = f"(CASE {span} ELSE {spans - 1} END)" if spans > 1 else "0"
+        return self._run(
+            "SELECT customer_id,"
+            " group_concat(CASE WHEN declined = 0 THEN char(48 + code) END, ''),"
+            " group_concat(CASE WHEN declined <> 0 THEN char(48 + code) || treatment END,"
+            " char(31))"
+            f" FROM (SELECT customer_id, declined, treatment, {channel} * {spans} + {span} AS code"
+            " FROM contacts WHERE customer_id IN (SELECT value FROM json_each(?1))"
+            f" AND at > ?3 AND {days} < ?4) GROUP BY customer_id",
+            (
+                _json_ids(customer_ids),
+                now,
+                now - (classes.window + 1) * 86400.0,
+                classes.window,
+                *classes.channels,
+                *classes.cuts[:-1],
+            ),
         )
 
     def meta(self) -> dict[str, Any] | None:
