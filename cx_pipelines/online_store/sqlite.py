@@ -47,6 +47,7 @@ _CONTACTS = (
 )
 _OLD_CONTACT_INDEXES = ("contacts_by_customer_at", "contacts_by_customer")
 _CONTACT_COLUMNS = "contact_id, customer_id, channel, treatment, at, declined"
+WAL_CHECKPOINT_PAGES = 10_000
 
 
 class SqliteStore:
@@ -69,6 +70,12 @@ class SqliteStore:
                 connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
+                # checkpoint every ~40 MB of WAL, not SQLite's ~4 MB: a batch's contacts
+                # touch ~1,000 pages of the clustered table, so at the default every write
+                # set off a checkpoint copying them all; 10,000 pages copy each page once
+                # for ~10 writes (CPU per 1,000 contact writes ~20 % less, wall ~35 %,
+                # measured on a loaded machine, issue 9 session 5)
+                connection.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             except sqlite3.Error as error:
                 raise StoreUnavailable(f"online store {self.path}: {error}") from error
             self._local.connection = connection
