@@ -14,8 +14,13 @@ customer and channel per request and stops each thread after its share of
    offered rate does not fall when answers slow down); p99 < 5 ms. Two latencies: wrk's
    own (from the moment the request is written: the service time) and ``scheduled_*``
    (from the request's slot, corrected for coordinated omission); the target is judged
-   on the scheduled one. ``--paced-contacts both`` runs it a second time with
-   ``"record_contact": false`` in every request (``rate_1000_no_contacts``), to see what
+   on the scheduled one. ``--paced-workers N`` runs the paced phases on a server of
+   their own with N workers (then the other phases on one with ``--workers``): a load one
+   worker carries (1,000/s at ~0.3 ms of CPU each) needs no second worker, and with two
+   the kernel may hand one worker most of the 16 connections anyway (uvicorn's workers
+   share one listening socket); ``--paced-workers 1`` measures ``cx serve --workers 1``,
+   what a deployment at that load would run. ``--paced-contacts both`` runs it a second
+   time with ``"record_contact": false`` in every request (``rate_1000_no_contacts``), to see what
    recording contacts costs; ``--phases rate_delay`` adds the previous sessions' pacing
    (10 connections, wrk ``delay()`` 9 ms after each answer: a closed loop) for comparison;
 3. ``single``: as many single decisions as the machine takes, ``--duration`` seconds
@@ -41,7 +46,8 @@ in this process (``time.process_time``, every thread): the real ASGI application
 (middleware, validation, store, engine, decision log) called directly with 16 requests in
 flight, beside the engine alone, the least of three rounds. The load generator shares the
 machine's cores with the server. Run: ``.venv/bin/python benchmarks/service_load.py
-[--duration 20] [--log-sync write|fsync|both] [--cpu-only] [--phases rate,single,batch]``.
+[--duration 20] [--log-sync write|fsync|both] [--cpu-only] [--phases rate,single,batch]
+[--paced-workers 1]``.
 Needs ``wrk`` (``apt-get install wrk``). Last line: one JSON object.
 """
 
