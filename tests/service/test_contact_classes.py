@@ -19,6 +19,7 @@ from cx_pipelines.online_store import (
     summarise,
 )
 from cx_pipelines.online_store.classes import MAX_CLASSES
+from cx_pipelines.service.contacts import ContactWriter, RecordedContacts
 
 NOW = 1_800_000_000.0
 DAY = 86_400.0
@@ -105,3 +106,29 @@ def test_no_contacts_and_no_rules():
     assert only_declined[0]["declined"].tolist() == [True, True]
     with pytest.raises(ValueError, match="contact classes"):
         contact_classes([f"c{k}" for k in range(MAX_CLASSES)], [1, 2])
+
+
+def test_pending_contacts_are_counted_once_in_the_classes(tmp_path):
+    """A worker's view: customers with contacts still pending are summarised from the
+    merged rows (a contact both pending and stored counts once), the others in SQL."""
+    url = f"sqlite:///{tmp_path / 'online_store.db'}"
+    stored = _contacts(20, 4)
+    open_store(url).record_contacts(stored)
+    writer = ContactWriter(open_store(url), flush_ms=60_000)  # pending until flushed
+    view = RecordedContacts(open_store(url), writer)
+    mine = [s for s in stored if s.customer_id == "3"][:1]  # already stored too
+    view.record_contacts(
+        [
+            *mine,
+            Contact("p-3", "3", "email", "card", NOW - DAY),
+            Contact("p-9", "9", "web", "loan", NOW, True),
+        ]
+    )
+    classes = contact_classes([name for name, _ in CAPS], [p for _, p in CAPS] + [WINDOW])
+    wanted = [str(n) for n in range(12)]
+    rows = view.recent_contacts(wanted, NOW - (WINDOW + 1) * DAY)
+    got = view.recent_contact_classes(wanted, NOW, classes)
+    assert _canonical(got) == _canonical(summarise(rows, NOW, classes))
+    # a pending decline, with its treatment: on web (named channel 2 of 3), days 0 (span 0)
+    assert _canonical(got)["9"][1][-1] == chr(48 + 2 * len(classes.cuts)) + "loan"
+    writer.close()
