@@ -487,6 +487,11 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
             if arguments.challenger:
                 command += ["--challenger", arguments.challenger]
                 command += ["--challenger-share", str(arguments.challenger_share)]
+                if arguments.experiment_control_share is not None:
+                    command += ["--experiment-control-share"]
+                    command += [str(arguments.experiment_control_share)]
+                if arguments.experiment_spending:
+                    command += ["--experiment-spending", arguments.experiment_spending]
             running.append((seed, subprocess.Popen(command)))
         time.sleep(1.0)
         for seed, process in list(running):
@@ -501,7 +506,8 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
 
 def run_experiment_seed(
     home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int, challenger: str,
-    share: float, prepared: Path | None = None,
+    share: float, prepared: Path | None = None, control_share: float | None = None,
+    spending: str | None = None,
 ) -> dict:  # fmt: skip
     """One world, one loop run as a live champion/challenger split test with a planted
     challenger arm (``cx_pipelines.loop.live_experiment``); per cycle the arms' TRUE and
@@ -521,6 +527,7 @@ def run_experiment_seed(
         settings = LoopSettings(
             cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days,
             challenger=challenger, challenger_share=share,
+            experiment_control_share=control_share, experiment_spending=spending,
         )  # fmt: skip
         so_far: list[dict] = []
 
@@ -528,6 +535,7 @@ def run_experiment_seed(
             print(figures.describe(), flush=True)
             so_far.append(figures.as_row())
             partial = {"seed": seed, "challenger": challenger, "challenger_share": share}
+            partial |= {"experiment_control_share": control_share, "experiment_spending": spending}
             partial_file = home.parent / "result.partial.json"
             partial_file.write_text(json.dumps({**partial, "experiment": so_far}, default=str))
 
@@ -553,6 +561,8 @@ def run_experiment_seed(
         "seed": seed,
         "challenger": challenger,
         "challenger_share": share,
+        "experiment_control_share": control_share,
+        "experiment_spending": spending,
         "cycles": table.to_dict(orient="records"),
         "experiment": experiment,
         "seconds": time.perf_counter() - began,
@@ -566,6 +576,8 @@ def summarise_experiment(runs: list[dict]) -> dict:
     return {
         "challenger": runs[0]["challenger"],
         "challenger_share": runs[0]["challenger_share"],
+        "experiment_control_share": runs[0].get("experiment_control_share"),
+        "experiment_spending": runs[0].get("experiment_spending") or "obrien_fleming",
         "seeds": [run["seed"] for run in runs],
         "per_cycle": [
             [
@@ -626,6 +638,18 @@ def main(argv: list[str] | None = None) -> int:
         help="run the loop as a live split test with this planted challenger arm",
     )
     parser.add_argument("--challenger-share", type=float, default=0.2)
+    parser.add_argument(
+        "--experiment-control-share",
+        type=float,
+        help="the experiment file states this hold-out share for every arm and campaign "
+        "while it runs (default: each campaign's own control_share)",
+    )
+    parser.add_argument(
+        "--experiment-spending",
+        choices=["obrien_fleming", "pocock"],
+        help="the spending function the experiment file states with its horizon "
+        "(default: obrien_fleming)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.ope_only:
         from cx_pipelines.loop.cycle import environment
@@ -685,6 +709,8 @@ def experiment_main(arguments: argparse.Namespace, root: Path) -> int:
             cycles=arguments.cycles, seed=seed, cycle_days=arguments.cycle_days,
             challenger=arguments.challenger, share=arguments.challenger_share,
             prepared=Path(prepared.replace("{seed}", str(seed))) if prepared else None,
+            control_share=arguments.experiment_control_share,
+            spending=arguments.experiment_spending,
         )  # fmt: skip
         return 0
     runs = run_children(arguments, root)

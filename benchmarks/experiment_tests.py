@@ -15,6 +15,20 @@ decisions' own predicted baselines as covariate) and the interval widths of both
 customers still needed, from the observed z and from the TRUE gain (80 % power at the last
 boundary, the same split and per-customer variance). It reads only; the last line is one
 JSON object.
+
+``--replays N`` measures the stated test's power and error rate on this log's decisions:
+every replay draws each decided row's outcome again from the world's truth (the
+simulator's probability: treated with its contact fatigue at the decision, control
+without contact), then runs the experiment's test look by look:
+
+* **planted**: the real arms: the share of replays detected with the TRUE sign by each look
+  (the power of the design of record), and with the other spending function beside it
+  (for comparison only: the test of record is the experiment file's);
+* **A/A**: each real arm split in two at random by a fresh draw per replay (so the two
+  halves differ by nothing but chance, with the log's campaigns, caps, fatigue and runs):
+  the share of replays in which any look crosses is the test's type-I error.
+
+``--arms`` prints where each arm's TRUE value goes per cycle (:func:`arm_yardsticks`).
 """
 
 from __future__ import annotations
@@ -22,17 +36,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cx_pipelines.feedback.experiments import decision_covariates, experiment_runs
-from cx_pipelines.feedback.sequential import boundaries, horizon_tests
+from cx_pipelines import config
+from cx_pipelines.campaigns.catalog import load_campaigns
+from cx_pipelines.campaigns.experiment import arm_campaigns, arm_of, check_experiment_file
+from cx_pipelines.feedback.experiments import (
+    ExperimentRuns,
+    decision_covariates,
+    experiment_runs,
+)
+from cx_pipelines.feedback.sequential import OBRIEN_FLEMING, SPENDING, boundaries, horizon_tests
+from cx_pipelines.loop import policies, targeting_inputs
+from cx_pipelines.loop.cycle import environment
 from cx_pipelines.loop.live_experiment import EXPERIMENT_ID
+from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
+from cx_pipelines.world import simulator
 
 POWER = 0.8
+ARMS = ("challenger", "champion")
 
 
 def truth_of(home: Path) -> list[dict]:
@@ -102,13 +129,216 @@ def per_cycle(home: Path, horizon: int | None = None) -> list[dict]:
     return rows
 
 
+def replay_inputs(home: Path, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """The logged decided rows of ``keys`` with the truth's probability of each outcome, and
+    every customer's real arm (for the A/A splits)."""
+    with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
+        truth = simulator.WorldTruth.load()
+        exports = home / "exports"
+        frames = []
+        for path in sorted(exports.glob("*/*/decisions.parquet")):
+            frame = simulator.read_decisions(path)
+            if frame["run_key"].iloc[0] not in keys:
+                continue
+            recent = simulator.recent_contacts(
+                frame["customer_id"].to_numpy(), frame["decided_at"], exports_dir=exports,
+                exclude_run_key=str(frame["run_key"].iloc[0]),
+            )  # fmt: skip
+            rows = truth.positions(frame["customer_id"].to_numpy())
+            offers = simulator.codes(frame["offer_type"], OFFER_TYPES, column="offer_type")
+            channels = simulator.codes(frame["channel"], OFFER_CHANNELS, column="channel")
+            treated = (frame["group"] == "treated").to_numpy()
+            probability = np.where(
+                treated,
+                truth.treated_probability(rows, offers, channels, recent),
+                truth.control_probability(rows, offers),
+            )
+            arm = pd.read_parquet(path, columns=["test_group"])["test_group"].to_numpy()
+            frames.append(
+                pd.DataFrame(
+                    {"run_key": frame["run_key"], "campaign_id": frame["campaign_id"],
+                     "customer_id": frame["customer_id"], "test_group": arm,
+                     "treated": treated, "probability": probability}
+                )
+            )  # fmt: skip
+        experiment, _ = check_experiment_file(home / "experiments" / f"{EXPERIMENT_ID}.yaml")
+        arms = pd.Series(arm_of(truth.customer_id, experiment), index=truth.customer_id)
+    return pd.concat(frames, ignore_index=True), arms
+
+
+def _looks(outcomes: pd.DataFrame, runs: ExperimentRuns, horizon: int, stated: str) -> dict:
+    """z of every look, and whether each spending function's boundaries were crossed."""
+    looks = horizon_tests(outcomes, runs, horizon=horizon, spending=stated)
+    z = looks["z"].to_numpy(float)
+    crossed = {
+        spending: np.abs(z) >= boundaries(horizon, spending=spending)[: len(z)]
+        for spending in SPENDING
+    }
+    return {"z": z, "difference": looks["difference"].to_numpy(float), "crossed": crossed}
+
+
+def replays(
+    home: Path, count: int, *, horizon: int | None = None, seed: int = 0,
+    truth: list[dict] | None = None,
+) -> dict:  # fmt: skip
+    """Power (planted arms) and type-I error (A/A halves of each arm) of the stated test on
+    ``count`` redraws of this log's outcomes from the truth (see the module doc); ``truth``:
+    the loop's experiment figures per cycle (default: the run's result file)."""
+    runs = experiment_runs(home / "exports")[EXPERIMENT_ID]
+    horizon = horizon or runs.horizon
+    stated = runs.spending or OBRIEN_FLEMING
+    truth_rows = truth if truth is not None else truth_of(home)
+    keys = sorted(runs.arm_customers["run_key"].unique())[: len(truth_rows)]
+    runs = ExperimentRuns(
+        runs.experiment_id, runs.arm_customers[runs.arm_customers["run_key"].isin(keys)],
+        runs.economics[runs.economics["run_key"].isin(keys)], horizon, stated,
+    )  # fmt: skip
+    rows, arm_of_customer = replay_inputs(home, keys)
+    true_sign = np.sign([row["true_difference"] for row in truth_rows])
+    rng = np.random.default_rng(seed)
+    planted = {spending: np.zeros(len(keys)) for spending in SPENDING}
+    null = {spending: np.zeros(len(keys)) for spending in SPENDING}
+    nulls = 0
+    for replay in range(count):
+        print(f"replay {replay + 1}/{count}", file=sys.stderr, flush=True)
+        outcomes = rows.assign(responded=rng.random(len(rows)) < rows["probability"])
+        result = _looks(outcomes, runs, horizon, stated)
+        for spending, crossed in result["crossed"].items():
+            first = np.flatnonzero(crossed)
+            if len(first) and np.sign(result["difference"][first[0]]) == true_sign[first[0]]:
+                planted[spending][first[0] :] += 1
+        for arm in ("champion", "challenger"):
+            members = arm_of_customer.index[arm_of_customer == arm].to_numpy()
+            half = pd.Series(rng.random(len(members)) < 0.5, index=members)
+            sub = outcomes[outcomes["test_group"] == arm]
+            pseudo = np.where(half[sub["customer_id"]].to_numpy(), *ARMS)
+            sizes = [int(half.sum()), int((~half).sum())]
+            arm_customers = pd.DataFrame(
+                [{"run_key": key, "test_group": name, "customers": size}
+                 for key in keys for name, size in zip(ARMS, sizes, strict=True)]
+            )  # fmt: skip
+            aa_runs = ExperimentRuns("aa", arm_customers, runs.economics, horizon, stated)
+            aa = _looks(sub.assign(test_group=pseudo), aa_runs, horizon, stated)
+            for spending, crossed in aa["crossed"].items():
+                first = np.flatnonzero(crossed)
+                if len(first):
+                    null[spending][first[0] :] += 1
+            nulls += 1
+    return {
+        "replays": count, "stated_spending": stated, "horizon": horizon, "looks": len(keys),
+        "power_by_look": {k: [round(float(x) / count, 4) for x in v] for k, v in planted.items()},
+        "a_a_replays": nulls,
+        "a_a_rejection_by_look": {
+            k: [round(float(x) / nulls, 4) for x in v] for k, v in null.items()
+        },
+    }  # fmt: skip
+
+
+def arm_yardsticks(home: Path) -> list[dict]:
+    """Per logged run and arm, from the truth (fatigue from the contacts so far): the arm's
+    TRUE value per customer; its own myopic oracle (its customers, its share of the caps,
+    its state) without and with the hold-out (the caps widened to decided rows, the
+    control share forgone); what fatigue took from its treated contacts; and its oracle
+    were none of its customers fatigued. An arm whose targeting is the truth earns about
+    its oracle with the hold-out; if it still gains little on the other arm, its own state
+    (customers spent in earlier runs) is what it lost."""
+    figures = []
+    with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
+        truth = simulator.WorldTruth.load()
+        experiment, _ = check_experiment_file(home / "experiments" / f"{EXPERIMENT_ID}.yaml")
+        paths = sorted(config.exports_dir().glob("*/*/decisions.parquet"))
+        log = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+        for key in sorted(log["run_key"].unique()):
+            day = pd.Timestamp(key[:10]).date()
+            inputs = targeting_inputs.targeting_inputs(day)
+            ids = inputs.customer_ids
+            recent = simulator.recent_contacts(
+                ids, pd.Series(pd.Timestamp(day), index=range(len(ids))),
+                exports_dir=config.exports_dir(), exclude_run_key=key,
+            )  # fmt: skip
+            value = policies.true_increment(truth, ids, inputs.economics, recent=recent)
+            fresh = policies.true_increment(truth, ids, inputs.economics, recent=recent * 0)
+            folder = targeting_inputs.strategies_folder() / "campaigns"
+            campaigns = [c for c in load_campaigns(folder) if c.active_on(day)]
+            arms = arm_of(ids, experiment)
+            rows = log[log["run_key"] == key]
+            for arm in experiment.arms:
+                mine = arms == arm.name
+                size = int(mine.sum())
+                economics = targeting_inputs.economics_of(arm_campaigns(campaigns, arm.share))
+                share = np.array([experiment.control_share or c.control_share for c in campaigns])
+                eligible = inputs.eligible[mine]
+
+                def oracle(increment: np.ndarray, econ=economics, eligible=eligible) -> np.ndarray:
+                    return policies.choose(policies.oracle_values(increment, eligible), econ)
+
+                best = policies.choice_value(value[mine], oracle(value[mine]))
+                wide = replace(
+                    economics, volume_cap=economics.volume_cap / (1 - share),
+                    budget=economics.budget / (1 - share),
+                )  # fmt: skip
+                choice = oracle(value[mine], wide)
+                chosen = np.flatnonzero(choice >= 0)
+                held = value[mine][chosen, choice[chosen]] * (1 - share[choice[chosen]])
+                unfatigued = policies.choice_value(fresh[mine], oracle(fresh[mine]))
+                treated = rows[(rows["test_group"] == arm.name) & (rows["group"] == "treated")]
+                at = pd.Index(ids).get_indexer(treated["customer_id"])
+                column = pd.Index(economics.campaign_id).get_indexer(treated["campaign_id"])
+                earned = float(value[at, column].sum())
+                figures.append(
+                    {
+                        "run_key": key, "arm": arm.name, "customers": size,
+                        "treated": len(treated), "true_per_customer": earned / size,
+                        "oracle_per_customer": best / size,
+                        "oracle_with_hold_out_per_customer": float(held.sum()) / size,
+                        "share_of_oracle_with_hold_out": earned / float(held.sum()),
+                        "treated_mean_recent": float(recent[at].mean()),
+                        "fatigue_loss_per_customer": float(fresh[at, column].sum() - earned)
+                        / size,
+                        "oracle_unfatigued_per_customer": unfatigued / size,
+                        "customers_fatigued": float(np.mean(recent[mine] > 0)),
+                    }
+                )  # fmt: skip
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, required=True, help="the loop's CX_HOME")
     parser.add_argument(
         "--horizon", type=int, help="looks stated up front (default: the experiment file's)"
     )
+    parser.add_argument("--replays", type=int, default=0, help="redraws for power and A/A")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the replays' draws")
+    parser.add_argument("--arms", action="store_true", help="each arm's TRUE value per cycle")
     arguments = parser.parse_args(argv)
+    if arguments.arms:
+        figures = arm_yardsticks(arguments.home)
+        for row in figures:
+            print(
+                f"{row['run_key']} {row['arm']:<10} TRUE {row['true_per_customer']:.3f} per "
+                f"customer; its own oracle {row['oracle_per_customer']:.3f}, with the hold-out "
+                f"{row['oracle_with_hold_out_per_customer']:.3f} (earned "
+                f"{row['share_of_oracle_with_hold_out']:.3f} of it); treated contacts' mean "
+                f"recent {row['treated_mean_recent']:.2f}, fatigue took "
+                f"{row['fatigue_loss_per_customer']:.3f}; oracle unfatigued "
+                f"{row['oracle_unfatigued_per_customer']:.3f}; customers fatigued "
+                f"{row['customers_fatigued']:.3f}"
+            )
+        print(json.dumps({"home": str(arguments.home), "arms": figures}, default=float))
+        return 0
+    if arguments.replays:
+        figures = replays(arguments.home, arguments.replays, horizon=arguments.horizon,
+                          seed=arguments.seed)  # fmt: skip
+        for spending in SPENDING:
+            note = " (the test of record)" if spending == figures["stated_spending"] else ""
+            print(
+                f"{spending}{note}: power by look {figures['power_by_look'][spending]}, "
+                f"A/A rejection by look {figures['a_a_rejection_by_look'][spending]} "
+                f"({figures['replays']} replays, {figures['a_a_replays']} A/A halves)"
+            )
+        print(json.dumps({"home": str(arguments.home), **figures}, default=float))
+        return 0
     rows = per_cycle(arguments.home, arguments.horizon)
     for row in rows:
         print(

@@ -14,8 +14,13 @@ customer and channel per request and stops each thread after its share of
    offered rate does not fall when answers slow down); p99 < 5 ms. Two latencies: wrk's
    own (from the moment the request is written: the service time) and ``scheduled_*``
    (from the request's slot, corrected for coordinated omission); the target is judged
-   on the scheduled one. ``--paced-contacts both`` runs it a second time with
-   ``"record_contact": false`` in every request (``rate_1000_no_contacts``), to see what
+   on the scheduled one. ``--paced-workers N`` runs the paced phases on a server of
+   their own with N workers (then the other phases on one with ``--workers``): a load one
+   worker carries (1,000/s at ~0.3 ms of CPU each) needs no second worker, and with two
+   the kernel may hand one worker most of the 16 connections anyway (uvicorn's workers
+   share one listening socket); ``--paced-workers 1`` measures ``cx serve --workers 1``,
+   what a deployment at that load would run. ``--paced-contacts both`` runs it a second
+   time with ``"record_contact": false`` in every request (``rate_1000_no_contacts``), to see what
    recording contacts costs; ``--phases rate_delay`` adds the previous sessions' pacing
    (10 connections, wrk ``delay()`` 9 ms after each answer: a closed loop) for comparison;
 3. ``single``: as many single decisions as the machine takes, ``--duration`` seconds
@@ -41,7 +46,8 @@ in this process (``time.process_time``, every thread): the real ASGI application
 (middleware, validation, store, engine, decision log) called directly with 16 requests in
 flight, beside the engine alone, the least of three rounds. The load generator shares the
 machine's cores with the server. Run: ``.venv/bin/python benchmarks/service_load.py
-[--duration 20] [--log-sync write|fsync|both] [--cpu-only] [--phases rate,single,batch]``.
+[--duration 20] [--log-sync write|fsync|both] [--cpu-only] [--phases rate,single,batch]
+[--paced-workers 1]``.
 Needs ``wrk`` (``apt-get install wrk``). Last line: one JSON object.
 """
 
@@ -485,69 +491,58 @@ def run_phases(
         {"model_versions": {"cx_propensity": "1", "cx_uplift": "1", "cx_attrition": "1"}},
     )
     store.close()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(home, port, options.workers, sync)
     script = home / "load.lua"
     script.write_text(LUA)
     paced_script = ROOT / "benchmarks" / "wrk_constant_rate.lua"
     common = {"BENCH_CUSTOMERS": str(options.customers), "BENCH_KEY": KEY}
     results: dict[str, dict] = {}
     wanted = set(options.phases.split(","))
-    try:
-        short = max(10.0, options.duration / 4)
+    short = max(10.0, options.duration / 4)
+    paced_workers = options.paced_workers or options.workers
+    # the paced phases run on a server of their own when they ask for other workers
+    paced_phases = wanted & {"rate", "rate_delay"}
+    plans = (
+        [(paced_workers, paced_phases), (options.workers, wanted - paced_phases)]
+        if paced_phases and paced_workers != options.workers
+        else [(options.workers, wanted)]
+    )
+    for workers, chosen in plans:
+        if not chosen:
+            continue
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_server(home, port, workers, sync)
+        try:
 
-        def phase(
-            name: str, seconds: float, connections: int, *, threads: int = 0, **extra: str
-        ) -> dict:
-            result = run_wrk(
-                url,
-                paced_script if "BENCH_RATE" in extra else script,
-                seconds=seconds,
-                connections=connections,
-                threads=threads or min(options.threads, connections),
-                max_requests=options.max_requests,
-                environment={**common, **extra},
-                pid=server.pid,
-            )
-            print(f"[log {sync}] {name}: {json.dumps(result)}", flush=True)
-            return result
-
-        phase("warm-up", 10, 8)
-        # batch calls touch every customer a few times, so the in-memory records of both
-        # workers are filled before the memory of the measured phases is compared
-        phase("warm-up-batch", 10, 2, BENCH_BATCH=str(options.batch_size), BENCH_TRACE="false")
-        paced = options.paced_connections
-        rate = {"BENCH_RATE": str(options.rate), "BENCH_STREAMS": str(paced)}
-        if "rate" in wanted:
-            # open loop: one connection per wrk thread, each with its own slot schedule
-            if options.paced_contacts in ("on", "both"):
-                results["rate_1000"] = phase("rate_1000", short, paced, threads=paced, **rate)
-            if options.paced_contacts in ("off", "both"):
-                results["rate_1000_no_contacts"] = phase(
-                    "rate_1000_no_contacts",
-                    short,
-                    paced,
-                    threads=paced,
-                    BENCH_EXTRA_FIELDS=',"record_contact":false',
-                    **rate,
+            def phase(
+                name: str,
+                seconds: float,
+                connections: int,
+                *,
+                threads: int = 0,
+                url: str = url,
+                server: subprocess.Popen = server,
+                workers: int = workers,
+                **extra: str,
+            ) -> dict:
+                result = run_wrk(
+                    url,
+                    paced_script if "BENCH_RATE" in extra else script,
+                    seconds=seconds,
+                    connections=connections,
+                    threads=threads or min(options.threads, connections),
+                    max_requests=options.max_requests,
+                    environment={**common, **extra},
+                    pid=server.pid,
                 )
-        if "rate_delay" in wanted:
-            # the earlier pacing, for comparison: 10 connections, each waiting 9 ms after
-            # every answer (a closed loop: the rate falls as the latency grows)
-            results["rate_delay"] = phase("rate_delay", short, 10, BENCH_DELAY_MS="9")
-        if "single" in wanted:
-            results["single"] = phase("single", options.duration, options.connections)
-        if "batch" in wanted:
-            results["batch"] = phase(
-                "batch", short, 4, BENCH_BATCH=str(options.batch_size), BENCH_TRACE="false"
-            )
-            results["batch_traced"] = phase(
-                "batch_traced", short, 4, BENCH_BATCH=str(TRACED_BATCH), BENCH_TRACE="true"
-            )
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+                result["workers"] = workers
+                print(f"[log {sync}, {workers} workers] {name}: {json.dumps(result)}", flush=True)
+                return result
+
+            _run_chosen(phase, chosen, options, short, results)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
     for name in ("rate_1000", "rate_1000_no_contacts"):
         if name in results:
             results[name]["offered_per_second"] = options.rate
@@ -567,6 +562,42 @@ def run_phases(
                 "wrk": round(results[name]["wrk_cpu_s"] / decisions * 1e6, 1),
             }
     return results
+
+
+def _run_chosen(phase, wanted: set[str], options, short: float, results: dict) -> None:
+    """The warm-up, then the ``wanted`` phases, on one server (``phase`` runs wrk on it)."""
+    phase("warm-up", 10, 8)
+    # batch calls touch every customer a few times, so the in-memory records of both
+    # workers are filled before the memory of the measured phases is compared
+    phase("warm-up-batch", 10, 2, BENCH_BATCH=str(options.batch_size), BENCH_TRACE="false")
+    paced = options.paced_connections
+    rate = {"BENCH_RATE": str(options.rate), "BENCH_STREAMS": str(paced)}
+    if "rate" in wanted:
+        # open loop: one connection per wrk thread, each with its own slot schedule
+        if options.paced_contacts in ("on", "both"):
+            results["rate_1000"] = phase("rate_1000", short, paced, threads=paced, **rate)
+        if options.paced_contacts in ("off", "both"):
+            results["rate_1000_no_contacts"] = phase(
+                "rate_1000_no_contacts",
+                short,
+                paced,
+                threads=paced,
+                BENCH_EXTRA_FIELDS=',"record_contact":false',
+                **rate,
+            )
+    if "rate_delay" in wanted:
+        # the earlier pacing, for comparison: 10 connections, each waiting 9 ms after
+        # every answer (a closed loop: the rate falls as the latency grows)
+        results["rate_delay"] = phase("rate_delay", short, 10, BENCH_DELAY_MS="9")
+    if "single" in wanted:
+        results["single"] = phase("single", options.duration, options.connections)
+    if "batch" in wanted:
+        results["batch"] = phase(
+            "batch", short, 4, BENCH_BATCH=str(options.batch_size), BENCH_TRACE="false"
+        )
+        results["batch_traced"] = phase(
+            "batch_traced", short, 4, BENCH_BATCH=str(TRACED_BATCH), BENCH_TRACE="true"
+        )
 
 
 def targets(results: dict[str, dict]) -> dict[str, bool]:
@@ -613,6 +644,13 @@ def main() -> None:
         help="comma-separated wrk phases: rate, single, batch, rate_delay (the old pacing)",
     )
     parser.add_argument("--rate", type=int, default=1000, help="paced phase: decisions/s offered")
+    parser.add_argument(
+        "--paced-workers",
+        type=int,
+        default=0,
+        help="paced phases on a server of their own with this many workers (default: "
+        "--workers; 1: one worker for a load one worker carries, as a deployment would)",
+    )
     parser.add_argument(
         "--paced-connections",
         type=int,
@@ -661,6 +699,7 @@ def main() -> None:
     summary.update(
         {
             "workers": options.workers,
+            "paced_workers": options.paced_workers or options.workers,
             "wrk_threads": options.threads,
             "connections": options.connections,
             "load_average_1m": round(os.getloadavg()[0], 2),

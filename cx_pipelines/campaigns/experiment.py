@@ -12,6 +12,12 @@ experiment::
                                            # up front: the test's looks are judged against
                                            # group-sequential boundaries for that many
                                            # (cx_pipelines.feedback.sequential)
+    spending: obrien_fleming               # optional, with a horizon: how the looks spend
+                                           # the error rate (obrien_fleming, the default:
+                                           # little early; pocock: evenly over the looks)
+    control_share: 0.4                     # optional: while the experiment runs, every
+                                           # arm holds out this share of its decided rows
+                                           # of every campaign (default: each campaign's)
     arms:                                  # arm name -> share and targeting variant
       champion: {share: 0.8}               # one arm is named champion
       challenger:
@@ -33,7 +39,8 @@ every run while the salt and shares stay; anyone can recompute it.
 **Per arm**, targeting runs as without an experiment on the arm's customers only, with each
 campaign's volume cap ``floor(volume_cap x share)`` and budget ``budget x share`` (so the
 arms' caps never add up to more than the campaign's), its own control group (the
-campaign's usual control draw among the arm's decided rows), and the arm's name written as
+campaign's usual control draw among the arm's decided rows, at the experiment's
+``control_share`` if it states one), and the arm's name written as
 ``test_group`` on every decided row. At most one experiment may be active on a date.
 Every error names the file and line, like campaign files.
 """
@@ -63,7 +70,13 @@ from cx_pipelines.campaigns.draws import uniform
 
 CHAMPION_ARM = "champion"
 VALUES = ("uplift", "propensity")
-KEYS = ("experiment_id", "description", "salt", "start", "end", "arms", "horizon")
+KEYS = (
+    "experiment_id", "description", "salt", "start", "end", "arms", "horizon", "spending",
+    "control_share",
+)  # fmt: skip
+SPENDING = ("obrien_fleming", "pocock")
+"""Spending functions of the group-sequential test (:mod:`cx_pipelines.feedback.sequential`)."""
+MAX_CONTROL_SHARE = 0.9
 ARM_KEYS = ("share", "targeting")
 TARGETING_KEYS = ("value", "scores", "exploration")
 SHARE_TOLERANCE = 1e-9
@@ -105,6 +118,8 @@ class Experiment:
     file: str
     content_hash: str
     horizon: int | None = None  # decision runs, stated before the experiment starts
+    spending: str | None = None  # the test's spending function (None: obrien_fleming)
+    control_share: float | None = None  # every arm's hold-out per campaign (None: each own)
 
     def active_on(self, day: date) -> bool:
         return self.start <= day <= self.end
@@ -123,7 +138,9 @@ class Experiment:
                 for arm in self.arms
             },
         }
-        return described | ({"horizon": self.horizon} if self.horizon is not None else {})
+        stated = {"horizon": self.horizon, "spending": self.spending}
+        stated["control_share"] = self.control_share
+        return described | {key: value for key, value in stated.items() if value is not None}
 
 
 def arm_of(customer_ids: np.ndarray, experiment: Experiment) -> np.ndarray:
@@ -135,11 +152,15 @@ def arm_of(customer_ids: np.ndarray, experiment: Experiment) -> np.ndarray:
     return names[np.searchsorted(bounds, draw, side="right")]
 
 
-def arm_campaigns(campaigns: list[Campaign], share: float) -> list[Campaign]:
-    """The campaigns with their caps split by an arm's share."""
+def arm_campaigns(
+    campaigns: list[Campaign], share: float, *, control_share: float | None = None
+) -> list[Campaign]:
+    """The campaigns with their caps split by an arm's share (and, with ``control_share``,
+    that hold-out share instead of each campaign's)."""
     return [
         replace(
             campaign,
+            control_share=campaign.control_share if control_share is None else control_share,
             volume_cap=math.floor(campaign.volume_cap * share)
             if math.isfinite(campaign.volume_cap)
             else math.inf,
@@ -247,6 +268,20 @@ def check_experiment_file(path: Path) -> tuple[Experiment | None, list[CampaignE
         ):
             problems.append((("horizon",), f"horizon must be a positive number of runs, "
                              f"not {horizon!r}"))  # fmt: skip
+        spending = data.get("spending")
+        if spending is not None and spending not in SPENDING:
+            known = ", ".join(SPENDING)
+            problems.append((("spending",), f"spending must be one of {known}, not {spending!r}"))
+        elif spending is not None and horizon is None:
+            problems.append((("spending",), "spending needs a horizon (the looks it spends over)"))
+        control_share = data.get("control_share")
+        if control_share is not None and (
+            isinstance(control_share, bool)
+            or not isinstance(control_share, int | float)
+            or not 0 < control_share <= MAX_CONTROL_SHARE
+        ):
+            problems.append((("control_share",), f"control_share must be in (0, "
+                             f"{MAX_CONTROL_SHARE}], not {control_share!r}"))  # fmt: skip
         if not problems:
             experiment = Experiment(
                 experiment_id=identifier,
@@ -258,6 +293,8 @@ def check_experiment_file(path: Path) -> tuple[Experiment | None, list[CampaignE
                 file=path.name,
                 content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
                 horizon=horizon,
+                spending=spending,
+                control_share=None if control_share is None else float(control_share),
             )
     return experiment, [CampaignError(path.name, line_at(lines, at), what) for at, what in problems]
 

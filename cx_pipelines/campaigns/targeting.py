@@ -35,7 +35,8 @@ For the campaigns active on the decision date:
 7. **Experiment** (:mod:`.experiment`): with a champion/challenger experiment active on the
    date, steps 1–6 run per arm on the arm's customers, with the arm's share of every cap,
    the arm's scores and value (``uplift``, or ``propensity``: ``p_response x margin -
-   cost`` replaces the value in steps 4–6) and exploration; every row carries its arm as
+   cost`` replaces the value in steps 4–6), exploration and the experiment's control
+   share if it states one; every row carries its arm as
    ``test_group`` (null without an experiment), ranks count within the arm, selection
    probabilities are given the customer's arm (an independent, documented draw), and the
    summary gains ``experiment`` (arms' sizes, economics, per-arm counts).
@@ -234,7 +235,7 @@ def _target_experiment(
             settings, exploration_share=0.0
         )  # fmt: skip
         part = _target_arm(
-            arm_campaigns(campaigns, arm.share),
+            arm_campaigns(campaigns, arm.share, control_share=experiment.control_share),
             population.iloc[members].reset_index(drop=True),
             arm_scores.get(arm.name, scores),
             history,

@@ -184,11 +184,12 @@ class ExperimentRuns:
     arm_customers: pd.DataFrame  # run_key, test_group, customers
     economics: pd.DataFrame  # run_key, campaign_id, margin_per_response, cost_per_contact
     horizon: int | None = None  # the runs the experiment file states it lasts, if it does
+    spending: str | None = None  # the spending function it states (None: O'Brien–Fleming)
 
 
 def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
     """Every experiment found in the manifests under ``exports_dir``, by experiment id."""
-    arms, economics, seen, horizons = [], [], set(), {}
+    arms, economics, seen, horizons, spending = [], [], set(), {}, {}
     for manifest in sorted(exports_dir.glob("*/*/manifest.json")):
         if any(part.startswith(".") for part in manifest.relative_to(exports_dir).parts):
             continue
@@ -200,6 +201,8 @@ def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
         key = {"experiment_id": block["experiment_id"], "run_key": content["run_key"]}
         if block.get("horizon") is not None:
             horizons[block["experiment_id"]] = int(block["horizon"])
+        if block.get("spending") is not None:
+            spending[block["experiment_id"]] = str(block["spending"])
         arms += [{**key, "test_group": a, "customers": n} for a, n in block["customers"].items()]
         economics += [{**key, "campaign_id": c, **e} for c, e in block["economics"].items()]
     arms_frame = pd.DataFrame(arms, columns=["experiment_id", "run_key", "test_group", "customers"])
@@ -214,6 +217,7 @@ def experiment_runs(exports_dir: Path) -> dict[str, ExperimentRuns]:
             arms_frame[arms_frame["experiment_id"] == name].drop(columns="experiment_id"),
             money[money["experiment_id"] == name].drop(columns="experiment_id"),
             horizons.get(name),
+            spending.get(name),
         )
         for name in sorted(arms_frame["experiment_id"].unique())
     }

@@ -21,6 +21,14 @@ whole experiment, interim looks included, rejects a true null with probability `
 The boundaries assume the z statistics of the looks behave like a Brownian motion sampled
 at ``t = k / horizon`` (independent increments, information growing with the runs); the
 tests replay A/A experiments over several runs to check the error rate holds on real logs.
+
+The **spending function** is part of the design, stated in the experiment file with the
+horizon (``spending:``), never chosen after the data: ``obrien_fleming`` (the default,
+above) keeps the last look near 1.96 and makes early stopping rare; ``pocock`` (the
+Lan–DeMets Pocock-type ``α(t) = α ln(1 + (e − 1) t)``) spends evenly, so every look's
+boundary is about the same (2.45 of six looks): more power when an effect shows early and
+then stops growing (a challenger against a champion that learns from the log), less at
+the last look.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from cx_pipelines.campaigns.experiment import SPENDING
 from cx_pipelines.feedback.experiments import (
     ExperimentRuns,
     contacts_still_needed,
@@ -38,23 +47,31 @@ from cx_pipelines.feedback.experiments import (
 )
 
 GRID_POINTS = 801
+OBRIEN_FLEMING = SPENDING[0]
 
 
 class HorizonError(ValueError):
-    """A horizon that is not a positive number of runs, or a level out of (0, 1)."""
+    """A horizon that is not a positive number of runs, a level out of (0, 1) or an
+    unknown spending function."""
 
 
-def spent(t: float, alpha: float) -> float:
-    """The O'Brien–Fleming-type alpha spent by information fraction ``t`` (two-sided)."""
+def spent(t: float, alpha: float, spending: str = OBRIEN_FLEMING) -> float:
+    """The alpha spent by information fraction ``t`` (two-sided): O'Brien–Fleming-type
+    ``4 − 4Φ(z_{1−α/4} / √t)`` or Pocock-type ``α ln(1 + (e − 1) t)``."""
+    if spending not in SPENDING:
+        raise HorizonError(f"spending must be one of {', '.join(SPENDING)}, not {spending!r}")
     if t <= 0:
         return 0.0
-    return float(4 - 4 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 4) / np.sqrt(min(t, 1.0))))
+    t = min(t, 1.0)
+    if spending == "pocock":
+        return float(alpha * np.log(1 + (np.e - 1) * t))
+    return float(4 - 4 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 4) / np.sqrt(t)))
 
 
 @lru_cache(maxsize=64)
-def _boundaries(horizon: int, alpha: float) -> tuple[float, ...]:
+def _boundaries(horizon: int, alpha: float, spending: str) -> tuple[float, ...]:
     fractions = np.arange(1, horizon + 1) / horizon
-    spend = np.diff([0.0] + [spent(t, alpha) for t in fractions])
+    spend = np.diff([0.0] + [spent(t, alpha, spending) for t in fractions])
     first = float(stats.norm.ppf(1 - spend[0] / 2))
     bounds = [first]
     # sub-density of the Brownian motion W(t_1) among paths still running (|Z_1| < c_1)
@@ -82,13 +99,15 @@ def _boundaries(horizon: int, alpha: float) -> tuple[float, ...]:
     return tuple(bounds)
 
 
-def boundaries(horizon: int, alpha: float = 0.05) -> np.ndarray:
+def boundaries(horizon: int, alpha: float = 0.05, spending: str = OBRIEN_FLEMING) -> np.ndarray:
     """Two-sided z boundaries of looks 1..``horizon`` (equally spaced information)."""
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise HorizonError(f"horizon must be a positive number of runs, got {horizon!r}")
     if not 0 < alpha < 1:
         raise HorizonError(f"alpha must be in (0, 1), got {alpha!r}")
-    return np.array(_boundaries(int(horizon), float(alpha)))
+    if spending not in SPENDING:
+        raise HorizonError(f"spending must be one of {', '.join(SPENDING)}, not {spending!r}")
+    return np.array(_boundaries(int(horizon), float(alpha), spending))
 
 
 LOOK_COLUMNS = [
@@ -101,13 +120,15 @@ LOOK_COLUMNS = [
 def horizon_tests(
     outcomes: pd.DataFrame, runs: ExperimentRuns, *, horizon: int, alpha: float = 0.05,
     power: float = 0.8, adjust: bool = False, challenger: str = "challenger",
+    spending: str = OBRIEN_FLEMING,
 ) -> pd.DataFrame:  # fmt: skip
     """One row per look (runs 1..k, in run order, up to the horizon): the pooled estimate
     of challenger − champion per customer with its 95 % interval and nominal p-value, the
     look's boundary and nominal level, whether this look crosses, whether the experiment
     has detected a difference by now (first crossing, see the module doc) and whether it
-    is decided (crossed, or the horizon reached)."""
-    bounds = boundaries(horizon, alpha)
+    is decided (crossed, or the horizon reached). ``spending``: the design's spending
+    function (the experiment file's, stated with the horizon)."""
+    bounds = boundaries(horizon, alpha, spending)
     keys = sorted(runs.arm_customers["run_key"].unique())  # run keys begin with the date
     rows, detected = [], False
     for look, key in enumerate(keys[:horizon], start=1):

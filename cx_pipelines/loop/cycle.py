@@ -78,6 +78,8 @@ class LoopSettings:
     policy_seed: int = 0
     challenger: str = ""  # "": no experiment; a planted challenger arm (loop.live_experiment)
     challenger_share: float = 0.2
+    experiment_control_share: float | None = None  # the arms' hold-out while it runs
+    experiment_spending: str | None = None  # the test's spending function (None: O'B-F)
 
     def decision_date(self, cycle: int) -> date:
         return self.start + timedelta(days=self.cycle_days * cycle)
@@ -226,7 +228,8 @@ def run_cycle(
             folder = live_experiment.plant(
                 truth, day, challenger=settings.challenger, share=settings.challenger_share,
                 start=settings.start, end=settings.decision_date(settings.cycles - 1),
-                horizon=settings.cycles,
+                horizon=settings.cycles, control_share=settings.experiment_control_share,
+                spending=settings.experiment_spending,
             )  # fmt: skip
         clock[EXPERIMENTS_VARIABLE] = str(folder)
     with environment(**clock):
@@ -291,7 +294,11 @@ def run_loop(
     if settings.cycles < 1:
         raise LoopError(f"--cycles must be at least 1, got {settings.cycles}")
     if settings.challenger:
-        live_experiment.check_settings(settings.challenger, settings.challenger_share)
+        live_experiment.check_settings(
+            settings.challenger, settings.challenger_share,
+            control_share=settings.experiment_control_share,
+            spending=settings.experiment_spending,
+        )  # fmt: skip
     truth = simulator.WorldTruth.load()
     report = LoopReport(settings)
     disable = None if progress is None else not progress  # None: only on a terminal

@@ -21,8 +21,18 @@ the cycles so far, with the test's interval, p-value and whether it detects the 
 
 The experiment file states its **horizon** (the loop's cycles) before the first decision;
 every cycle is a look of the group-sequential test (:mod:`cx_pipelines.feedback.sequential`):
-detected when a look's ``|z|`` crosses its boundary (5.37, 3.71, 2.97, 2.54, 2.25, 2.05 of
-six looks), so looking after every cycle keeps the experiment's error rate at 5 %.
+detected when a look's ``|z|`` crosses its boundary (O'Brien–Fleming, the default: 5.37, 3.71,
+2.97, 2.54, 2.25, 2.05 of six looks; ``LoopSettings.experiment_spending = "pocock"``: 2.50,
+2.48, 2.45, 2.44, 2.42, 2.41), so looking after every cycle keeps the experiment's error rate
+at 5 %. ``LoopSettings.experiment_control_share`` states the arms' hold-out share in the file
+too (the treated contacts stay the caps' share; a larger hold-out measures the baseline of
+high-margin campaigns with less noise).
+
+Why the planted arm gains little after its first run (measured with
+``benchmarks/experiment_tests.py --arms``): it earns 0.98–1.00 of its own arm's myopic
+oracle every run, but it spends its best customers first; with the world's contact fatigue
+(28 days) its arm's oracle is then 9–17 % below the champion arm's, which offsets its better
+targeting once the champion's models have learned from the first run's log.
 """
 
 from __future__ import annotations
@@ -36,12 +46,13 @@ import pandas as pd
 import yaml
 
 from cx_pipelines import config, warehouse
+from cx_pipelines.campaigns.experiment import MAX_CONTROL_SHARE, SPENDING
 from cx_pipelines.feedback.experiments import (
     ExperimentRuns,
     experiment_runs,
     incremental_profit_tests,
 )
-from cx_pipelines.feedback.sequential import horizon_tests
+from cx_pipelines.feedback.sequential import OBRIEN_FLEMING, horizon_tests
 from cx_pipelines.loop import policies
 from cx_pipelines.loop.targeting_inputs import economics_of
 from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
@@ -56,12 +67,22 @@ class ExperimentSettingsError(ValueError):
     """The loop's challenger option names no known challenger or a share out of range."""
 
 
-def check_settings(challenger: str, share: float) -> None:
+def check_settings(
+    challenger: str, share: float, *, control_share: float | None = None,
+    spending: str | None = None,
+) -> None:  # fmt: skip
     if challenger not in PLANTED_CHALLENGERS:
         known = ", ".join(PLANTED_CHALLENGERS)
         raise ExperimentSettingsError(f"challenger must be one of {known}, not {challenger!r}")
     if not 0 < share < 1:
         raise ExperimentSettingsError(f"challenger share must be in (0, 1), got {share}")
+    if control_share is not None and not 0 < control_share <= MAX_CONTROL_SHARE:
+        raise ExperimentSettingsError(
+            f"experiment control share must be in (0, {MAX_CONTROL_SHARE}], got {control_share}"
+        )
+    if spending is not None and spending not in SPENDING:
+        known = ", ".join(SPENDING)
+        raise ExperimentSettingsError(f"spending must be one of {known}, not {spending!r}")
 
 
 def experiments_folder() -> Path:
@@ -70,9 +91,11 @@ def experiments_folder() -> Path:
 
 def write_experiment(
     folder: Path, *, challenger: str, share: float, start: date, end: date,
-    horizon: int | None = None,
+    horizon: int | None = None, control_share: float | None = None, spending: str | None = None,
 ) -> Path:  # fmt: skip
-    """The experiment file of the planted challenger (or the A/A test)."""
+    """The experiment file of the planted challenger (or the A/A test): its design (horizon,
+    spending function, hold-out share of the arms) stated before the first decision."""
+    design = {"horizon": horizon, "spending": spending, "control_share": control_share}
     targeting = {"scores": SCORES_FILE, "exploration": False} if challenger == "true_uplift" else {}
     arms = {
         "champion": {"share": round(1 - share, 12)},
@@ -84,7 +107,7 @@ def write_experiment(
         "salt": f"{EXPERIMENT_ID}_{challenger}",
         "start": start.isoformat(),
         "end": end.isoformat(),
-        **({"horizon": horizon} if horizon is not None else {}),
+        **{key: value for key, value in design.items() if value is not None},
         "arms": arms,
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,13 +141,15 @@ def true_scores(truth: simulator.WorldTruth, day: date, *, exports_dir: Path) ->
 
 def plant(
     truth: simulator.WorldTruth, day: date, *, challenger: str, share: float, start: date,
-    end: date, horizon: int | None = None,
+    end: date, horizon: int | None = None, control_share: float | None = None,
+    spending: str | None = None,
 ) -> Path:  # fmt: skip
     """Write the experiment (and the planted scores of ``day``); the experiments folder."""
     folder = experiments_folder()
     write_experiment(
-        folder, challenger=challenger, share=share, start=start, end=end, horizon=horizon
-    )
+        folder, challenger=challenger, share=share, start=start, end=end, horizon=horizon,
+        control_share=control_share, spending=spending,
+    )  # fmt: skip
     if challenger == "true_uplift":
         scores = true_scores(truth, day, exports_dir=config.exports_dir())
         scores.to_parquet(folder / SCORES_FILE, index=False)
@@ -154,6 +179,7 @@ class ExperimentFigures:
     boundary: float = float("nan")  # this look's |z| boundary
     nominal_alpha: float = float("nan")  # the nominal level that boundary is
     z: float = float("nan")
+    spending: str = OBRIEN_FLEMING  # the stated spending function of the boundaries
 
     def as_row(self) -> dict[str, object]:
         return asdict(self)
@@ -167,7 +193,7 @@ class ExperimentFigures:
             f"challenger − champion measured {self.measured_difference:.3f} "
             f"[{self.low:.3f}, {self.high:.3f}] (TRUE {self.true_difference:.3f}), "
             f"z = {self.z:.2f} (boundary {self.boundary:.2f} of look {self.cycle}/"
-            f"{self.horizon or '-'}), nominal p = {self.p_value:.3g}, "
+            f"{self.horizon or '-'}, {self.spending}), nominal p = {self.p_value:.3g}, "
             f"{'DETECTED' if self.detected else 'not detected'}, "
             f"customers still needed {self.customers_still_needed:,.0f}"
         )
@@ -201,7 +227,7 @@ def experiment_figures(
     results = results[results["test_group"].notna()]
     # no horizon stated: each look is judged as a fixed test (repeated looks inflate errors)
     horizon = runs.horizon or runs.arm_customers["run_key"].nunique()
-    looks = horizon_tests(results, runs, horizon=horizon)
+    looks = horizon_tests(results, runs, horizon=horizon, spending=runs.spending or OBRIEN_FLEMING)
     cumulative = looks.iloc[-1]
     single = incremental_profit_tests(
         results[results["run_key"] == run_key],
@@ -241,4 +267,5 @@ def experiment_figures(
         boundary=float(cumulative["boundary"]),
         nominal_alpha=float(cumulative["nominal_alpha"]),
         z=float(cumulative["z"]),
+        spending=runs.spending or OBRIEN_FLEMING,
     )

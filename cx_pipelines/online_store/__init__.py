@@ -26,6 +26,13 @@ import numpy as np
 
 from cx_pipelines import config
 from cx_pipelines.online_store import postgresql, redis, sqlite
+from cx_pipelines.online_store.classes import (
+    ClassSummary,
+    ContactClasses,
+    class_columns,
+    contact_classes,
+    summarise,
+)
 from cx_pipelines.online_store.common import (
     Contact,
     ContactRow,
@@ -43,16 +50,22 @@ BACKENDS: dict[str, Callable[[str], OnlineStore]] = {
 __all__ = [
     "BACKENDS",
     "DAY",
+    "ClassSummary",
+    "ContactClasses",
     "HISTORY_DAYS",
     "Contact",
     "ContactRow",
     "OnlineStore",
     "StoreUnavailable",
     "StoreUrlError",
+    "class_columns",
+    "contact_classes",
     "contact_columns",
     "contact_history",
     "default_url",
     "open_store",
+    "recent_contact_classes",
+    "summarise",
 ]
 
 _DAY = 86_400.0
@@ -154,6 +167,20 @@ def contact_columns(
         "declined": np.array(declined, dtype=bool)[chosen],
     }
     return columns, np.repeat(np.asarray(positions, dtype=np.int64), size)[kept]
+
+
+def recent_contact_classes(
+    store: OnlineStore, customer_ids: Sequence[str], now: float, classes: ContactClasses
+) -> list[ClassSummary]:
+    """The class summaries of ``customer_ids``' recent contacts (``online_store/classes.py``):
+    grouped by the store where it can (SQLite), else from its ``recent_contacts``."""
+    if not customer_ids or not classes.cuts:
+        return []
+    grouped = getattr(store, "recent_contact_classes", None)
+    if grouped is not None:
+        return grouped(customer_ids, now, classes)
+    rows = store.recent_contacts(customer_ids, now - (classes.window + 1) * _DAY)
+    return summarise(rows, now, classes)
 
 
 def snapshot_records(customers: Any, accounts: Any) -> Iterable[tuple[str, dict[str, Any]]]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from cx_pipelines.online_store.classes import ClassSummary, ContactClasses
 from cx_pipelines.online_store.common import (
     Contact,
     ContactRow,
@@ -46,6 +47,7 @@ _CONTACTS = (
 )
 _OLD_CONTACT_INDEXES = ("contacts_by_customer_at", "contacts_by_customer")
 _CONTACT_COLUMNS = "contact_id, customer_id, channel, treatment, at, declined"
+WAL_CHECKPOINT_PAGES = 10_000
 
 
 class SqliteStore:
@@ -68,6 +70,12 @@ class SqliteStore:
                 connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
+                # checkpoint every ~40 MB of WAL, not SQLite's ~4 MB: a batch's contacts
+                # touch ~1,000 pages of the clustered table, so at the default every write
+                # set off a checkpoint copying them all; 10,000 pages copy each page once
+                # for ~10 writes (CPU per 1,000 contact writes ~20 % less, wall ~35 %,
+                # measured on a loaded machine, issue 9 session 5)
+                connection.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             except sqlite3.Error as error:
                 raise StoreUnavailable(f"online store {self.path}: {error}") from error
             self._local.connection = connection
@@ -142,6 +150,39 @@ class SqliteStore:
             " WHERE customer_id IN (SELECT value FROM json_each(?)) AND at > ?"
             " ORDER BY customer_id, at",
             (_json_ids(customer_ids), since),
+        )
+
+    def recent_contact_classes(
+        self, customer_ids: Sequence[str], now: float, classes: ContactClasses
+    ) -> list[ClassSummary]:
+        """Each customer's contacts of the last ``classes.window`` days as class codes
+        (``online_store/classes.py``), grouped here: one short row per customer instead of
+        a row per contact (the class is worked out as :func:`summarise` does)."""
+        if not classes.cuts:
+            return []
+        days = "((?2 - at) / 86400.0)"
+        channel = " ".join(f"WHEN ?{5 + k} THEN {k + 1}" for k in range(len(classes.channels)))
+        channel = f"(CASE channel {channel} ELSE 0 END)" if classes.channels else "0"
+        spans = len(classes.cuts)
+        start = 5 + len(classes.channels)
+        span = " ".join(f"WHEN {days} < ?{start + k} THEN {k}" for k in range(spans - 1))
+        span = f"(CASE {span} ELSE {spans - 1} END)" if spans > 1 else "0"
+        return self._run(
+            "SELECT customer_id,"
+            " group_concat(CASE WHEN declined = 0 THEN char(48 + code) END, ''),"
+            " group_concat(CASE WHEN declined <> 0 THEN char(48 + code) || treatment END,"
+            " char(31))"
+            f" FROM (SELECT customer_id, declined, treatment, {channel} * {spans} + {span} AS code"
+            " FROM contacts WHERE customer_id IN (SELECT value FROM json_each(?1))"
+            f" AND at > ?3 AND {days} < ?4) GROUP BY customer_id",
+            (
+                _json_ids(customer_ids),
+                now,
+                now - (classes.window + 1) * 86400.0,
+                classes.window,
+                *classes.channels,
+                *classes.cuts[:-1],
+            ),
         )
 
     def meta(self) -> dict[str, Any] | None:

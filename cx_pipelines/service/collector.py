@@ -24,8 +24,9 @@ every later collection). Then the thresholds, chosen for both paths:
 So: young threshold ``young`` (50,000), middle ``older`` (10), oldest unchanged, and no
 collection while a batch is decided (:func:`paused` around its synchronous part: its
 objects live until its answer is built and die with it, so a collection in between only
-visits them). The reference cycle a batch leaves (the batch evaluator's run, ~1.4 MB per
-1,000 decisions) is freed by one young collection right after it (service/app.py).
+visits them). A batch leaves no reference cycle (the one it left, the decision tree's
+recursive walk holding the batch evaluator's run, ~1.4 MB per 1,000 decisions, is gone),
+so its arrays are freed as it ends, with no collection after it.
 A young threshold of 5,000 (middle 100) was measured against it on a quiet machine, one
 run each (``benchmarks/service_load.py --log-sync write``, issue 9, session 4): with the
 batch phases alone (``--phases batch``) the untraced batch of 1,000 ran at 13.9 against

@@ -33,7 +33,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cx_pipelines.online_store import Contact, ContactRow, OnlineStore, StoreUnavailable
+from cx_pipelines.online_store import (
+    DAY,
+    ClassSummary,
+    Contact,
+    ContactClasses,
+    ContactRow,
+    OnlineStore,
+    StoreUnavailable,
+    recent_contact_classes,
+    summarise,
+)
 
 LOGGER = logging.getLogger("cx_pipelines.service")
 
@@ -250,6 +260,20 @@ class RecordedContacts:
         moved = [row for row in stored if row[0] in merged]
         kept = [row for row in stored if row[0] not in merged]
         return kept + sorted(moved + extra, key=lambda row: (row[0], row[3]))
+
+    def recent_contact_classes(
+        self, customer_ids: Sequence[str], now: float, classes: ContactClasses
+    ) -> list[ClassSummary]:
+        """:meth:`recent_contacts` as class summaries: grouped by the store for the
+        customers without pending contacts, from the merged rows for the others."""
+        pending = self._writer.pending_for(customer_ids)
+        if not pending:
+            return recent_contact_classes(self._store, customer_ids, now, classes)
+        others = [c for c in dict.fromkeys(customer_ids) if c not in pending]
+        rows = self.recent_contacts(list(pending), now - (classes.window + 1) * DAY)
+        return recent_contact_classes(self._store, others, now, classes) + summarise(
+            rows, now, classes
+        )
 
     def record_contacts(self, contacts: Sequence[Contact]) -> None:
         self._writer.record(contacts)

@@ -2,9 +2,10 @@
 build the answer and its decision-log line (INTERFACES.md §4). No FastAPI here.
 
 A batch (:func:`decide_batch`) reads its customers' records in one store round trip and
-their contacts in one more (``recent_contacts``), hands the engine every contact history
-as columns, and renders each decision's JSON once (the answer is the log line without
-its trace); the answers and lines equal :func:`decide`'s one by one."""
+their contacts in one more (``recent_contact_classes``: each contact as what the contact
+rules read of it), hands the engine every contact history as columns, and renders each
+decision's JSON once (the answer is the log line without its trace); the answers and
+lines equal :func:`decide`'s one by one."""
 
 from __future__ import annotations
 
@@ -27,12 +28,14 @@ from cx_pipelines.intelligence import (
 )
 from cx_pipelines.intelligence.columns import history_subset
 from cx_pipelines.online_store import (
-    DAY,
     HISTORY_DAYS,
     Contact,
+    ContactClasses,
     StoreUnavailable,
-    contact_columns,
+    class_columns,
+    contact_classes,
     contact_history,
+    recent_contact_classes,
 )
 from cx_pipelines.service.schemas import DecisionRequest
 from cx_pipelines.service.state import Deployment, ServiceState
@@ -250,15 +253,23 @@ class DecidedBatch:
     contacts: list[Contact]
 
 
-def _history_days(deployment: Deployment) -> float:
-    """How far back a contact can change the strategy's answer: its longest contact-cap
-    period or decline window (0: it reads no contact), at most the history's 366 days.
-    Older contacts are left out of a batch's history, which changes no answer."""
+def _contact_classes(deployment: Deployment) -> ContactClasses:
+    """What of a contact the strategy's contact rules read (``online_store/classes.py``):
+    the channels its caps name and its cap periods and decline window (none: it reads no
+    contact), each at most the history's 366 days. Older contacts are left out of a
+    batch's history, which changes no answer."""
     strategy = deployment.strategy
-    periods = [cap.period_days for cap in strategy.contact_caps]
-    if strategy.decline_limit:
-        periods.append(strategy.decline_limit[1])
-    return min(max(periods, default=0.0), HISTORY_DAYS)
+    cached = strategy.cache.get("service_contact_classes")
+    if cached is None:
+        periods = [cap.period_days for cap in strategy.contact_caps]
+        if strategy.decline_limit:
+            periods.append(strategy.decline_limit[1])
+        cached = contact_classes(
+            [cap.channel for cap in strategy.contact_caps],
+            [min(period, HISTORY_DAYS) for period in periods],
+        )
+        strategy.cache["service_contact_classes"] = cached
+    return cached
 
 
 def _batch_lookups(
@@ -268,12 +279,12 @@ def _batch_lookups(
     request's contact history as columns (one more), not as rows per request."""
     found = state.customers(customer_ids)
     known = [c for c, (stored, problem) in found.items() if stored is not None and not problem]
-    rows: list = []
+    summaries: list = []
     failed = False
-    window = _history_days(deployment)
-    if known and window > 0:
-        try:  # a day's margin: the exact cut is contact_columns' (days_ago < window)
-            rows = state.store.recent_contacts(known, now - (window + 1) * DAY)
+    classes = _contact_classes(deployment)
+    if known and classes.cuts:
+        try:  # each contact as what the contact rules read of it (one row per customer)
+            summaries = recent_contact_classes(state.store, known, now, classes)
         except StoreUnavailable as error:
             state.components["store"].report(False, str(error))
             failed = True
@@ -291,7 +302,7 @@ def _batch_lookups(
         snapshot, versions = snapshots[generation]
         lookups.append(_Lookup(stored, problem, [], snapshot, versions))
     requested = [c if found[c][0] is not None and not found[c][1] else None for c in customer_ids]
-    return lookups, contact_columns(rows, requested, now=now, window_days=window)
+    return lookups, class_columns(summaries, requested, classes)
 
 
 def _uuid4s(count: int) -> list[str]:

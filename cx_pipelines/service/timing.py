@@ -232,7 +232,13 @@ def install(service: Any) -> Recorder | None:
     _hook_log(recorder, service.log)
     _hook_contact_writer(recorder, service.contacts)
     store = service.store
-    for name in ("read_many", "contacts_many", "contacts", "recent_contacts"):
+    for name in (
+        "read_many",
+        "contacts_many",
+        "contacts",
+        "recent_contacts",
+        "recent_contact_classes",
+    ):
         setattr(store, name, _timed_into(recorder, 5, getattr(store, name)))
     decide_module.decide_customer = _timed_into(recorder, 6, decide_module.decide_customer)
     gc.callbacks.append(recorder.on_gc)

@@ -6,6 +6,7 @@ interval narrows when the covariate predicts the outcomes."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "campaigns"))
 from campaign_support import DAY, campaign, history, population, scores  # noqa: E402
+from campaign_support import run as run_targeting  # noqa: E402
 
 from cx_pipelines.campaigns.experiment import (  # noqa: E402
     Arm,
@@ -118,14 +120,17 @@ def synthetic_log(rng, *, runs: int, customers: int, gain: float, predictive: bo
 @pytest.mark.slow
 def test_a_a_experiments_looked_at_every_run_reject_at_their_level_over_the_horizon():
     rng = np.random.default_rng(11)
-    detected, last_p = [], []
+    detected, last_p, pocock = [], [], []
     for _ in range(300):
         outcomes, runs, _ = synthetic_log(rng, runs=4, customers=600, gain=0.0, predictive=False)
         looks = horizon_tests(outcomes, runs, horizon=4)
         assert list(looks["look"]) == [1, 2, 3, 4] and looks["decided"].iloc[-1]
         detected.append(bool(looks["detected"].iloc[-1]))
         last_p.append(looks["p_value"].iloc[-1])
+        # the same looks against Pocock's boundaries (a design stated up front instead)
+        pocock.append(bool((looks["z"].abs() >= boundaries(4, spending="pocock")).any()))
     assert np.mean(detected) <= 0.09  # 5 % expected; 0.09 is > 3 standard errors above it
+    assert np.mean(pocock) <= 0.09
     assert np.mean(np.array(last_p) < 0.5) == pytest.approx(0.5, abs=0.1)
 
 
@@ -232,3 +237,76 @@ def test_real_targeting_a_a_replays_over_four_runs_reject_at_their_level():
         crossed_first.append(bool(looks["crossed"].iloc[0]))
     assert np.mean(detected) <= 0.125  # 5 % expected; 0.125 is 3 standard errors above
     assert np.mean(crossed_first) <= 0.03  # the first look spends almost nothing
+
+
+def test_pocock_boundaries_are_the_published_ones_and_hold_the_level():
+    # Lan-DeMets Pocock-type spending, 5 equally spaced looks, two-sided 0.05
+    # (R gsDesign sfLDPocock: 2.438, 2.427, 2.410, 2.397, 2.386)
+    five = boundaries(5, spending="pocock")
+    assert five == pytest.approx([2.438, 2.427, 2.410, 2.397, 2.386], abs=2e-3)
+    assert spent(1.0, 0.05, "pocock") == pytest.approx(0.05)
+    assert boundaries(1, spending="pocock") == pytest.approx([1.95996], abs=1e-4)
+    rng = np.random.default_rng(1)
+    paths = np.cumsum(rng.standard_normal((400_000, 6)), axis=1) / np.sqrt(np.arange(1, 7))
+    crossed = (np.abs(paths) >= boundaries(6, spending="pocock")).any(axis=1).mean()
+    assert crossed == pytest.approx(0.05, abs=0.002)
+    # early looks are far easier to cross than O'Brien-Fleming's, the last one harder
+    assert boundaries(6, spending="pocock")[0] < 2.5 < boundaries(6)[0]
+    assert boundaries(6, spending="pocock")[-1] > boundaries(6)[-1]
+
+
+def test_an_unknown_spending_function_is_refused():
+    with pytest.raises(HorizonError, match="spending must be one of obrien_fleming, pocock"):
+        boundaries(6, spending="haybittle")
+
+
+def test_an_experiment_file_states_its_spending_and_control_share_with_file_and_line(tmp_path):
+    text = (
+        "experiment_id: e\nstart: 2026-10-01\nend: 2026-12-31\n{horizon}spending: {spending}\n"
+        "control_share: {share}\narms:\n  champion: {{share: 0.5}}\n  challenger: {{share: 0.5}}\n"
+    )
+    good = tmp_path / "good.yaml"
+    good.write_text(text.format(horizon="horizon: 6\n", spending="pocock", share=0.4))
+    experiment, errors = check_experiment_file(good)
+    assert errors == []
+    assert (experiment.spending, experiment.control_share) == ("pocock", 0.4)
+    described = experiment.describe()  # recorded in the exports' manifests
+    assert (described["spending"], described["control_share"]) == ("pocock", 0.4)
+    for horizon, spending, share, line, message in [
+        ("horizon: 6\n", "sequential", 0.4, 5, "spending must be one of obrien_fleming, pocock"),
+        ("", "pocock", 0.4, 4, "spending needs a horizon"),
+        ("horizon: 6\n", "pocock", 0.95, 6, "control_share must be in (0, 0.9]"),
+        ("horizon: 6\n", "pocock", "lots", 6, "control_share must be in (0, 0.9]"),
+    ]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text.format(horizon=horizon, spending=spending, share=share))
+        experiment, errors = check_experiment_file(bad)
+        assert experiment is None
+        assert [(e.file, e.line) for e in errors] == [("bad.yaml", line)]
+        assert message in errors[0].message
+
+
+def test_an_experiment_control_share_holds_out_that_share_of_every_arm_within_its_caps():
+    frame = population(3_000)
+    arms = (Arm("champion", 0.5, TargetingVariant()), Arm("challenger", 0.5, TargetingVariant()))
+    experiment = Experiment(
+        "e", "e", DAY - timedelta(days=1), DAY + timedelta(days=30), arms, "", "e.yaml", "h",
+        horizon=3, control_share=0.4,
+    )  # fmt: skip
+    campaigns = [campaign("a", "credit_card", "email", volume_cap=600, control_share=0.1)]
+    plain = replace(experiment, control_share=None)
+    results = {
+        name: run_targeting(frame, scores(frame), history(frame, {}), campaigns,
+                            experiment=design, exploration_share=0.0).targets
+        for name, design in (("stated", experiment), ("campaign's", plain))
+    }  # fmt: skip
+    for arm in ("champion", "challenger"):
+        stated = results["stated"][results["stated"]["test_group"] == arm]
+        own = results["campaign's"][results["campaign's"]["test_group"] == arm]
+        # the same treated capacity (the arm's cap), more decided rows held out around it
+        assert 270 <= (stated["group"] == "treated").sum() <= 300
+        assert 270 <= (own["group"] == "treated").sum() <= 300
+        assert (stated["group"] == "control").mean() == pytest.approx(0.4, abs=0.06)
+        assert (own["group"] == "control").mean() == pytest.approx(0.1, abs=0.04)
+        treated = stated["group"] == "treated"
+        assert stated.loc[treated, "selection_probability"].lt(0.61).all()

@@ -5,6 +5,8 @@ incremental profit is reported in strategy_performance, and the truth is printed
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -76,3 +78,83 @@ def test_the_planted_challenger_is_truly_better_and_the_test_is_reported(planted
     assert test["challenger"] == "challenger" and test["runs"] == 2
     assert test["difference"] == pytest.approx(report.experiment[-1].measured_difference)
     assert "p_value" in metadata["experiment_incremental_profit"]
+
+
+def test_the_planted_experiment_states_its_design_before_the_first_decision(tmp_path):
+    from datetime import date
+
+    from cx_pipelines.campaigns.experiment import check_experiment_file
+    from cx_pipelines.feedback.experiments import experiment_runs
+
+    path = live_experiment.write_experiment(
+        tmp_path, challenger="true_uplift", share=0.5, start=date(2026, 10, 1),
+        end=date(2026, 11, 5), horizon=6, control_share=0.4, spending="pocock",
+    )  # fmt: skip
+    experiment, errors = check_experiment_file(path)
+    assert errors == []
+    assert (experiment.horizon, experiment.spending, experiment.control_share) == (6, "pocock", 0.4)
+    # the manifests record the design, and the test reads it back from them
+    exports = tmp_path / "exports"
+    for key in ("2026-10-01-a", "2026-10-08-b"):
+        manifest = exports / "campaign" / key / "manifest.json"
+        manifest.parent.mkdir(parents=True)
+        block = experiment.describe() | {
+            "customers": {"champion": 10, "challenger": 10},
+            "economics": {"campaign": {"margin_per_response": 1.0, "cost_per_contact": 0.1}},
+        }
+        manifest.write_text(json.dumps({"run_key": key, "experiment": block}))
+    runs = experiment_runs(exports)[live_experiment.EXPERIMENT_ID]
+    assert (runs.horizon, runs.spending) == (6, "pocock")
+    plain = live_experiment.write_experiment(
+        tmp_path / "plain", challenger="same", share=0.5, start=date(2026, 10, 1),
+        end=date(2026, 11, 5), horizon=6,
+    )  # fmt: skip
+    experiment, _ = check_experiment_file(plain)
+    assert (experiment.spending, experiment.control_share) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"control_share": 0.95}, "experiment control share must be in"),
+        ({"spending": "haybittle"}, "spending must be one of obrien_fleming, pocock"),
+    ],
+)
+def test_a_loop_design_out_of_range_is_refused_before_any_cycle(changes, message):
+    with pytest.raises(live_experiment.ExperimentSettingsError, match=message):
+        live_experiment.check_settings("true_uplift", 0.5, **changes)
+
+
+def experiment_tests_module():
+    root = Path(__file__).resolve().parents[2] / "benchmarks"
+    sys.path.insert(0, str(root))
+    try:
+        import experiment_tests
+    finally:
+        sys.path.remove(str(root))
+    return experiment_tests
+
+
+@pytest.mark.slow
+def test_the_planted_arm_earns_its_own_oracle_and_replays_measure_power_and_a_a(planted):
+    report, decisions, _, _, home = planted
+    tools = experiment_tests_module()
+    arms = tools.arm_yardsticks(home)
+    assert len(arms) == 4  # 2 runs x 2 arms
+    for row in arms:
+        treated = decisions[
+            (decisions["run_key"] == row["run_key"])
+            & (decisions["test_group"] == row["arm"])
+            & (decisions["group"] == "treated")
+        ]
+        assert row["treated"] == len(treated)
+        if row["arm"] == "challenger":  # it targets on the truth, without exploration
+            assert row["share_of_oracle_with_hold_out"] > 0.85  # the hold-out is random
+        assert row["oracle_with_hold_out_per_customer"] <= row["oracle_per_customer"] + 1e-9
+    first = [row for row in arms if row["run_key"] == min(r["run_key"] for r in arms)]
+    assert all(row["fatigue_loss_per_customer"] == 0 for row in first)  # no contacts before
+    truth = [figures.as_row() for figures in report.experiment]
+    figures = tools.replays(home, 4, truth=truth, seed=3)
+    assert figures["looks"] == 2 and figures["a_a_replays"] == 8
+    for by_look in (*figures["power_by_look"].values(), *figures["a_a_rejection_by_look"].values()):
+        assert len(by_look) == 2 and 0 <= by_look[0] <= by_look[1] <= 1  # crossed by look k

@@ -62,7 +62,13 @@ def canonical(value: Any, value_type: ValueType) -> Any:
 def canonical_list(array: np.ndarray, value_type: ValueType) -> list[Any]:
     """A batch column as a list of per-record values."""
     if value_type is ValueType.NUMBER:
-        return [None if v != v else v for v in np.asarray(array, dtype=np.float64).tolist()]
+        numbers = np.asarray(array, dtype=np.float64)
+        missing = np.isnan(numbers)
+        if not missing.any():
+            return numbers.tolist()
+        values = numbers.astype(object)  # the same floats, None where NaN
+        values[missing] = None
+        return values.tolist()
     if value_type is ValueType.BOOLEAN:
         array = np.asarray(array)
         if array.dtype == bool:

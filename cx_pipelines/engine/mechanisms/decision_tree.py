@@ -124,7 +124,12 @@ class DecisionTree(MechanismKind):
         leaf = np.full(size, -1, dtype=np.int64)
         active = np.ones(size, dtype=bool) if mask is None else mask
 
-        def walk(branches: list[Branch], reach: np.ndarray) -> None:
+        # depth first, as a recursion would go, but with a list of branches still to walk:
+        # a recursive closure is a reference cycle (its cell holds it) that kept the whole
+        # batch run alive until the next collection
+        pending: list[tuple[list[Branch], np.ndarray]] = [(self.branches, active)]
+        while pending:
+            branches, reach = pending.pop()
             # first branch whose condition holds, for every row at once
             none = len(branches)
             first = np.full(size, none, dtype=np.int64)
@@ -142,13 +147,13 @@ class DecisionTree(MechanismKind):
             chosen = np.where(taken, leaf_of[first], -1)
             at_leaf = chosen >= 0
             leaf[at_leaf] = chosen[at_leaf]
+            inner_walks = []
             for position, branch in enumerate(branches):
                 if not isinstance(branch.outcome, Leaf):
                     inner = taken & (first == position)
                     if inner.any():
-                        walk(branch.outcome, inner)
-
-        walk(self.branches, active)
+                        inner_walks.append((branch.outcome, inner))
+            pending.extend(reversed(inner_walks))  # the first inner branch is walked next
         leaves = self.leaves
         table = to_values(
             [leaf_.value for leaf_ in leaves] + [None], self.output.value_type, len(leaves) + 1

@@ -149,10 +149,13 @@ def _contact_state(run: BatchRun, history, history_rows, channels: list[str], re
     known = owner >= 0
     days = _numbers(history["days_ago"])
     channel_of = _array(history["channel"])
+    on_channel: dict[str, np.ndarray] = {}  # each named channel compared once
     for cap in strategy.contact_caps:
         rows = known & (days < cap.period_days)
         if cap.channel != "*":
-            rows &= channel_of == cap.channel
+            if cap.channel not in on_channel:
+                on_channel[cap.channel] = channel_of == cap.channel
+            rows &= on_channel[cap.channel]
         over = np.bincount(owner[rows], minlength=size) >= cap.max
         code = reason_code(("contact", c.cap_reason(cap)))
         for channel in strategy.channels if cap.channel == "*" else [cap.channel]:
@@ -160,12 +163,16 @@ def _contact_state(run: BatchRun, history, history_rows, channels: list[str], re
             current[over & (current == 0)] = code
     if strategy.decline_limit and "declined" in names and "treatment" in names:
         limit, window = strategy.decline_limit
-        declined_rows = known & (days < window) & _flags(history["declined"])
-        treatment_of = _array(history["treatment"])
-        for name in strategy.treatments:
-            rows = declined_rows & (treatment_of == name)
-            if rows.any():
-                declined[name] = np.bincount(owner[rows], minlength=size) >= limit
+        # only the declined rows' treatments are compared (few rows: most contacts are
+        # not declined), each row's owner counted per treatment
+        chosen = np.flatnonzero(known & (days < window) & _flags(history["declined"]))
+        if len(chosen):
+            treatment_of = _array(history["treatment"])[chosen]
+            owners = owner[chosen]
+            for name in strategy.treatments:
+                rows = treatment_of == name
+                if rows.any():
+                    declined[name] = np.bincount(owners[rows], minlength=size) >= limit
     return closed, declined
 
 
