@@ -41,12 +41,18 @@ def promotion_decision(
             champion_version=champion_version,
             champion_value=None,
         )
+    # Both figures on the same rows: the holdout rows the champion was not fitted on
+    # (challenger.gate_tags), when the training asset judged row by row.
+    if champion_version is not None and "gate_challenger_value" in tags:
+        challenger_value = float(tags["gate_challenger_value"])
+    upper = tags.get("gate_difference_upper")
     return registry.decide_promotion(
         spec,
         challenger_version=version,
         challenger_value=challenger_value,
         champion_version=champion_version,
         champion_value=float(tags["champion_metric_value"]) if champion_version else None,
+        difference_upper=float(upper) if upper is not None and champion_version else None,
     )
 
 
