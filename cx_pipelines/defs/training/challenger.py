@@ -6,6 +6,10 @@ inputs and a function training a :class:`Challenger`); the asset then scores the
 champion on the *same* holdout, registers the challenger (alias ``challenger``) with both
 figures as version tags, and returns the challenger's evaluation table. With too little
 data it registers nothing and records why (:func:`not_trained`).
+
+With the spec's ``holdout.refit`` the version registered is the judged spec refitted on
+training + holdout rows (:func:`refitted`): the holdout figures on its card are those of the
+judged fit, and its tag ``fitted_through`` makes the next gate judge it only on newer rows.
 """
 
 import base64

@@ -1,5 +1,8 @@
 """Promotion gates: a challenger becomes champion only when it beats the champion on the same
-holdout by the spec's metric. Blocking, so scores are not rebuilt from a model that lost."""
+holdout by the spec's metric (rule ``point``), or, with the spec's rule ``not_credibly_worse``,
+unless a paired bootstrap of that holdout says it is worse. Both are judged on the holdout rows
+the champion was not fitted on (a champion refitted on its own holdout has seen those rows).
+Blocking, so scores are not rebuilt from a model that lost."""
 
 import dagster as dg
 
@@ -87,7 +90,8 @@ def build_promotion_check(asset_name: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description=(
             "The newly trained version beats the champion on the same holdout by the spec's "
-            "metric (first version: no champion yet); it is then promoted to champion. A "
+            "metric, or with the rule not_credibly_worse is not credibly worse by a paired "
+            "bootstrap (first version: no champion yet); it is then promoted to champion. A "
             "run with too little data to train warns (no challenger) without blocking. A "
             "challenger that loses fails the check and the champion stays; one that merely "
             "reproduces the champion's figure (a retrain on unchanged data) is not promoted "
