@@ -4,11 +4,13 @@ registered uplift version is refitted on training + holdout and its card says so
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from cx_pipelines import config
 from cx_pipelines.defs.runs import materialize
@@ -20,7 +22,7 @@ from cx_pipelines.defs.training.challenger import (
 )
 from cx_pipelines.ml import evaluation, model_cards, registry
 from cx_pipelines.ml.evaluation import Report
-from cx_pipelines.ml.specs import load_spec
+from cx_pipelines.ml.specs import load_spec, models_dir
 from cx_pipelines.world import generate_world
 
 
@@ -82,8 +84,7 @@ def test_a_refitted_champion_is_judged_only_on_rows_after_its_last_contact(holdo
 
 def test_the_uplift_gate_keeps_the_champion_only_against_a_credibly_worse_challenger(holdout):
     frame, effect = holdout
-    spec = load_spec("uplift")
-    assert spec.promotion_rule == "not_credibly_worse" and spec.refit
+    spec = replace(load_spec("uplift"), promotion_rule="not_credibly_worse")
     truthful = _Scorer(effect)
     reversed_ranking = _Scorer(-effect)
     noisy = _Scorer(effect + np.random.default_rng(1).normal(0, 0.01, len(effect)))
@@ -121,7 +122,16 @@ def test_the_uplift_gate_keeps_the_champion_only_against_a_credibly_worse_challe
 
 
 @pytest.mark.slow
-def test_the_registered_uplift_version_is_refitted_on_training_and_holdout(cx_home):
+def test_the_registered_uplift_version_is_refitted_on_training_and_holdout(
+    cx_home, tmp_path, monkeypatch
+):
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir(), folder)
+    path = folder / "uplift.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["holdout"]["refit"] = True
+    path.write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("CX_MODELS_DIR", str(folder))
     generate_world(customers=3_000, seed=5, source_url=config.source_url())
     result = materialize("*uplift_model")
     assert result.success
