@@ -369,8 +369,12 @@ def decide_promotion(
     challenger_value: float,
     champion_version: str | None,
     champion_value: float | None,
+    difference_upper: float | None = None,
 ) -> PromotionDecision:
-    """First version becomes champion; later ones only when better by the spec's metric."""
+    """First version becomes champion; later ones only when better by the spec's metric
+    (rule ``point``) or, with rule ``not_credibly_worse`` and ``difference_upper`` (the
+    upper quantile of the paired bootstrap of challenger minus champion, better-direction),
+    unless that quantile is at or below the required margin (credibly worse)."""
     decision = {
         "metric": spec.metric,
         "challenger_version": challenger_version,
@@ -403,6 +407,22 @@ def decide_promotion(
         return PromotionDecision(
             promote=False,
             reason=f"champion stays: {comparison}; the challenger only reproduces the champion",
+            **decision,
+        )
+    if spec.promotion_rule == "not_credibly_worse" and difference_upper is not None:
+        bootstrap = (
+            f"; paired bootstrap: the {spec.promotion_confidence:g} quantile of challenger − "
+            f"champion is {difference_upper:.4g}"
+        )
+        if difference_upper > spec.min_improvement:
+            return PromotionDecision(
+                promote=True,
+                reason=f"promoted (not credibly worse): {comparison}{bootstrap}",
+                **decision,
+            )
+        return PromotionDecision(
+            promote=False,
+            reason=f"champion stays (challenger credibly worse): {comparison}{bootstrap}",
             **decision,
         )
     if spec.is_better(challenger_value, champion_value):

@@ -22,6 +22,7 @@ KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy", "spend_
 CLASSIFIER_KINDS = ("propensity", "attrition", "uplift", "hit_and_run", "dormancy")
 CLASSIFIERS = ("HistGradientBoostingClassifier",)
 META_LEARNERS = ("s_learner", "t_learner", "x_learner", "dr_learner", "logistic_s_learner")
+PROMOTION_RULES = ("point", "not_credibly_worse")
 # The logistic s-learner is a logistic regression, not boosted trees (uplift only).
 LOGISTIC_META_LEARNERS = {"logistic_s_learner": "LogisticRegression"}
 # Fewest examples of the rarer outcome (per treatment arm for uplift) worth a model: with
@@ -81,6 +82,7 @@ _SCHEMA: dict[str, Any] = {
                 "kind": {"enum": ["time"]},
                 "fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
                 "days": {"type": "integer", "minimum": 1},
+                "refit": {"type": "boolean"},
             },
         },
         "metric": {
@@ -95,7 +97,12 @@ _SCHEMA: dict[str, Any] = {
         "promotion": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"min_improvement": {"type": "number", "minimum": 0}},
+            "properties": {
+                "min_improvement": {"type": "number", "minimum": 0},
+                "rule": {"enum": list(PROMOTION_RULES)},
+                "confidence": {"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 1},
+                "resamples": {"type": "integer", "minimum": 20},
+            },
         },
     },
 }
@@ -127,6 +134,15 @@ class ModelSpec:
     source: Path | None = field(default=None, compare=False)
     # Family-specific settings that are not estimator parameters (e.g. dormancy's windows).
     estimator_options: dict[str, Any] = field(default_factory=dict)
+    # After the challenger is judged on the holdout, the registered model is the same spec
+    # refitted on training + holdout rows (holdout.refit); see defs/training/challenger.py.
+    refit: bool = False
+    # "point": promote when the challenger's holdout figure beats the champion's;
+    # "not_credibly_worse": promote unless a paired bootstrap of the holdout says the
+    # challenger is worse with probability >= promotion_confidence (ml/paired_bootstrap.py).
+    promotion_rule: str = "point"
+    promotion_confidence: float = 0.95
+    promotion_resamples: int = 200
 
     @property
     def registered_name(self) -> str:
@@ -235,6 +251,10 @@ def parse_spec(document: Any, *, source: Path | None = None) -> ModelSpec:
         min_improvement=float(document.get("promotion", {}).get("min_improvement", 0.0)),
         source=source,
         estimator_options=dict(estimator.get("options", {})),
+        refit=bool(holdout.get("refit", False)),
+        promotion_rule=str(document.get("promotion", {}).get("rule", "point")),
+        promotion_confidence=float(document.get("promotion", {}).get("confidence", 0.95)),
+        promotion_resamples=int(document.get("promotion", {}).get("resamples", 200)),
     )
 
 

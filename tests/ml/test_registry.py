@@ -112,3 +112,40 @@ def test_decide_promotion(spec, challenger, champion, direction, margin, promote
     )
     assert decision.promote is promote
     assert reason in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "upper", "promote", "reason"),
+    [
+        # Lower on the point figure, but within the noise: promoted.
+        (0.0061, 0.0066, 0.0004, True, "promoted (not credibly worse)"),
+        # Worse in at least the confidence share of resamples: the champion stays.
+        (0.0040, 0.0066, -0.0003, False, "champion stays (challenger credibly worse)"),
+        # Reproducing the champion's figure is still not a promotion.
+        (0.0066, 0.0066, 0.0, False, "only reproduces the champion"),
+    ],
+)
+def test_decide_promotion_not_credibly_worse(spec, challenger, champion, upper, promote, reason):
+    rule = dataclasses.replace(spec, promotion_rule="not_credibly_worse")
+    decision = registry.decide_promotion(
+        rule,
+        challenger_version="2",
+        challenger_value=challenger,
+        champion_version="1",
+        champion_value=champion,
+        difference_upper=upper,
+    )
+    assert decision.promote is promote
+    assert reason in decision.reason
+
+
+def test_the_point_rule_ignores_a_bootstrap_figure(spec):
+    decision = registry.decide_promotion(
+        spec,
+        challenger_version="2",
+        challenger_value=0.78,
+        champion_version="1",
+        champion_value=0.80,
+        difference_upper=0.5,
+    )
+    assert not decision.promote

@@ -6,6 +6,10 @@ inputs and a function training a :class:`Challenger`); the asset then scores the
 champion on the *same* holdout, registers the challenger (alias ``challenger``) with both
 figures as version tags, and returns the challenger's evaluation table. With too little
 data it registers nothing and records why (:func:`not_trained`).
+
+With the spec's ``holdout.refit`` the version registered is the judged spec refitted on
+training + holdout rows (:func:`refitted`): the holdout figures on its card are those of the
+judged fit, and its tag ``fitted_through`` makes the next gate judge it only on newer rows.
 """
 
 import base64
@@ -14,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from cx_pipelines import warehouse
@@ -22,6 +27,7 @@ from cx_pipelines.features.observation import observation_end
 from cx_pipelines.ml import model_cards, registry
 from cx_pipelines.ml.errors import EvaluationError, InsufficientDataError, TrainingDataError
 from cx_pipelines.ml.evaluation import Report
+from cx_pipelines.ml.paired_bootstrap import RowMetric, paired_difference
 from cx_pipelines.ml.specs import ModelSpec, load_spec
 from cx_pipelines.ml.supervised.base import class_counts, require_examples
 
@@ -29,8 +35,21 @@ GROUP = "models"
 KINDS = {"scikit-learn", "mlflow"}
 # Fewest examples of each outcome (and arm, for uplift) the holdout needs to judge a model.
 MIN_HOLDOUT_EXAMPLES = 5
-CHAMPION_TAGS = ("champion_version", "champion_metric_value", "champion_error")
+CHAMPION_TAGS = (
+    "champion_version",
+    "champion_metric_value",
+    "champion_error",
+    "gate_challenger_value",
+    "gate_rows",
+    "gate_rows_rule",
+    "gate_difference_upper",
+    "gate_share_worse",
+)
 """Version tags describing the champion on the holdout of the run that trained a version."""
+FITTED_THROUGH_TAG = "fitted_through"
+"""Tag of a version refitted on its holdout too: the latest contact it was fitted on. The
+next gate judges it (and its challenger) only on holdout rows after that, never on rows it
+has seen."""
 
 
 class TrainingConfig(dg.Config):
@@ -91,12 +110,26 @@ class Challenger:
     table: pd.DataFrame
     windows: dict[str, str] = field(default_factory=dict)
     baseline: str = "baseline"
+    # Row-wise judging (both needed): a model's holdout predictions, and the spec's metric of
+    # predictions on some holdout rows. They let the gate compare champion and challenger on
+    # the rows the champion has not seen, and bootstrap the difference.
+    predict: Callable[[Any], np.ndarray] | None = None
+    row_metric: RowMetric | None = None
+    # The same spec fitted on training + holdout rows (the spec's holdout.refit).
+    refit: Callable[[], Any] | None = None
 
 
 def champion_on_holdout(
-    spec: ModelSpec, score: Callable[[Any], float], *, tracking_uri: str
+    spec: ModelSpec,
+    score: Callable[[Any], float],
+    *,
+    tracking_uri: str,
+    challenger: Challenger | None = None,
+    random_state: int = 0,
 ) -> dict[str, str]:
-    """Version tags describing the current champion's metric on this run's holdout."""
+    """Version tags describing the current champion's metric on this run's holdout; with a
+    row-wise ``challenger``, both figures on the rows the champion has not been fitted on
+    (:func:`gate_tags`)."""
     version = registry.version_for_alias(
         spec.registered_name, registry.CHAMPION, tracking_uri=tracking_uri
     )
@@ -104,6 +137,14 @@ def champion_on_holdout(
         return {}
     try:
         model = registry.load_model(spec.registered_name, version, tracking_uri=tracking_uri)
+        if challenger is not None and challenger.predict and challenger.row_metric:
+            seen = (
+                registry.client(tracking_uri)
+                .get_model_version(spec.registered_name, version)
+                .tags.get(FITTED_THROUGH_TAG)
+            )
+            tags = gate_tags(spec, challenger, model, seen, random_state=random_state)
+            return {"champion_version": version, **tags}
         value = float(score(model))
     except (TrainingDataError, EvaluationError, registry.RegistryError) as error:
         return {"champion_version": version, "champion_error": str(error)[:500]}
@@ -112,6 +153,62 @@ def champion_on_holdout(
         # the challenger replaces it, as for any champion that cannot score this holdout.
         return {"champion_version": version, "champion_error": f"cannot load: {error}"[:500]}
     return {"champion_version": version, "champion_metric_value": repr(value)}
+
+
+def unseen_rows(holdout: pd.DataFrame, seen_through: str | None) -> tuple[np.ndarray, str]:
+    """Holdout rows after the champion's last fitted contact (all rows when it was not
+    refitted on a holdout, or when no row is newer), and the rule that chose them."""
+    everything = np.arange(len(holdout))
+    if seen_through is None or "contacted_at" not in holdout:
+        return everything, "whole holdout"
+    newer = np.flatnonzero(pd.to_datetime(holdout["contacted_at"]) > pd.Timestamp(seen_through))
+    if len(newer) == 0:
+        return everything, f"whole holdout (no row after the champion's {seen_through})"
+    return newer, f"holdout rows after the champion's last fitted contact {seen_through}"
+
+
+def gate_tags(
+    spec: ModelSpec,
+    challenger: Challenger,
+    champion: Any,
+    seen_through: str | None,
+    *,
+    random_state: int = 0,
+) -> dict[str, str]:
+    """Both models' metric on the holdout rows the champion has not seen; with the rule
+    ``not_credibly_worse``, the paired bootstrap of their difference on those rows."""
+    assert challenger.predict is not None and challenger.row_metric is not None
+    rows, rule = unseen_rows(challenger.holdout, seen_through)
+    mine = np.asarray(challenger.predict(challenger.model), dtype=float)
+    theirs = np.asarray(challenger.predict(champion), dtype=float)
+    metric = challenger.row_metric
+    tags = {
+        "champion_metric_value": repr(float(metric(theirs, rows))),
+        "gate_challenger_value": repr(float(metric(mine, rows))),
+        "gate_rows": str(len(rows)),
+        "gate_rows_rule": rule[:250],
+    }
+    if spec.promotion_rule == "not_credibly_worse":
+
+        def defined(predictions: np.ndarray, drawn: np.ndarray) -> float:
+            try:
+                return metric(predictions, drawn)
+            except EvaluationError:
+                return float("nan")  # a resample the metric is undefined on
+
+        difference = paired_difference(
+            defined,
+            mine,
+            theirs,
+            rows=rows,
+            resamples=spec.promotion_resamples,
+            confidence=spec.promotion_confidence,
+            maximize=spec.direction == "maximize",
+            random_state=random_state,
+        )
+        tags["gate_difference_upper"] = repr(difference.upper)
+        tags["gate_share_worse"] = repr(difference.share_worse)
+    return tags
 
 
 def register(
@@ -214,6 +311,34 @@ def not_trained(
     )
 
 
+def refitted(
+    spec: ModelSpec, challenger: Challenger
+) -> tuple[Any, dict[str, str], list[str], dict[str, str]]:
+    """(model to register, card windows, card notes, version tags): the judged model, or with
+    the spec's ``holdout.refit`` the same spec refitted on training + holdout rows, so the
+    champion learns from the newest results too. Its holdout figures stay those of the judged
+    fit (a refitted model has no unseen rows to be judged on); the card says so."""
+    if not spec.refit or challenger.refit is None:
+        return challenger.model, dict(challenger.windows), [], {}
+    model = challenger.refit()
+    through = str(pd.to_datetime(challenger.holdout["contacted_at"]).max())
+    windows = {
+        **challenger.windows,
+        "evaluated_fit": "training window only; holdout metrics are of that fit",
+        "registered_fit": "refitted on training + holdout rows after the evaluation",
+        "registered_fit_end": through,
+    }
+    notes = [
+        f"The holdout metrics are those of the spec fitted on the training window "
+        f"({challenger.params.get('training_rows', '?')} rows); the registered model is the same "
+        f"spec refitted on training + holdout ({getattr(model, 'training_rows_', '?')} rows, "
+        f"through {through}), "
+        "which has not been judged on unseen rows. The next gate judges it only on rows after "
+        f"{through}."
+    ]
+    return model, windows, notes, {FITTED_THROUGH_TAG: through}
+
+
 def train_and_register(
     context: dg.AssetExecutionContext,
     *,
@@ -225,23 +350,27 @@ def train_and_register(
     """Train the challenger, score the champion on its holdout, register it; or say why not."""
     try:
         challenger = train()
-        champion = champion_on_holdout(spec, challenger.champion_score, tracking_uri=mlflow.uri())
+        champion = champion_on_holdout(
+            spec, challenger.champion_score, tracking_uri=mlflow.uri(), challenger=challenger
+        )
+        registered, windows, notes, refit_tags = refitted(spec, challenger)
         card = model_cards.build_card(
             spec,
             metrics=challenger.report.metrics,
             holdout=challenger.holdout,
-            windows=challenger.windows,
+            windows=windows,
             estimator=type(challenger.model).__name__,
             baseline=challenger.baseline,
+            notes=notes,
             truth=model_cards.world_truth(),
         )
         metadata = register(
             context,
             spec=spec,
-            model=challenger.model,
-            input_example=challenger.model.input_frame(challenger.holdout),
+            model=registered,
+            input_example=registered.input_frame(challenger.holdout),
             report=challenger.report,
-            champion=champion,
+            champion={**champion, **refit_tags},
             mlflow=mlflow,
             params=challenger.params,
             card=card,

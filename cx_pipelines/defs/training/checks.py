@@ -1,5 +1,8 @@
 """Promotion gates: a challenger becomes champion only when it beats the champion on the same
-holdout by the spec's metric. Blocking, so scores are not rebuilt from a model that lost."""
+holdout by the spec's metric (rule ``point``), or, with the spec's rule ``not_credibly_worse``,
+unless a paired bootstrap of that holdout says it is worse. Both are judged on the holdout rows
+the champion was not fitted on (a champion refitted on its own holdout has seen those rows).
+Blocking, so scores are not rebuilt from a model that lost."""
 
 import dagster as dg
 
@@ -41,12 +44,18 @@ def promotion_decision(
             champion_version=champion_version,
             champion_value=None,
         )
+    # Both figures on the same rows: the holdout rows the champion was not fitted on
+    # (challenger.gate_tags), when the training asset judged row by row.
+    if champion_version is not None and "gate_challenger_value" in tags:
+        challenger_value = float(tags["gate_challenger_value"])
+    upper = tags.get("gate_difference_upper")
     return registry.decide_promotion(
         spec,
         challenger_version=version,
         challenger_value=challenger_value,
         champion_version=champion_version,
         champion_value=float(tags["champion_metric_value"]) if champion_version else None,
+        difference_upper=float(upper) if upper is not None and champion_version else None,
     )
 
 
@@ -81,7 +90,8 @@ def build_promotion_check(asset_name: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description=(
             "The newly trained version beats the champion on the same holdout by the spec's "
-            "metric (first version: no champion yet); it is then promoted to champion. A "
+            "metric, or with the rule not_credibly_worse is not credibly worse by a paired "
+            "bootstrap (first version: no champion yet); it is then promoted to champion. A "
             "run with too little data to train warns (no challenger) without blocking. A "
             "challenger that loses fails the check and the champion stays; one that merely "
             "reproduces the champion's figure (a retrain on unchanged data) is not promoted "

@@ -32,6 +32,7 @@ from cx_pipelines.defs.training.challenger import (
 )
 from cx_pipelines.ml import evaluation, training_data
 from cx_pipelines.ml.evaluation import Report
+from cx_pipelines.ml.paired_bootstrap import RowMetric
 from cx_pipelines.ml.specs import ModelSpec
 from cx_pipelines.ml.supervised.classifier import fit_classifier
 from cx_pipelines.ml.supervised.uplift import fit_uplift_model
@@ -152,12 +153,18 @@ def contact_challenger(
     table: pd.DataFrame,
     champion_score: Callable[[Any], float],
     baseline: str,
+    predict: Callable[[Any], np.ndarray] | None = None,
+    row_metric: RowMetric | None = None,
+    refit: Callable[[], Any] | None = None,
 ) -> Challenger:
     """A contact model's challenger: its per offer × channel ``table`` also goes to MLflow."""
     report.tables["offer_channel"] = table
     params = {"as_of": str(as_of), "training_rows": len(train), "features": model.features}
     windows = contact_windows(as_of, train, holdout)
-    return Challenger(model, holdout, report, champion_score, params, table, windows, baseline)
+    return Challenger(
+        model, holdout, report, champion_score, params, table, windows, baseline,
+        predict=predict, row_metric=row_metric, refit=refit,
+    )  # fmt: skip
 
 
 def train_propensity(
@@ -204,6 +211,7 @@ def train_uplift(
     report.metrics["baseline_qini"] = evaluation.qini_coefficient(
         outcomes, treated, segment_baseline(train, holdout, observed.fillna(0.0))
     )
+    labels, arms = outcomes.to_numpy(), treated.to_numpy()
     return contact_challenger(
         model,
         as_of=as_of,
@@ -214,6 +222,13 @@ def train_uplift(
         table=uplift_table(holdout, predicted, target=spec.target),
         champion_score=lambda champ: evaluation.qini_coefficient(
             outcomes, treated, champ.predict(holdout)
+        ),
+        predict=lambda any_model: any_model.predict(holdout),
+        row_metric=lambda scores, rows: evaluation.qini_coefficient(
+            labels[rows], arms[rows], scores[rows]
+        ),
+        refit=lambda: fit_uplift_model(
+            pd.concat([train, holdout], ignore_index=True), spec, random_state=config.random_state
         ),
     )
 
