@@ -34,6 +34,7 @@ the last look.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,8 +44,10 @@ from cx_pipelines.campaigns.experiment import SPENDING
 from cx_pipelines.feedback.experiments import (
     ExperimentRuns,
     contacts_still_needed,
+    experiment_runs,
     incremental_profit_tests,
 )
+from cx_pipelines.feedback.performance import CHAMPION
 
 GRID_POINTS = 801
 OBRIEN_FLEMING = SPENDING[0]
@@ -161,6 +164,32 @@ def horizon_tests(
             }
         )  # fmt: skip
     return pd.DataFrame(rows, columns=LOOK_COLUMNS)
+
+
+def experiment_horizon_tests(
+    results: pd.DataFrame, exports_dir: Path, *, alpha: float = 0.05, power: float = 0.8
+) -> pd.DataFrame:
+    """:func:`horizon_tests` of every experiment in the exports' manifests that states a
+    horizon, for each challenger arm against the champion, on the outcomes of
+    ``interaction_results`` (``experiment_id`` and ``challenger`` before the look columns).
+    Experiments without a horizon are left to the single-look tests."""
+    columns = ["experiment_id", "challenger", *LOOK_COLUMNS]
+    if "test_group" not in results:
+        return pd.DataFrame(columns=columns)
+    outcomes, tables = results[results["test_group"].notna()], []
+    for runs in experiment_runs(exports_dir).values():
+        arms = set(runs.arm_customers["test_group"])
+        if not runs.horizon or CHAMPION not in arms:
+            continue
+        for arm in sorted(arms - {CHAMPION}):
+            looks = horizon_tests(
+                outcomes, runs, horizon=runs.horizon, alpha=alpha, power=power, challenger=arm,
+                spending=runs.spending or OBRIEN_FLEMING,
+            )  # fmt: skip
+            tables.append(looks.assign(experiment_id=runs.experiment_id, challenger=arm))
+    if not tables:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(tables, ignore_index=True)[columns]
 
 
 def _still_needed(z: float, customers: int, final_boundary: float, power: float) -> float:

@@ -78,6 +78,19 @@ def test_the_planted_challenger_is_truly_better_and_the_test_is_reported(planted
     assert test["challenger"] == "challenger" and test["runs"] == 2
     assert test["difference"] == pytest.approx(report.experiment[-1].measured_difference)
     assert "p_value" in metadata["experiment_incremental_profit"]
+    # strategy_performance judges every look against the stated horizon's boundary, as the
+    # loop does (not the nominal p < 0.05 of each look)
+    looks = metadata["experiment_looks"]
+    assert [look["look"] for look in looks] == [1, 2]
+    assert [look["horizon"] for look in looks] == [2, 2]
+    for look, figures in zip(looks, report.experiment, strict=True):
+        assert look["boundary"] == pytest.approx(figures.boundary)
+        assert look["z"] == pytest.approx(figures.z)
+        assert look["crossed"] == (abs(figures.z) >= figures.boundary)
+    assert [look["detected"] for look in looks] == [
+        any(earlier["crossed"] for earlier in looks[: k + 1]) for k in range(len(looks))
+    ]
+    assert "boundary" in metadata["experiment_sequential"]
 
 
 def test_the_planted_experiment_states_its_design_before_the_first_decision(tmp_path):

@@ -28,6 +28,7 @@ from cx_pipelines.feedback.experiments import (
 from cx_pipelines.feedback.performance import ALL, CHAMPION, performance_cube, with_dimensions
 from cx_pipelines.feedback.plots import cumulative_gains_plot, lift_by_test_group_plot
 from cx_pipelines.feedback.results import MATCHING_REASONS
+from cx_pipelines.feedback.sequential import experiment_horizon_tests
 from cx_pipelines.ingestion import QUARANTINE_TABLE as QUARANTINED_ROWS
 from cx_pipelines.ingestion.expectations import rules_markdown
 
@@ -261,6 +262,16 @@ def strategy_performance(
         )
         metadata["experiment_tests"] = dg.MetadataValue.json(
             json.loads(profit_tests.to_json(orient="records"))
+        )
+    looks = experiment_horizon_tests(
+        interaction_results, platform_config.exports_dir(), alpha=config.alpha, power=config.power
+    )
+    if len(looks):  # an experiment that states its horizon: every look against its boundary
+        metadata["experiment_sequential"] = dg.MetadataValue.md(
+            looks.to_markdown(index=False, floatfmt=".4g")
+        )
+        metadata["experiment_looks"] = dg.MetadataValue.json(
+            json.loads(looks.to_json(orient="records"))
         )
     if len(frame):
         metadata["plots"] = images_markdown(
