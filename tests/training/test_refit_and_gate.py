@@ -82,6 +82,18 @@ def test_a_refitted_champion_is_judged_only_on_rows_after_its_last_contact(holdo
     assert len(everything) == len(frame) and "no row after" in rule
 
 
+def _decide(spec, tags):
+    """The gate's decision on a challenger (version 2) from its gate tags against version 1."""
+    return registry.decide_promotion(
+        spec,
+        challenger_version="2",
+        challenger_value=float(tags["gate_challenger_value"]),
+        champion_version="1",
+        champion_value=float(tags["champion_metric_value"]),
+        difference_upper=float(tags["gate_difference_upper"]),
+    )
+
+
 def test_the_uplift_gate_keeps_the_champion_only_against_a_credibly_worse_challenger(holdout):
     frame, effect = holdout
     spec = replace(load_spec("uplift"), promotion_rule="not_credibly_worse")
@@ -93,27 +105,13 @@ def test_the_uplift_gate_keeps_the_champion_only_against_a_credibly_worse_challe
     worse = gate_tags(spec, _challenger(reversed_ranking, frame), truthful, seen)
     assert worse["gate_rows"] == str(len(frame) // 2)
     assert float(worse["gate_difference_upper"]) < 0
-    decision = registry.decide_promotion(
-        spec,
-        challenger_version="2",
-        challenger_value=float(worse["gate_challenger_value"]),
-        champion_version="1",
-        champion_value=float(worse["champion_metric_value"]),
-        difference_upper=float(worse["gate_difference_upper"]),
-    )
+    decision = _decide(spec, worse)
     assert not decision.promote and "credibly worse" in decision.reason
 
     close = gate_tags(spec, _challenger(noisy, frame), truthful, seen)
     assert float(close["gate_difference_upper"]) > 0
     # On the point figure alone the noisy challenger may lose; it is promoted all the same.
-    decision = registry.decide_promotion(
-        spec,
-        challenger_version="2",
-        challenger_value=float(close["gate_challenger_value"]),
-        champion_version="1",
-        champion_value=float(close["champion_metric_value"]),
-        difference_upper=float(close["gate_difference_upper"]),
-    )
+    decision = _decide(spec, close)
     assert decision.promote
 
     point = replace(spec, promotion_rule="point")
