@@ -511,17 +511,26 @@ def app_from_environment() -> FastAPI:
 
 
 def run(*, host: str, port: int, workers: int) -> None:
+    """Serve with uvicorn: one process, or ``workers`` under :mod:`.workers`' supervisor
+    (a listening socket per worker, so the kernel spreads connections over them)."""
     import uvicorn
 
-    uvicorn.run(
-        "cx_pipelines.service.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level=os.environ.get("CX_SERVICE_LOG_LEVEL", "info").lower(),
-        http="httptools",
-        loop="uvloop",
-        timeout_graceful_shutdown=10,
-    )
+    from cx_pipelines.service.workers import Supervisor
+
+    options = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "access_log": False,
+        "log_level": os.environ.get("CX_SERVICE_LOG_LEVEL", "info").lower(),
+        "http": "httptools",
+        "loop": "uvloop",
+        "timeout_graceful_shutdown": 10,
+    }
+    application = "cx_pipelines.service.app:app_from_environment"
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    code = Supervisor(uvicorn.Config(application, workers=workers, **options), workers).run()
+    if code:
+        raise SystemExit(code)
