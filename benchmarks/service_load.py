@@ -340,21 +340,29 @@ def server_memory_mb(pid: int) -> float:
     return total / 1024
 
 
-def server_cpu_seconds(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of the server process and its workers so far."""
+def process_cpu_seconds(pid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds so far of the server process and of each of its children
+    (the workers, and the supervisor's multiprocessing tracker), by pid."""
     pids = [pid]
     children = Path(f"/proc/{pid}/task/{pid}/children")
     if children.exists():
         pids += [int(p) for p in children.read_text().split()]
-    user = system = 0.0
     tick = os.sysconf("SC_CLK_TCK")
+    seconds = {}
     for item in pids:
         try:
             fields = Path(f"/proc/{item}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        user, system = user + int(fields[11]) / tick, system + int(fields[12]) / tick
-    return user, system
+        seconds[item] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    return seconds
+
+
+def worker_balance(start: dict, end: dict) -> list[float]:
+    """Each process's CPU seconds (user + system) between ``start`` and ``end``, largest
+    first, those that used any: one worker carrying a phase alone shows as one figure."""
+    used = [sum(end[p]) - sum(start.get(p, (0.0, 0.0))) for p in end]
+    return sorted((round(u, 2) for u in used if u >= 0.05), reverse=True)
 
 
 def run_wrk(
@@ -370,7 +378,7 @@ def run_wrk(
 ) -> dict:
     memory_start = server_memory_mb(pid)
     load_start = os.getloadavg()[0]
-    cpu_start, wrk_start = server_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_start, wrk_start = process_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [
         "wrk",
         f"-t{threads}",
@@ -389,7 +397,7 @@ def run_wrk(
     }
     output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     memory_end = server_memory_mb(pid)
-    cpu_end, wrk_end = server_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_end, wrk_end = process_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((x for x in output.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{output.stdout}\n{output.stderr}")
@@ -412,8 +420,10 @@ def run_wrk(
         "load_average_1m": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         # where the CPU went: the server's workers (user, kernel) and wrk itself, and the
         # answers' bytes (headers included), per request
-        "server_user_cpu_s": round(cpu_end[0] - cpu_start[0], 2),
-        "server_system_cpu_s": round(cpu_end[1] - cpu_start[1], 2),
+        "server_user_cpu_s": round(_total(cpu_end, 0) - _total(cpu_start, 0), 2),
+        "server_system_cpu_s": round(_total(cpu_end, 1) - _total(cpu_start, 1), 2),
+        # per process (workers, supervisor): whether both workers carried the phase
+        "server_cpu_s_by_process": worker_balance(cpu_start, cpu_end),
         "wrk_cpu_s": round(
             wrk_end.ru_utime + wrk_end.ru_stime - wrk_start.ru_utime - wrk_start.ru_stime, 2
         ),
@@ -422,6 +432,10 @@ def run_wrk(
     if "scheduled_p99_us" in raw:  # the constant-rate script (wrk_constant_rate.lua)
         result.update(paced_figures(raw, duration))
     return result
+
+
+def _total(seconds: dict[int, tuple[float, float]], index: int) -> float:
+    return sum(figures[index] for figures in seconds.values())
 
 
 def paced_figures(raw: dict, duration: float) -> dict:
