@@ -16,10 +16,12 @@ customer and channel per request and stops each thread after its share of
    (from the request's slot, corrected for coordinated omission); the target is judged
    on the scheduled one. ``--paced-workers N`` runs the paced phases on a server of
    their own with N workers (then the other phases on one with ``--workers``): a load one
-   worker carries (1,000/s at ~0.3 ms of CPU each) needs no second worker, and with two
-   the kernel may hand one worker most of the 16 connections anyway (uvicorn's workers
-   share one listening socket); ``--paced-workers 1`` measures ``cx serve --workers 1``,
-   what a deployment at that load would run. ``--paced-contacts both`` runs it a second
+   worker carries (1,000/s at ~0.3 ms of CPU each) needs no second worker (with two, the
+   supervisor deals the 16 connections eight to each: cx_pipelines/service/workers.py);
+   ``--paced-workers 1`` measures ``cx serve --workers 1``,
+   what a deployment at that load would run; ``--paced-cpus 1/0`` pins that server to
+   CPU 1 and the load generator to CPU 0 (taskset), so they never wait for each other's
+   time slice (CPU placement is a deployment setting). ``--paced-contacts both`` runs it a second
    time with ``"record_contact": false`` in every request (``rate_1000_no_contacts``), to see what
    recording contacts costs; ``--phases rate_delay`` adds the previous sessions' pacing
    (10 connections, wrk ``delay()`` 9 ms after each answer: a closed loop) for comparison;
@@ -32,8 +34,9 @@ customer and channel per request and stops each thread after its share of
 
 For each: throughput, p50/p95/p99 (wrk's latency histogram), errors (socket errors and
 non-2xx), and the server's memory (RSS of the uvicorn processes) at the start and end;
-where the CPU went (the server's user and kernel seconds, wrk's own) and the answers'
-bytes per request, and for the batch phases both per decision (``cpu_us_per_decision``,
+where the CPU went (the server's user and kernel seconds, each process's share in
+``server_cpu_s_by_process``: both workers carried the phase, or one; wrk's own) and the
+answers' bytes per request, and for the batch phases both per decision (``cpu_us_per_decision``,
 ``bytes_per_decision``).
 The phases run once per decision-log durability setting (``--log-sync``, default both:
 ``write``, the service's default, and ``fsync``; see cx_pipelines/service/decision_log.py);
@@ -47,7 +50,7 @@ in this process (``time.process_time``, every thread): the real ASGI application
 flight, beside the engine alone, the least of three rounds. The load generator shares the
 machine's cores with the server. Run: ``.venv/bin/python benchmarks/service_load.py
 [--duration 20] [--log-sync write|fsync|both] [--cpu-only] [--phases rate,single,batch]
-[--paced-workers 1]``.
+[--paced-workers 1] [--paced-cpus 1/0]``.
 Needs ``wrk`` (``apt-get install wrk``). Last line: one JSON object.
 """
 
@@ -375,11 +378,13 @@ def run_wrk(
     max_requests: int,
     environment: dict[str, str],
     pid: int,
+    cpus: str = "",
 ) -> dict:
     memory_start = server_memory_mb(pid)
     load_start = os.getloadavg()[0]
     cpu_start, wrk_start = process_cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [
+        *pinned(cpus),
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
@@ -453,7 +458,14 @@ def paced_figures(raw: dict, duration: float) -> dict:
     }
 
 
-def start_server(home: Path, port: int, workers: int, sync: str) -> subprocess.Popen:
+def pinned(cpus: str) -> list[str]:
+    """The command prefix that runs a program on ``cpus`` only (taskset; none if empty)."""
+    return ["taskset", "--cpu-list", cpus] if cpus else []
+
+
+def start_server(
+    home: Path, port: int, workers: int, sync: str, *, cpus: str = ""
+) -> subprocess.Popen:
     environment = {
         **os.environ,
         "CX_DECISION_LOG_SYNC": sync,
@@ -466,6 +478,7 @@ def start_server(home: Path, port: int, workers: int, sync: str) -> subprocess.P
     }
     process = subprocess.Popen(
         [
+            *pinned(cpus),
             sys.executable,
             "-m",
             "cx_pipelines.cli",
@@ -513,19 +526,24 @@ def run_phases(
     wanted = set(options.phases.split(","))
     short = max(10.0, options.duration / 4)
     paced_workers = options.paced_workers or options.workers
-    # the paced phases run on a server of their own when they ask for other workers
+    # the paced phases run on a server of their own when they ask for other workers or
+    # CPUs (--paced-cpus SERVER/WRK: that server and the wrk runs against it pinned)
     paced_phases = wanted & {"rate", "rate_delay"}
+    server_cpus, _, wrk_cpus = options.paced_cpus.partition("/")
     plans = (
-        [(paced_workers, paced_phases), (options.workers, wanted - paced_phases)]
-        if paced_phases and paced_workers != options.workers
-        else [(options.workers, wanted)]
+        [
+            (paced_workers, paced_phases, server_cpus, wrk_cpus),
+            (options.workers, wanted - paced_phases, "", ""),
+        ]
+        if paced_phases and (paced_workers != options.workers or options.paced_cpus)
+        else [(options.workers, wanted, "", "")]
     )
-    for workers, chosen in plans:
+    for workers, chosen, server_cpus, wrk_cpus in plans:
         if not chosen:
             continue
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = start_server(home, port, workers, sync)
+        server = start_server(home, port, workers, sync, cpus=server_cpus)
         try:
 
             def phase(
@@ -537,6 +555,7 @@ def run_phases(
                 url: str = url,
                 server: subprocess.Popen = server,
                 workers: int = workers,
+                wrk_cpus: str = wrk_cpus,
                 **extra: str,
             ) -> dict:
                 result = run_wrk(
@@ -548,8 +567,11 @@ def run_phases(
                     max_requests=options.max_requests,
                     environment={**common, **extra},
                     pid=server.pid,
+                    cpus=wrk_cpus,
                 )
                 result["workers"] = workers
+                if wrk_cpus:
+                    result["cpus_server_wrk"] = options.paced_cpus
                 print(f"[log {sync}, {workers} workers] {name}: {json.dumps(result)}", flush=True)
                 return result
 
@@ -678,6 +700,13 @@ def main() -> None:
         help='paced phase with contact recording (on), with "record_contact": false (off), '
         "or both, one after the other",
     )
+    parser.add_argument(
+        "--paced-cpus",
+        default="",
+        metavar="SERVER/WRK",
+        help="paced phases on a server of their own pinned to the CPUs SERVER and wrk to "
+        "WRK (taskset lists, e.g. 1/0: the worker alone on CPU 1, the load generator on 0)",
+    )
     options = parser.parse_args()
     if shutil.which("wrk") is None and not options.cpu_only:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -714,6 +743,7 @@ def main() -> None:
         {
             "workers": options.workers,
             "paced_workers": options.paced_workers or options.workers,
+            "paced_cpus": options.paced_cpus or None,
             "wrk_threads": options.threads,
             "connections": options.connections,
             "load_average_1m": round(os.getloadavg()[0], 2),

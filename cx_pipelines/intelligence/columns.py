@@ -85,14 +85,24 @@ def customer_columns(
     }
     if CHANNEL_ATTRIBUTE in strategy.attributes:
         columns[CHANNEL_ATTRIBUTE] = _objects([channel] * len(requests))
-    # column by column (a transposing zip(*table) is several times slower)
-    by_column = [list(map(itemgetter(k), table)) for k in range(len(names))]
-    for name, values in zip(names, by_column, strict=True):
+    numbers = [k for k, name in enumerate(names) if _is_number(strategy, name)]
+    block = None
+    if not gaps and len(numbers) > 1:
+        # every number column in one conversion of the rows (None becomes NaN), then one
+        # contiguous row per column: half the time of a conversion per column
+        block = np.array(list(map(itemgetter(*numbers), table)), dtype="float64").T.copy()
+    converted = dict(zip(numbers, block, strict=True)) if block is not None else {}
+    number_set = set(numbers)
+    for k, name in enumerate(names):
+        if k in converted:
+            columns[name] = converted[k]
+            continue
+        values = list(map(itemgetter(k), table))  # column by column: zip(*table) is slower
         if gaps and any(v is _ABSENT for v in values):
             if all(v is _ABSENT for v in values):
                 continue
-            values = tuple(None if v is _ABSENT else v for v in values)
-        if _is_number(strategy, name):
+            values = [None if v is _ABSENT else v for v in values]
+        if k in number_set:
             columns[name] = np.array(values, dtype="float64")  # None becomes NaN
         else:
             columns[name] = _objects([None if v is None or v != v else v for v in values])
