@@ -145,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the real-time decision service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes (more than one: a supervisor deals connections to them in turn)",
+    )
     serve.set_defaults(handler=_serve)
 
     api_key = commands.add_parser("api-key", help="make a decision-service API key")

@@ -25,7 +25,7 @@ import multiprocessing
 import selectors
 import signal
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -85,7 +85,7 @@ def _worker(config: uvicorn.Config, channel: socket.socket) -> None:
 class _Worker:
     process: multiprocessing.process.BaseProcess
     channel: socket.socket  # the supervisor's end
-    ready: bool = field(default=False)
+    ready: bool = False
 
 
 class Supervisor:
@@ -165,7 +165,8 @@ class Supervisor:
             self.selector.unregister(worker.channel)
 
     def _deal(self, listener: socket.socket) -> None:
-        """Every waiting connection to the next ready worker in turn."""
+        """Every waiting connection to the next ready worker in turn (closed if none can
+        take it: every channel full)."""
         while True:
             try:
                 connection, _ = listener.accept()
@@ -178,7 +179,9 @@ class Supervisor:
                     try:
                         socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
                         break
-                    except OSError:  # exited, or not reading: the next one
+                    except (BlockingIOError, InterruptedError):  # its channel is full
+                        continue
+                    except OSError:  # it has exited
                         worker.ready = False
 
     def _replace_exited(self) -> int:

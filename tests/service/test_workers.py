@@ -116,6 +116,21 @@ def test_a_killed_worker_is_replaced_and_serves(prepared):
     assert server.process.returncode == 0
 
 
+def test_workers_stop_when_the_supervisor_is_killed(prepared):
+    server = support.start_server(prepared.home, strategy=prepared.strategy, workers=2)
+    workers = _workers(server)
+    server.kill()  # SIGKILL: no chance to stop them; each sees its channel close
+    _wait_for(lambda: not any(_running(pid) for pid in workers))
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie its new parent keeps)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _wait_for(condition, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
