@@ -10,7 +10,8 @@ one time in eight. So the supervisor accepts, and hands each connection's descri
 the next ready worker over a Unix socket (``SCM_RIGHTS``), as Node's cluster module does:
 four connections are two per worker. Only the accept goes through the supervisor; the
 requests go straight to the worker. A worker says when it is ready (its application
-started), gets no connection before, and is replaced when it exits; a worker that fails
+started) and gets no connection before; the address is refused until every worker is
+ready, then a worker that exits is replaced while the others serve; a worker that fails
 its start-up (uvicorn's exit code 3: the strategy, keys or store would fail every restart
 the same way) stops the service with that code, as uvicorn's supervisor does. SIGINT or
 SIGTERM stops every worker gracefully; a worker whose supervisor has gone stops too.
@@ -117,10 +118,12 @@ class Supervisor:
         listening = accepting = False
         while not self.stopping:
             ready = any(worker.ready for worker in self.workers)
-            if ready and not listening:  # refused until then, as by one uvicorn process
+            if not listening and all(worker.ready for worker in self.workers):
+                # refused until every worker has started (as by one uvicorn process), so
+                # the first connections are dealt to all of them, not all to the first
                 listener.listen(self.config.backlog)
                 listening = True
-            if ready != accepting:  # while no worker is ready, connections wait in the backlog
+            if listening and ready != accepting:  # none ready: they wait in the backlog
                 if ready:
                     self.selector.register(listener, selectors.EVENT_READ)
                 else:
