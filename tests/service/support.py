@@ -249,7 +249,7 @@ def start_server(
         try:
             if server.get("/ready").status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or starting
             pass
         time.sleep(0.1)
     last = server.get("/ready").text if process.poll() is None else "(exited)"
