@@ -15,7 +15,10 @@ models only; true values from the world's truth, fatigue included, never shown t
   and budgets, targeted over the whole population of that day, as it would be deployed)
   next to its true value; the units are that population, and the candidate's actions the
   log could never take are counted and reported (IPS leaves them out, DR has only the
-  models there), with the true value of the supported part beside the IPS figures;
+  models there), with the true value of the supported part beside the IPS figures, and the
+  design's own spread (:class:`DesignSpread`: doubly robust with the TRUE probabilities as
+  its model, the least an estimator unbiased whatever its models believe can spread on this
+  log; ``benchmarks/off_policy_replays.py`` replays the log's arms and outcomes to check it);
 * **challenger strategies**, each a rule the platform could deploy on the deployed lists,
   from its own data only (:func:`challenger_rules`): a fatigue-aware value rule (a contact
   is kept only if its model value is still positive after the documented contact fatigue,
@@ -294,6 +297,12 @@ class DesignSpread:
     true_value: float
 
     @property
+    def relative_standard_deviation(self) -> float:
+        """The design's sd over the true value: above 0.051 no unbiased estimate is within
+        ±10 % of the truth 95 % of the time on this log."""
+        return self.standard_deviation / abs(self.true_value) if self.true_value else float("inf")
+
+    @property
     def units_factor_for_ten_percent(self) -> float:
         """Times the log's units a ±10 % error at 95 % would need, at the best share."""
         if self.true_value == 0:
@@ -536,6 +545,9 @@ def ope_fields(ope: OffPolicyFigures) -> dict:
         "ope_persistent_campaigns": list(ope.persistent_campaigns),
         "ope_control_share_logged": ope.control_share_logged,
         "ope_design_spread": asdict(ope.spread) if ope.spread else None,
+        "ope_design_sd_over_true_value": ope.spread.relative_standard_deviation
+        if ope.spread
+        else None,
         "ope_design_units_factor_for_ten_percent": ope.spread.units_factor_for_ten_percent
         if ope.spread
         else None,
