@@ -235,9 +235,16 @@ def decision_covariates(exports_dir: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["contact_id", "baseline_prediction"])
     rows = pd.concat(frames, ignore_index=True).drop_duplicates("contact_id")
-    prediction = (rows["p_response"] - rows["uplift"]).clip(0.0, 1.0).fillna(0.0)
     identifier = rows["contact_id"].astype(str)  # interaction_results keeps it as text
-    return pd.DataFrame({"contact_id": identifier, "baseline_prediction": prediction})
+    return pd.DataFrame(
+        {"contact_id": identifier, "baseline_prediction": baseline_prediction(rows)}
+    )
+
+
+def baseline_prediction(decisions: pd.DataFrame) -> pd.Series:
+    """The response rate without contact that a decided row's scores predict:
+    ``clip(p_response − uplift, 0, 1)`` (0 where a score is missing)."""
+    return (decisions["p_response"] - decisions["uplift"]).clip(0.0, 1.0).fillna(0.0)
 
 
 def customer_profit(
