@@ -17,16 +17,23 @@ boundary, the same split and per-customer variance). It reads only; the last lin
 JSON object.
 
 ``--replays N`` measures the stated test's power and error rate on this log's decisions:
-every replay draws each decided row's outcome again from the world's truth (the
-simulator's probability: treated with its contact fatigue at the decision, control
-without contact), then runs the experiment's test look by look:
+every replay draws the control group again (each decided row held out with its cell's
+logged share, as the platform's score-blind draw does; ``--logged-controls`` keeps the
+logged one) and each decided row's outcome from the world's truth (the simulator's
+probability: treated with its contact fatigue at the decision, control without
+contact), then runs the experiment's test look by look, with the plain estimator and the
+regression-adjusted one (whose gain is in the control draw's luck: with the logged
+controls kept, the two differ by a constant):
 
 * **planted**: the real arms: the share of replays detected with the TRUE sign by each look
   (the power of the design of record), and with the other spending function beside it
   (for comparison only: the test of record is the experiment file's);
 * **A/A**: each real arm split in two at random by a fresh draw per replay (so the two
   halves differ by nothing but chance, with the log's campaigns, caps, fatigue and runs):
-  the share of replays in which any look crosses is the test's type-I error.
+  the share of replays in which any look crosses is the test's type-I error;
+* **designs**: the same for every shorter horizon a design could have stated (the
+  decisions do not depend on it), and per look the customers 80 % power needs at the
+  TRUE gain, from the replays' spread and from the treated-noise floor.
 
 ``--arms`` prints where each arm's TRUE value goes per cycle (:func:`arm_yardsticks`).
 """
@@ -134,9 +141,10 @@ def per_cycle(home: Path, horizon: int | None = None) -> list[dict]:
 
 
 def replay_inputs(home: Path, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]:
-    """The logged decided rows of ``keys`` with the truth's probability of each outcome and
-    the arm's predicted baseline (the adjusted estimator's covariate), and every customer's
-    real arm (for the A/A splits)."""
+    """The logged decided rows of ``keys`` with the truth's probability of a response if
+    treated (with its contact fatigue at the decision) and if held out, the arm's predicted
+    baseline (the adjusted estimator's covariate), and every customer's real arm (for the
+    A/A splits)."""
     with environment(CX_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         truth = simulator.WorldTruth.load()
         exports = home / "exports"
@@ -153,16 +161,15 @@ def replay_inputs(home: Path, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]
             offers = simulator.codes(frame["offer_type"], OFFER_TYPES, column="offer_type")
             channels = simulator.codes(frame["channel"], OFFER_CHANNELS, column="channel")
             treated = (frame["group"] == "treated").to_numpy()
-            probability = np.where(
-                treated,
-                truth.treated_probability(rows, offers, channels, recent),
-                truth.control_probability(rows, offers),
-            )
             frames.append(
                 pd.DataFrame(
                     {"run_key": frame["run_key"], "campaign_id": frame["campaign_id"],
                      "customer_id": frame["customer_id"], "test_group": frame["test_group"],
-                     "treated": treated, "probability": probability,
+                     "treated": treated,
+                     "treated_probability": truth.treated_probability(
+                         rows, offers, channels, recent
+                     ),
+                     "control_probability": truth.control_probability(rows, offers),
                      "baseline_prediction": baseline_prediction(frame)}
                 )
             )  # fmt: skip
@@ -202,7 +209,7 @@ def detected_by_look(
 
 def replays(
     home: Path, count: int, *, horizon: int | None = None, seed: int = 0,
-    truth: list[dict] | None = None,
+    truth: list[dict] | None = None, redraw_controls: bool = True,
 ) -> dict:  # fmt: skip
     """Power (planted arms) and type-I error (A/A halves of each arm) of each estimator
     (:data:`ESTIMATORS`) on ``count`` redraws of this log's outcomes from the truth (see the
@@ -211,7 +218,9 @@ def replays(
     it); per look the spread of the estimate over the redraws against the test's own
     standard error, the power one look would have at the TRUE gain, the treated-noise
     floor (:func:`treated_noise_floor`) and the customers 80 % power needs.
-    ``truth``: the loop's experiment figures per cycle (default: the run's result file)."""
+    ``truth``: the loop's experiment figures per cycle (default: the run's result file);
+    ``redraw_controls``: every replay draws the control group again too (:func:`redraw`),
+    else it keeps the logged one (the outcomes' noise alone)."""
     runs = experiment_runs(home / "exports")[EXPERIMENT_ID]
     horizon = horizon or runs.horizon
     stated = runs.spending or OBRIEN_FLEMING
@@ -226,9 +235,11 @@ def replays(
     rng = np.random.default_rng(seed)
     planted = {name: ([], []) for name in ESTIMATORS}
     null = {name: ([], []) for name in ESTIMATORS}
+    true_gains = []
     for replay in range(count):
         print(f"replay {replay + 1}/{count}", file=sys.stderr, flush=True)
-        outcomes = rows.assign(responded=rng.random(len(rows)) < rows["probability"])
+        outcomes = redraw(rows, rng, controls=redraw_controls)
+        true_gains.append(true_gain_of(outcomes, runs, keys))
         for name, (z, difference) in _looks(outcomes, runs, horizon).items():
             planted[name][0].append(z)
             planted[name][1].append(difference)
@@ -272,6 +283,10 @@ def replays(
     return {
         "replays": count, "stated_spending": stated, "horizon": horizon, "looks": looks,
         "true_gain_by_look": [round(float(x), 4) for x in true_gain],
+        "redraw_controls": redraw_controls,
+        "mean_true_gain_of_the_replays_by_look": [
+            round(float(x), 4) for x in np.mean(true_gains, axis=0)
+        ],
         "power_by_look": {
             spending: rate(planted, stated_length, spending, True) for spending in SPENDING
         },
@@ -314,13 +329,46 @@ def replays(
     }  # fmt: skip
 
 
+def redraw(rows: pd.DataFrame, rng: np.random.Generator, *, controls: bool) -> pd.DataFrame:
+    """One replay of the log: with ``controls``, each decided row is held out again with
+    its cell's logged control share (arm, run, campaign; the draw is independent of the
+    scores, as the platform's is); then each row answers from the truth's probability for
+    its group."""
+    treated = rows["treated"].to_numpy(bool)
+    if controls:
+        cell = rows.groupby(["test_group", "run_key", "campaign_id"])["treated"]
+        share = 1 - cell.transform("mean").to_numpy(float)
+        treated = rng.random(len(rows)) >= share
+    probability = np.where(treated, rows["treated_probability"], rows["control_probability"])
+    return rows.assign(treated=treated, responded=rng.random(len(rows)) < probability)
+
+
+def true_gain_of(outcomes: pd.DataFrame, runs: ExperimentRuns, keys: list[str]) -> np.ndarray:
+    """Per look, the TRUE challenger − champion per customer of one replay's treated rows
+    (the truth's expected incremental profit of each treated contact)."""
+    money = outcomes.merge(runs.economics, on=["run_key", "campaign_id"], how="left")
+    uplift = money["treated_probability"] - money["control_probability"]
+    value = money["margin_per_response"] * uplift - money["cost_per_contact"]
+    money = money.assign(value=value.where(money["treated"], 0.0))
+    gains = []
+    for look in range(1, len(keys) + 1):
+        chosen = keys[:look]
+        sizes = runs.arm_customers[runs.arm_customers["run_key"].isin(chosen)]
+        customers = sizes.groupby("test_group")["customers"].max()
+        per_customer = money[money["run_key"].isin(chosen)].groupby("test_group")["value"].sum()
+        per_customer = per_customer / customers
+        gains.append(float(per_customer["challenger"] - per_customer["champion"]))
+    return np.array(gains)
+
+
 def treated_noise_floor(rows: pd.DataFrame, runs: ExperimentRuns, keys: list[str]) -> list[float]:
     """Per look, the standard error challenger − champion would have were every decided
     row's baseline known exactly (an infinite hold-out): the treated outcomes' own binomial
     noise, ``√(Σ_arm Σ_T m² p(1 − p) / n_arm²)`` with the truth's ``p``. No unbiased test on
     these outcomes does better."""
     money = rows.merge(runs.economics, on=["run_key", "campaign_id"], how="left")
-    noise = money["margin_per_response"] ** 2 * money["probability"] * (1 - money["probability"])
+    probability = money["treated_probability"]
+    noise = money["margin_per_response"] ** 2 * probability * (1 - probability)
     money = money.assign(noise=noise.where(money["treated"], 0.0))
     floors = []
     for look in range(1, len(keys) + 1):
@@ -432,6 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--replays", type=int, default=0, help="redraws for power and A/A")
     parser.add_argument("--seed", type=int, default=0, help="seed of the replays' draws")
+    parser.add_argument(
+        "--logged-controls",
+        action="store_true",
+        help="replays keep the logged control group (redraw the outcomes only)",
+    )
     parser.add_argument("--arms", action="store_true", help="each arm's TRUE value per cycle")
     arguments = parser.parse_args(argv)
     if arguments.arms:
@@ -450,9 +503,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"home": str(arguments.home), "arms": figures}, default=float))
         return 0
     if arguments.replays:
-        figures = replays(arguments.home, arguments.replays, horizon=arguments.horizon,
-                          seed=arguments.seed)  # fmt: skip
-        print(f"TRUE gain by look {figures['true_gain_by_look']}")
+        figures = replays(
+            arguments.home, arguments.replays, horizon=arguments.horizon, seed=arguments.seed,
+            redraw_controls=not arguments.logged_controls,
+        )  # fmt: skip
+        print(
+            f"TRUE gain by look {figures['true_gain_by_look']} (the replays' own: "
+            f"{figures['mean_true_gain_of_the_replays_by_look']})"
+        )
         for spending in SPENDING:
             note = " (the test of record)" if spending == figures["stated_spending"] else ""
             print(

@@ -219,7 +219,8 @@ def test_the_treated_noise_floor_is_the_treated_outcomes_binomial_spread():
             "customer_id": ["c1", "c2", "c3", "c1"],
             "test_group": ["champion", "champion", "challenger", "challenger"],
             "treated": [True, False, True, True],
-            "probability": [0.5, 0.2, 0.1, 0.25],
+            "treated_probability": [0.5, 0.3, 0.1, 0.25],
+            "control_probability": [0.4, 0.2, 0.05, 0.2],
         }
     )
     runs = ExperimentRuns(
@@ -236,3 +237,33 @@ def test_the_treated_noise_floor_is_the_treated_outcomes_binomial_spread():
     first, second = tools.treated_noise_floor(rows, runs, ["r1", "r2"])
     assert first == pytest.approx(np.sqrt(100 * 0.25 / 4 + 100 * 0.09 / 16))  # controls: none
     assert second == pytest.approx(np.sqrt(100 * 0.25 / 4 + (100 * 0.09 + 400 * 0.1875) / 25))
+
+
+def test_a_replay_draws_the_control_group_again_with_each_cells_share():
+    tools = experiment_tests_module()
+    cells = [("champion", 0.25), ("challenger", 0.6)]
+    rows = pd.concat(
+        pd.DataFrame(
+            {
+                "run_key": "r1",
+                "campaign_id": "a",
+                "customer_id": [f"{arm}{i}" for i in range(4000)],
+                "test_group": arm,
+                "treated": np.arange(4000) >= share * 4000,
+                "treated_probability": 1.0,
+                "control_probability": 0.0,
+            }
+        )  # fmt: skip
+        for arm, share in cells
+    )
+    rng = np.random.default_rng(7)
+    kept = tools.redraw(rows, rng, controls=False)
+    assert (kept["treated"] == rows["treated"]).all() and (
+        kept["responded"] == kept["treated"]
+    ).all()
+    again = tools.redraw(rows, rng, controls=True)
+    assert (again["treated"] != rows["treated"]).any()
+    for arm, share in cells:
+        held = 1 - again.loc[again["test_group"] == arm, "treated"].mean()
+        assert abs(held - share) < 0.03  # 4,000 draws: 4 standard errors at most
+    assert (again["responded"] == again["treated"]).all()  # each answers for its group
