@@ -492,6 +492,8 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
                     command += [str(arguments.experiment_control_share)]
                 if arguments.experiment_spending:
                     command += ["--experiment-spending", arguments.experiment_spending]
+                if arguments.experiment_horizon:
+                    command += ["--experiment-horizon", str(arguments.experiment_horizon)]
             running.append((seed, subprocess.Popen(command)))
         time.sleep(1.0)
         for seed, process in list(running):
@@ -507,7 +509,7 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
 def run_experiment_seed(
     home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int, challenger: str,
     share: float, prepared: Path | None = None, control_share: float | None = None,
-    spending: str | None = None,
+    spending: str | None = None, horizon: int | None = None,
 ) -> dict:  # fmt: skip
     """One world, one loop run as a live champion/challenger split test with a planted
     challenger arm (``cx_pipelines.loop.live_experiment``); per cycle the arms' TRUE and
@@ -528,6 +530,7 @@ def run_experiment_seed(
             cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days,
             challenger=challenger, challenger_share=share,
             experiment_control_share=control_share, experiment_spending=spending,
+            experiment_horizon=horizon,
         )  # fmt: skip
         so_far: list[dict] = []
 
@@ -536,6 +539,7 @@ def run_experiment_seed(
             so_far.append(figures.as_row())
             partial = {"seed": seed, "challenger": challenger, "challenger_share": share}
             partial |= {"experiment_control_share": control_share, "experiment_spending": spending}
+            partial |= {"experiment_horizon": horizon}
             partial_file = home.parent / "result.partial.json"
             partial_file.write_text(json.dumps({**partial, "experiment": so_far}, default=str))
 
@@ -563,6 +567,7 @@ def run_experiment_seed(
         "challenger_share": share,
         "experiment_control_share": control_share,
         "experiment_spending": spending,
+        "experiment_horizon": horizon or cycles,
         "cycles": table.to_dict(orient="records"),
         "experiment": experiment,
         "seconds": time.perf_counter() - began,
@@ -578,6 +583,7 @@ def summarise_experiment(runs: list[dict]) -> dict:
         "challenger_share": runs[0]["challenger_share"],
         "experiment_control_share": runs[0].get("experiment_control_share"),
         "experiment_spending": runs[0].get("experiment_spending") or "obrien_fleming",
+        "experiment_horizon": runs[0].get("experiment_horizon"),
         "seeds": [run["seed"] for run in runs],
         "per_cycle": [
             [
@@ -650,6 +656,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the spending function the experiment file states with its horizon "
         "(default: obrien_fleming)",
     )
+    parser.add_argument(
+        "--experiment-horizon",
+        type=int,
+        help="the looks the experiment file states (default: the cycles); later cycles "
+        "still split the customers but are not tested",
+    )
     arguments = parser.parse_args(argv)
     if arguments.ope_only:
         from cx_pipelines.loop.cycle import environment
@@ -710,7 +722,7 @@ def experiment_main(arguments: argparse.Namespace, root: Path) -> int:
             challenger=arguments.challenger, share=arguments.challenger_share,
             prepared=Path(prepared.replace("{seed}", str(seed))) if prepared else None,
             control_share=arguments.experiment_control_share,
-            spending=arguments.experiment_spending,
+            spending=arguments.experiment_spending, horizon=arguments.experiment_horizon,
         )  # fmt: skip
         return 0
     runs = run_children(arguments, root)

@@ -69,7 +69,7 @@ class ExperimentSettingsError(ValueError):
 
 def check_settings(
     challenger: str, share: float, *, control_share: float | None = None,
-    spending: str | None = None,
+    spending: str | None = None, horizon: int | None = None,
 ) -> None:  # fmt: skip
     if challenger not in PLANTED_CHALLENGERS:
         known = ", ".join(PLANTED_CHALLENGERS)
@@ -83,6 +83,11 @@ def check_settings(
     if spending is not None and spending not in SPENDING:
         known = ", ".join(SPENDING)
         raise ExperimentSettingsError(f"spending must be one of {known}, not {spending!r}")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)
+                                or horizon < 1):  # fmt: skip
+        raise ExperimentSettingsError(
+            f"experiment horizon must be a positive number of runs, got {horizon!r}"
+        )
 
 
 def experiments_folder() -> Path:

@@ -132,6 +132,8 @@ def test_the_planted_experiment_states_its_design_before_the_first_decision(tmp_
     [
         ({"control_share": 0.95}, "experiment control share must be in"),
         ({"spending": "haybittle"}, "spending must be one of obrien_fleming, pocock"),
+        ({"horizon": 0}, "experiment horizon must be a positive number of runs, got 0"),
+        ({"horizon": 1.5}, "experiment horizon must be a positive number of runs, got 1.5"),
     ],
 )
 def test_a_loop_design_out_of_range_is_refused_before_any_cycle(changes, message):
