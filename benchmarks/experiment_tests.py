@@ -390,8 +390,9 @@ def _shares(counts: dict, total: int) -> dict:
 def _customers_needed(
     gain: np.ndarray, spread: np.ndarray, bounds: np.ndarray, customers: int
 ) -> np.ndarray:
-    """Customers (both arms, the same split and per-customer gain and noise) for one look at
-    ``bounds`` to cross with 80 % power: the spread shrinks with the square root of them."""
+    """Customers (both arms, the same split and per-customer gain and noise: the campaigns'
+    caps and budgets scaled with them) for one look at ``bounds`` to cross with 80 % power:
+    the spread shrinks with the square root of them."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return customers * ((bounds + stats.norm.ppf(POWER)) * spread / np.abs(gain)) ** 2
 

@@ -41,7 +41,9 @@ per customer, nearly all of it the binomial noise of the mortgage campaigns' res
 (margin 1,200); with every baseline known it would still be 1.40 and 1.24 (the
 treated-noise floor). Seed 3's TRUE gain (4.67 per customer at look 1) is detected in 75–88 %
 of replays; seed 2's (1.87) in 12–15 % — out of reach of any unbiased test at this size (17 %
-at the floor), it needs about 165,000–210,000 customers with this design. The hold-out is
+at the floor), it needs 8–10 times the contacts at the same gain per contact (165,000–210,000
+customers with the campaigns' caps and budgets scaled with them: they are absolute, so more
+customers alone add no contacts, and more runs add none of this arm's gain). The hold-out is
 near its best: TRUE gain over the standard error at look 1 was 0.76 / 1.03 / 1.03 (seed 2)
 and 2.32 / 2.76 / 2.49 (seed 3) with hold-outs 0.25 / 0.4 / 0.6 (a larger one narrows the
 interval but dilutes both arms' targeting as much).
