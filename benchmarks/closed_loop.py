@@ -15,7 +15,10 @@ models only; true values from the world's truth, fatigue included, never shown t
   and budgets, targeted over the whole population of that day, as it would be deployed)
   next to its true value; the units are that population, and the candidate's actions the
   log could never take are counted and reported (IPS leaves them out, DR has only the
-  models there), with the true value of the supported part beside the IPS figures;
+  models there), with the true value of the supported part beside the IPS figures, and the
+  design's own spread (:class:`DesignSpread`: doubly robust with the TRUE probabilities as
+  its model, the least an estimator unbiased whatever its models believe can spread on this
+  log; ``benchmarks/off_policy_replays.py`` replays the log's arms and outcomes to check it);
 * **challenger strategies**, each a rule the platform could deploy on the deployed lists,
   from its own data only (:func:`challenger_rules`): a fatigue-aware value rule (a contact
   is kept only if its model value is still positive after the documented contact fatigue,
@@ -52,7 +55,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +102,7 @@ class OffPolicyFigures:
     challengers: tuple[Challenger, ...]
     persistent_campaigns: tuple[str, ...] = ()  # control drawn with a fixed salt every run
     control_share_logged: float = float("nan")  # controls among the logged rows
+    spread: DesignSpread | None = None  # how precisely the log's arms can measure it
 
     @property
     def challenger(self) -> Challenger:
@@ -152,6 +157,8 @@ class OffPolicyFigures:
             f"  a ±10 % doubly robust interval would need about {self.units_for_ten_percent:,.0f}"
             f" units like these (it has {self.units:,})"
         )
+        if self.spread is not None:
+            lines += self.spread.describe()
         lines.append("challenger strategies against the deployed lists (estimate | TRUE):")
         lines += [f"  {item.describe()}" for item in self.challengers]
         best = self.challenger
@@ -202,41 +209,176 @@ def fatigue_aware_value(units: pd.DataFrame, recent: np.ndarray, economics) -> n
     return economics.margin[column] * (tired - mu0) - economics.cost[column]
 
 
-def off_policy_figures(home: Path) -> OffPolicyFigures:
-    """Evaluate a candidate and the planted challengers on the last logged run."""
-    truth = simulator.WorldTruth.load()
+@dataclass(frozen=True)
+class CandidateSetting:
+    """The half-caps candidate on the last logged run: what the estimators read (the log,
+    its arm design, the candidate's actions over the population) and what the truth says."""
+
+    log: pd.DataFrame
+    run_key: str
+    day: date
+    design: candidate.ArmDesign
+    policy: candidate.CandidatePolicy
+    population: np.ndarray
+    exposure: np.ndarray  # per action: the treated contacts the simulator's fatigue counts
+    true_value: np.ndarray  # per action: its TRUE incremental profit
+    supported: np.ndarray  # per action: could the logging policy have taken it
+
+    @property
+    def options(self) -> dict:
+        """The estimators' keyword arguments: economics, units and arm design."""
+        return {
+            "margin": self.policy.margin, "cost": self.policy.cost,
+            "population": self.population, "revealed": self.design.revealed,
+            "control_share": self.design.control_share,
+        }  # fmt: skip
+
+    def estimates(self, log: pd.DataFrame | None = None) -> dict[str, off_policy.Estimate]:
+        """IPS, SNIPS and doubly robust (direct model recalibrated on ``log``, default the
+        real one) of the candidate."""
+        log = self.log if log is None else log
+        actions = direct_model.recalibrated(log, self.policy.actions, recent=self.policy.recent)
+        return off_policy.evaluate(log, actions, **self.options)
+
+
+def exposure_of(customer_ids: np.ndarray, day: date, run_key: str) -> np.ndarray:
+    """Each customer's treated contacts the simulator counts for fatigue on ``day`` (every
+    other export run in its window): the truth's side, never shown to the estimators."""
+    return simulator.recent_contacts(
+        customer_ids,
+        pd.Series(pd.Timestamp(day), index=range(len(customer_ids))),
+        exports_dir=config.exports_dir(),
+        exclude_run_key=run_key,
+    )
+
+
+def candidate_setting(home: Path, truth: simulator.WorldTruth) -> CandidateSetting:
+    """Target the half-caps candidate on the last logged run and value it with the truth."""
     log, run_key, day = candidate.logged_run()
     folder = targeting_inputs.strategies_folder() / "campaigns"
     deployed = [c for c in candidate.load_candidate(folder) if c.active_on(day)]
     design = candidate.arm_design(log, day, deployed)
-    arms = {"revealed": design.revealed, "control_share": design.control_share}
     half = candidate.load_candidate(half_caps(folder, home / "candidate_half_caps"))
     policy = candidate.target_candidate(half, day)
     population = candidate.units_of(policy, log)
-    margins = {"margin": policy.margin, "cost": policy.cost, "population": population, **arms}
-    actions = direct_model.recalibrated(log, policy.actions, recent=policy.recent)
-    estimates = off_policy.evaluate(log, actions, **margins)
-    terms = off_policy.unit_terms(log, actions, **margins)
-    supported = pd.Series(terms.supported, index=population).reindex(policy.actions.customer_id)
-
-    def recent(customer_ids: np.ndarray) -> np.ndarray:
-        return simulator.recent_contacts(
-            customer_ids,
-            pd.Series(pd.Timestamp(day), index=range(len(customer_ids))),
-            exports_dir=config.exports_dir(),
-            exclude_run_key=run_key,
-        )
-
     ids = policy.actions["customer_id"].to_numpy()
+    exposure = exposure_of(ids, day, run_key)
     true_value = policies.action_values(
-        truth, policy.actions, targeting_inputs.economics_of(half), recent=recent(ids)
+        truth, policy.actions, targeting_inputs.economics_of(half), recent=exposure
+    )
+    options = {"margin": policy.margin, "cost": policy.cost, "population": population}
+    terms = off_policy.unit_terms(
+        log, policy.actions, **options, revealed=design.revealed,
+        control_share=design.control_share,
+    )  # fmt: skip
+    supported = pd.Series(terms.supported, index=population).reindex(ids).to_numpy(bool)
+    return CandidateSetting(
+        log, run_key, day, design, policy, population, exposure, true_value, supported
     )
 
+
+@dataclass(frozen=True)
+class DesignSpread:
+    """How precisely the log's randomisation can measure the candidate at all: the standard
+    deviation of doubly robust with the TRUE probabilities as its direct model (its
+    residuals are then pure chance: which campaign and arm the log drew, and the outcome's
+    draw) over the candidate's supported actions; no estimator that is unbiased whatever
+    its models believe does better on this design. Beside it: the same at the best control
+    share; the outcome noise of the treated arm alone (the control probabilities known
+    exactly, every logged action treated); and the units such a log would need for a
+    ±10 % error 95 % of the time at the best share (the value grows with the units, its
+    spread with their square root)."""
+
+    matched_actions: int  # candidate actions logged with their offer and channel
+    standard_deviation: float  # at the log's own arm probabilities
+    best_control_share: float  # the share that minimises it (same campaign draws)
+    best_standard_deviation: float
+    treated_noise: float  # sd with every logged action treated and p_control known
+    true_value: float
+
+    @property
+    def relative_standard_deviation(self) -> float:
+        """The design's sd over the true value: above 0.051 no unbiased estimate is within
+        ±10 % of the truth 95 % of the time on this log."""
+        return self.standard_deviation / abs(self.true_value) if self.true_value else float("inf")
+
+    @property
+    def units_factor_for_ten_percent(self) -> float:
+        """Times the log's units a ±10 % error at 95 % would need, at the best share."""
+        if self.true_value == 0:
+            return float("inf")
+        return float((1.96 * self.best_standard_deviation / (0.1 * abs(self.true_value))) ** 2)
+
+    def describe(self) -> list[str]:
+        scale = abs(self.true_value) or float("nan")
+        return [
+            f"  design: doubly robust with the TRUE probabilities as its model still spreads "
+            f"by sd {self.standard_deviation:,.0f} (from its {self.matched_actions:,} logged "
+            f"actions; {self.standard_deviation / scale:.2f}× the true value); at "
+            f"the best control share ({self.best_control_share:.0%}) "
+            f"{self.best_standard_deviation:,.0f}; the treated outcomes' noise alone "
+            f"{self.treated_noise:,.0f} ({self.treated_noise / scale:.2f}×)",
+            f"  a ±10 % error 95 % of the time needs sd ≤ {0.1 * scale / 1.96:,.0f}: about "
+            f"{self.units_factor_for_ten_percent:,.0f}× these units at the best control share",
+        ]
+
+
+def design_spread(setting: CandidateSetting, truth: simulator.WorldTruth) -> DesignSpread:
+    """The candidate's :class:`DesignSpread` on the log. An action the log takes with
+    probability ``P`` (its campaign draw) and arm probability ``a`` adds
+    ``m² (p1 (1 − p1) / (P (1 − a)) + p0 (1 − p0) / (P a))``; summed over the logged ones,
+    each divided by ``P`` again, since it stands for ``1 / P`` supported actions (those an
+    exploration draw could have reached but did not are not in the log)."""
+    from cx_pipelines.source_schema import OFFER_CHANNELS, OFFER_TYPES
+
+    actions, log = setting.policy.actions, setting.log
+    rows = truth.positions(actions["customer_id"].to_numpy())
+    offers = simulator.codes(actions["offer_type"], OFFER_TYPES, column="offer_type")
+    channels = simulator.codes(actions["channel"], OFFER_CHANNELS, column="channel")
+    p1 = truth.treated_probability(rows, offers, channels, setting.exposure)
+    p0 = truth.control_probability(rows, offers)
+    margin = actions["campaign_id"].map(setting.policy.margin).to_numpy(float)
+    share = log["campaign_id"].map(setting.design.control_share).to_numpy(float)
+    arm = off_policy.arm_probability(log, setting.design.control_share)
+    by_customer = pd.DataFrame(
+        {"pair": off_policy.pair_keys(log), "campaign": log["selection_probability"] / arm,
+         "share": share},
+    ).set_index(log["customer_id"].to_numpy())  # fmt: skip
+    logged = by_customer.reindex(actions["customer_id"].to_numpy())
+    matched = logged["pair"].to_numpy(object) == off_policy.pair_keys(actions).to_numpy(object)
+    revealed = off_policy.pair_keys(actions).isin(setting.design.revealed).to_numpy()
+    matched &= ~revealed  # an arm fixed earlier is no draw of this run
+    drawn, control = logged["campaign"].to_numpy(float), logged["share"].to_numpy(float)
+    reach = np.where(matched, drawn, 1.0) ** 2  # 1 / P for the draw, 1 / P for the count
+    treated_noise = np.where(matched, margin**2 * p1 * (1 - p1) / reach, 0)
+    control_noise = np.where(matched, margin**2 * p0 * (1 - p0) / reach, 0)
+    a, b = float(treated_noise.sum()), float(control_noise.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at_log = np.where(matched, treated_noise / (1 - control) + control_noise / control, 0)
+    best = np.sqrt(b) / (np.sqrt(a) + np.sqrt(b)) if a + b > 0 else 0.5
+    return DesignSpread(
+        matched_actions=int(matched.sum()),
+        standard_deviation=float(np.sqrt(at_log.sum())),
+        best_control_share=float(best),
+        best_standard_deviation=float(np.sqrt(a) + np.sqrt(b)),
+        treated_noise=float(np.sqrt(a)),
+        true_value=float(setting.true_value.sum()),
+    )
+
+
+def off_policy_figures(home: Path) -> OffPolicyFigures:
+    """Evaluate a candidate and the planted challengers on the last logged run."""
+    truth = simulator.WorldTruth.load()
+    setting = candidate_setting(home, truth)
+    log, run_key, day, design = setting.log, setting.run_key, setting.day, setting.design
+    arms = {"revealed": design.revealed, "control_share": design.control_share}
+    folder = targeting_inputs.strategies_folder() / "campaigns"
+    deployed = [c for c in candidate.load_candidate(folder) if c.active_on(day)]
     economics = targeting_inputs.economics_of(deployed)
     margin = dict(zip(economics.campaign_id, economics.margin, strict=True))
     cost = dict(zip(economics.campaign_id, economics.cost, strict=True))
     units = logged_actions(log, warehouse.read_table("customer_scores"))
-    unit_recent = recent(units["customer_id"].to_numpy())
+    unit_recent = exposure_of(units["customer_id"].to_numpy(), day, run_key)
     unit_value = policies.action_values(truth, units, economics, recent=unit_recent)
     # Both policies treat logged units with their logged campaign: only the arm is random.
     arm_log = off_policy.given_assignment(log, design.control_share)
@@ -253,13 +395,14 @@ def off_policy_figures(home: Path) -> OffPolicyFigures:
 
     return OffPolicyFigures(
         run_key=run_key,
-        units=len(population),
-        candidate_true_value=float(true_value.sum()),
-        candidate_true_supported_value=float(true_value[supported.to_numpy(bool)].sum()),
-        estimates=estimates,
+        units=len(setting.population),
+        candidate_true_value=float(setting.true_value.sum()),
+        candidate_true_supported_value=float(setting.true_value[setting.supported].sum()),
+        estimates=setting.estimates(),
         challengers=tuple(challenger(name, keep) for name, keep in rules.items() if keep.any()),
         persistent_campaigns=design.persistent_campaigns,
         control_share_logged=float((log["group"] == "control").mean()),
+        spread=design_spread(setting, truth),
     )
 
 
@@ -401,6 +544,13 @@ def ope_fields(ope: OffPolicyFigures) -> dict:
         ],
         "ope_persistent_campaigns": list(ope.persistent_campaigns),
         "ope_control_share_logged": ope.control_share_logged,
+        "ope_design_spread": asdict(ope.spread) if ope.spread else None,
+        "ope_design_sd_over_true_value": ope.spread.relative_standard_deviation
+        if ope.spread
+        else None,
+        "ope_design_units_factor_for_ten_percent": ope.spread.units_factor_for_ten_percent
+        if ope.spread
+        else None,
     }
 
 
@@ -492,6 +642,8 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
                     command += [str(arguments.experiment_control_share)]
                 if arguments.experiment_spending:
                     command += ["--experiment-spending", arguments.experiment_spending]
+                if arguments.experiment_horizon:
+                    command += ["--experiment-horizon", str(arguments.experiment_horizon)]
             running.append((seed, subprocess.Popen(command)))
         time.sleep(1.0)
         for seed, process in list(running):
@@ -507,7 +659,7 @@ def run_children(arguments: argparse.Namespace, root: Path) -> list[dict]:
 def run_experiment_seed(
     home: Path, *, customers: int, cycles: int, seed: int, cycle_days: int, challenger: str,
     share: float, prepared: Path | None = None, control_share: float | None = None,
-    spending: str | None = None,
+    spending: str | None = None, horizon: int | None = None,
 ) -> dict:  # fmt: skip
     """One world, one loop run as a live champion/challenger split test with a planted
     challenger arm (``cx_pipelines.loop.live_experiment``); per cycle the arms' TRUE and
@@ -528,6 +680,7 @@ def run_experiment_seed(
             cycles=cycles, seed=seed, policy_seed=seed, cycle_days=cycle_days,
             challenger=challenger, challenger_share=share,
             experiment_control_share=control_share, experiment_spending=spending,
+            experiment_horizon=horizon,
         )  # fmt: skip
         so_far: list[dict] = []
 
@@ -536,6 +689,7 @@ def run_experiment_seed(
             so_far.append(figures.as_row())
             partial = {"seed": seed, "challenger": challenger, "challenger_share": share}
             partial |= {"experiment_control_share": control_share, "experiment_spending": spending}
+            partial |= {"experiment_horizon": horizon}
             partial_file = home.parent / "result.partial.json"
             partial_file.write_text(json.dumps({**partial, "experiment": so_far}, default=str))
 
@@ -563,6 +717,7 @@ def run_experiment_seed(
         "challenger_share": share,
         "experiment_control_share": control_share,
         "experiment_spending": spending,
+        "experiment_horizon": horizon or cycles,
         "cycles": table.to_dict(orient="records"),
         "experiment": experiment,
         "seconds": time.perf_counter() - began,
@@ -578,6 +733,7 @@ def summarise_experiment(runs: list[dict]) -> dict:
         "challenger_share": runs[0]["challenger_share"],
         "experiment_control_share": runs[0].get("experiment_control_share"),
         "experiment_spending": runs[0].get("experiment_spending") or "obrien_fleming",
+        "experiment_horizon": runs[0].get("experiment_horizon"),
         "seeds": [run["seed"] for run in runs],
         "per_cycle": [
             [
@@ -650,6 +806,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the spending function the experiment file states with its horizon "
         "(default: obrien_fleming)",
     )
+    parser.add_argument(
+        "--experiment-horizon",
+        type=int,
+        help="the looks the experiment file states (default: the cycles); later cycles "
+        "still split the customers but are not tested",
+    )
     arguments = parser.parse_args(argv)
     if arguments.ope_only:
         from cx_pipelines.loop.cycle import environment
@@ -710,7 +872,7 @@ def experiment_main(arguments: argparse.Namespace, root: Path) -> int:
             challenger=arguments.challenger, share=arguments.challenger_share,
             prepared=Path(prepared.replace("{seed}", str(seed))) if prepared else None,
             control_share=arguments.experiment_control_share,
-            spending=arguments.experiment_spending,
+            spending=arguments.experiment_spending, horizon=arguments.experiment_horizon,
         )  # fmt: skip
         return 0
     runs = run_children(arguments, root)

@@ -235,9 +235,16 @@ def decision_covariates(exports_dir: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["contact_id", "baseline_prediction"])
     rows = pd.concat(frames, ignore_index=True).drop_duplicates("contact_id")
-    prediction = (rows["p_response"] - rows["uplift"]).clip(0.0, 1.0).fillna(0.0)
     identifier = rows["contact_id"].astype(str)  # interaction_results keeps it as text
-    return pd.DataFrame({"contact_id": identifier, "baseline_prediction": prediction})
+    return pd.DataFrame(
+        {"contact_id": identifier, "baseline_prediction": baseline_prediction(rows)}
+    )
+
+
+def baseline_prediction(decisions: pd.DataFrame) -> pd.Series:
+    """The response rate without contact that a decided row's scores predict:
+    ``clip(p_response − uplift, 0, 1)`` (0 where a score is missing)."""
+    return (decisions["p_response"] - decisions["uplift"]).clip(0.0, 1.0).fillna(0.0)
 
 
 def customer_profit(
@@ -356,7 +363,11 @@ def incremental_profit_tests(
     controls takes the arm's control rate of that campaign over its runs; rows with no
     baseline at all are counted. ``adjust``: the regression-adjusted (difference) estimator
     of :func:`customer_profit`, unbiased, with a smaller variance where the arms' scores
-    predict the outcomes.
+    predict the outcomes. It is not the test of record: on the closed loop's logs (20,000
+    customers, seeds 2 and 3, ``benchmarks/experiment_tests.py --replays`` with the control
+    group drawn again) its spread at the first look was 1.94 and 1.36 per customer against
+    the plain estimator's 1.93 and 1.42 — the noise is the rare, high-margin responses'
+    own (no score predicts a coin), not the baselines' spread across rows.
     """
     z_level = float(stats.norm.ppf(1 - alpha / 2))
     decided = outcomes[outcomes["test_group"].isin(runs.arm_customers["test_group"])]

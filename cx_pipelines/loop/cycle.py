@@ -80,6 +80,7 @@ class LoopSettings:
     challenger_share: float = 0.2
     experiment_control_share: float | None = None  # the arms' hold-out while it runs
     experiment_spending: str | None = None  # the test's spending function (None: O'B-F)
+    experiment_horizon: int | None = None  # the looks the test states (None: the cycles)
 
     def decision_date(self, cycle: int) -> date:
         return self.start + timedelta(days=self.cycle_days * cycle)
@@ -228,7 +229,8 @@ def run_cycle(
             folder = live_experiment.plant(
                 truth, day, challenger=settings.challenger, share=settings.challenger_share,
                 start=settings.start, end=settings.decision_date(settings.cycles - 1),
-                horizon=settings.cycles, control_share=settings.experiment_control_share,
+                horizon=settings.experiment_horizon or settings.cycles,
+                control_share=settings.experiment_control_share,
                 spending=settings.experiment_spending,
             )  # fmt: skip
         clock[EXPERIMENTS_VARIABLE] = str(folder)
@@ -297,7 +299,7 @@ def run_loop(
         live_experiment.check_settings(
             settings.challenger, settings.challenger_share,
             control_share=settings.experiment_control_share,
-            spending=settings.experiment_spending,
+            spending=settings.experiment_spending, horizon=settings.experiment_horizon,
         )  # fmt: skip
     truth = simulator.WorldTruth.load()
     report = LoopReport(settings)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -131,6 +132,8 @@ def test_the_planted_experiment_states_its_design_before_the_first_decision(tmp_
     [
         ({"control_share": 0.95}, "experiment control share must be in"),
         ({"spending": "haybittle"}, "spending must be one of obrien_fleming, pocock"),
+        ({"horizon": 0}, "experiment horizon must be a positive number of runs, got 0"),
+        ({"horizon": 1.5}, "experiment horizon must be a positive number of runs, got 1.5"),
     ],
 )
 def test_a_loop_design_out_of_range_is_refused_before_any_cycle(changes, message):
@@ -169,5 +172,100 @@ def test_the_planted_arm_earns_its_own_oracle_and_replays_measure_power_and_a_a(
     truth = [figures.as_row() for figures in report.experiment]
     figures = tools.replays(home, 4, truth=truth, seed=3)
     assert figures["looks"] == 2 and figures["a_a_replays"] == 8
-    for by_look in (*figures["power_by_look"].values(), *figures["a_a_rejection_by_look"].values()):
-        assert len(by_look) == 2 and 0 <= by_look[0] <= by_look[1] <= 1  # crossed by look k
+    for table in (figures["power_by_look"], figures["a_a_rejection_by_look"]):
+        assert set(table) == {"obrien_fleming", "pocock"}
+        for by_estimator in table.values():
+            assert set(by_estimator) == set(tools.ESTIMATORS)
+            for by_look in by_estimator.values():
+                assert len(by_look) == 2 and 0 <= by_look[0] <= by_look[1] <= 1  # by look k
+    # the stated design (two looks, O'Brien-Fleming) is one of the designs compared
+    stated = figures["power_by_design"]["obrien_fleming horizon 2"]
+    assert stated == {name: v[-1] for name, v in figures["power_by_look"]["obrien_fleming"].items()}
+    assert set(figures["power_by_design"]) == {
+        f"{spending} horizon {length}"
+        for spending in ("obrien_fleming", "pocock")
+        for length in (1, 2)
+    }
+    floor = figures["treated_noise_floor_by_look"]
+    assert 0 < floor[0] < floor[1]  # the second look adds the second run's treated noise
+    assert all(
+        f < se for f, se in zip(floor, figures["mean_standard_error_by_look"]["plain"], strict=True)
+    )
+
+
+def test_a_look_detects_from_the_first_crossing_with_the_true_sign():
+    tools = experiment_tests_module()
+    z = np.array([[3.0, 0.5], [0.5, 2.5], [-3.0, 3.0], [1.0, 1.0]])
+    difference = np.sign(z) * 0.1
+    bounds = tools.boundaries(2, spending="pocock")  # 2.16, 2.20
+    assert bounds[0] < 2.5 < 3.0
+    signed = tools.detected_by_look(z, difference, 2, "pocock", np.array([1.0, 1.0]))
+    # row 3 crossed first with the wrong sign: not detected, even when look 2 crosses
+    assert signed.tolist() == [[True, True], [False, True], [False, False], [False, False]]
+    unsigned = tools.detected_by_look(z, difference, 2, "pocock", None)
+    assert unsigned[:, -1].tolist() == [True, True, True, False]
+    # a one-look design judges look 1 alone, at 1.96
+    assert tools.detected_by_look(z, difference, 1, "pocock", None)[:, 0].tolist() == [
+        True, False, True, False
+    ]  # fmt: skip
+
+
+def test_the_treated_noise_floor_is_the_treated_outcomes_binomial_spread():
+    from cx_pipelines.feedback.experiments import ExperimentRuns
+
+    tools = experiment_tests_module()
+    rows = pd.DataFrame(
+        {
+            "run_key": ["r1", "r1", "r1", "r2"],
+            "campaign_id": ["a", "a", "a", "a"],
+            "customer_id": ["c1", "c2", "c3", "c1"],
+            "test_group": ["champion", "champion", "challenger", "challenger"],
+            "treated": [True, False, True, True],
+            "treated_probability": [0.5, 0.3, 0.1, 0.25],
+            "control_probability": [0.4, 0.2, 0.05, 0.2],
+        }
+    )
+    runs = ExperimentRuns(
+        "x",
+        pd.DataFrame(
+            {"run_key": ["r1", "r1", "r2", "r2"], "test_group": ["champion", "challenger"] * 2,
+             "customers": [2, 4, 2, 5]}
+        ),
+        pd.DataFrame(
+            {"run_key": ["r1", "r2"], "campaign_id": ["a", "a"],
+             "margin_per_response": [10.0, 20.0], "cost_per_contact": [1.0, 1.0]}
+        ),
+    )  # fmt: skip
+    first, second = tools.treated_noise_floor(rows, runs, ["r1", "r2"])
+    assert first == pytest.approx(np.sqrt(100 * 0.25 / 4 + 100 * 0.09 / 16))  # controls: none
+    assert second == pytest.approx(np.sqrt(100 * 0.25 / 4 + (100 * 0.09 + 400 * 0.1875) / 25))
+
+
+def test_a_replay_draws_the_control_group_again_with_each_cells_share():
+    tools = experiment_tests_module()
+    cells = [("champion", 0.25), ("challenger", 0.6)]
+    rows = pd.concat(
+        pd.DataFrame(
+            {
+                "run_key": "r1",
+                "campaign_id": "a",
+                "customer_id": [f"{arm}{i}" for i in range(4000)],
+                "test_group": arm,
+                "treated": np.arange(4000) >= share * 4000,
+                "treated_probability": 1.0,
+                "control_probability": 0.0,
+            }
+        )  # fmt: skip
+        for arm, share in cells
+    )
+    rng = np.random.default_rng(7)
+    kept = tools.redraw(rows, rng, controls=False)
+    assert (kept["treated"] == rows["treated"]).all() and (
+        kept["responded"] == kept["treated"]
+    ).all()
+    again = tools.redraw(rows, rng, controls=True)
+    assert (again["treated"] != rows["treated"]).any()
+    for arm, share in cells:
+        held = 1 - again.loc[again["test_group"] == arm, "treated"].mean()
+        assert abs(held - share) < 0.03  # 4,000 draws: 4 standard errors at most
+    assert (again["responded"] == again["treated"]).all()  # each answers for its group
