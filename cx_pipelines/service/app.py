@@ -512,7 +512,7 @@ def app_from_environment() -> FastAPI:
 
 def run(*, host: str, port: int, workers: int) -> None:
     """Serve with uvicorn: one process, or ``workers`` under :mod:`.workers`' supervisor
-    (a listening socket per worker, so the kernel spreads connections over them)."""
+    (it accepts and deals each connection to the next ready worker)."""
     import uvicorn
 
     from cx_pipelines.service.workers import Supervisor
