@@ -164,6 +164,12 @@ def strategy_folder(home: Path) -> Path:
     return folder
 
 
+def serve_command(port: int, workers: int = 1) -> list[str]:
+    """``cx serve`` on ``port`` with ``workers`` workers, as a subprocess runs it."""
+    return [sys.executable, "-m", "cx_pipelines.cli", "serve", "--port", str(port),
+            "--workers", str(workers)]  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -227,16 +233,7 @@ def start_server(
     }
     output = home / f"server-{port}.log"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cx_pipelines.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
+        serve_command(port, workers),
         env=environment,
         stdout=output.open("w"),
         stderr=subprocess.STDOUT,

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -144,16 +143,7 @@ def test_an_address_in_use_stops_the_service(prepared):
         taken.listen()
         port = taken.getsockname()[1]
         run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cx_pipelines.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
+            support.serve_command(port, 2),
             env={
                 **os.environ,
                 "CX_HOME": str(prepared.home),
