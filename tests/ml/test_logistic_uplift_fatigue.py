@@ -98,9 +98,7 @@ def test_a_heavier_penalty_shrinks_the_fatigue_step(history):
             random_state=0,
         )
         steps[penalty] = np.diff(arms_by_pressure(model, customers)[0]).mean()
-    # Not all the way to the planted step: at C=0.001 the treatment effect's other terms are
-    # shrunk too, and the heterogeneity they miss attenuates a logistic slope (-0.25 here).
-    assert abs(steps[0.001] - FATIGUE) < 0.11
+    assert abs(steps[0.001] - FATIGUE) < 0.1
     assert steps[1.0] > steps[0.001] + 0.05, "the common L2 penalty pulls the step towards zero"
 
 
