@@ -351,12 +351,8 @@ def true_gain_of(outcomes: pd.DataFrame, runs: ExperimentRuns, keys: list[str]) 
     value = money["margin_per_response"] * uplift - money["cost_per_contact"]
     money = money.assign(value=value.where(money["treated"], 0.0))
     gains = []
-    for look in range(1, len(keys) + 1):
-        chosen = keys[:look]
-        sizes = runs.arm_customers[runs.arm_customers["run_key"].isin(chosen)]
-        customers = sizes.groupby("test_group")["customers"].max()
-        per_customer = money[money["run_key"].isin(chosen)].groupby("test_group")["value"].sum()
-        per_customer = per_customer / customers
+    for total, customers in arm_totals_by_look(money, runs, keys, "value"):
+        per_customer = total / customers
         gains.append(float(per_customer["challenger"] - per_customer["champion"]))
     return np.array(gains)
 
@@ -370,14 +366,25 @@ def treated_noise_floor(rows: pd.DataFrame, runs: ExperimentRuns, keys: list[str
     probability = money["treated_probability"]
     noise = money["margin_per_response"] ** 2 * probability * (1 - probability)
     money = money.assign(noise=noise.where(money["treated"], 0.0))
-    floors = []
+    return [
+        float(np.sqrt((variance / customers**2).sum()))
+        for variance, customers in arm_totals_by_look(money, runs, keys, "noise")
+    ]
+
+
+def arm_totals_by_look(
+    rows: pd.DataFrame, runs: ExperimentRuns, keys: list[str], column: str
+) -> list[tuple[pd.Series, pd.Series]]:
+    """Per look k (runs 1..k pooled): each arm's sum of ``column`` over its rows, and its
+    customers (the most any of those runs had)."""
+    looks = []
     for look in range(1, len(keys) + 1):
         chosen = keys[:look]
         sizes = runs.arm_customers[runs.arm_customers["run_key"].isin(chosen)]
         customers = sizes.groupby("test_group")["customers"].max()
-        variance = money[money["run_key"].isin(chosen)].groupby("test_group")["noise"].sum()
-        floors.append(float(np.sqrt((variance / customers**2).sum())))
-    return floors
+        total = rows[rows["run_key"].isin(chosen)].groupby("test_group")[column].sum()
+        looks.append((total, customers))
+    return looks
 
 
 def _shares(counts: dict, total: int) -> dict:
