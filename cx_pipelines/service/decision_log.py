@@ -8,16 +8,21 @@ service answered is on disk even if the server is killed with ``kill -9`` a mome
 
 Two durability settings (``CX_DECISION_LOG_SYNC``):
 
-- ``write`` (the default): the event loop writes the lines of all the requests of one loop
-  iteration with one ``write()`` (calls from outside a loop go through the writer thread)
-  and acknowledges them once it has returned, that is once the kernel holds them; a
-  syncer thread ``fsync``s the file within
+- ``write`` (the default): each request writes its own lines with one ``write()`` on the
+  event loop (calls from outside a loop go through the writer thread) and is acknowledged
+  once it has returned, that is once the kernel holds them; a syncer thread ``fsync``s the
+  file within
   ``CX_DECISION_LOG_FSYNC_MS`` (default 20 ms) of a write. ``kill -9`` of the server, or
   any crash of the process, loses nothing acknowledged (the page cache belongs to the
   kernel, not the process); only a power cut or kernel crash can lose the last few
   milliseconds of decisions. This is the durability the service promises (survives
   ``kill -9``), without waiting for the disk on every answer: on this machine's disk an
   ``fsync`` under load takes ~24 ms at p99, more than the whole latency budget.
+  One write per request, not one per loop iteration for all the requests read in it: a
+  grouped write made every request of a burst wait for the whole burst's work before any
+  was answered (the slowest 1 % of the paced phase spent 4.3-4.6 ms of their 7.6-8.4 ms
+  waiting for it, ``benchmarks/service_tail.py``, quiet machine), while a ``write()`` of one
+  line costs ~40 µs against ~750 µs of CPU for the whole request.
 - ``fsync``: the writer thread's group commit; a group is acknowledged only after its
   ``fsync`` (power-loss durable, each answer waits for the disk).
 A crash can leave the last line of a file cut short; :func:`read_decision_log` skips such
@@ -87,7 +92,6 @@ class DurableLog:
         self._pending: list[tuple[bytes, list[Any], _Waiter]] = []
         self._condition = threading.Condition()
         self._closed = False
-        self._groups: dict[asyncio.AbstractEventLoop, list] = {}  # "write" mode, per loop
         self._write_lock = threading.Lock()  # the loop's and the writer thread's writes
         self.written = 0
         self.synced_at = time.monotonic()  # the last fsync that covered every written line
@@ -104,29 +108,19 @@ class DurableLog:
     async def append(self, lines: Sequence[bytes], payloads: Sequence[Any] = ()) -> None:
         """Append ``lines`` (each ending in a newline); return once they are written
         (``write`` mode) or fsync'd (``fsync`` mode)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        if self.sync == "fsync":
-            self._enqueue(b"".join(lines), list(payloads), (loop, future))
-        else:
-            # written on the event loop itself, one group per loop iteration: no hand-off
-            # to the writer thread and back (two GIL switches per group)
+        if self.sync == "write":
+            # written by the request itself, at once: it answers as soon as its own line is
+            # in the kernel's hands, not after every request that arrived with it
             if self._closed:
                 raise DecisionLogError(f"decision log {self.path.name} is closed")
-            group = self._groups.get(loop)
-            if group is None:
-                group = self._groups[loop] = []
-                loop.call_soon(self._flush, loop)
-            group.append((b"".join(lines), list(payloads), (loop, future)))
+            error = self._commit([(b"".join(lines), list(payloads), None)])
+            if error is not None:
+                raise error
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue(b"".join(lines), list(payloads), (loop, future))
         await future
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        group = self._groups.pop(loop)
-        error: BaseException | None = DecisionLogError("decision log flush failed")
-        try:
-            error = self._commit(group)
-        finally:
-            _settle([item[2][1] for item in group], error)  # type: ignore[index]
 
     def append_blocking(self, lines: Sequence[bytes], payloads: Sequence[Any] = ()) -> None:
         """The same as :meth:`append` for code outside an event loop."""

@@ -76,7 +76,7 @@ def test_an_unknown_sync_mode_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("sync", ["write", "fsync"])
-def test_concurrent_async_appends_are_grouped_written_and_handed_on(tmp_path, sync):
+def test_concurrent_async_appends_are_written_and_handed_on(tmp_path, sync):
     groups: list[list] = []
     log = DurableLog(tmp_path, after_write=groups.append, sync=sync)
 
@@ -91,7 +91,7 @@ def test_concurrent_async_appends_are_grouped_written_and_handed_on(tmp_path, sy
     assert sorted(int(e["decision_id"]) for e in read_decision_log(tmp_path)) == list(range(40))
     assert sorted(p for group in groups for p in group) == list(range(40))
     if sync == "write":
-        assert len(groups) < 40  # one write per loop iteration, not one per request
+        assert len(groups) == 40  # each request writes its own line, answered at once
     log.close()
 
 
