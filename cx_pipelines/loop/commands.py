@@ -56,7 +56,21 @@ def _simulate(arguments: argparse.Namespace) -> int:
         retrain_after_results=arguments.retrain_after,
         challenger=arguments.challenger or "",
         challenger_share=arguments.challenger_share,
+        experiment_horizon=arguments.experiment_horizon,
+        experiment_control_share=arguments.experiment_control_share,
+        experiment_spending=arguments.experiment_spending,
     )
+    design = [
+        f"--experiment-{name}"
+        for name in ("horizon", "control-share", "spending")
+        if getattr(arguments, f"experiment_{name.replace('-', '_')}") is not None
+    ]
+    if design and not arguments.challenger:
+        print(
+            f"error: the planted experiment's design ({', '.join(design)}) needs --challenger",
+            file=sys.stderr,
+        )
+        return 1
     try:
         report = run_loop(settings)
     except (LoopError, SimulatorError, ExperimentSettingsError) as error:
@@ -110,6 +124,23 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     )
     simulate.add_argument(
         "--challenger-share", type=float, default=0.2, help="the challenger arm's share"
+    )
+    simulate.add_argument(
+        "--experiment-horizon",
+        type=int,
+        help="with --challenger: the looks the experiment file states up front (default: the "
+        "cycles); the test's boundaries are spent over them",
+    )
+    simulate.add_argument(
+        "--experiment-control-share",
+        type=float,
+        help="with --challenger: the hold-out share the experiment file states for every arm "
+        "and campaign (default: each campaign's own control_share)",
+    )
+    simulate.add_argument(
+        "--experiment-spending",
+        help="with --challenger: the spending function the experiment file states "
+        "(obrien_fleming, the default, or pocock)",
     )
     simulate.add_argument("--json", help="also write the per-cycle figures to this file")
     simulate.set_defaults(handler=_simulate)

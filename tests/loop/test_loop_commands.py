@@ -32,6 +32,23 @@ def test_simulate_refuses_a_challenger_share_out_of_range(cx_home, capsys):
     assert "challenger share must be in (0, 1), got 1.5" in capsys.readouterr().err
 
 
+def test_simulate_states_the_experiment_design_it_is_given():
+    arguments = ["simulate", "--challenger", "true_uplift", "--experiment-horizon", "4"]
+    arguments += ["--experiment-control-share", "0.3", "--experiment-spending", "pocock"]
+    parsed = build_parser().parse_args(arguments)
+    assert parsed.experiment_horizon == 4
+    assert (parsed.experiment_control_share, parsed.experiment_spending) == (0.3, "pocock")
+
+
+def test_simulate_refuses_an_experiment_design_it_cannot_use(cx_home, capsys):
+    assert main(["simulate", "--experiment-horizon", "4"]) == 1
+    assert "design (--experiment-horizon) needs --challenger" in capsys.readouterr().err
+    assert main(["simulate", "--challenger", "same", "--experiment-horizon", "0"]) == 1
+    assert "experiment horizon must be a positive number of runs, got 0" in capsys.readouterr().err
+    assert main(["simulate", "--challenger", "same", "--experiment-spending", "linear"]) == 1
+    assert "spending must be one of" in capsys.readouterr().err
+
+
 def test_evaluate_without_a_decision_log_says_what_to_do(cx_home, capsys, tmp_path):
     candidate = tmp_path / "campaigns"
     candidate.mkdir()
