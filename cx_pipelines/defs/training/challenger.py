@@ -177,7 +177,8 @@ def gate_tags(
 ) -> dict[str, str]:
     """Both models' metric on the holdout rows the champion has not seen; with the rule
     ``not_credibly_worse``, the paired bootstrap of their difference on those rows."""
-    assert challenger.predict is not None and challenger.row_metric is not None
+    if challenger.predict is None or challenger.row_metric is None:
+        raise TypeError("gate_tags judges a row-wise challenger: it needs predict and row_metric")
     rows, rule = unseen_rows(challenger.holdout, seen_through)
     mine = np.asarray(challenger.predict(challenger.model), dtype=float)
     theirs = np.asarray(challenger.predict(champion), dtype=float)
