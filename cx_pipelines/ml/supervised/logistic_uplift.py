@@ -33,6 +33,19 @@ every row needs no shrinkage, and the default L2 would pull it towards zero and 
 policy contacting fatigued customers. Its offer and channel interactions keep the common
 penalty (a fatigue that differs by offer must be shown, not assumed), unless
 ``linear_by_offer_channel`` is false: then every pair shares the one slope.
+
+Why ``level_penalty``: the common L2 penalty shrinks the levels of both arms as much as
+what they do with each customer attribute. An offer's baseline level (the coefficient of
+its one-hot in ``b``) is pulled towards the other offers': a rare offer's control arm (a
+mortgage's take-up is a tenth of a card's, and a campaign's control rows are a tenth of its
+list) is predicted too high, its treated arm stays where its many treated rows put it, and
+its uplift comes out too low. The treatment effect's level (its intercept ``g`` and its
+offer and channel levels in ``c``) is pulled towards zero, so a penalty heavy enough to keep
+the many interactions quiet also shrinks every predicted uplift. These few level terms are
+penalised ``level_penalty`` times as much as the rest (the same column scaling as
+``linear_penalty``); the interactions keep the common penalty. A level learned from few
+rows (a pair only explored) is then shrunk less too, so the setting is measured in the loop
+(models/uplift.yaml).
 """
 
 from __future__ import annotations
@@ -65,6 +78,7 @@ LOGISTIC_PARAMETERS = (
     "linear_penalty",
     "linear_arms",
     "linear_by_offer_channel",
+    "level_penalty",
     "calibration",
     "calibration_folds",
 )
@@ -78,6 +92,7 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "linear_penalty": 1.0,
     "linear_arms": "both",
     "linear_by_offer_channel": True,
+    "level_penalty": 1.0,
     "calibration": "none",
     "calibration_folds": 3,
 }
@@ -132,19 +147,30 @@ class InteractionDesign(BaseEstimator):
         return sp.csr_matrix(values * scale)
 
     def rows(
-        self, X: pd.DataFrame, *, without: Sequence[str] = (), linear_scale: float | None = 1.0
+        self,
+        X: pd.DataFrame,
+        *,
+        without: Sequence[str] = (),
+        linear_scale: float | None = 1.0,
+        scaled: Sequence[str] = (),
+        level_scale: float = 1.0,
     ) -> sp.csr_matrix:
         """``x`` of every row (leaving out the one-hot columns of the ``without`` columns),
         its ``linear`` columns times ``linear_scale`` (a lighter penalty, module docstring;
-        ``None`` leaves them out)."""
+        ``None`` leaves them out), the one-hot columns of the ``scaled`` columns times
+        ``level_scale``."""
         onehot = self.onehot_.transform(self._categories(X))
+        pairs = list(zip(self.categorical_, self.onehot_.categories_, strict=True))
         keep = np.concatenate(
-            [
-                np.full(len(levels), column not in without)
-                for column, levels in zip(self.categorical_, self.onehot_.categories_, strict=True)
-            ]
+            [np.full(len(levels), column not in without) for column, levels in pairs]
             or [np.zeros(0, dtype=bool)]
         )
+        if scaled and level_scale != 1.0:
+            weights = np.concatenate(
+                [np.full(len(levels), level_scale if column in scaled else 1.0)
+                 for column, levels in pairs]
+            )  # fmt: skip
+            onehot = onehot @ sp.diags(weights)
         blocks = [onehot[:, np.flatnonzero(keep)]]
         # A design pickled before linear columns existed has none.
         if getattr(self, "linear_", None) and linear_scale is not None:
@@ -198,10 +224,13 @@ class LogisticSLearner:
 
     def _matrix(self, X: pd.DataFrame, treated: np.ndarray) -> sp.csr_matrix:
         # The linear columns' common slopes (main and treatment) get the lighter penalty; their
-        # offer- and channel-specific slopes keep the common one.
+        # offer- and channel-specific slopes keep the common one. The levels (the offer and
+        # channel one-hots of both arms, the treatment's intercept) get level_penalty's.
         scale = getattr(self, "linear_scale_", 1.0)
-        x = self.design_.rows(X, linear_scale=scale)
         by = self._by(X)
+        level_scale = getattr(self, "level_scale_", 1.0)
+        leveled = {"scaled": by, "level_scale": level_scale}
+        x = self.design_.rows(X, linear_scale=scale, **leveled)
         # No offer x channel term: additive effects. The linear columns' offer- and
         # channel-specific slopes only with linear_by_offer_channel.
         crossed_linear = 1.0 if getattr(self, "linear_by_offer_channel_", True) else None
@@ -209,10 +238,10 @@ class LogisticSLearner:
         # linear_arms "treated": the linear columns act only through the treatment (the
         # response to a contact), not on the control arm's baseline.
         both = getattr(self, "linear_arms_", "both") == "both"
-        base = x if both else self.design_.rows(X, linear_scale=None)
+        base = x if both else self.design_.rows(X, linear_scale=None, **leveled)
         base_rest = rest if both else self.design_.rows(X, without=by, linear_scale=None)
         offer = [crossed(base_rest, self.design_.levels(X, by[0]))] if self.offer in by else []
-        effect = [sp.csr_matrix(np.ones((len(X), 1))), x]
+        effect = [sp.csr_matrix(np.full((len(X), 1), level_scale)), x]
         effect += [crossed(rest, self.design_.levels(X, column)) for column in by]
         arm = sp.diags(treated.astype(float))
         return sp.hstack([base, *offer, arm @ sp.hstack(effect, format="csr")], format="csr")
@@ -307,6 +336,10 @@ class LogisticSLearner:
         if penalty <= 0:
             raise TrainingDataError(f"linear_penalty must be positive, got {penalty}")
         self.linear_scale_ = 1.0 / np.sqrt(penalty)
+        level_penalty = float(self.params["level_penalty"])
+        if level_penalty <= 0:
+            raise TrainingDataError(f"level_penalty must be positive, got {level_penalty}")
+        self.level_scale_ = 1.0 / np.sqrt(level_penalty)
         self.linear_by_offer_channel_ = bool(self.params["linear_by_offer_channel"])
         self.linear_arms_ = str(self.params["linear_arms"])
         if self.linear_arms_ not in ("both", "treated"):
