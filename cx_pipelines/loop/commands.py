@@ -60,11 +60,12 @@ def _simulate(arguments: argparse.Namespace) -> int:
         experiment_control_share=arguments.experiment_control_share,
         experiment_spending=arguments.experiment_spending,
     )
-    design = [
-        f"--experiment-{name}"
-        for name in ("horizon", "control-share", "spending")
-        if getattr(arguments, f"experiment_{name.replace('-', '_')}") is not None
-    ]
+    stated = {
+        "--experiment-horizon": arguments.experiment_horizon,
+        "--experiment-control-share": arguments.experiment_control_share,
+        "--experiment-spending": arguments.experiment_spending,
+    }
+    design = [option for option, value in stated.items() if value is not None]
     if design and not arguments.challenger:
         print(
             f"error: the planted experiment's design ({', '.join(design)}) needs --challenger",
