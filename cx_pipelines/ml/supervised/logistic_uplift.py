@@ -332,14 +332,8 @@ class LogisticSLearner:
     def _fit_once(
         self, X: pd.DataFrame, outcome: np.ndarray, treated: np.ndarray, C: float
     ) -> LogisticSLearner:
-        penalty = float(self.params["linear_penalty"])
-        if penalty <= 0:
-            raise TrainingDataError(f"linear_penalty must be positive, got {penalty}")
-        self.linear_scale_ = 1.0 / np.sqrt(penalty)
-        level_penalty = float(self.params["level_penalty"])
-        if level_penalty <= 0:
-            raise TrainingDataError(f"level_penalty must be positive, got {level_penalty}")
-        self.level_scale_ = 1.0 / np.sqrt(level_penalty)
+        self.linear_scale_ = self._column_scale("linear_penalty")
+        self.level_scale_ = self._column_scale("level_penalty")
         self.linear_by_offer_channel_ = bool(self.params["linear_by_offer_channel"])
         self.linear_arms_ = str(self.params["linear_arms"])
         if self.linear_arms_ not in ("both", "treated"):
@@ -358,6 +352,13 @@ class LogisticSLearner:
             solver="lbfgs",
         ).fit(self._matrix(X, treated), outcome)
         return self
+
+    def _column_scale(self, name: str) -> float:
+        """The column scale that makes a penalty factor ``name`` of the common L2 penalty."""
+        penalty = float(self.params[name])
+        if penalty <= 0:
+            raise TrainingDataError(f"{name} must be positive, got {penalty}")
+        return 1.0 / np.sqrt(penalty)
 
     def predict_arms(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """P(respond | treated), P(respond | control) per row."""
