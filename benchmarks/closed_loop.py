@@ -7,7 +7,10 @@ Per seed: generate the world, materialise the pipeline up to the models' scores,
 `run_loop` (decide → target → export → simulated answers → interaction_results →
 strategy_performance → retrain). Per cycle it prints contacts, response rate, the true
 incremental profit of the learned policy and of the oracle, propensity-only and random
-policies (same customers, caps, budgets and contact policy), and the regret.
+policies (same customers, caps, budgets, contact policy and control groups: each campaign
+holds out its control share of every policy's list with the same draw), and the regret;
+beside them, the oracle and propensity-only figures with no control group (every decided
+row treated), the ceiling if campaigns kept no hold-out.
 
 After the last cycle, on the last cycle's decision log (estimates from the log and the
 models only; true values from the world's truth, fatigue included, never shown to them):
@@ -40,9 +43,9 @@ keeps what the off-policy figures read on the last log (before the models learn 
 folder again (e.g. after a change to the estimators).
 
 Targets (issue 8): by the last cycle the learned policy captures ≥ 90 % of the oracle's
-incremental profit and beats propensity-only by more than the seed-to-seed noise; the
-off-policy estimate is within 10 % of the true value; the planted challenger's p < 0.05.
-The last line is one JSON object.
+incremental profit (under the same control groups) and beats propensity-only by more than
+the seed-to-seed noise; the off-policy estimate is within 10 % of the true value; the
+planted challenger's p < 0.05. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -496,7 +499,9 @@ def run_seed(
                 f"  cycle {figures.cycle} ({figures.decision_date}): {figures.contacts:,} "
                 f"contacts, learned {figures.incremental_profit:,.0f}, oracle "
                 f"{figures.oracle_profit:,.0f}, propensity-only {figures.propensity_profit:,.0f}"
-                f", random {figures.random_profit:,.0f}; seconds (wall/CPU) "
+                f", random {figures.random_profit:,.0f} (without control groups: oracle "
+                f"{figures.oracle_profit_without_controls:,.0f}, propensity-only "
+                f"{figures.propensity_profit_without_controls:,.0f}); seconds (wall/CPU) "
                 + ", ".join(
                     f"{step} {figures.seconds[step]:.1f}/{figures.seconds[step + '_cpu']:.1f}"
                     for step in ("decide", "respond", "ingest", "measure", "retrain")
@@ -559,6 +564,8 @@ def summarise(runs: list[dict]) -> dict:
     last = pd.DataFrame([run["cycles"][-1] for run in runs])
     share = last["oracle_share"].to_numpy(float)
     margin = (last["incremental_profit"] - last["propensity_profit"]).to_numpy(float)
+    profit = [sum(cycle["incremental_profit"] for cycle in run["cycles"]) for run in runs]
+    oracle = [sum(cycle["oracle_profit"] for cycle in run["cycles"]) for run in runs]
     noise = float(np.std(last["incremental_profit"], ddof=1)) if len(runs) > 1 else float("nan")
     ope_error = [run["ope_relative_error"] for run in runs]
     p_values = [run["challenger_p_value"] for run in runs]
@@ -577,7 +584,16 @@ def summarise(runs: list[dict]) -> dict:
             rule["low"] <= rule["true_difference"] <= rule["high"] for rule in rules
         ),
         "last_cycle_oracle_share": [round(value, 4) for value in share],
+        "last_cycle_oracle_share_without_controls": [
+            round(value, 4) for value in last["oracle_share_without_controls"]
+        ],
         "last_cycle_learned_minus_propensity": [round(value, 2) for value in margin],
+        "last_cycle_learned_minus_propensity_without_controls": [
+            round(value, 2)
+            for value in last["incremental_profit"] - last["propensity_profit_without_controls"]
+        ],
+        "all_cycles_learned_profit": [round(value, 2) for value in profit],
+        "all_cycles_oracle_share": [round(a / b, 4) for a, b in zip(profit, oracle, strict=True)],
         "run_to_run_sd_of_learned_profit": round(noise, 2),
         "ope_relative_error": [round(value, 4) for value in ope_error],
         "planted_challenger": [run["challenger_name"] for run in runs],

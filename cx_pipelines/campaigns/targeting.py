@@ -206,7 +206,7 @@ def _target_arm(
         volume_cap=np.floor(room / np.maximum(1 - share, 1e-9)),
     )
     choice = np.where(explored, plan.explored, result.choice)
-    choice = _fit_treated(choice, explored, control, objective, treated_capacity)
+    choice = fit_treated(choice, explored, control, objective, treated_capacity)
     # an explored customer's counterfactual: what the optimiser's prices would give it
     priced = np.c_[
         np.zeros(len(ids)), np.where(eligible, (1 - share) * objective - result.prices, -np.inf)
@@ -301,7 +301,7 @@ def _columns(columns: list[np.ndarray], size: int) -> np.ndarray:
     return np.column_stack(columns) if columns else np.zeros((size, 0), dtype=bool)
 
 
-def _fit_treated(choice, explored, control, value, capacity) -> np.ndarray:
+def fit_treated(choice, explored, control, value, capacity) -> np.ndarray:
     """Drop the lowest-value optimiser rows of a campaign until its treated rows fit."""
     choice = choice.copy()
     for j in range(control.shape[1]):

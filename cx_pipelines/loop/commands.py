@@ -18,6 +18,7 @@ REPORT_COLUMNS = {
     "oracle_profit": "oracle",
     "regret": "regret",
     "oracle_share": "of oracle",
+    "oracle_share_without_controls": "of oracle, no controls",
     "propensity_profit": "propensity-only",
     "random_profit": "random",
     "retrained": "retrained",

@@ -4,7 +4,19 @@ random and propensity-only policies it is compared with.
 Every policy is a value matrix (customers × campaigns, NaN where a customer is not
 eligible, which carries the contact policy) handed to the same optimiser,
 ``cx_pipelines.campaigns.optimiser.assign``, with the same costs, budgets and volume caps,
-so the policies differ only in what they believe a contact is worth:
+so the policies differ only in what they believe a contact is worth. Each runs twice:
+
+* **with the campaigns' control groups** (:func:`choose_with_controls`, the yardstick the
+  targets are judged on): as ``campaign_targets`` decides, the policy ranks its rows on
+  ``(1 - control_share) x value`` for the treated capacity over ``1 - control_share``, the
+  day's control draw (the same draw, per customer, campaign and date) holds its share of
+  them out, and the lowest-valued rows go until the treated ones fit. The control share is
+  part of a campaign's definition (a randomised hold-out the oracle cannot see into), so
+  every policy keeps it;
+* **without control groups** (:func:`choose`): every decided row treated, the best a
+  policy could do if the campaigns kept no hold-out (printed beside, never the target).
+
+What they believe a contact is worth:
 
 * **oracle**: the true incremental profit, ``margin × (p_treated − p_control) − cost``,
   from the world's truth (with the simulator's contact fatigue): the best any policy could
@@ -39,6 +51,7 @@ class CampaignEconomics:
     cost: np.ndarray
     budget: np.ndarray
     volume_cap: np.ndarray
+    control_share: np.ndarray  # the randomised hold-out of each campaign's decided rows
 
     def offer_codes(self) -> np.ndarray:
         return np.array([OFFER_TYPES.index(offer) for offer in self.offer_type])
@@ -120,3 +133,32 @@ def choose(values: np.ndarray, economics: CampaignEconomics) -> np.ndarray:
     return assign(
         values, cost=economics.cost, budget=economics.budget, volume_cap=economics.volume_cap
     ).choice
+
+
+def choose_with_controls(
+    values: np.ndarray, economics: CampaignEconomics, control: np.ndarray
+) -> np.ndarray:
+    """The treated choice (campaign index per customer, −1 none or held out) when each
+    campaign's decided rows keep its control group: ``control`` (customers × campaigns) is
+    the day's draw, ``uniform(customer, salt) < control_share`` (the module docstring)."""
+    from cx_pipelines.campaigns.optimiser import assign, capacities
+    from cx_pipelines.campaigns.targeting import fit_treated
+
+    customers, campaigns = values.shape
+    kept = 1 - economics.control_share
+    treated_capacity = capacities(
+        cost=economics.cost,
+        budget=economics.budget,
+        volume_cap=economics.volume_cap,
+        customers=customers,
+    )
+    decided = assign(
+        kept * values,
+        cost=np.zeros(campaigns),
+        budget=np.full(campaigns, np.inf),
+        volume_cap=np.floor(treated_capacity / np.maximum(kept, 1e-9)),
+    ).choice
+    no_exploration = np.zeros(customers, dtype=bool)
+    decided = fit_treated(decided, no_exploration, control, values, treated_capacity)
+    held_out = (decided >= 0) & control[np.arange(customers), np.maximum(decided, 0)]
+    return np.where(held_out, -1, decided)

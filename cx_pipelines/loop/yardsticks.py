@@ -3,7 +3,8 @@
 The learned policy is what the platform decided (its export runs' treated rows); the
 oracle, random and propensity-only policies (:mod:`cx_pipelines.loop.policies`) decide the
 same customers on the same date, with the same eligibility (campaign rules, contact
-policy, scored pairs), costs, budgets and volume caps, through the same optimiser. Every
+policy, scored pairs), costs, budgets, volume caps and control groups (the same draw),
+through the same optimiser; each also without control groups, beside it. Every
 policy is scored with the true incremental profit, including the simulator's contact
 fatigue from the contacts the loop has made so far (all policies face the same state).
 Where the learned policy loses against the oracle is in ``regret_breakdown``
@@ -37,10 +38,13 @@ class CycleFigures:
     control_response_rate: float  # realised, randomised controls
     revenue: float  # realised, treated contacts
     incremental_profit: float  # true expected, the learned policy's treated contacts
-    oracle_profit: float
+    oracle_profit: float  # the policies under the campaigns' control groups, as the learned
     random_profit: float
     propensity_profit: float
     oracle_contacts: int
+    oracle_profit_without_controls: float  # the policies with every decided row treated
+    random_profit_without_controls: float
+    propensity_profit_without_controls: float
     retrained: bool = False
     champions: str = ""  # the response models' champion versions after the cycle
     seconds: dict[str, float] = field(default_factory=dict)  # per step: wall and CPU seconds
@@ -55,8 +59,19 @@ class CycleFigures:
         """Share of the oracle's incremental profit the learned policy captured."""
         return self.incremental_profit / self.oracle_profit if self.oracle_profit else 0.0
 
+    @property
+    def oracle_share_without_controls(self) -> float:
+        """The same against the oracle that keeps no control group."""
+        best = self.oracle_profit_without_controls
+        return self.incremental_profit / best if best else 0.0
+
     def as_row(self) -> dict[str, object]:
-        return {**asdict(self), "regret": self.regret, "oracle_share": self.oracle_share}
+        return {
+            **asdict(self),
+            "regret": self.regret,
+            "oracle_share": self.oracle_share,
+            "oracle_share_without_controls": self.oracle_share_without_controls,
+        }
 
 
 def _rate(answers: pd.DataFrame, contacts: pd.Series) -> float:
@@ -99,11 +114,20 @@ def cycle_figures(
     )
     economics = inputs.economics
     increment = policies.true_increment(truth, ids, economics, recent=recent)
-    oracle = policies.choose(policies.oracle_values(increment, inputs.eligible), economics)
-    randomly = policies.choose(policies.random_values(inputs.eligible, seed=policy_seed), economics)
-    by_propensity = policies.choose(
-        policies.propensity_values(inputs.p_response, economics, inputs.eligible), economics
-    )
+    values = {
+        "oracle": policies.oracle_values(increment, inputs.eligible),
+        "random": policies.random_values(inputs.eligible, seed=policy_seed),
+        "propensity": policies.propensity_values(inputs.p_response, economics, inputs.eligible),
+    }
+    chosen = {
+        name: policies.choose_with_controls(value, economics, inputs.control)
+        for name, value in values.items()
+    }
+    earned = {name: policies.choice_value(increment, choice) for name, choice in chosen.items()}
+    without_controls = {
+        name: policies.choice_value(increment, policies.choose(value, economics))
+        for name, value in values.items()
+    }
     treated = decisions[decisions["group"] == "treated"] if len(decisions) else decisions
     control = decisions[decisions["group"] == "control"] if len(decisions) else decisions
     treated_answers = answers[answers["contact_id"].isin(treated.get("contact_id", []))]
@@ -117,13 +141,16 @@ def cycle_figures(
         control_response_rate=_rate(answers, control.get("contact_id", pd.Series(dtype=object))),
         revenue=float(treated_answers["revenue"].sum()) if len(treated_answers) else 0.0,
         incremental_profit=learned_value(decisions, increment, inputs) if len(decisions) else 0.0,
-        oracle_profit=policies.choice_value(increment, oracle),
-        random_profit=policies.choice_value(increment, randomly),
-        propensity_profit=policies.choice_value(increment, by_propensity),
-        oracle_contacts=int((oracle >= 0).sum()),
+        oracle_profit=earned["oracle"],
+        random_profit=earned["random"],
+        propensity_profit=earned["propensity"],
+        oracle_contacts=int((chosen["oracle"] >= 0).sum()),
+        oracle_profit_without_controls=without_controls["oracle"],
+        random_profit_without_controls=without_controls["random"],
+        propensity_profit_without_controls=without_controls["propensity"],
         regret_breakdown=regret.regret_breakdown(
             increment=increment,
-            oracle_choice=oracle,
+            oracle_choice=chosen["oracle"],
             decisions=decisions,
             customer_ids=ids,
             economics=economics,

@@ -209,7 +209,7 @@ def _fit_one_row_at_a_time(choice, explored, control, value, capacity):
 
 
 def test_the_vectorised_capacity_repair_equals_dropping_rows_one_at_a_time() -> None:
-    from cx_pipelines.campaigns.targeting import _fit_treated
+    from cx_pipelines.campaigns.targeting import fit_treated
 
     repaired = 0
     for seed in range(200):
@@ -221,7 +221,7 @@ def test_the_vectorised_capacity_repair_equals_dropping_rows_one_at_a_time() -> 
         value = np.round(rng.normal(size=(customers, campaigns)), 1)  # ties included
         value[rng.random((customers, campaigns)) < 0.1] = np.nan
         capacity = rng.integers(0, customers // campaigns + 2, campaigns).astype(float)
-        fast = _fit_treated(choice, explored, control, value, capacity)
+        fast = fit_treated(choice, explored, control, value, capacity)
         assert np.array_equal(
             fast, _fit_one_row_at_a_time(choice, explored, control, value, capacity)
         )

@@ -43,9 +43,14 @@ def test_every_cycle_decides_answers_and_is_measured(looped):
     assert list(table["decision_date"]) == ["2026-10-01", "2026-10-08"]
     assert (table["contacts"] > 0).all() and (table["controls"] > 0).all()
     for row in table.itertuples():
-        # the oracle maximises the true value under the same caps: nobody beats it
+        # the oracle maximises the true value under the same caps and control groups
         best_other = max(row.incremental_profit, row.random_profit, row.propensity_profit)
         assert row.oracle_profit >= best_other - 1e-6 * abs(row.oracle_profit)
+        # and the hold-out costs every policy: without it the oracle does better still
+        best = row.oracle_profit_without_controls
+        others = (row.random_profit_without_controls, row.propensity_profit_without_controls)
+        assert best > max(row.oracle_profit, *others)
+        assert row.oracle_share_without_controls < row.oracle_share
         assert row.regret == pytest.approx(row.oracle_profit - row.incremental_profit)
         # where it lies: the decomposition's parts add up to the same regret
         split = row.regret_breakdown

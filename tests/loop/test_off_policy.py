@@ -19,6 +19,7 @@ ECONOMICS = CampaignEconomics(
     cost=np.array([3.0, 4.0, 2.0]),
     budget=np.full(3, np.inf),
     volume_cap=np.full(3, np.inf),
+    control_share=np.full(3, 0.1),
 )
 MARGIN = dict(zip(ECONOMICS.campaign_id, ECONOMICS.margin, strict=True))
 COST = dict(zip(ECONOMICS.campaign_id, ECONOMICS.cost, strict=True))

@@ -19,6 +19,7 @@ ECONOMICS = CampaignEconomics(
     cost=np.array([1.0, 2.0]),
     budget=np.full(2, np.inf),
     volume_cap=np.full(2, np.inf),
+    control_share=np.full(2, 0.1),
 )
 IDS = np.array([10, 11, 12, 13, 14, 15])
 # true incremental profit of customer (row) x campaign (column)
