@@ -11,7 +11,7 @@ One cycle on decision date ``d`` (``CX_DECISION_DATE``, advanced by ``cycle_days
 3. **ingest → report**: one Dagster run of ``interaction_results`` (matched to the
    decisions) and ``strategy_performance``;
 4. **yardsticks**: the cycle's true incremental profit and that of the oracle, random and
-   propensity-only policies on the same customers, caps and contact policy
+   propensity-only policies on the same customers, caps, contact policy and control groups
    (:mod:`cx_pipelines.loop.yardsticks`);
 5. **retrain**: when the retraining sensor's rule says enough results are new
    (``retraining_request``), one Dagster run of the ``model_retraining`` job's assets
