@@ -240,7 +240,7 @@ class LogisticSLearner:
     def _with_offered_product(self, X: pd.DataFrame) -> pd.DataFrame:
         """``X`` with :data:`OFFERED_PRODUCT` when ``offered_product`` maps offers to their
         holding columns (module docstring), else as it is."""
-        mapping = self.params["offered_product"]
+        mapping = self.params.get("offered_product")  # none in a model pickled before it
         if not mapping:
             return X
         if not isinstance(mapping, dict) or not all(
