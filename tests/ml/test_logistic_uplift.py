@@ -261,3 +261,12 @@ def test_offered_product_names_columns_the_rows_have(spec):
         TrainingDataError, match=r"offered_product needs the columns \['holds_card'\]"
     ):
         fit_uplift_model(train, wrong)
+
+
+def test_a_model_fitted_before_offered_product_existed_still_predicts(spec):
+    train = campaigns(3_000, seed=9)
+    model = fit_uplift_model(train, spec, random_state=0)
+    expected = model.predict(train)
+    learner = model.components_["logistic"][0]
+    del learner.params["offered_product"]  # as a model pickled before the parameter
+    np.testing.assert_allclose(model.predict(train), expected)
