@@ -50,6 +50,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+OFFERED_PRODUCT = {
+    "credit_card": "holds_credit_card",
+    "personal_loan": "holds_personal_loan",
+    "savings": "holds_savings",
+    "mortgage": "holds_mortgage",
+}  # each offer's holding column (overdraft: none, it is not a product one holds)
 VARIANTS = {
     "shipped": {},
     "uncalibrated": {"calibration": "none"},
@@ -65,6 +71,8 @@ VARIANTS = {
     "C=10": {"C": 10.0},
     "C-by-cv": {"C": [0.03, 0.1, 0.3, 1.0]},
     "C-by-cv+calibrated": {"C": [0.03, 0.1, 0.3, 1.0], "calibration": "offer_channel"},
+    "offered-product": {"offered_product": OFFERED_PRODUCT},
+    "offered-product+level=0.1": {"offered_product": OFFERED_PRODUCT, "level_penalty": 0.1},
 }
 
 

@@ -46,6 +46,16 @@ penalised ``level_penalty`` times as much as the rest (the same column scaling a
 ``linear_penalty``); the interactions keep the common penalty. A level learned from few
 rows (a pair only explored) is then shrunk less too, so the setting is measured in the loop
 (models/uplift.yaml).
+
+Why ``offered_product``: whether the customer already holds the product on offer is one
+attribute whose column depends on the row's offer (``holds_mortgage`` for a mortgage offer,
+``holds_credit_card`` for a card). Through ``offer ⊗ x`` alone each offer must learn it from
+its own rows, and a rare offer's interactions are shrunk towards nothing; a common
+``holds_card`` slope in ``c·x`` applies to every offer, so what a card holder does with a
+mortgage offer is learned as a card effect. ``offered_product`` maps each offer level to its
+holding column, and the rows gain ``holds_offered_product`` (0 for an offer it does not
+name), one 0/1 column of ``x`` like any other: its common slopes pool every offer's rows,
+its offer-specific ones keep what differs.
 """
 
 from __future__ import annotations
@@ -79,6 +89,7 @@ LOGISTIC_PARAMETERS = (
     "linear_arms",
     "linear_by_offer_channel",
     "level_penalty",
+    "offered_product",
     "calibration",
     "calibration_folds",
 )
@@ -93,9 +104,13 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "linear_arms": "both",
     "linear_by_offer_channel": True,
     "level_penalty": 1.0,
+    "offered_product": {},
     "calibration": "none",
     "calibration_folds": 3,
 }
+
+
+OFFERED_PRODUCT = "holds_offered_product"
 
 
 def _is_binary(column: pd.Series) -> bool:
@@ -222,11 +237,34 @@ class LogisticSLearner:
     def _by(self, X: pd.DataFrame) -> list[str]:
         return [c for c in (self.offer, self.channel) if c in self.design_.categorical_]
 
+    def _with_offered_product(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with :data:`OFFERED_PRODUCT` when ``offered_product`` maps offers to their
+        holding columns (module docstring), else as it is."""
+        mapping = self.params.get("offered_product")  # none in a model pickled before it
+        if not mapping:
+            return X
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise TrainingDataError(
+                f"offered_product must map offer levels to holding columns, got {mapping!r}"
+            )
+        missing = sorted({self.offer, *mapping.values()} - set(X.columns))
+        if missing:
+            raise TrainingDataError(f"offered_product needs the columns {missing}")
+        offers = X[self.offer].astype(str).to_numpy()
+        held = np.zeros(len(X))
+        for offer, column in mapping.items():
+            mine = offers == offer
+            held[mine] = pd.to_numeric(X[column], errors="coerce").fillna(0.0).to_numpy()[mine]
+        return X.assign(**{OFFERED_PRODUCT: held})
+
     def _matrix(self, X: pd.DataFrame, treated: np.ndarray) -> sp.csr_matrix:
         # The linear columns' common slopes (main and treatment) get the lighter penalty; their
         # offer- and channel-specific slopes keep the common one. The levels (the offer and
         # channel one-hots of both arms, the treatment's intercept) get level_penalty's.
         scale = getattr(self, "linear_scale_", 1.0)
+        X = self._with_offered_product(X)
         by = self._by(X)
         level_scale = getattr(self, "level_scale_", 1.0)
         leveled = {"scaled": by, "level_scale": level_scale}
@@ -344,7 +382,7 @@ class LogisticSLearner:
             categorical=self.categorical,
             linear=tuple(self.params["linear"]),
             n_knots=int(self.params["n_knots"]),
-        ).fit(X)
+        ).fit(self._with_offered_product(X))
         self.regression_ = LogisticRegression(
             C=C,
             max_iter=int(self.params["max_iter"]),
