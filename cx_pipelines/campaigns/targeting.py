@@ -53,6 +53,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
 from cx_pipelines.campaigns.catalog import Campaign
 from cx_pipelines.campaigns.draws import contact_ids, uniform
@@ -72,6 +73,8 @@ class TargetingSettings:
     mature_positives: int = 50
     exploration_per_customer: float = 0.5
     explore_worthwhile_only: bool = True
+    thompson_scale: float = 0.0
+    thompson_draws: int = 16
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,11 @@ def _target_arm(
         minlength=len(active),
     )
     room = np.maximum(treated_capacity - explored_treated, 0)
+    draws = None
+    if value_kind == "uplift" and settings.thompson_scale > 0:
+        spread = score_matrix(scores, ids, active, "uplift_sd")
+        draws = thompson_draws(ids, active, uplift, spread, settings)
+        objective = draws.uplift[draws.pick, np.arange(len(ids))] * margin - cost
     decided_value = np.where(eligible & ~explored[:, None], (1 - share) * objective, np.nan)
     result = assign(
         decided_value,
@@ -207,15 +215,24 @@ def _target_arm(
     )
     choice = np.where(explored, plan.explored, result.choice)
     choice = fit_treated(choice, explored, control, objective, treated_capacity)
-    # an explored customer's counterfactual: what the optimiser's prices would give it
-    priced = np.c_[
-        np.zeros(len(ids)), np.where(eligible, (1 - share) * objective - result.prices, -np.inf)
-    ]
-    greedy = np.where(explored, priced.argmax(axis=1) - 1, result.choice)
+
+    # the campaign the optimiser's prices give a customer (an explored one's counterfactual)
+    def priced(values: np.ndarray) -> np.ndarray:
+        net = np.where(eligible, (1 - share) * values - result.prices, -np.inf)
+        return np.c_[np.zeros(len(ids)), net].argmax(axis=1) - 1
+
+    own = np.where(explored, priced(objective), result.choice)
+    greedy = _one_hot(own, len(active))
+    if draws is not None:  # over every draw the customer could have had; its own gave `own`
+        greedy = np.mean(
+            [_one_hot(np.where(draws.pick == k, own, priced(u * margin - cost)), len(active))
+             for k, u in enumerate(draws.uplift)],
+            axis=0,
+        )  # fmt: skip
     targets = _rows(
         active, ids, choice, explored, control, plan, greedy,
         propensity=propensity, uplift=uplift, value=value, objective=objective,
-        prices=result.prices,
+        prices=result.prices, draws=draws,
         run_key=run_key, day=day, strategy_hash=strategy_hash, model_versions=model_versions,
     )  # fmt: skip
     summary = _summary(active, campaigns, targets, allowed, policy.reasons, plan, treated_capacity)
@@ -301,6 +318,55 @@ def _columns(columns: list[np.ndarray], size: int) -> np.ndarray:
     return np.column_stack(columns) if columns else np.zeros((size, 0), dtype=bool)
 
 
+@dataclass(frozen=True)
+class ThompsonDraws:
+    uplift: np.ndarray  # draws x customers x campaigns: the uplift under each posterior draw
+    pick: np.ndarray  # (customers,) the draw each customer is decided on
+    spread: np.ndarray  # customers x campaigns: the posterior sd used (0 where unknown)
+
+
+def thompson_draws(
+    ids: np.ndarray,
+    active: list[Campaign],
+    uplift: np.ndarray,
+    spread: np.ndarray,
+    settings: TargetingSettings,
+) -> ThompsonDraws:
+    """``thompson_draws`` draws of every customer's uplift from ``N(uplift, (scale x sd)^2)``
+    and one of them picked per customer, all from :func:`.draws.uniform` salted with the
+    decision date (step 4 of the module docstring)."""
+    if settings.thompson_scale < 0 or settings.thompson_draws < 1:
+        raise ValueError(
+            f"thompson_scale must be at least 0 and thompson_draws at least 1, got "
+            f"{settings.thompson_scale} and {settings.thompson_draws}"
+        )
+    day = settings.decision_date.isoformat()
+    spread = np.where(np.isfinite(spread), spread, 0.0)
+    normal = np.stack(
+        [
+            np.column_stack(
+                [ndtri(np.clip(uniform(ids, f"thompson:{day}:{c.salt}:{k}"), 1e-12, 1 - 1e-12))
+                 for c in active]
+            ).reshape(len(ids), len(active))
+            for k in range(settings.thompson_draws)
+        ]
+    )  # fmt: skip
+    pick = np.minimum(
+        (uniform(ids, f"thompson:{day}") * settings.thompson_draws).astype(np.int64),
+        settings.thompson_draws - 1,
+    )
+    drawn = uplift[None, :, :] + settings.thompson_scale * spread[None, :, :] * normal
+    return ThompsonDraws(uplift=drawn, pick=pick, spread=spread)
+
+
+def _one_hot(choice: np.ndarray, campaigns: int) -> np.ndarray:
+    """customers x campaigns: 1 at each customer's campaign (none for -1)."""
+    matrix = np.zeros((len(choice), campaigns))
+    chosen = np.flatnonzero(choice >= 0)
+    matrix[chosen, choice[chosen]] = 1.0
+    return matrix
+
+
 def fit_treated(choice, explored, control, value, capacity) -> np.ndarray:
     """Drop the lowest-value optimiser rows of a campaign until its treated rows fit."""
     choice = choice.copy()
@@ -327,9 +393,15 @@ def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd
         value = context["value"][members, j]
         in_control = control[members, j]
         q = plan.probability[members, j]
-        base = q + (1 - plan.probability[members].sum(axis=1)) * (greedy[members] == j)
+        base = q + (1 - plan.probability[members].sum(axis=1)) * greedy[members, j]
         arm = np.where(in_control, campaign.control_share, 1 - campaign.control_share)
         is_explored = explored[members]
+        draws = context["draws"]
+        drawn = (
+            draws.uplift[draws.pick[members], members, j] if draws is not None
+            else np.full(len(members), np.nan)
+        )  # fmt: skip
+        spread = draws.spread[members, j] if draws is not None else drawn
         trace = [
             json.dumps(
                 {
@@ -343,10 +415,14 @@ def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd
                     "exploration_probability": round(float(p), 6),
                     "control_share": campaign.control_share,
                     "campaign_file": f"{campaign.file}@{campaign.content_hash}",
-                },
+                }
+                | (
+                    {"thompson": {"uplift_draw": round(float(d), 6), "uplift_sd": round(float(sd), 6)}}
+                    if draws is not None else {}
+                ),
                 sort_keys=True,
             )
-            for e, v, p in zip(is_explored, value, q, strict=True)
+            for e, v, p, d, sd in zip(is_explored, value, q, drawn, spread, strict=True)
         ]
         frames.append(
             pd.DataFrame(

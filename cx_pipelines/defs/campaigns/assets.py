@@ -53,6 +53,8 @@ class CampaignSettings(dg.ConfigurableResource):
     exploration_share: float = 0.1
     mature_positives: int = 50
     exploration_per_customer: float = 0.5
+    thompson_scale: float = 1.0  # 0 = rank on the posterior mean uplift (no Thompson draws)
+    thompson_draws: int = 16
     exports_directory: str = ""  # default: $CX_HOME/exports
 
     def folder(self, strategies: StrategyRepository) -> Path:
@@ -235,6 +237,8 @@ def campaign_targets(
         exploration_share=campaign_settings.exploration_share,
         mature_positives=campaign_settings.mature_positives,
         exploration_per_customer=campaign_settings.exploration_per_customer,
+        thompson_scale=campaign_settings.thompson_scale,
+        thompson_draws=campaign_settings.thompson_draws,
     )
     experiment, arm_scores, experiment_inputs = load_experiment(
         campaign_settings.experiments_folder(strategies), decision_date

@@ -1,7 +1,8 @@
 """``customer_scores``: every model's output joined per customer, with the versions used.
 
 Columns: ``propensity__<offer>__<channel>`` and ``uplift__<offer>__<channel>`` for every
-offer type × channel, ``attrition_risk``, ``probability_ever_again`` (hit-and-run),
+offer type × channel, ``uplift_sd__<offer>__<channel>`` (the posterior standard deviation of
+the uplift, null for a model without a posterior; targeting's Thompson draws read it), ``attrition_risk``, ``probability_ever_again`` (hit-and-run),
 ``dormant_account_reactivation`` (best dormant account), the spend forecast
 (``expected_transactions``, ``expected_spend``, ``clv``, ``probability_alive``),
 ``<model>_model_version`` (``cx_propensity/3``) and ``<score>_mlflow_run`` for the BTYD
@@ -168,12 +169,13 @@ def customer_scores(
             training_data.RECENCY_FEATURE: features[training_data.RECENCY_FEATURE].to_numpy(),
         }
     )
-    for name, scorer in (
-        ("propensity", propensity.score_offer_channels),
-        ("uplift", uplift.score_offer_channels),
+    for prefix, name, scorer in (
+        ("propensity", "propensity", propensity.score_offer_channels),
+        ("uplift", "uplift", uplift.score_offer_channels),
+        ("uplift_sd", "uplift", uplift.score_offer_channel_spread),
     ):
         if models[name] is None:
-            for column in offer_channel_columns(name):
+            for column in offer_channel_columns(prefix):
                 frame[column] = np.nan
             continue
         frame = frame.merge(

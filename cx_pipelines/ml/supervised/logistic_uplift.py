@@ -66,6 +66,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.linalg import solve_triangular
+from scipy.special import expit as _logistic
 from sklearn.base import BaseEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -389,7 +391,50 @@ class LogisticSLearner:
             tol=float(self.params["tol"]),
             solver="lbfgs",
         ).fit(self._matrix(X, treated), outcome)
+        self.posterior_ = self._posterior(self._matrix(X, treated), C)
         return self
+
+    def _posterior(self, matrix: sp.csr_matrix, C: float) -> np.ndarray:
+        """Upper Cholesky factor ``R`` of the posterior precision ``H = R'R`` at the fitted
+        coefficients (Laplace approximation; module docstring): ``X̃' W X̃ + I / C`` with
+        ``X̃ = [X, 1]``, ``W`` the fitted ``p (1 - p)``, no prior on the intercept."""
+        design = sp.hstack([matrix, np.ones((matrix.shape[0], 1))], format="csr")
+        fitted = self.regression_.predict_proba(matrix)[:, 1]
+        weighted = design.multiply((fitted * (1.0 - fitted))[:, None]).tocsr()
+        precision = np.asarray((design.T @ weighted).todense())
+        prior = np.full(design.shape[1], 1.0 / C)
+        prior[-1] = 1e-8  # the intercept is not penalised (lbfgs)
+        precision[np.diag_indices_from(precision)] += prior
+        return np.linalg.cholesky(precision).T
+
+    def coefficient_draws(self, draws: int, *, seed: int) -> np.ndarray:
+        """``draws`` coefficient vectors (with the intercept last, columns) from the Laplace
+        posterior ``N(fitted, H^-1)``; None for a model pickled before the posterior existed."""
+        factor = getattr(self, "posterior_", None)
+        if factor is None:
+            return None
+        fitted = np.r_[self.regression_.coef_[0], self.regression_.intercept_[0]]
+        noise = np.random.default_rng(seed).standard_normal((len(fitted), draws))
+        return fitted[:, None] + solve_triangular(factor, noise, lower=False)
+
+    def uplift_spread(
+        self, X: pd.DataFrame, *, draws: int = 32, seed: int = 0, chunk: int = 100_000
+    ) -> np.ndarray:
+        """Posterior standard deviation of each row's uplift ``p(x, 1) - p(x, 0)``: its
+        spread over ``draws`` coefficient draws (:meth:`coefficient_draws`). NaN for a model
+        without a posterior. The spread is of the uncalibrated arms."""
+        coefficients = self.coefficient_draws(draws, seed=seed)
+        if coefficients is None:
+            return np.full(len(X), np.nan)
+        slopes, intercept = coefficients[:-1], coefficients[-1]
+        spread = np.empty(len(X))
+        for start in range(0, len(X), chunk):
+            part = X.iloc[start : start + chunk].reset_index(drop=True)
+            ones, zeros = np.ones(len(part)), np.zeros(len(part))
+            treated = _logistic(self._matrix(part, ones) @ slopes + intercept)
+            control = _logistic(self._matrix(part, zeros) @ slopes + intercept)
+            spread[start : start + len(part)] = (treated - control).std(axis=1)
+        return spread
 
     def _column_scale(self, name: str) -> float:
         """The column scale that makes a penalty factor ``name`` of the common L2 penalty."""

@@ -263,6 +263,16 @@ class UpliftModel(FittedModel, BaseEstimator):
             raise TrainingDataError("the uplift model produced NaN; check the inputs")
         return uplift
 
+    def predict_spread(self, X: pd.DataFrame) -> np.ndarray:
+        """Posterior standard deviation of the uplift per row (the logistic s-learner's
+        Laplace posterior); NaN for the boosted learners, which have none."""
+        check_is_fitted(self, "components_")
+        if self.learner != "logistic_s_learner":
+            return np.full(len(X), np.nan)
+        with training_threads():
+            logistic = self.components_["logistic"][0]
+            return logistic.uplift_spread(self.input_frame(X), seed=self.random_state)
+
     def predict_arms(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Response probability with and without treatment (outcome models of the first stage)."""
         check_is_fitted(self, "components_")
@@ -361,4 +371,19 @@ def score_offer_channels(
     """One row per customer, one column ``<prefix>__<offer>__<channel>`` per combination."""
     return stacked_offer_channel_scores(
         model.predict, customers, offer_types=offer_types, channels=channels, prefix=prefix
+    )
+
+
+def score_offer_channel_spread(
+    model: UpliftModel,
+    customers: pd.DataFrame,
+    *,
+    offer_types: Sequence[str],
+    channels: Sequence[str],
+    prefix: str = "uplift_sd",
+) -> pd.DataFrame:
+    """The posterior standard deviation of every ``uplift__<offer>__<channel>`` score, as
+    ``<prefix>__<offer>__<channel>`` (:meth:`UpliftModel.predict_spread`)."""
+    return stacked_offer_channel_scores(
+        model.predict_spread, customers, offer_types=offer_types, channels=channels, prefix=prefix
     )
