@@ -17,6 +17,17 @@ For the campaigns active on the decision date:
    ``(1 - control_share) x value`` under the treated-contact capacity left after
    exploration (budget folded to contacts), expressed in decided rows. The certified
    gap reported (``summary["gap"]``, the asset's ``certified_gap``) is this problem's.
+   **Thompson draws** (``thompson_scale > 0``): the uplift the optimiser ranks on is not
+   the model's posterior mean but one draw of it, ``uplift + scale x sd x z``, with ``sd``
+   the model's posterior standard deviation of the row's uplift (``uplift_sd__<offer>__
+   <channel>`` in the scores; 0 where the model has none) and ``z`` standard normal. Each
+   customer has ``thompson_draws`` draws per campaign (``z = ndtri(uniform(customer,
+   "thompson:<date>:<campaign salt>:<k>"))``) and is decided on the ``k``-th, ``k`` drawn
+   uniformly per customer and date. A customer the model is unsure of is sometimes ranked
+   as if the model underrated it, so the loop contacts it and learns; where the model is
+   sure, the draw is the mean (Thompson 1933; Chapelle & Li 2011). The row keeps the mean
+   uplift and value; its trace has the draw and the sd. The draw is made again on every
+   decision date, so a customer passed over once is not passed over for good.
 5. **Controls**: a decided row is control when ``uniform(customer_id, control_salt) <
    control_share`` (:mod:`.draws`), with ``control_salt = f"{campaign.salt}@{decision
    date}"`` (:func:`control_salt`) — fixed per customer, campaign and decision date (a re-run
@@ -31,7 +42,11 @@ For the campaigns active on the decision date:
 6. **Selection probability** of a row (customer ``i``, campaign ``j``, its arm) is
    ``(q_ij + (1 - sum_k q_ik) * [g_i = j]) * P(arm)``: ``q`` the exploration
    probabilities, ``g_i`` the campaign the optimiser's prices give ``i`` (its choice,
-   or for an explored customer the best positive ``value - price``).
+   or for an explored customer the best positive ``value - price``). With Thompson draws
+   ``[g_i = j]`` becomes the share of the customer's draws under which ``g_i = j``: its own
+   draw gives its choice, every other draw the best positive ``value - price`` under that
+   draw (the prices are the run's). As the draw is uniform over the customer's draws, this
+   is the probability of the logged choice given the prices.
 7. **Experiment** (:mod:`.experiment`): with a champion/challenger experiment active on the
    date, steps 1–6 run per arm on the arm's customers, with the arm's share of every cap,
    the arm's scores and value (``uplift``, or ``propensity``: ``p_response x margin -
@@ -75,6 +90,13 @@ class TargetingSettings:
     explore_worthwhile_only: bool = True
     thompson_scale: float = 0.0
     thompson_draws: int = 16
+
+    def __post_init__(self) -> None:
+        if self.thompson_scale < 0 or self.thompson_draws < 1:
+            raise ValueError(
+                f"thompson_scale must be at least 0 and thompson_draws at least 1, got "
+                f"{self.thompson_scale} and {self.thompson_draws}"
+            )
 
 
 @dataclass(frozen=True)
@@ -335,11 +357,6 @@ def thompson_draws(
     """``thompson_draws`` draws of every customer's uplift from ``N(uplift, (scale x sd)^2)``
     and one of them picked per customer, all from :func:`.draws.uniform` salted with the
     decision date (step 4 of the module docstring)."""
-    if settings.thompson_scale < 0 or settings.thompson_draws < 1:
-        raise ValueError(
-            f"thompson_scale must be at least 0 and thompson_draws at least 1, got "
-            f"{settings.thompson_scale} and {settings.thompson_draws}"
-        )
     day = settings.decision_date.isoformat()
     spread = np.where(np.isfinite(spread), spread, 0.0)
     normal = np.stack(
@@ -384,6 +401,13 @@ def fit_treated(choice, explored, control, value, capacity) -> np.ndarray:
     return choice
 
 
+def _thompson_trace(draws: ThompsonDraws | None, drawn: float, spread: float) -> dict:
+    if draws is None:
+        return {}
+    figures = {"uplift_draw": round(float(drawn), 6), "uplift_sd": round(float(spread), 6)}
+    return {"thompson": figures}
+
+
 def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd.DataFrame:
     frames = []
     for j, campaign in enumerate(active):
@@ -416,10 +440,7 @@ def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd
                     "control_share": campaign.control_share,
                     "campaign_file": f"{campaign.file}@{campaign.content_hash}",
                 }
-                | (
-                    {"thompson": {"uplift_draw": round(float(d), 6), "uplift_sd": round(float(sd), 6)}}
-                    if draws is not None else {}
-                ),
+                | _thompson_trace(draws, d, sd),
                 sort_keys=True,
             )
             for e, v, p, d, sd in zip(is_explored, value, q, drawn, spread, strict=True)

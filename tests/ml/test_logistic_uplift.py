@@ -270,3 +270,36 @@ def test_a_model_fitted_before_offered_product_existed_still_predicts(spec):
     learner = model.components_["logistic"][0]
     del learner.params["offered_product"]  # as a model pickled before the parameter
     np.testing.assert_allclose(model.predict(train), expected)
+
+
+def test_the_posterior_spread_follows_the_refits_and_covers_the_truth(spec):
+    """The Laplace posterior's sd of a row's uplift is about the spread of the model refitted
+    on fresh samples, larger on a pair without history, and +- 2 sd covers the true uplift."""
+    test = campaigns(3_000, seed=99)
+    inputs = test[["offer_type", "channel", "customer_type", "age"]]
+    fitted = [
+        fit_uplift_model(campaigns(8_000, seed=seed, without=("loan", "web")), spec)
+        for seed in range(8)
+    ]
+    predictions = np.array([model.predict(inputs) for model in fitted])
+    spreads = np.array([model.predict_spread(inputs) for model in fitted])
+    assert 0.7 < np.median(spreads.mean(axis=0) / predictions.std(axis=0)) < 1.6
+    unseen = ((test["offer_type"] == "loan") & (test["channel"] == "web")).to_numpy()
+    assert spreads[:, unseen].mean() > 1.3 * spreads[:, ~unseen].mean()
+    covered = np.abs(predictions - test["true_uplift"].to_numpy()) < 2 * spreads
+    assert covered.mean() > 0.85
+    np.testing.assert_array_equal(fitted[0].predict_spread(inputs), spreads[0])  # seeded
+
+
+def test_a_model_without_a_posterior_has_no_spread(spec):
+    train = campaigns(3_000, seed=10)
+    model = fit_uplift_model(train, spec, random_state=0)
+    del model.components_["logistic"][0].posterior_  # as a model pickled before it existed
+    assert np.isnan(model.predict_spread(train)).all()
+    boosted = UpliftModel(
+        learner="s_learner", categorical_features=("offer_type", "channel", "customer_type"),
+        booster_params={"max_iter": 20}, random_state=0,
+    )  # fmt: skip
+    columns = ["offer_type", "channel", "customer_type", "age"]
+    boosted.fit(train[columns], train["responded"], treatment=train["treated"])
+    assert np.isnan(boosted.predict_spread(train[columns])).all()

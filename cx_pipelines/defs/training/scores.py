@@ -2,7 +2,8 @@
 
 Columns: ``propensity__<offer>__<channel>`` and ``uplift__<offer>__<channel>`` for every
 offer type × channel, ``uplift_sd__<offer>__<channel>`` (the posterior standard deviation of
-the uplift, null for a model without a posterior; targeting's Thompson draws read it), ``attrition_risk``, ``probability_ever_again`` (hit-and-run),
+the uplift, null for a model without a posterior; targeting's Thompson draws read it),
+``attrition_risk``, ``probability_ever_again`` (hit-and-run),
 ``dormant_account_reactivation`` (best dormant account), the spend forecast
 (``expected_transactions``, ``expected_spend``, ``clv``, ``probability_alive``),
 ``<model>_model_version`` (``cx_propensity/3``) and ``<score>_mlflow_run`` for the BTYD

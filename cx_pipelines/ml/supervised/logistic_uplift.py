@@ -56,6 +56,15 @@ mortgage offer is learned as a card effect. ``offered_product`` maps each offer 
 holding column, and the rows gain ``holds_offered_product`` (0 for an offer it does not
 name), one 0/1 column of ``x`` like any other: its common slopes pool every offer's rows,
 its offer-specific ones keep what differs.
+
+Why a posterior (:meth:`LogisticSLearner.uplift_spread`): targeting's Thompson draws need
+how sure the model is of each row's uplift. The L2-penalised fit is the mode of a posterior
+with a ``N(0, C)`` prior on every coefficient (the scaled columns' prior is ``C`` in their
+scale) and a flat one on the intercept; its Laplace approximation is ``N(fitted, H^-1)``
+with ``H = X̃' W X̃ + I / C`` the negative log posterior's Hessian at the fit
+(Bishop 2006, §4.4). The fit keeps ``H``'s Cholesky factor; the spread of a row is the
+standard deviation of ``p(x, 1) - p(x, 0)`` over seeded coefficient draws. A pair with
+little history, or a customer unlike the contacted ones, has a wide spread.
 """
 
 from __future__ import annotations
