@@ -277,8 +277,9 @@ def test_the_posterior_spread_follows_the_refits_and_covers_the_truth(spec):
     on fresh samples, larger on a pair without history, and +- 2 sd covers the true uplift."""
     test = campaigns(3_000, seed=99)
     inputs = test[["offer_type", "channel", "customer_type", "age"]]
+    spreading = dataclasses.replace(spec, estimator_params={"C": 1.0, "spread_draws": 32})
     fitted = [
-        fit_uplift_model(campaigns(8_000, seed=seed, without=("loan", "web")), spec)
+        fit_uplift_model(campaigns(8_000, seed=seed, without=("loan", "web")), spreading)
         for seed in range(8)
     ]
     predictions = np.array([model.predict(inputs) for model in fitted])
@@ -291,10 +292,15 @@ def test_the_posterior_spread_follows_the_refits_and_covers_the_truth(spec):
     np.testing.assert_array_equal(fitted[0].predict_spread(inputs), spreads[0])  # seeded
 
 
-def test_a_model_without_a_posterior_has_no_spread(spec):
+def test_a_model_without_a_posterior_or_spread_draws_has_no_spread(spec):
     train = campaigns(3_000, seed=10)
-    model = fit_uplift_model(train, spec, random_state=0)
+    assert not fit_uplift_model(train, spec).reports_spread  # spread_draws 0, the default
+    assert np.isnan(fit_uplift_model(train, spec).predict_spread(train)).all()
+    spreading = dataclasses.replace(spec, estimator_params={"C": 1.0, "spread_draws": 8})
+    model = fit_uplift_model(train, spreading, random_state=0)
+    assert model.reports_spread and (model.predict_spread(train) > 0).all()
     del model.components_["logistic"][0].posterior_  # as a model pickled before it existed
+    assert not model.reports_spread
     assert np.isnan(model.predict_spread(train)).all()
     boosted = UpliftModel(
         learner="s_learner", categorical_features=("offer_type", "channel", "customer_type"),
@@ -303,3 +309,9 @@ def test_a_model_without_a_posterior_has_no_spread(spec):
     columns = ["offer_type", "channel", "customer_type", "age"]
     boosted.fit(train[columns], train["responded"], treatment=train["treated"])
     assert np.isnan(boosted.predict_spread(train[columns])).all()
+
+
+def test_spread_draws_must_be_a_whole_number(spec):
+    wrong = dataclasses.replace(spec, estimator_params={"C": 1.0, "spread_draws": -4})
+    with pytest.raises(TrainingDataError, match=r"spread_draws must be a whole number >= 0"):
+        fit_uplift_model(campaigns(2_000, seed=11), wrong)

@@ -20,12 +20,17 @@ PROPENSITY = "cx_propensity"
 
 
 def _worse_models(folder: Path) -> Path:
-    """A copy of models/ whose propensity spec only sees the customer's region."""
+    """A copy of models/ whose propensity spec only sees the customer's region (and whose
+    uplift spec reports its posterior spread, ``spread_draws``)."""
     shutil.copytree(models_dir(), folder)
     path = folder / "propensity.yaml"
     spec = yaml.safe_load(path.read_text())
     spec["features"] = {"include": ["region"], "categorical": ["region"]}
     spec["estimator"]["params"] = {"max_iter": 5, "max_leaf_nodes": 3}
+    path.write_text(yaml.safe_dump(spec))
+    path = folder / "uplift.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["estimator"]["params"]["spread_draws"] = 8
     path.write_text(yaml.safe_dump(spec))
     return folder
 
@@ -59,6 +64,8 @@ def test_models_register_gate_promotion_and_score_customers(cx_home, tmp_path, m
         .all()
         .all()
     )
+    spread = [f"uplift_sd__{o}__{c}" for o in OFFER_TYPES for c in OFFER_CHANNELS]
+    assert (scores[spread] > 0).all().all()  # the uplift model's posterior spread
     assert set(scores["propensity_model_version"]) == {"cx_propensity/1"}
     assert set(scores["attrition_model_version"]) == {"cx_attrition/1"}
     assert scores["spend_forecast_mlflow_run"].str.len().gt(20).all()

@@ -53,7 +53,7 @@ class CampaignSettings(dg.ConfigurableResource):
     exploration_share: float = 0.1
     mature_positives: int = 50
     exploration_per_customer: float = 0.5
-    thompson_scale: float = 1.0  # 0 = rank on the posterior mean uplift (no Thompson draws)
+    thompson_scale: float = 0.0  # > 0: Thompson draws (campaigns/targeting.py; measured, off)
     thompson_draws: int = 16
     exports_directory: str = ""  # default: $CX_HOME/exports
 

@@ -175,12 +175,13 @@ def customer_scores(
         ("uplift", "uplift", uplift.score_offer_channels),
         ("uplift_sd", "uplift", uplift.score_offer_channel_spread),
     ):
-        if models[name] is None:
+        model = models[name][0] if models[name] else None
+        if model is None or (prefix == "uplift_sd" and not model.reports_spread):
             for column in offer_channel_columns(prefix):
                 frame[column] = np.nan
             continue
         frame = frame.merge(
-            scorer(models[name][0], features, offer_types=OFFER_TYPES, channels=OFFER_CHANNELS),
+            scorer(model, features, offer_types=OFFER_TYPES, channels=OFFER_CHANNELS),
             on="customer_id",
         )
     frame["attrition_risk"] = np.nan

@@ -103,6 +103,7 @@ LOGISTIC_PARAMETERS = (
     "offered_product",
     "calibration",
     "calibration_folds",
+    "spread_draws",
 )
 CALIBRATIONS = ("none", "offer_channel")
 DEFAULT_PARAMETERS: dict[str, Any] = {
@@ -118,6 +119,7 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "offered_product": {},
     "calibration": "none",
     "calibration_folds": 3,
+    "spread_draws": 0,
 }
 
 
@@ -394,13 +396,17 @@ class LogisticSLearner:
             linear=tuple(self.params["linear"]),
             n_knots=int(self.params["n_knots"]),
         ).fit(self._with_offered_product(X))
+        matrix = self._matrix(X, treated)
         self.regression_ = LogisticRegression(
             C=C,
             max_iter=int(self.params["max_iter"]),
             tol=float(self.params["tol"]),
             solver="lbfgs",
-        ).fit(self._matrix(X, treated), outcome)
-        self.posterior_ = self._posterior(self._matrix(X, treated), C)
+        ).fit(matrix, outcome)
+        draws = self.params["spread_draws"]
+        if not isinstance(draws, int) or draws < 0:
+            raise TrainingDataError(f"spread_draws must be a whole number >= 0, got {draws!r}")
+        self.posterior_ = self._posterior(matrix, C) if draws else None
         return self
 
     def _posterior(self, matrix: sp.csr_matrix, C: float) -> np.ndarray:
@@ -417,24 +423,25 @@ class LogisticSLearner:
         return np.linalg.cholesky(precision).T
 
     def coefficient_draws(self, draws: int, *, seed: int) -> np.ndarray:
-        """``draws`` coefficient vectors (with the intercept last, columns) from the Laplace
-        posterior ``N(fitted, H^-1)``; None for a model pickled before the posterior existed."""
-        factor = getattr(self, "posterior_", None)
-        if factor is None:
-            return None
+        """``draws`` coefficient vectors (columns, the intercept last) from the Laplace
+        posterior ``N(fitted, H^-1)`` of a model fitted with ``spread_draws``."""
         fitted = np.r_[self.regression_.coef_[0], self.regression_.intercept_[0]]
         noise = np.random.default_rng(seed).standard_normal((len(fitted), draws))
-        return fitted[:, None] + solve_triangular(factor, noise, lower=False)
+        return fitted[:, None] + solve_triangular(self.posterior_, noise, lower=False)
 
-    def uplift_spread(
-        self, X: pd.DataFrame, *, draws: int = 32, seed: int = 0, chunk: int = 100_000
-    ) -> np.ndarray:
+    @property
+    def reports_spread(self) -> bool:
+        """Whether :meth:`uplift_spread` has figures: a posterior and ``spread_draws``."""
+        draws = int(self.params.get("spread_draws", 0))  # none in a model pickled before it
+        return draws > 0 and getattr(self, "posterior_", None) is not None
+
+    def uplift_spread(self, X: pd.DataFrame, *, seed: int = 0, chunk: int = 100_000) -> np.ndarray:
         """Posterior standard deviation of each row's uplift ``p(x, 1) - p(x, 0)``: its
-        spread over ``draws`` coefficient draws (:meth:`coefficient_draws`). NaN for a model
-        without a posterior. The spread is of the uncalibrated arms."""
-        coefficients = self.coefficient_draws(draws, seed=seed)
-        if coefficients is None:
+        spread over ``spread_draws`` coefficient draws (:meth:`coefficient_draws`). NaN where
+        the model does not :attr:`reports_spread`. The spread is of the uncalibrated arms."""
+        if not self.reports_spread:
             return np.full(len(X), np.nan)
+        coefficients = self.coefficient_draws(int(self.params["spread_draws"]), seed=seed)
         slopes, intercept = coefficients[:-1], coefficients[-1]
         spread = np.empty(len(X))
         for start in range(0, len(X), chunk):

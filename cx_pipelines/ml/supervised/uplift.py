@@ -263,11 +263,19 @@ class UpliftModel(FittedModel, BaseEstimator):
             raise TrainingDataError("the uplift model produced NaN; check the inputs")
         return uplift
 
+    @property
+    def reports_spread(self) -> bool:
+        """Whether :meth:`predict_spread` has figures (a logistic s-learner fitted with
+        ``spread_draws``; the boosted learners have no posterior)."""
+        check_is_fitted(self, "components_")
+        return (
+            self.learner == "logistic_s_learner" and self.components_["logistic"][0].reports_spread
+        )
+
     def predict_spread(self, X: pd.DataFrame) -> np.ndarray:
         """Posterior standard deviation of the uplift per row (the logistic s-learner's
-        Laplace posterior); NaN for the boosted learners, which have none."""
-        check_is_fitted(self, "components_")
-        if self.learner != "logistic_s_learner":
+        Laplace posterior); NaN where the model does not :attr:`reports_spread`."""
+        if not self.reports_spread:
             return np.full(len(X), np.nan)
         with training_threads():
             logistic = self.components_["logistic"][0]
