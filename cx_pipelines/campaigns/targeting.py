@@ -27,7 +27,8 @@ For the campaigns active on the decision date:
    as if the model underrated it, so the loop contacts it and learns; where the model is
    sure, the draw is the mean (Thompson 1933; Chapelle & Li 2011). The row keeps the mean
    uplift and value; its trace has the draw and the sd. The draw is made again on every
-   decision date, so a customer passed over once is not passed over for good.
+   decision date, so a customer passed over once is not passed over for good. Off by
+   default: in the 50k loop it cost more than it taught (``models/uplift.yaml``).
 5. **Controls**: a decided row is control when ``uniform(customer_id, control_salt) <
    control_share`` (:mod:`.draws`), with ``control_salt = f"{campaign.salt}@{decision
    date}"`` (:func:`control_salt`) — fixed per customer, campaign and decision date (a re-run
