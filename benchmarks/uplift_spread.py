@@ -25,10 +25,9 @@ import numpy as np
 import pandas as pd
 
 
-def spread_table(home: Path, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+def spread_table(home: Path, scores: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
     from cx_pipelines.world.simulator import FATIGUE_LOG_ODDS_PER_CONTACT
 
-    scores = pd.read_parquet(home / "warehouse" / "customer_scores.parquet")
     truth = pd.read_parquet(home / "world" / "truth.parquet")
     truth = truth.set_index("customer_id").reindex(scores["customer_id"])
     recent = scores["recent_treated_contacts"].to_numpy(float)
@@ -68,7 +67,7 @@ def main() -> None:
     catalog = pd.read_parquet(arguments.home / "warehouse" / "campaign_targets.parquet")
     pairs = sorted(set(zip(catalog["offer_type"], catalog["channel"], strict=True)))
     scores = pd.read_parquet(arguments.home / "warehouse" / "customer_scores.parquet")
-    table = spread_table(arguments.home, pairs)
+    table = spread_table(arguments.home, scores, pairs)
     print(f"uplift model {scores['uplift_model_version'].iloc[0]}, {len(scores):,} customers")
     print(table.to_string(index=False, float_format=lambda value: f"{value:.4f}"))
     print(

@@ -426,7 +426,7 @@ def _rows(active, ids, choice, explored, control, plan, greedy, **context) -> pd
             draws.uplift[draws.pick[members], members, j] if draws is not None
             else np.full(len(members), np.nan)
         )  # fmt: skip
-        spread = draws.spread[members, j] if draws is not None else drawn
+        spread = draws.spread[members, j] if draws is not None else np.full(len(members), np.nan)
         trace = [
             json.dumps(
                 {
