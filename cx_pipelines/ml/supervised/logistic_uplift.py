@@ -100,12 +100,15 @@ LOGISTIC_PARAMETERS = (
     "linear_arms",
     "linear_by_offer_channel",
     "level_penalty",
+    "effect_penalty",
+    "arm_balance",
     "offered_product",
     "calibration",
     "calibration_folds",
     "spread_draws",
 )
 CALIBRATIONS = ("none", "offer_channel")
+ARM_BALANCES = ("none", "offer_channel")
 DEFAULT_PARAMETERS: dict[str, Any] = {
     "C": 1.0,
     "max_iter": 2000,
@@ -116,6 +119,8 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "linear_arms": "both",
     "linear_by_offer_channel": True,
     "level_penalty": 1.0,
+    "effect_penalty": 1.0,
+    "arm_balance": "none",
     "offered_product": {},
     "calibration": "none",
     "calibration_folds": 3,
@@ -182,20 +187,22 @@ class InteractionDesign(BaseEstimator):
         linear_scale: float | None = 1.0,
         scaled: Sequence[str] = (),
         level_scale: float = 1.0,
+        other_scale: float = 1.0,
     ) -> sp.csr_matrix:
         """``x`` of every row (leaving out the one-hot columns of the ``without`` columns),
         its ``linear`` columns times ``linear_scale`` (a lighter penalty, module docstring;
         ``None`` leaves them out), the one-hot columns of the ``scaled`` columns times
-        ``level_scale``."""
+        ``level_scale``, every other column (the customer's attributes) times
+        ``other_scale``."""
         onehot = self.onehot_.transform(self._categories(X))
         pairs = list(zip(self.categorical_, self.onehot_.categories_, strict=True))
         keep = np.concatenate(
             [np.full(len(levels), column not in without) for column, levels in pairs]
             or [np.zeros(0, dtype=bool)]
         )
-        if scaled and level_scale != 1.0:
+        if pairs and (level_scale != 1.0 or other_scale != 1.0):
             weights = np.concatenate(
-                [np.full(len(levels), level_scale if column in scaled else 1.0)
+                [np.full(len(levels), level_scale if column in scaled else other_scale)
                  for column, levels in pairs]
             )  # fmt: skip
             onehot = onehot @ sp.diags(weights)
@@ -204,10 +211,11 @@ class InteractionDesign(BaseEstimator):
         if getattr(self, "linear_", None) and linear_scale is not None:
             blocks.append(self.linear_columns(X, scale=linear_scale))
         if self.binary_:
-            blocks.append(sp.csr_matrix(X[self.binary_].astype(float).fillna(0.0).to_numpy()))
+            binary = X[self.binary_].astype(float).fillna(0.0).to_numpy()
+            blocks.append(sp.csr_matrix(binary * other_scale))
         if self.numeric_:
             numbers = self.imputer_.transform(X[self.numeric_].astype(float))
-            blocks.append(sp.csr_matrix(self.splines_.transform(numbers)))
+            blocks.append(sp.csr_matrix(self.splines_.transform(numbers) * other_scale))
         return sp.hstack(blocks, format="csr")
 
     def levels(self, X: pd.DataFrame, column: str) -> sp.csr_matrix:
@@ -292,6 +300,13 @@ class LogisticSLearner:
         base = x if both else self.design_.rows(X, linear_scale=None, **leveled)
         base_rest = rest if both else self.design_.rows(X, without=by, linear_scale=None)
         offer = [crossed(base_rest, self.design_.levels(X, by[0]))] if self.offer in by else []
+        # The treatment effect's heterogeneity (what it does with the customer's attributes,
+        # in common and by offer and channel) gets effect_penalty's; its levels and the
+        # linear columns' common slope do not.
+        effect_scale = getattr(self, "effect_scale_", 1.0)
+        if effect_scale != 1.0:
+            x = self.design_.rows(X, linear_scale=scale, other_scale=effect_scale, **leveled)
+            rest = rest * effect_scale
         effect = [sp.csr_matrix(np.full((len(X), 1), level_scale)), x]
         effect += [crossed(rest, self.design_.levels(X, column)) for column in by]
         arm = sp.diags(treated.astype(float))
@@ -385,6 +400,7 @@ class LogisticSLearner:
     ) -> LogisticSLearner:
         self.linear_scale_ = self._column_scale("linear_penalty")
         self.level_scale_ = self._column_scale("level_penalty")
+        self.effect_scale_ = self._column_scale("effect_penalty")
         self.linear_by_offer_channel_ = bool(self.params["linear_by_offer_channel"])
         self.linear_arms_ = str(self.params["linear_arms"])
         if self.linear_arms_ not in ("both", "treated"):
@@ -397,25 +413,47 @@ class LogisticSLearner:
             n_knots=int(self.params["n_knots"]),
         ).fit(self._with_offered_product(X))
         matrix = self._matrix(X, treated)
+        weights = self._arm_weights(X, treated)
         self.regression_ = LogisticRegression(
             C=C,
             max_iter=int(self.params["max_iter"]),
             tol=float(self.params["tol"]),
             solver="lbfgs",
-        ).fit(matrix, outcome)
+        ).fit(matrix, outcome, sample_weight=weights)
         draws = self.params["spread_draws"]
         if not isinstance(draws, int) or draws < 0:
             raise TrainingDataError(f"spread_draws must be a whole number >= 0, got {draws!r}")
-        self.posterior_ = self._posterior(matrix, C) if draws else None
+        self.posterior_ = self._posterior(matrix, C, weights) if draws else None
         return self
 
-    def _posterior(self, matrix: sp.csr_matrix, C: float) -> np.ndarray:
+    def _arm_weights(self, X: pd.DataFrame, treated: np.ndarray) -> np.ndarray:
+        """Row weights of the fit: ones, or with ``arm_balance: offer_channel`` each offer ×
+        channel's two arms weighted alike (module docstring), a pair with one arm left at 1,
+        the weights' mean 1."""
+        balance = str(self.params.get("arm_balance", "none"))  # none in an older pickle
+        if balance not in ARM_BALANCES:
+            raise TrainingDataError(
+                f"arm_balance must be one of {list(ARM_BALANCES)}, got {balance!r}"
+            )
+        if balance == "none":
+            return np.ones(len(X))
+        arm = np.asarray(treated).astype(int)
+        pair = X[self.offer].astype(str) + "\x00" + X[self.channel].astype(str)
+        cells = pd.DataFrame({"pair": pair.to_numpy(), "arm": arm})
+        per_pair = cells.groupby("pair")["arm"].transform("size").to_numpy(float)
+        per_cell = cells.groupby(["pair", "arm"])["arm"].transform("size").to_numpy(float)
+        arms = cells.groupby("pair")["arm"].transform("nunique").to_numpy()
+        weights = np.where(arms == 2, per_pair / (2.0 * per_cell), 1.0)
+        return weights / weights.mean()
+
+    def _posterior(self, matrix: sp.csr_matrix, C: float, weights: np.ndarray) -> np.ndarray:
         """Upper Cholesky factor ``R`` of the posterior precision ``H = R'R`` at the fitted
         coefficients (Laplace approximation; module docstring): ``X̃' W X̃ + I / C`` with
-        ``X̃ = [X, 1]``, ``W`` the fitted ``p (1 - p)``, no prior on the intercept."""
+        ``X̃ = [X, 1]``, ``W`` the fitted ``p (1 - p)`` times the row weights, no prior on
+        the intercept."""
         design = sp.hstack([matrix, np.ones((matrix.shape[0], 1))], format="csr")
         fitted = self.regression_.predict_proba(matrix)[:, 1]
-        weighted = design.multiply((fitted * (1.0 - fitted))[:, None]).tocsr()
+        weighted = design.multiply((weights * fitted * (1.0 - fitted))[:, None]).tocsr()
         precision = np.asarray((design.T @ weighted).todense())
         prior = np.full(design.shape[1], 1.0 / C)
         prior[-1] = 1e-8  # the intercept is not penalised (lbfgs)
