@@ -78,12 +78,6 @@ VARIANTS = {
     "effect=30+level=0.1": {"effect_penalty": 30.0, "level_penalty": 0.1},
     "C=1+effect=10": {"C": 1.0, "effect_penalty": 10.0},
     "C=1+effect=30": {"C": 1.0, "effect_penalty": 30.0},
-    "balanced": {"arm_balance": "offer_channel"},
-    "balanced+C=0.03": {"arm_balance": "offer_channel", "C": 0.03},
-    "balanced+C=0.3": {"arm_balance": "offer_channel", "C": 0.3},
-    "balanced+level=0.1": {"arm_balance": "offer_channel", "level_penalty": 0.1},
-    "balanced+effect=10": {"arm_balance": "offer_channel", "effect_penalty": 10.0},
-    "balanced+effect=3": {"arm_balance": "offer_channel", "effect_penalty": 3.0},
     "offered-product": {"offered_product": OFFERED_PRODUCT},
     "offered-product+level=0.1": {"offered_product": OFFERED_PRODUCT, "level_penalty": 0.1},
 }
