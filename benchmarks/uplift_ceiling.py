@@ -35,6 +35,10 @@ the oracle, log fit against randomised fit):
 * 2026-10-08, the log after one loop cycle (33,330 contacts): shipped 0.894 against 0.856
   (the log, targeted and three times the pairs, beats uniform randomisation); calibrated
   0.894 / 0.855; C=1 0.875 / 0.812. Calibration slopes on the log's rows 0.70-0.95.
+
+Measured (50k, copies of main's loop homes after six cycles, ``--day 2026-11-12 --sources
+log``; seeds 1 / 2 / 3): shipped (before effect_penalty) 0.799 / 0.752 / 0.734,
+effect_penalty 10 0.863 / 0.816 / 0.783 (models/uplift.yaml has the other variants).
 """
 
 from __future__ import annotations
