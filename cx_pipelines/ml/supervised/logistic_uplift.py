@@ -55,10 +55,10 @@ effect comes out too spread across customers and, through the shared baseline, t
 arm of the customers the lists did not contact is predicted too high and their uplift too low.
 An effect simpler than the baseline is also the usual prior in causal inference (Hahn, Murray
 & Carvalho 2020: Bayesian causal forests shrink the effect towards a homogeneous one harder
-than the prognostic function). So the effect's attribute terms are
-penalised ``effect_penalty`` times as much as the rest (the same column scaling as
-``linear_penalty``); its levels (the intercept, the offer and channel one-hots, under
-``level_penalty``) and the linear columns' common slope (fatigue) are not.
+than the prognostic function). So the effect's attribute terms are penalised
+``effect_penalty`` times as much as the rest (the same column scaling as ``linear_penalty``);
+its levels (the intercept, the offer and channel one-hots, under ``level_penalty``) and the
+linear columns' common slope (fatigue) are not.
 
 Why ``offered_product``: whether the customer already holds the product on offer is one
 attribute whose column depends on the row's offer (``holds_mortgage`` for a mortgage offer,
