@@ -399,3 +399,46 @@ def test_spread_draws_must_be_a_whole_number(spec):
     wrong = dataclasses.replace(spec, estimator_params={"C": 1.0, "spread_draws": -4})
     with pytest.raises(TrainingDataError, match=r"spread_draws must be a whole number >= 0"):
         fit_uplift_model(campaigns(2_000, seed=11), wrong)
+
+
+def test_effect_by_names_which_copies_of_the_effects_attribute_terms_are_fitted(spec):
+    train = campaigns(3_000, seed=10)
+
+    def fitted(**params):
+        model = fit_uplift_model(
+            train, dataclasses.replace(spec, estimator_params={"C": 1.0, **params})
+        )
+        return model, model.components_["logistic"][0]
+
+    default, learner = fitted()
+    by_channel, channel_learner = fitted(effect_by=["channel"])
+    common, common_learner = fitted(effect_by=[])
+    # x without the offer and channel one-hots: customer_type (2 levels) and age's splines.
+    attributes = learner.design_.rows(train, without=["offer_type", "channel"]).shape[1]
+    width = [m.regression_.coef_.shape[1] for m in (learner, channel_learner, common_learner)]
+    assert width[0] - width[1] == len(OFFER_EFFECT) * attributes
+    assert width[1] - width[2] == len(CHANNEL_EFFECT) * attributes
+    assert channel_learner.effect_by_ == ["channel"]
+    assert not np.allclose(by_channel.predict(train), default.predict(train))
+    expected = default.predict(train)
+    del learner.effect_by_  # as a model pickled before the parameter: every copy
+    np.testing.assert_allclose(default.predict(train), expected)
+    with pytest.raises(TrainingDataError, match=r"effect_by takes a list of \['channel', "):
+        fitted(effect_by=["segment"])
+
+
+def test_an_effect_shared_across_offers_is_learned_better_without_offer_copies(spec):
+    """The affluent customers' extra effect is the same for every offer (``campaigns``): the
+    offer copies of the effect's terms only add noise from each offer's own control rows."""
+    errors = []
+    for seed in (1, 2, 3):
+        train, customers = campaigns(4_000, seed=20 + seed), campaigns(4_000, seed=30 + seed)
+        truth = customers["true_uplift"].to_numpy()
+        errors.append([
+            np.sqrt(np.mean((fit_uplift_model(train, dataclasses.replace(
+                spec, estimator_params={"C": 1.0, "effect_by": effect_by})
+            ).predict(customers) - truth) ** 2))
+            for effect_by in (["offer", "channel"], ["channel"])
+        ])  # fmt: skip
+    errors = np.array(errors)
+    assert (errors[:, 1] < errors[:, 0]).all(), errors
