@@ -67,8 +67,8 @@ attribute is mostly noise, and it is the largest part of the effect's terms. ``e
 names which copies the effect has: ``[channel]`` keeps the channel copies (every offer's rows
 on a channel pool into them) and drops the offer ones; the offer's level in the effect stays.
 Measured on a loop's log by fitting the world's own functional form with more effect terms
-than it has (models/uplift.yaml): extra per-offer copies cost the policy far more than extra
-per-channel ones.
+than it has: extra per-offer copies cost the policy more than extra per-channel ones. The
+shipped spec keeps both: without the offer copies the loop did worse (models/uplift.yaml).
 
 Why ``offered_product``: whether the customer already holds the product on offer is one
 attribute whose column depends on the row's offer (``holds_mortgage`` for a mortgage offer,
