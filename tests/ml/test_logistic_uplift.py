@@ -412,7 +412,7 @@ def test_effect_by_names_which_copies_of_the_effects_attribute_terms_are_fitted(
 
     default, learner = fitted()
     by_channel, channel_learner = fitted(effect_by=["channel"])
-    common, common_learner = fitted(effect_by=[])
+    _, common_learner = fitted(effect_by=[])
     # x without the offer and channel one-hots: customer_type (2 levels) and age's splines.
     attributes = learner.design_.rows(train, without=["offer_type", "channel"]).shape[1]
     width = [m.regression_.coef_.shape[1] for m in (learner, channel_learner, common_learner)]
@@ -430,15 +430,13 @@ def test_effect_by_names_which_copies_of_the_effects_attribute_terms_are_fitted(
 def test_an_effect_shared_across_offers_is_learned_better_without_offer_copies(spec):
     """The affluent customers' extra effect is the same for every offer (``campaigns``): the
     offer copies of the effect's terms only add noise from each offer's own control rows."""
-    errors = []
+
+    def error(train: pd.DataFrame, customers: pd.DataFrame, effect_by: list[str]) -> float:
+        params = {"C": 1.0, "effect_by": effect_by}
+        model = fit_uplift_model(train, dataclasses.replace(spec, estimator_params=params))
+        return float(np.sqrt(np.mean((model.predict(customers) - customers["true_uplift"]) ** 2)))
+
     for seed in (1, 2, 3):
         train, customers = campaigns(4_000, seed=20 + seed), campaigns(4_000, seed=30 + seed)
-        truth = customers["true_uplift"].to_numpy()
-        errors.append([
-            np.sqrt(np.mean((fit_uplift_model(train, dataclasses.replace(
-                spec, estimator_params={"C": 1.0, "effect_by": effect_by})
-            ).predict(customers) - truth) ** 2))
-            for effect_by in (["offer", "channel"], ["channel"])
-        ])  # fmt: skip
-    errors = np.array(errors)
-    assert (errors[:, 1] < errors[:, 0]).all(), errors
+        both, by_channel = (error(train, customers, e) for e in (["offer", "channel"], ["channel"]))
+        assert by_channel < both, (seed, by_channel, both)
