@@ -63,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 OFFERED_PRODUCT = {
     "credit_card": "holds_credit_card",
@@ -112,8 +113,10 @@ def _onehot(values: pd.Series, levels: tuple[str, ...]) -> np.ndarray:
 
 
 def _crossed(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """``x`` once per level, zero outside the row's level."""
-    return (x[:, None, :] * levels[:, :, None]).reshape(len(x), -1)
+    """``x`` once per level, zero outside the row's level (the learner's ``crossed``)."""
+    from cx_pipelines.ml.supervised.logistic_uplift import crossed
+
+    return crossed(sp.csr_matrix(x), sp.csr_matrix(levels)).toarray()
 
 
 class TrueForm:
@@ -144,7 +147,10 @@ class TrueForm:
         offer = _onehot(frame["offer_type"], OFFER_TYPES)
         channel = _onehot(frame["channel"], OFFER_CHANNELS)
         kind = _onehot(frame["customer_type"], CUSTOMER_TYPES)
-        number = lambda c: pd.to_numeric(frame[c], errors="coerce").fillna(0.0).to_numpy()  # noqa: E731
+
+        def number(column: str) -> np.ndarray:
+            return pd.to_numeric(frame[column], errors="coerce").fillna(0.0).to_numpy()
+
         age = (number("age") - 45.0) / 20.0
         income = np.log(np.maximum(number("annual_income"), 1_000) / 50_000)
         product = dict(OFFERED_PRODUCT, overdraft="holds_checking")
